@@ -1,0 +1,185 @@
+"""hubwatch command line: argparse wiring and exit codes only; the work lives in the library.
+
+Exit codes: 0 ok, 1 findings at or above --fail-on, 2 usage, 75 temporary failure, 78 config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from typing import Callable, Sequence
+
+from monitor import __version__
+from monitor import config as config_mod
+from monitor.errors import ConfigError, HubwatchError, UsageError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 1, 2, 75, 78
+log = logging.getLogger("hubwatch")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own exit(2) is right; keep its one-line style
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"hubwatch: error: {message}\n")
+
+
+def _fatal(code: int, message: str) -> int:
+    """The one place the CLI reports a fatal error: one line on stderr, an exit code."""
+    print(f"hubwatch: {message}", file=sys.stderr)
+    return code
+
+
+def _settings(args: argparse.Namespace):
+    return config_mod.load(config_mod.config_path(args.config))
+
+
+def _logging(args: argparse.Namespace, settings=None) -> None:
+    from monitor import logs
+
+    logs.configure(args.verbose, args.log_format, settings.secrets() if settings else ())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon in the foreground (systemd runs this).
+
+    Example: hubwatch run -c /etc/hubwatch/config.toml
+
+    Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
+    look-alike scan. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
+    (an invalid new config is logged and the old one kept).
+    """
+    settings = _settings(args)
+    _logging(args, settings)
+    from monitor.daemon import Daemon
+
+    return Daemon(settings, config_mod.config_path(args.config), args).run()
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    """Run every job once as a complete check, attempt every pending delivery, exit 0.
+
+    Example: hubwatch once -c config.toml --dry-run
+
+    A complete check reads every signal of every pin (refs, metadata, security scan), whatever
+    cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
+    sent (they stay queued for the next real run).
+    """
+    settings = _settings(args)
+    _logging(args, settings)
+    from monitor.alerts.delivery import deliver, render_pending
+    from monitor.detect.findings import severity_rank
+    from monitor.jobs.pins import scan_pins
+    from monitor.runtime import Runtime
+
+    rt = Runtime.build(settings, stdout=sys.stdout)
+    try:
+        report = scan_pins(rt, complete=True)
+        if args.dry_run:
+            render_pending(rt.store, sys.stdout)
+        else:
+            deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
+    finally:
+        rt.close()
+    if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in report.new_findings):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the configuration; exit 0, or 78 with one line naming the file, key and problem.
+
+    Example: hubwatch check-config -c /etc/hubwatch/config.toml
+    """
+    settings = _settings(args)
+    sinks = [n for n, v in (("slack", settings.slack_webhook_url), ("webhook", settings.webhook_url)) if v]
+    print(f"{settings.path}: ok — {len(settings.pin)} pin(s), sinks: {', '.join(sinks) or 'stdout'}, "
+          f"state: {settings.state_path}, token: {'set' if settings.hub.token else 'none'}")
+    return EXIT_OK
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    """List the findings recorded in the state database, oldest first.
+
+    Example: hubwatch findings --json --kind tag_moved
+
+    --json prints one object per line with kind, severity, subject, summary, evidence,
+    fingerprint, first_seen (ISO 8601 UTC).
+    """
+    settings = _settings(args)
+    from monitor.store import Store
+
+    store = Store.open(settings.state_path)
+    try:
+        rows = store.findings(kind=args.kind)
+    finally:
+        store.close()
+    for row in rows:
+        if args.json:
+            print(json.dumps(row.to_json_dict(), sort_keys=True))
+        else:
+            f = row.finding
+            print(f"{row.to_json_dict()['first_seen']}  {f.severity:<8} {f.kind:<20} {f.subject}: "
+                  f"{f.summary.replace(chr(10), ' ')}")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "once": cmd_once,
+    "check-config": cmd_check_config,
+    "findings": cmd_findings,
+}
+
+
+def _help(fn: Callable) -> tuple[str, str]:
+    doc = textwrap.dedent(fn.__doc__ or "").strip()
+    first, _, rest = doc.partition("\n")
+    return first, textwrap.dedent(rest).strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", metavar="CONFIG",
+                        help="config file (default: $HUBWATCH_CONFIG, else /etc/hubwatch/config.toml)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
+    common.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
+    parser = _Parser(prog="hubwatch", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"hubwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    subs = {}
+    for name, fn in COMMANDS.items():
+        summary, body = _help(fn)
+        subs[name] = sub.add_parser(name, parents=[common], help=summary, description=f"{summary}\n\n{body}",
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    subs["once"].add_argument("--dry-run", action="store_true", help="print alerts instead of sending them")
+    subs["once"].add_argument("--fail-on", choices=("info", "low", "medium", "high", "critical"),
+                              help="exit 1 when a new finding has at least this severity")
+    subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
+    subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
+    for extend in EXTENSIONS:
+        extend(sub, common)
+    return parser
+
+
+# Later capabilities (look-alikes, webhooks) register their sub-commands here.
+EXTENSIONS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None) or COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as e:
+        return _fatal(EXIT_CONFIG, str(e))
+    except UsageError as e:
+        return _fatal(EXIT_USAGE, str(e))
+    except HubwatchError as e:
+        return _fatal(EXIT_TEMPFAIL if not e.permanent else EXIT_USAGE, str(e))
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,348 @@
+"""TOML configuration -> frozen, validated Settings.
+
+Every problem becomes one `ConfigError` line naming the file, the key and what is wrong, so
+`hubwatch check-config` (and systemd's ExecStartPre) can tell an operator exactly what to fix.
+Secrets are read from files or the environment and wrapped in `Secret`, whose repr never shows
+the value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from monitor.errors import ConfigError
+
+DEFAULT_CONFIG = "/etc/hubwatch/config.toml"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+REPO_TYPES = ("model", "dataset", "space")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+_NAME_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
+_REF = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential. Its repr/str never reveal the value; call `.reveal()` where it is needed."""
+
+    value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    endpoint: str = DEFAULT_ENDPOINT
+    token: Secret | None = None
+    timeout: float = 15.0
+    concurrency: int = 16
+    retries: int = 2
+    retry_wait: float = 1.0
+
+
+@dataclass(frozen=True)
+class Pin:
+    repo: str
+    type: str = "model"
+    revision: str | None = None
+    track: str | None = None
+
+    @property
+    def key(self) -> str:
+        """State key of the repo this pin watches (several pins may share one repo)."""
+        return repo_key(self.type, self.repo)
+
+
+def repo_key(repo_type: str, repo_id: str) -> str:
+    return f"{repo_type}:{repo_id.lower()}"
+
+
+@dataclass(frozen=True)
+class PinsSettings:
+    every: float = 600.0
+    metadata_every: float = 3600.0
+    degraded_after: float = 3600.0
+    unavailable_after: int = 2
+    jitter: float = 30.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    every: float = 30.0
+    min_interval: float = 1.0
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class LookalikeSettings:
+    protected: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    every: float = 3600.0
+    probe_budget: int = 50
+    reprobe_after: float = 86400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    hub: HubSettings
+    state_path: Path
+    pins: PinsSettings
+    pin: tuple[Pin, ...]
+    alerts: AlertSettings
+    slack_webhook_url: Secret | None = None
+    webhook_url: Secret | None = None
+    lookalike: LookalikeSettings = LookalikeSettings()
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for tests and log scrubbing."""
+        found = [self.hub.token, self.slack_webhook_url, self.webhook_url]
+        return [s.reveal() for s in found if s is not None]
+
+
+def config_path(cli_value: str | None) -> Path:
+    """`-c` wins, then $HUBWATCH_CONFIG, then /etc/hubwatch/config.toml."""
+    return Path(cli_value or os.environ.get("HUBWATCH_CONFIG") or DEFAULT_CONFIG)
+
+
+def parse_duration(text: Any) -> float:
+    """'30s' / '10m' / '1h' / '1d' -> seconds (a bare number is seconds)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool) and text > 0:
+        return float(text)
+    m = _DURATION.match(text) if isinstance(text, str) else None
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"bad duration {text!r} (use e.g. 30s, 10m, 1h, 1d)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def valid_repo_id(repo: Any) -> str | None:
+    """None when `repo` is a usable 'namespace/name', else the reason."""
+    if not isinstance(repo, str):
+        return "must be a string like 'namespace/name'"
+    parts = repo.split("/")
+    if len(parts) != 2:
+        return f"bad repo id {repo!r} (expected 'namespace/name')"
+    for part in parts:
+        if (not _NAME_PART.match(part) or part[0] in "-." or part[-1] in "-."
+                or "--" in part or ".." in part or part.endswith(".git")):
+            return f"bad repo id {repo!r} (names use A-Z a-z 0-9 _ . - and no leading/trailing - or .)"
+    return None
+
+
+class _Reader:
+    """Walks one TOML table, consuming keys so leftovers can be reported as unknown."""
+
+    def __init__(self, path: Path, prefix: str, table: Any):
+        self.path, self.prefix = path, prefix
+        if not isinstance(table, dict):
+            raise ConfigError(str(path), prefix, "must be a table")
+        self.table = dict(table)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(str(self.path), self.key(name), problem)
+
+    def get(self, name: str, default: Any = None, conv: Callable[[Any], Any] | None = None) -> Any:
+        if name not in self.table:
+            return default
+        value = self.table.pop(name)
+        if conv is None:
+            return value
+        try:
+            return conv(value)
+        except (ValueError, TypeError) as e:
+            raise self.error(name, str(e)) from None
+
+    def done(self) -> None:
+        if self.table:
+            name = sorted(self.table)[0]
+            raise self.error(name, "unknown key")
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], int]:
+    def conv(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"must be a whole number from {lo} to {hi}")
+        return value
+    return conv
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and _NAME_PART.match(v) for v in value):
+        raise ValueError("must be a list of Hub names (A-Z a-z 0-9 _ . -)")
+    return tuple(value)
+
+
+def _url(value: Any) -> str:
+    value = _str(value)
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+class _Loader:
+    def __init__(self, path: Path, env: dict[str, str]):
+        self.path, self.env = path, env
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else (self.path.parent / p)
+
+    def secret_file(self, r: _Reader, name: str) -> Secret | None:
+        value = r.get(name, None, _str)
+        if value is None:
+            return None
+        p = self.resolve(value)
+        try:
+            text = p.read_text().strip()
+        except OSError as e:
+            raise r.error(name, f"cannot read {p}: {e.strerror or e}") from None
+        if not text:
+            raise r.error(name, f"{p} is empty")
+        return Secret(text)
+
+    def load(self, data: dict[str, Any]) -> Settings:
+        top = _Reader(self.path, "", data)
+        hub = self.hub(_Reader(self.path, "hub", top.get("hub", {})))
+        state = _Reader(self.path, "state", top.get("state", {}))
+        state_path = self.resolve(state.get("path", "state.db", _str))
+        state.done()
+        pins = self.pins_settings(_Reader(self.path, "pins", top.get("pins", {})))
+        pin = self.pins(top.get("pin", []))
+        alerts_r = _Reader(self.path, "alerts", top.get("alerts", {}))
+        alerts = AlertSettings(
+            every=alerts_r.get("every", 30.0, parse_duration),
+            min_interval=alerts_r.get("min_interval", 1.0, lambda v: parse_duration(v) if v else 0.0),
+            timeout=alerts_r.get("timeout", 10.0, parse_duration),
+        )
+        alerts_r.done()
+        slack = self.webhook_table(top, "slack", "webhook_url", "HUBWATCH_SLACK_WEBHOOK_URL")
+        webhook = self.webhook_table(top, "webhook", "url", "HUBWATCH_WEBHOOK_URL")
+        lookalike = self.lookalike(_Reader(self.path, "lookalike", top.get("lookalike", {})))
+        top.done()
+        return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike)
+
+    def hub(self, r: _Reader) -> HubSettings:
+        endpoint = r.get("endpoint", None, _url) or self.env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+        token = self.secret_file(r, "token_file")
+        if token is None and self.env.get("HF_TOKEN"):
+            token = Secret(self.env["HF_TOKEN"].strip())
+        s = HubSettings(
+            endpoint=endpoint.rstrip("/"),
+            token=token,
+            timeout=r.get("timeout", 15.0, parse_duration),
+            concurrency=r.get("concurrency", 16, _int(1, 256)),
+            retries=r.get("retries", 2, _int(0, 10)),
+            retry_wait=r.get("retry_wait", 1.0, parse_duration),
+        )
+        r.done()
+        return s
+
+    def pins_settings(self, r: _Reader) -> PinsSettings:
+        s = PinsSettings(
+            every=r.get("every", 600.0, parse_duration),
+            metadata_every=r.get("metadata_every", 3600.0, parse_duration),
+            degraded_after=r.get("degraded_after", 3600.0, parse_duration),
+            unavailable_after=r.get("unavailable_after", 2, _int(1, 100)),
+            jitter=r.get("jitter", 30.0, lambda v: 0.0 if v in (0, "0") else parse_duration(v)),
+        )
+        r.done()
+        return s
+
+    def pins(self, tables: Any) -> tuple[Pin, ...]:
+        if not isinstance(tables, list):
+            raise ConfigError(str(self.path), "pin", "must be an array of tables ([[pin]])")
+        pins, seen = [], set()
+        for i, table in enumerate(tables):
+            r = _Reader(self.path, f"pin[{i}]", table)
+            repo = r.get("repo", None)
+            if repo is None:
+                raise r.error("repo", "missing (every [[pin]] needs repo = 'namespace/name')")
+            problem = valid_repo_id(repo)
+            if problem:
+                raise r.error("repo", problem)
+            rtype = r.get("type", "model")
+            if rtype not in REPO_TYPES:
+                raise r.error("type", f"must be one of {', '.join(REPO_TYPES)}, not {rtype!r}")
+            revision = r.get("revision", None)
+            if revision is not None and not (isinstance(revision, str) and _SHA.match(revision)):
+                raise r.error("revision", f"must be a full 40-hex commit sha, not {revision!r}")
+            track = r.get("track", None)
+            if track is not None and not (isinstance(track, str) and _REF.match(track)
+                                          and ".." not in track and not track.startswith(("/", "-"))):
+                raise r.error("track", f"must be a branch or tag name, not {track!r}")
+            if revision is None and track is None:
+                raise r.error("revision", "give revision (a commit sha), track (a branch or tag), or both")
+            r.done()
+            pin = Pin(repo, rtype, revision.lower() if revision else None, track)
+            ident = (pin.key, pin.revision, pin.track)
+            if ident in seen:
+                raise r.error("repo", f"duplicate pin for {repo}")
+            seen.add(ident)
+            pins.append(pin)
+        return tuple(pins)
+
+    def webhook_table(self, top: _Reader, table: str, key: str, env_name: str) -> Secret | None:
+        r = _Reader(self.path, table, top.get(table, {}))
+        inline = r.get(key, None, _url)
+        from_file = self.secret_file(r, f"{key}_file")
+        r.done()
+        if inline and from_file:
+            raise r.error(key, f"give {key} or {key}_file, not both")
+        if from_file is not None:
+            try:
+                _url(from_file.reveal())
+            except ValueError:
+                raise r.error(f"{key}_file", "file does not hold an http(s) URL") from None
+            return from_file
+        if inline:
+            return Secret(inline)
+        if self.env.get(env_name):
+            return Secret(self.env[env_name].strip())
+        return None
+
+    def lookalike(self, r: _Reader) -> LookalikeSettings:
+        s = LookalikeSettings(
+            protected=r.get("protected", (), _names),
+            allow=r.get("allow", (), _names),
+            every=r.get("every", 3600.0, parse_duration),
+            probe_budget=r.get("probe_budget", 50, _int(0, 100000)),
+            reprobe_after=r.get("reprobe_after", 86400.0, parse_duration),
+        )
+        r.done()
+        return s
+
+
+def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Settings:
+    """Read and validate a config file; raises ConfigError (one line) on any problem."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(str(p), "", f"cannot read config: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), "", f"invalid TOML: {e}") from None
+    return _Loader(p.resolve(), dict(os.environ if env is None else env)).load(data)

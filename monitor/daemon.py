@@ -1,0 +1,146 @@
+"""The long-running daemon: an APScheduler 3 BlockingScheduler, signals, config reload.
+
+Jobs coalesce (a backlog of missed runs becomes one run), never overlap (max_instances=1),
+carry jitter so a fleet of hubwatch hosts does not hit the Hub in lock-step, and a job that
+raises is logged and simply runs again at its next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from monitor import config as config_mod
+from monitor.config import Settings
+from monitor.errors import ConfigError
+
+log = logging.getLogger("hubwatch.daemon")
+EXIT_OK = 0
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_path: Path, args: Any = None):
+        from monitor.runtime import Runtime
+
+        self.config_path, self.args = config_path, args
+        self.rt = Runtime.build(settings)
+        self.stop = threading.Event()
+        self.heartbeat = time.monotonic()
+        self.scheduler = None
+        self._reload_requested = threading.Event()
+
+    # --- jobs (each reads self.rt at run time, so a reload takes effect at the next run) ----------
+    def job_scan_pins(self) -> None:
+        from monitor.jobs.pins import scan_pins
+
+        if self.stop.is_set():
+            return
+        report = scan_pins(self.rt)
+        if report.new_findings:
+            self._kick("deliver")
+
+    def job_deliver(self) -> None:
+        from monitor.alerts.delivery import deliver
+
+        deliver(self.rt.store, self.rt.sinks, now=self.rt.clock, stop=self.stop,
+                min_interval=self.rt.settings.alerts.min_interval)
+
+    def job_heartbeat(self) -> None:
+        self.heartbeat = time.monotonic()
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            self.reload()
+
+    def jobs(self) -> dict[str, tuple[Callable[[], None], float, float]]:
+        """name -> (function, interval seconds, jitter seconds)."""
+        s = self.rt.settings
+        out = {
+            "scan_pins": (self.job_scan_pins, s.pins.every, s.pins.jitter),
+            "deliver": (self.job_deliver, s.alerts.every, 0.0),
+            "heartbeat": (self.job_heartbeat, 5.0, 0.0),
+        }
+        for extra in EXTRA_JOBS:
+            out.update(extra(self))
+        return out
+
+    # --- scheduling -------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        now = datetime.now(timezone.utc)
+        for name, (fn, every, jitter) in self.jobs().items():
+            self.scheduler.add_job(
+                self._guard(name, fn), "interval", seconds=every, jitter=jitter or None, id=name,
+                name=name, replace_existing=True, coalesce=True, max_instances=1,
+                misfire_grace_time=max(30, int(every)), next_run_time=now + timedelta(seconds=1))
+
+    def _guard(self, name: str, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                fn()
+            except Exception:
+                log.exception("job %s failed; it runs again at its next time", name, extra={"job": name})
+            else:
+                log.info("job %s done", name, extra={"job": name, "duration": round(time.monotonic() - started, 3)})
+        return run
+
+    def _kick(self, name: str) -> None:
+        job = self.scheduler.get_job(name) if self.scheduler else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(timezone.utc))
+
+    def reload(self) -> bool:
+        """Re-read the config; keep the old one when the new one is invalid."""
+        from monitor import logs
+        from monitor.runtime import Runtime
+
+        try:
+            settings = config_mod.load(self.config_path)
+        except ConfigError as e:
+            log.error("config reload failed, keeping the running config: %s", e)
+            return False
+        old = self.rt
+        self.rt = Runtime.build(settings)
+        logs.configure(getattr(self.args, "verbose", 0), getattr(self.args, "log_format", "text"),
+                       settings.secrets())
+        self._schedule()
+        old.close()
+        log.warning("config reloaded from %s: %d pin(s)", self.config_path, len(settings.pin))
+        return True
+
+    def run(self) -> int:
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        self.scheduler = BlockingScheduler(timezone=timezone.utc)
+        self._schedule()
+
+        def on_term(signum: int, frame: Any) -> None:
+            log.warning("signal %d: finishing running jobs, then exiting", signum)
+            self.stop.set()
+            # shutdown(wait=True) from inside the handler would block the scheduler's own thread;
+            # a helper thread waits for running jobs while the main loop returns.
+            threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+
+        def on_hup(signum: int, frame: Any) -> None:
+            # Reload on a scheduler thread, not inside the signal handler.
+            self._reload_requested.set()
+            self._kick("heartbeat")
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        signal.signal(signal.SIGHUP, on_hup)
+        log.warning("hubwatch started: %d pin(s), state %s", len(self.rt.settings.pin), self.rt.settings.state_path)
+        try:
+            self.scheduler.start()
+        finally:
+            self.rt.close()
+        log.warning("hubwatch stopped")
+        return EXIT_OK
+
+
+# Later capabilities add their jobs here: callables taking the Daemon, returning jobs() entries.
+EXTRA_JOBS: list[Callable[[Daemon], dict[str, tuple[Callable[[], None], float, float]]]] = []

@@ -1,0 +1,1 @@
+"""Pure detection: no network, no database, no clock (time is passed in)."""

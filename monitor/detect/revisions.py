@@ -1,0 +1,195 @@
+"""Turn two observations of a repo into findings. Pure: the caller fetched everything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from monitor.detect.findings import Finding, Link, max_severity
+from monitor.detect.risk import RuleHit
+from monitor.hub.models import Commit, RepoId, RepoInfo
+
+
+@dataclass(frozen=True)
+class Move:
+    """A ref whose head differs from the last observation."""
+
+    ref: str
+    ref_type: str  # branch | tag
+    old: str
+    new: str | None  # None: the ref was deleted
+    tracked: bool
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    modified: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.added) + len(self.removed) + len(self.modified)
+
+
+def manifest(info: RepoInfo) -> dict[str, str]:
+    return {f.path: f.content_id for f in info.files}
+
+
+def diff_files(old: Mapping[str, str] | None, new: Mapping[str, str] | None) -> FileDiff | None:
+    """Files added/removed/modified between two manifests (None when either is unknown)."""
+    if old is None or new is None:
+        return None
+    added = tuple(sorted(p for p in new if p not in old))
+    removed = tuple(sorted(p for p in old if p not in new))
+    modified = tuple(sorted(p for p in new if p in old and new[p] != old[p]))
+    return FileDiff(added, removed, modified)
+
+
+def find_moves(old_branches: Mapping[str, str], old_tags: Mapping[str, str],
+               branches: Mapping[str, str], tags: Mapping[str, str], tracked: set[str]) -> list[Move]:
+    """Tracked branches that moved or vanished, and every tag re-pointed or deleted.
+
+    New tags and untracked branches are not moves: tags are supposed to be immutable, so only a
+    change to an existing one matters.
+    """
+    moves = []
+    for name in sorted(tracked):
+        if name in old_branches and branches.get(name) != old_branches[name]:
+            moves.append(Move(name, "branch", old_branches[name], branches.get(name), True))
+    for name, sha in sorted(old_tags.items()):
+        if tags.get(name) != sha:
+            moves.append(Move(name, "tag", sha, tags.get(name), name in tracked))
+    return moves
+
+
+def _short(sha: str | None) -> str:
+    return sha[:7] if sha else "(deleted)"
+
+
+def links(base: str, repo: RepoId, sha: str | None) -> tuple[Link, ...]:
+    """Hub pages for a revision: the commit, the history up to it (compare), and its files."""
+    page = f"{base.rstrip('/')}/{repo.web_path}"
+    if not sha:
+        return (Link("Repository", page),)
+    return (Link("Commit", f"{page}/commit/{sha}"), Link("Compare (history)", f"{page}/commits/{sha}"),
+            Link("Files", f"{page}/tree/{sha}"))
+
+
+def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit], fast_forward: bool | None,
+                  files: FileDiff | None, hits: Sequence[RuleHit], known_authors: Sequence[str]) -> Finding:
+    """One alert for one move: what changed, who changed it, and which rule fired."""
+    seen = set(known_authors)
+    authors = sorted({a for c in commits for a in c.authors})
+    new_authors = [a for a in authors if seen and a not in seen]
+    if move.ref_type == "tag":
+        kind, severity = "tag_moved", "high"
+        verb = "was deleted" if move.new is None else f"re-pointed {_short(move.old)} → {_short(move.new)}"
+        summary = f"{repo.id}: tag {move.ref} {verb} (tags should never move)"
+    else:
+        kind = "risky_change" if hits else "ref_moved"
+        severity = "medium"
+        if move.new is None:
+            severity, summary = "high", f"{repo.id}: tracked branch {move.ref} was deleted"
+        else:
+            summary = f"{repo.id}: {move.ref} moved {_short(move.old)} → {_short(move.new)}"
+        if fast_forward is False:
+            severity = "high"
+            summary += " — history rewritten (force-push)"
+    if hits:
+        severity = max_severity(severity, *(h.severity for h in hits))
+        summary += "; " + "; ".join(h.detail for h in hits[:2])
+    elif commits:
+        summary += f" ({len(commits)} commit{'s' if len(commits) != 1 else ''} by {', '.join(authors) or 'unknown'})"
+    if new_authors:
+        summary += f"; first-time author(s): {', '.join(new_authors)}"
+    evidence = {
+        "repo": repo.id,
+        "type": repo.type,
+        "ref": move.ref,
+        "ref_type": move.ref_type,
+        "old_sha": move.old,
+        "new_sha": move.new,
+        "old_short": _short(move.old),
+        "new_short": _short(move.new),
+        "fast_forward": fast_forward,
+        "commits": [{"sha": c.sha, "title": c.title, "authors": list(c.authors), "date": c.date}
+                    for c in commits],
+        "new_authors": new_authors,
+        "rules": [h.to_dict() for h in hits],
+    }
+    if files is not None:
+        evidence.update(files_added=list(files.added), files_removed=list(files.removed),
+                        files_modified=list(files.modified))
+    else:
+        evidence["files"] = "unknown (file list of one side unavailable)"
+    return Finding.make(kind, severity, repo.web_path, summary, key=[move.ref_type, move.ref, move.old, move.new],
+                        evidence=evidence, links=links(base, repo, move.new))
+
+
+def pin_unreachable(repo: RepoId, base: str, sha: str, reason: str) -> Finding:
+    return Finding.make(
+        "pin_unreachable", "critical", repo.web_path,
+        f"{repo.id}: pinned commit {sha[:7]} is no longer reachable: {reason}",
+        key=[sha], evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "reason": reason},
+        links=links(base, repo, None))
+
+
+def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[str]) -> Finding:
+    return Finding.make(
+        "scan_flagged", "high", repo.web_path,
+        f"{repo.id}: the Hub's security scan flags {len(issues)} file(s) at {sha[:7]}: {', '.join(issues[:5])}",
+        key=[sha, sorted(issues)],
+        evidence={"repo": repo.id, "type": repo.type, "sha": sha, "files_with_issues": list(issues)},
+        links=links(base, repo, sha))
+
+
+def renamed(repo: RepoId, base: str, new_id: str) -> Finding:
+    return Finding.make(
+        "repo_renamed", "high", repo.web_path,
+        f"{repo.id} now redirects to {new_id}: the repo was renamed or transferred",
+        key=[new_id.lower()], evidence={"repo": repo.id, "type": repo.type, "new_id": new_id},
+        links=(Link("New location", f"{base.rstrip('/')}/{RepoId(repo.type, new_id).web_path}"),))
+
+
+def recreated(repo: RepoId, base: str, old_id: str | None, new_id: str | None, reason: str) -> Finding:
+    return Finding.make(
+        "repo_recreated", "critical", repo.web_path,
+        f"{repo.id} is a different repository under the same name (namespace reuse): {reason}",
+        key=[old_id, new_id, reason if old_id == new_id else ""],
+        evidence={"repo": repo.id, "type": repo.type, "old_object_id": old_id, "new_object_id": new_id,
+                  "reason": reason},
+        links=links(base, repo, None))
+
+
+def unavailable(repo: RepoId, base: str, what: str, since: str, streak: int) -> Finding:
+    return Finding.make(
+        "repo_unavailable", "high", repo.web_path,
+        f"{repo.id} is unavailable: {what} (confirmed by {streak} consecutive checks since {since})",
+        key=[what, since], evidence={"repo": repo.id, "type": repo.type, "reason": what, "since": since,
+                                     "consecutive_checks": streak},
+        links=links(base, repo, None))
+
+
+def degraded(repo: RepoId, base: str, since: str, error: str | None, minutes: int) -> Finding:
+    return Finding.make(
+        "monitoring_degraded", "medium", repo.web_path,
+        f"{repo.id}: hubwatch could not check this repo for {minutes} min (last error: {error or 'unknown'})",
+        key=[since], evidence={"repo": repo.id, "type": repo.type, "unknown_since": since, "last_error": error},
+        links=links(base, repo, None))
+
+
+def missing_ref(repo: RepoId, base: str, ref: str) -> Finding:
+    return Finding.make(
+        "pin_unreachable", "critical", repo.web_path,
+        f"{repo.id}: tracked ref {ref!r} does not exist on the Hub",
+        key=["ref", ref], evidence={"repo": repo.id, "type": repo.type, "ref": ref,
+                                    "reason": "tracked branch or tag not found"},
+        links=links(base, repo, None))
+
+
+def access_changed(repo: RepoId, base: str, what: str) -> Finding:
+    return Finding.make(
+        "repo_unavailable", "high", repo.web_path, f"{repo.id} is {what}: consumers may lose access",
+        key=["access", what], evidence={"repo": repo.id, "type": repo.type, "reason": what},
+        links=links(base, repo, None))

@@ -1,0 +1,79 @@
+"""File-risk rules: which changes to a model repo can execute code on the consumer's machine.
+
+Pickle-family weights run arbitrary code when loaded; code files and `auto_map` entries run
+with `trust_remote_code=True`; swapping safetensors for pickle is the PoisonGPT-style move.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+PICKLE_EXTS = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill")
+CODE_EXTS = (".py", ".sh", ".bat", ".ps1", ".exe", ".dll", ".so", ".dylib", ".js", ".cmd")
+CONFIG_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
+REMOTE_CODE_KEYS = ("auto_map", "custom_pipelines")
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule: str
+    severity: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "severity": self.severity, "detail": self.detail}
+
+
+def _ext(path: str) -> str:
+    name = path.rsplit("/", 1)[-1].lower()
+    return name[name.rfind("."):] if "." in name else ""
+
+
+def _list(paths: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def config_watch_paths(paths: Sequence[str]) -> list[str]:
+    """Which changed files are configs whose content we must read to spot remote code."""
+    return [p for p in paths if p.rsplit("/", 1)[-1] in CONFIG_FILES]
+
+
+def remote_code_entries(config_text: str | None) -> dict[str, Any]:
+    """The remote-code entries of a config file (empty when absent or unparsable)."""
+    if not config_text:
+        return {}
+    try:
+        data = json.loads(config_text)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: data[k] for k in REMOTE_CODE_KEYS if k in data}
+
+
+def assess(added: Sequence[str], removed: Sequence[str], modified: Sequence[str],
+           configs: dict[str, tuple[str | None, str | None]] | None = None) -> tuple[RuleHit, ...]:
+    """Rules fired by one change. `configs` maps a config path to its (old, new) text."""
+    hits: list[RuleHit] = []
+    changed = list(added) + list(modified)
+    pickles = [p for p in changed if _ext(p) in PICKLE_EXTS]
+    code = [p for p in changed if _ext(p) in CODE_EXTS]
+    removed_st = [p for p in removed if _ext(p) == ".safetensors"]
+    if removed_st and [p for p in added if _ext(p) in PICKLE_EXTS]:
+        hits.append(RuleHit("safetensors_replaced_by_pickle", "critical",
+                            f"removes {_list(removed_st)} and adds pickle {_list(pickles)}"))
+    if pickles:
+        hits.append(RuleHit("pickle_file_changed", "high",
+                            f"adds or changes pickle-format file(s) {_list(pickles)} (code runs on load)"))
+    if code:
+        hits.append(RuleHit("code_file_changed", "high", f"adds or changes executable/code file(s) {_list(code)}"))
+    for path, (old, new) in sorted((configs or {}).items()):
+        before, after = remote_code_entries(old), remote_code_entries(new)
+        if after and after != before:
+            keys = ", ".join(sorted(after))
+            hits.append(RuleHit("remote_code_config", "critical",
+                                f"{path} adds or changes {keys} (custom code runs with trust_remote_code)"))
+    return tuple(hits)

@@ -1,0 +1,64 @@
+"""One small error hierarchy. Every error says whether retrying could help (`permanent`)."""
+
+from __future__ import annotations
+
+
+class HubwatchError(Exception):
+    """Base of every error hubwatch raises on purpose."""
+
+    permanent: bool = True
+
+
+class ConfigError(HubwatchError):
+    """Invalid configuration: names the file, the key and the problem in one line."""
+
+    def __init__(self, path: str, key: str, problem: str):
+        self.path, self.key, self.problem = str(path), key, problem
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(where + problem)
+
+
+class UsageError(HubwatchError):
+    """Bad command-line input (exit 2)."""
+
+
+class HubError(HubwatchError):
+    """The Hub answered something other than what we asked for."""
+
+    def __init__(self, message: str, *, status: int | None = None, request_id: str | None = None):
+        self.status, self.request_id = status, request_id
+        super().__init__(message)
+
+
+class NotFound(HubError):
+    """Definitive: repository (or namespace) does not exist, or is private to us."""
+
+
+class Gated(NotFound):
+    """Definitive: repository is gated and we have no access."""
+
+
+class Disabled(HubError):
+    """Definitive: repository has been disabled by the Hub."""
+
+
+class RevisionNotFound(HubError):
+    """Definitive: the repository exists but this revision does not resolve."""
+
+
+class Transient(HubError):
+    """Unknown outcome (5xx, 429, timeout, garbled body): retry later, never alert on it."""
+
+    permanent = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class SinkError(HubwatchError):
+    """An alert sink refused or failed a delivery."""
+
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None):
+        self.permanent, self.retry_after = permanent, retry_after
+        super().__init__(message)

@@ -1,0 +1,96 @@
+"""Process-wide HTTP session set-up for huggingface_hub, and request accounting.
+
+huggingface_hub reads HF_ENDPOINT once at import, so `prepare()` must run before anything
+imports it. We install our own client factory to count every request (retries included) and
+to read the Hub's RateLimit headers, which the quota budget and the benchmarks rely on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RateLimitSnapshot:
+    remaining: int
+    reset_in: float
+    limit: int | None
+    seen_at: float
+
+
+class HubStats:
+    """Thread-safe counters of Hub traffic, shared by every HubClient in the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.by_status: dict[int, int] = {}
+        self.rate_limited = 0
+        self.ratelimit: RateLimitSnapshot | None = None
+        self.pause_until = 0.0  # monotonic; set on 429 so no job hammers a limited quota
+
+    def on_request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def on_response(self, status: int, ratelimit: RateLimitSnapshot | None) -> None:
+        with self._lock:
+            self.by_status[status] = self.by_status.get(status, 0) + 1
+            if ratelimit is not None:
+                self.ratelimit = ratelimit
+            if status == 429:
+                self.rate_limited += 1
+                wait = ratelimit.reset_in if ratelimit else 60.0
+                self.pause_until = max(self.pause_until, time.monotonic() + wait)
+
+    def paused_for(self) -> float:
+        with self._lock:
+            return max(0.0, self.pause_until - time.monotonic())
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests, self.by_status, self.rate_limited = 0, {}, 0
+            self.ratelimit, self.pause_until = None, 0.0
+
+
+STATS = HubStats()
+_prepared: str | None = None
+_lock = threading.Lock()
+
+
+def prepare(endpoint: str, pool_size: int = 32) -> None:
+    """Point huggingface_hub at `endpoint` (before its import when possible) and hook the session."""
+    global _prepared
+    with _lock:
+        os.environ.setdefault("HF_ENDPOINT", endpoint)
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        if _prepared is not None:
+            return
+        import httpx2
+        from huggingface_hub.utils import parse_ratelimit_headers, set_client_factory
+        from huggingface_hub.utils._http import hf_request_event_hook
+
+        def on_request(request: "httpx2.Request") -> None:
+            STATS.on_request()
+
+        def on_response(response: "httpx2.Response") -> None:
+            info = parse_ratelimit_headers(response.headers)
+            snap = None
+            if info is not None:
+                snap = RateLimitSnapshot(info.remaining, float(info.reset_in_seconds), info.limit,
+                                         time.monotonic())
+            STATS.on_response(response.status_code, snap)
+
+        def factory() -> "httpx2.Client":
+            return httpx2.Client(
+                event_hooks={"request": [hf_request_event_hook, on_request], "response": [on_response]},
+                follow_redirects=True,
+                timeout=None,
+                limits=httpx2.Limits(max_connections=pool_size * 2, max_keepalive_connections=pool_size),
+            )
+
+        set_client_factory(factory)
+        _prepared = endpoint

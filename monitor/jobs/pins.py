@@ -1,0 +1,82 @@
+"""scan_pins: check every pinned repo, concurrently under a bound, and record each outcome."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from monitor.detect.findings import Finding
+from monitor.detect.state import RepoState
+from monitor.jobs.pin_check import CheckResult, PinChecker, RepoWatch, group_pins
+from monitor.runtime import Runtime
+
+log = logging.getLogger("hubwatch.pins")
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    checked: int
+    ok: int
+    unknown: int
+    unavailable: int
+    errors: int
+    new_findings: tuple[Finding, ...]
+    requests: int
+    seconds: float
+
+
+def _observation(before: RepoState, result: CheckResult) -> str | None:
+    """A history row only when something visible changed, so the table grows with events, not time."""
+    after = result.state
+    seen = (before.branches, before.tags, before.unavailable_kind, before.unknown_since is not None,
+            before.object_id, before.scan_issues)
+    now = (after.branches, after.tags, after.unavailable_kind, after.unknown_since is not None,
+           after.object_id, after.scan_issues)
+    if seen == now and not result.findings:
+        return None
+    return json.dumps({"status": result.status, "branches": after.branches, "tags": after.tags,
+                       "object_id": after.object_id, "error": result.error,
+                       "findings": [f.fingerprint for f in result.findings]}, sort_keys=True)
+
+
+def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = None) -> ScanReport:
+    """Check every pin (or only the repo keys in `only`); one bad repo never stops the others."""
+    started, requests_before = time.monotonic(), rt.client.stats.requests
+    watches = [w for w in group_pins(rt.settings.pin) if only is None or w.key in only]
+    checker = PinChecker(rt.client, rt.settings.pins, rt.settings.hub.endpoint)
+    sinks = list(rt.sinks)
+
+    def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...]]:
+        now = rt.clock()
+        before = RepoState.from_json(rt.store.load_state(w.key))
+        try:
+            result = checker.check(w, before, now, complete=complete)
+        except Exception:  # a bug must not sink the scan: log it, treat the repo as unknown
+            log.exception("check of %s failed unexpectedly", w.repo.id)
+            return "error", ()
+        new = rt.store.record(w.key, result.state.to_json(), result.findings, sinks, now,
+                              observation=_observation(before, result))
+        for f in new:
+            log.warning("finding %s %s %s", f.kind, f.subject, f.fingerprint,
+                        extra={"job": "scan_pins", "subject": f.subject, "fingerprint": f.fingerprint})
+        if result.status != "ok":
+            log.info("%s: %s (%s)", w.repo.id, result.status, result.error)
+        return result.status, tuple(new)
+
+    with ThreadPoolExecutor(max_workers=max(1, rt.settings.hub.concurrency),
+                            thread_name_prefix="pin") as pool:
+        outcomes = list(pool.map(one, watches))
+    statuses = [s for s, _ in outcomes]
+    report = ScanReport(
+        checked=len(watches), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
+        unavailable=statuses.count("unavailable"), errors=statuses.count("error"),
+        new_findings=tuple(f for _, fs in outcomes for f in fs),
+        requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started)
+    log.info("scan_pins: %d repos, %d ok, %d unknown, %d unavailable, %d errors, %d new findings, %d requests",
+             report.checked, report.ok, report.unknown, report.unavailable, report.errors,
+             len(report.new_findings), report.requests,
+             extra={"job": "scan_pins", "duration": round(report.seconds, 3)})
+    return report

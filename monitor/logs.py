@@ -1,0 +1,70 @@
+"""Logging set-up: quiet text by default, JSON lines on request, secrets scrubbed from every record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import Iterable
+
+_EXTRA = ("job", "subject", "fingerprint", "duration")
+
+
+class Redactor(logging.Filter):
+    """Replaces any known secret that slipped into a message or its arguments with ***."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            msg = record.getMessage()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            for s in self.secrets:
+                msg = msg.replace(s, "***")
+                if record.exc_text:
+                    record.exc_text = record.exc_text.replace(s, "***")
+            record.msg, record.args = msg, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in _EXTRA:
+            if hasattr(record, key):
+                out[key] = getattr(record, key)
+        if record.exc_info or record.exc_text:
+            out["exc"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = (), stream=None) -> Redactor:
+    """Install one handler on the root logger. Returns the redactor so a reload can update it."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    redactor = Redactor(secrets)
+    handler.addFilter(redactor)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_hubwatch", False):
+            root.removeHandler(h)
+    handler._hubwatch = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party chatter (httpx request lines carry URLs) stays at WARNING unless -vv.
+    # huggingface_hub warns on every retried request; our own logs say what matters.
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "urllib3", "apscheduler", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else
+                                         logging.WARNING if verbosity >= 1 else logging.ERROR)
+    return redactor

@@ -1,0 +1,47 @@
+"""Runtime: the wired-up objects a job needs (settings, store, Hub client, sinks, clock)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, TextIO
+
+from monitor.alerts.sinks import SlackSink, StdoutSink, WebhookSink
+from monitor.config import Settings
+from monitor.hub.client import HubClient
+from monitor.store import Store
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def build_sinks(settings: Settings, stdout: TextIO | None = None) -> dict:
+    """Configured sinks by name; stdout when nothing is configured, so no alert goes nowhere."""
+    sinks: dict = {}
+    if settings.slack_webhook_url is not None:
+        sinks["slack"] = SlackSink(settings.slack_webhook_url.reveal(), timeout=settings.alerts.timeout)
+    if settings.webhook_url is not None:
+        sinks["webhook"] = WebhookSink(settings.webhook_url.reveal(), timeout=settings.alerts.timeout)
+    if not sinks:
+        sinks["stdout"] = StdoutSink(stdout or sys.stdout)
+    return sinks
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    client: HubClient
+    sinks: dict
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def build(cls, settings: Settings, *, stdout: TextIO | None = None,
+              clock: Callable[[], datetime] = utcnow) -> "Runtime":
+        store = Store.open(settings.state_path)
+        return cls(settings, store, HubClient(settings.hub), build_sinks(settings, stdout), clock)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,126 @@
+"""Config contract: every bad value is one ConfigError line naming the file and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor import config
+from monitor.errors import ConfigError
+
+SHA = "a" * 40
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    return p
+
+
+GOOD = f"""
+[hub]
+endpoint = "http://127.0.0.1:9"
+[state]
+path = "state.db"
+[pins]
+every = "10m"
+[[pin]]
+repo = "EleutherAI/gpt-j-6b"
+revision = "{SHA}"
+[[pin]]
+repo = "openai-community/gpt2"
+track = "main"
+[[pin]]
+repo = "HuggingFaceFW/fineweb"
+type = "dataset"
+track = "v1.0"
+"""
+
+
+def test_good_config_parses(tmp_path):
+    s = config.load(write(tmp_path, GOOD), env={})
+    assert s.hub.endpoint == "http://127.0.0.1:9"
+    assert s.state_path == (tmp_path / "state.db").resolve()
+    assert s.pins.every == 600
+    assert [(p.repo, p.type, p.revision, p.track) for p in s.pin] == [
+        ("EleutherAI/gpt-j-6b", "model", SHA, None),
+        ("openai-community/gpt2", "model", None, "main"),
+        ("HuggingFaceFW/fineweb", "dataset", None, "v1.0"),
+    ]
+    assert s.slack_webhook_url is None and s.webhook_url is None
+
+
+def test_example_config_is_valid():
+    from pathlib import Path
+
+    s = config.load(Path(__file__).parent.parent / "config.example.toml", env={})
+    assert len(s.pin) >= 3
+
+
+@pytest.mark.parametrize("fragment, key, words", [
+    ('[[pin]]\nrepo = "a/b"\nrevision = "abc123"', "pin[0].revision", "40-hex"),
+    ('[[pin]]\nrepo = "not a repo"\ntrack = "main"', "pin[0].repo", "bad repo id"),
+    ('[[pin]]\nrepo = "a/b/c"\ntrack = "main"', "pin[0].repo", "bad repo id"),
+    ('[[pin]]\nrepo = "-a/b"\ntrack = "main"', "pin[0].repo", "bad repo id"),
+    ('[[pin]]\nrepo = "a/b"', "pin[0].revision", "give revision"),
+    ('[[pin]]\nrepo = "a/b"\ntrack = "main"\ncolour = 1', "pin[0].colour", "unknown key"),
+    ('[[pin]]\nrepo = "a/b"\ntrack = "main"\ntype = "kernel"', "pin[0].type", "must be one of"),
+    ('[[pin]]\nrepo = "a/b"\ntrack = "a..b"', "pin[0].track", "branch or tag"),
+    ('[[pin]]\nrepo = "a/b"\ntrack = "main"\n[[pin]]\nrepo = "A/B"\ntrack = "main"', "pin[1].repo", "duplicate"),
+    ('[pins]\nevery = "10x"', "pins.every", "bad duration"),
+    ('[pins]\nevery = "-5m"', "pins.every", "bad duration"),
+    ('[pins]\nevry = "10m"', "pins.evry", "unknown key"),
+    ('[bogus]\nx = 1', "bogus", "unknown key"),
+    ('[hub]\ntoken_file = "missing-token"', "hub.token_file", "cannot read"),
+    ('[hub]\nendpoint = "ftp://x"', "hub.endpoint", "http(s) URL"),
+    ('[hub]\nconcurrency = 0', "hub.concurrency", "whole number"),
+    ('[slack]\nwebhook_url_file = "nope.txt"', "slack.webhook_url_file", "cannot read"),
+    ('[slack]\nwebhook_url = "not a url"', "slack.webhook_url", "http(s) URL"),
+    ('[slack]\nhook = "x"', "slack.hook", "unknown key"),
+    ('pin = 3', "pin", "array of tables"),
+])
+def test_bad_values_name_the_key(tmp_path, fragment, key, words):
+    path = write(tmp_path, fragment)
+    with pytest.raises(ConfigError) as e:
+        config.load(path, env={})
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert str(path.resolve()) in msg
+    assert f": {key}: " in msg
+    assert words in msg
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        config.load(tmp_path / "nope.toml", env={})
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        config.load(write(tmp_path, "[pins\nevery="), env={})
+
+
+def test_durations():
+    assert config.parse_duration("30s") == 30
+    assert config.parse_duration("10m") == 600
+    assert config.parse_duration("1h") == 3600
+    assert config.parse_duration("1d") == 86400
+    for bad in ("", "10", "1w", "m", "0s", True, None):
+        with pytest.raises(ValueError):
+            config.parse_duration(bad)
+
+
+def test_secrets_from_files_and_env_never_in_repr(tmp_path):
+    (tmp_path / "tok").write_text("hf_supersecrettoken\n")
+    (tmp_path / "hook").write_text("https://hooks.slack.com/services/T/B/verysecret\n")
+    s = config.load(write(tmp_path, '[hub]\ntoken_file = "tok"\n[slack]\nwebhook_url_file = "hook"\n'), env={})
+    assert s.hub.token.reveal() == "hf_supersecrettoken"
+    assert s.slack_webhook_url.reveal().endswith("verysecret")
+    text = repr(s) + str(s)
+    assert "supersecret" not in text and "verysecret" not in text
+    s2 = config.load(write(tmp_path, ""), env={"HF_TOKEN": "hf_envtoken1", "HF_ENDPOINT": "http://h:1"})
+    assert s2.hub.token.reveal() == "hf_envtoken1" and s2.hub.endpoint == "http://h:1"
+
+
+def test_config_path_precedence(monkeypatch):
+    monkeypatch.delenv("HUBWATCH_CONFIG", raising=False)
+    assert str(config.config_path(None)) == "/etc/hubwatch/config.toml"
+    monkeypatch.setenv("HUBWATCH_CONFIG", "/x/env.toml")
+    assert str(config.config_path(None)) == "/x/env.toml"
+    assert str(config.config_path("/y/cli.toml")) == "/y/cli.toml"
