@@ -127,11 +127,14 @@ def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit]
                         evidence=evidence, links=links(base, repo, move.new))
 
 
-def pin_unreachable(repo: RepoId, base: str, sha: str, reason: str) -> Finding:
+def pin_unreachable(repo: RepoId, base: str, sha: str, reason: str, cause: str) -> Finding:
+    """`cause` ("orphaned" or "unresolvable") is part of the identity: an orphaned pin that later
+    stops resolving at all is a second, worse event."""
     return Finding.make(
         "pin_unreachable", "critical", repo.web_path,
         f"{repo.id}: pinned commit {sha[:7]} is no longer reachable: {reason}",
-        key=[sha], evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "reason": reason},
+        key=[sha, cause], evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "reason": reason,
+                                    "cause": cause},
         links=links(base, repo, None))
 
 

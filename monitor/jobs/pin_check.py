@@ -158,11 +158,11 @@ class PinChecker:
                   findings: list[Finding]) -> RepoInfo | None:
         """Fetch repo metadata when needed; a pinned sha that no longer resolves is alerted here."""
         fallback = next((s for s in heads.values() if s), None)
-        if primary in w.exact and st.reachable.get(primary) is False:
-            primary = fallback  # known-bad pin: read metadata at a live head instead
+        # A pin already known bad whose metadata we read at a live head is not "new" every cycle.
+        known_bad = primary in w.exact and st.reachable.get(primary) is False
         last = _parse_time(st.metadata_at)
-        due = (complete or not st.baseline or bool(moves) or primary != st.scan_sha or last is None
-               or (now - last).total_seconds() >= self.settings.metadata_every)
+        due = (complete or not st.baseline or bool(moves) or (primary != st.scan_sha and not known_bad)
+               or last is None or (now - last).total_seconds() >= self.settings.metadata_every)
         if not due:
             return None
         try:
@@ -171,7 +171,8 @@ class PinChecker:
             if primary not in w.exact:
                 raise
             findings.append(rv.pin_unreachable(w.repo, self.base, primary,
-                                               "the Hub no longer resolves it (404 RevisionNotFound)"))
+                                               "the Hub no longer resolves it (404 RevisionNotFound)",
+                                               "unresolvable"))
         return self.client.info(w.repo, fallback)
 
     def _identity(self, w: RepoWatch, st: RepoState, info: RepoInfo | None, findings: list[Finding]) -> bool:
@@ -262,5 +263,6 @@ class PinChecker:
             else:
                 reachable[sha] = False
                 findings.append(rv.pin_unreachable(
-                    w.repo, self.base, sha, "it is in the history of no branch (history rewritten or reset)"))
+                    w.repo, self.base, sha, "it is in the history of no branch (history rewritten or reset)",
+                    "orphaned"))
         return reachable

@@ -1,0 +1,221 @@
+"""Where alerts go: Slack incoming webhook, generic JSON webhook, stdout.
+
+A sink sends one finding or raises `SinkError` saying whether retrying could help; it never retries
+itself (delivery owns backoff, ordering and the outbox). Webhook URLs are bearer credentials: anyone
+holding a Slack webhook URL can post into the channel. So they never appear in a repr, an error
+message, a chained exception (`requests` puts the URL path in its exception texts) or a log record
+(urllib3 logs request paths at DEBUG; a filter redacts them).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import re
+import sys
+import threading
+from datetime import datetime, timezone
+from typing import Callable, Mapping, Protocol, TextIO, runtime_checkable
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from monitor.alerts.render import clean, json_payload, slack_message, text_line
+from monitor.detect.findings import Finding
+from monitor.errors import SinkError
+
+MAX_RETRY_AFTER = 3600.0  # a bogus huge Retry-After must not silence alerts for days
+
+
+@runtime_checkable
+class Sink(Protocol):
+    name: str
+
+    def send(self, finding: Finding) -> None:
+        """Deliver `finding` or raise SinkError(permanent=…, retry_after=…)."""
+
+
+class _Secrets(logging.Filter):
+    """Redacts registered secrets from log records of the HTTP libraries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        self.lock = threading.Lock()
+
+    def add(self, *values: str) -> None:
+        with self.lock:
+            self.secrets.update(v for v in values if len(v) >= 6)
+
+    def redact(self, text: str) -> str:
+        with self.lock:
+            for s in sorted(self.secrets, key=len, reverse=True):
+                text = text.replace(s, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        red = self.redact(msg)
+        if red != msg:
+            record.msg, record.args = red, ()
+        return True
+
+
+_REDACTOR = _Secrets()
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests"):
+    logging.getLogger(_name).addFilter(_REDACTOR)
+
+
+def redact_url(url: str) -> str:
+    """`https://hooks.slack.com/services/T0/B0/***`: enough to tell webhooks apart, nothing to post with."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    base = f"{parts.scheme}://{host}{port}"
+    m = re.fullmatch(r"(/services/[A-Z0-9]{1,20}/[A-Z0-9]{1,20}/)[^/]+", parts.path)
+    return base + (m.group(1) + "***" if m else "/***")
+
+
+def _secret_parts(url: str) -> list[str]:
+    """Every form in which (part of) the URL may show up in an exception or log text."""
+    parts = urlsplit(url)
+    path_q = parts.path + (f"?{parts.query}" if parts.query else "")
+    found = [url, path_q, parts.path, parts.query, parts.netloc if "@" in parts.netloc else ""]
+    found += [seg for seg in parts.path.split("/") if len(seg) >= 8 and not seg.isalpha()]
+    if parts.path.startswith("/services/"):
+        found.append(parts.path.rsplit("/", 1)[-1])
+    return [p for p in found if len(p) >= 6]  # short parts ("/") are not secret and would mangle text
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After is delta-seconds or an HTTP date (RFC 9110); garbage means 'not given'."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class _HttpSink:
+    """POST a JSON body, classify the outcome; subclasses choose the body and the permanent codes."""
+
+    name = "http"
+
+    def __init__(self, url: str, *, timeout: float = 10.0, session: requests.Session | None = None,
+                 headers: Mapping[str, str] | None = None, name: str | None = None) -> None:
+        self._url = url
+        self._shown = redact_url(url)
+        self._timeout = timeout
+        self._headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
+        self._secrets = _secret_parts(url) + [v for v in (headers or {}).values() if len(v) >= 6]
+        _REDACTOR.add(*self._secrets)
+        if name:
+            self.name = name
+        if session is None:
+            session = requests.Session()
+            # Explicitly no transport retries: a retried POST could post the alert twice.
+            session.mount("http://", HTTPAdapter(max_retries=0))
+            session.mount("https://", HTTPAdapter(max_retries=0))
+            session.trust_env = False  # no netrc credentials or env proxies picked up silently
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._shown})"
+
+    __str__ = __repr__
+
+    def _scrub(self, text: str) -> str:
+        for s in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(s, "***")
+        return re.sub(r"(with url: )\S+", r"\1***", text)
+
+    def _body(self, finding: Finding) -> bytes:
+        raise NotImplementedError
+
+    def _permanent(self, status: int) -> bool:
+        return 400 <= status < 500 and status not in (408, 429)
+
+    def send(self, finding: Finding) -> None:
+        data = self._body(finding)
+        error: SinkError | None = None
+        try:
+            resp = self._session.post(self._url, data=data, headers=self._headers,
+                                      timeout=self._timeout, allow_redirects=False)
+        except requests.Timeout as exc:
+            error = SinkError(f"{self}: timed out after {self._timeout:g}s ({type(exc).__name__})",
+                              permanent=False)
+        except requests.RequestException as exc:
+            detail = self._scrub(clean(str(exc)))[:300]
+            error = SinkError(f"{self}: {type(exc).__name__}: {detail}", permanent=False)
+        else:
+            with resp:
+                status, body = resp.status_code, self._scrub(clean(resp.text[:200]))
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+            if 200 <= status < 300:
+                return
+            error = SinkError(f"{self}: HTTP {status} {body}".rstrip(),
+                              permanent=self._permanent(status), retry_after=retry_after)
+        # Raised outside the except block on purpose: no __context__ carrying the URL.
+        raise error
+
+
+class SlackSink(_HttpSink):
+    """Slack incoming webhook: 400/403/404/410 are permanent (bad payload, revoked, archived)."""
+
+    name = "slack"
+
+    def _body(self, finding: Finding) -> bytes:
+        return json.dumps(slack_message(finding), ensure_ascii=False).encode("utf-8")
+
+
+class WebhookSink(_HttpSink):
+    """Generic JSON webhook: the finding as data plus source/version/sent_at."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None,
+                 session: requests.Session | None = None, name: str | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        super().__init__(url, timeout=timeout, session=session, headers=headers, name=name)
+        self._clock = clock
+
+    def _body(self, finding: Finding) -> bytes:
+        payload = json_payload(finding, now=self._clock())
+        return json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+
+
+class StdoutSink:
+    """One line per finding on stdout (or `stream`): for `--sink stdout`, cron mail and debugging."""
+
+    name = "stdout"
+
+    def __init__(self, stream: TextIO | None = None, *, name: str | None = None) -> None:
+        self._stream = stream
+        if name:
+            self.name = name
+
+    def __repr__(self) -> str:
+        return "StdoutSink()"
+
+    def send(self, finding: Finding) -> None:
+        stream = self._stream or sys.stdout  # looked up late so redirection/capture applies
+        try:
+            stream.write(text_line(finding) + "\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:  # broken pipe, closed file
+            raise SinkError(f"stdout: {type(exc).__name__}", permanent=False) from None

@@ -1,0 +1,157 @@
+"""Hub names: validation, normal forms, look-alike skeletons and keyboard tables. Pure.
+
+Three views of a name, from strict to loose:
+
+- ``name.lower()``   the Hub id: ids are case-insensitive, so ``EleutherAI`` IS ``eleutherai``.
+- ``normalise``      lower-cased, every run of ``- _ .`` folded to one ``-``, edges trimmed:
+                     ``Meta_Llama`` -> ``meta-llama``.  Keys of the permutation index.
+- ``skeleton``       what a reader sees: ASCII homoglyphs folded (``I 1 i`` -> ``l``, ``0`` -> ``o``,
+                     ``rn`` -> ``m``, ``vv`` -> ``w``, ``cl`` -> ``d`` ...), then lower-cased, then
+                     separators dropped: ``meta-IIama`` -> ``metallama`` == skeleton(``meta-llama``).
+
+The glyph table folds ``I``, ``i``, ``1`` and ``l`` alike.  The Hub shows a namespace in the casing
+it was registered with but a config usually lists it lower-case, so the skeleton must not depend
+on case: ``skeleton(x) == skeleton(x.lower())`` for every x.
+
+``normalise`` and ``skeleton`` work line by line on a newline-joined block of names as well,
+which is how the screener folds a whole batch with a handful of C-level string calls.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_LEN = 96
+SEPARATORS = "-_."
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+DIGITS = "0123456789"
+ALNUM = LETTERS + DIGITS
+VOWELS = "aeiou"
+# Generated candidates are lower-case Hub ids, so this is the alphabet they are drawn from.
+HUB_ALPHABET = frozenset(ALNUM + SEPARATORS)
+
+_VALID = re.compile(r"[A-Za-z0-9._-]{1,96}")
+_BAD_CHAR = re.compile(r"[^A-Za-z0-9._-]")
+_SEP_RUN = re.compile(r"[-_.]+")
+
+
+def is_valid_name(name: object) -> bool:
+    """True if `name` can be screened: only ``[A-Za-z0-9._-]``, 1-96 characters.
+
+    Legacy names that break today's creation rules (``ram--charan``) are valid here: they exist
+    on the Hub, so they must be screened, not rejected.
+    """
+    return isinstance(name, str) and _VALID.fullmatch(name) is not None
+
+
+def validate_name(name: object) -> str | None:
+    """None if `name` is valid, else a one-line reason fit to show a user."""
+    if not isinstance(name, str):
+        return f"expected a string, got {type(name).__name__}"
+    if not name:
+        return "empty name"
+    bad = _BAD_CHAR.search(name)
+    if bad:
+        char = bad.group()
+        if char == "/":
+            return "'/' is not allowed: give the namespace only (the part before '/')"
+        return (f"character {char!r} at position {bad.start() + 1} is not allowed "
+                "(only A-Z a-z 0-9 . _ -)")
+    if len(name) > MAX_LEN:
+        return f"{len(name)} characters, at most {MAX_LEN} allowed"
+    return None
+
+
+def is_registrable(name: str) -> bool:
+    """True if the Hub would let someone create this name today (client-side rule).
+
+    Stricter than `is_valid_name`: no leading/trailing ``-``/``.``, no ``--`` or ``..``, not
+    ending ``.git``.  Generated look-alikes must pass it: nobody can register the others.
+    """
+    return (is_valid_name(name) and name[0] not in "-." and name[-1] not in "-."
+            and "--" not in name and ".." not in name and not name.lower().endswith(".git"))
+
+
+# --- normal form ------------------------------------------------------------------------------
+
+_FOLD_SEPARATORS = str.maketrans("_.", "--")
+
+
+def normalise(name: str) -> str:
+    """Lower-case, fold each run of separators into one ``-``, trim separators at the edges.
+
+    Applied to a newline-joined block it normalises each line independently.
+    """
+    text = name.lower().translate(_FOLD_SEPARATORS)
+    while "--" in text:
+        text = text.replace("--", "-")
+    if "\n" in text:
+        text = text.replace("\n-", "\n").replace("-\n", "\n")
+    return text.strip("-")
+
+
+def compact(name: str) -> str:
+    """Lower-case with every separator removed: ``Meta_Llama`` -> ``metallama``."""
+    return name.lower().translate(_DROP_SEPARATORS)
+
+
+def separator_runs(name: str) -> list[str]:
+    """The separator runs of `name`, in order: ``a-b__c`` -> ``['-', '__']``."""
+    return _SEP_RUN.findall(name)
+
+
+# --- skeleton ----------------------------------------------------------------------------------
+
+# One-character glyphs, applied to the name as written (before lower-casing).  Every member of
+# a confusable class maps to the same letter in both cases, so the fold is case-blind.
+SKELETON_GLYPHS = {
+    "I": "l", "i": "l", "1": "l",
+    "0": "o", "O": "o",
+    "3": "e", "5": "s", "4": "a", "7": "t", "8": "b", "6": "b", "9": "g", "2": "z",
+}
+# Multi-character glyphs (a pair read as one letter), applied after the one-character fold so
+# that ``c1`` and ``cI`` reach ``cl`` -> ``d`` too.
+SKELETON_PAIRS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
+
+_GLYPH_TABLE = str.maketrans(SKELETON_GLYPHS)
+_DROP_SEPARATORS = str.maketrans("", "", SEPARATORS)
+
+
+def skeleton(name: str) -> str:
+    """The look-alike key: homoglyphs folded on the original case, lower-cased, separators dropped.
+
+    ``skeleton('meta-IIama') == skeleton('meta-llama') == 'metallama'``;
+    ``skeleton('g00gle') == skeleton('google')``.  Works line by line on a newline-joined block.
+    """
+    text = name.translate(_GLYPH_TABLE).lower()
+    for pair, glyph in SKELETON_PAIRS:
+        if pair in text:
+            text = text.replace(pair, glyph)
+    return text.translate(_DROP_SEPARATORS)
+
+
+# --- keyboard ----------------------------------------------------------------------------------
+
+# US QWERTY, each row shifted half a key right of the one above it: the key at (row, i) touches
+# (row, i±1), (row-1, i), (row-1, i+1), (row+1, i-1) and (row+1, i).
+QWERTY_ROWS = ("1234567890-", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def _adjacency(rows: tuple[str, ...]) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for r, row in enumerate(rows):
+        for i, key in enumerate(row):
+            near = []
+            for rr, ii in ((r, i - 1), (r, i + 1), (r - 1, i), (r - 1, i + 1), (r + 1, i - 1), (r + 1, i)):
+                if 0 <= rr < len(rows) and 0 <= ii < len(rows[rr]):
+                    near.append(rows[rr][ii])
+            table[key] = "".join(near)
+    return table
+
+
+QWERTY_ADJACENT: dict[str, str] = _adjacency(QWERTY_ROWS)
+
+
+def keyboard_adjacent(a: str, b: str) -> bool:
+    """True if keys `a` and `b` touch on a QWERTY keyboard."""
+    return b in QWERTY_ADJACENT.get(a, "")

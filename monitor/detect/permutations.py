@@ -1,0 +1,289 @@
+"""Look-alikes of one Hub name: the union of dnstwist's, typomania's and guarddog's fuzzers.
+
+Techniques (short names used in every match; listed most-likely-first, the order used to rank):
+
+homoglyph      characters that look alike: l/i/1, o/0, e/3, s/5, a/4, t/7, b/8/6, g/9/q, z/2, u/v,
+               m/rn/nn, w/vv, d/cl -- one substitution, or two (``g00gle``)
+separator      an existing ``- _ .`` replaced or removed (``meta_llama``, ``metallama``)
+ai_suffix      ``ai`` dropped or re-attached (``mistralai`` <-> ``mistral-ai`` <-> ``mistral``)
+affix          a Hub-flavoured word added before or after, or swapped for the one there
+               (``meta-llama-official``, ``hf-google``, ``eleuther-labs``); see AFFIXES
+omission       one character left out (``EleuterAI``)
+deduplication  one of a doubled character left out (``facebok``)
+transposition  two neighbouring characters swapped (``googel``)
+repetition     one character doubled (``gooogle``)
+hyphenation    a separator inserted inside a word (``goo-gle``)
+vowel_swap     a vowel replaced by another vowel (``guugle``)
+replacement    a character replaced by a QWERTY neighbour (``goofle``)
+plural         an ``s``/``es`` added to or removed from a word (``googles``)
+word_reorder   the words of a multi-word name reordered (``llama-meta``)
+version        a version number appended (``meta-llama3``, ``meta-llama-3``) -- typomania's check
+insertion      a character inserted: a neighbouring key, or any letter/digit anywhere
+bitflip        one bit of one character flipped, staying inside the Hub alphabet (``goggle``)
+near_miss      (screening only) no generator produced it, but the skeletons are within a small,
+               length-aware Levenshtein distance
+
+Candidates are lower-case (Hub ids are case-insensitive) and registrable today (`is_registrable`):
+probing a name nobody can create wastes Hub budget.  Names of fewer than five characters
+(separators aside) only get the high-confidence techniques; a candidate from any other technique
+must itself keep at least five characters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Iterator
+
+from monitor.detect.names import (ALNUM, DIGITS, HUB_ALPHABET, QWERTY_ADJACENT, SEPARATORS, VOWELS,
+                                  compact)
+
+TECHNIQUES = (
+    "homoglyph", "separator", "ai_suffix", "affix", "omission", "deduplication", "transposition",
+    "repetition", "hyphenation", "vowel_swap", "replacement", "plural", "word_reorder", "version",
+    "insertion", "bitflip", "near_miss",
+)
+TECHNIQUE_RANK = {t: i for i, t in enumerate(TECHNIQUES)}
+TECHNIQUE_BIT = {t: 1 << i for i, t in enumerate(TECHNIQUES)}
+# The only techniques applied to names shorter than MIN_TYPO_LEN.
+HIGH_CONFIDENCE = frozenset({"homoglyph", "separator", "hyphenation", "affix", "ai_suffix"})
+# Structural techniques: they change words, not letters, so the screener also indexes the
+# skeleton of each such variant and catches a homoglyph on top of them (``meta-IIama-official``).
+STRUCTURAL = frozenset({"affix", "ai_suffix", "word_reorder", "plural", "version"})
+MIN_TYPO_LEN = 5
+
+AFFIXES = ("ai", "official", "hf", "huggingface", "research", "labs", "team", "org", "inc",
+           "community", "models", "llm", "hub", "oss", "opensource", "release", "mirror",
+           "unofficial")
+_AFFIXES_LONGEST_FIRST = sorted(AFFIXES, key=len, reverse=True)
+
+HOMOGLYPHS: dict[str, tuple[str, ...]] = {
+    "l": ("1", "i"), "i": ("1", "l"), "1": ("l", "i"),
+    "o": ("0",), "0": ("o",), "e": ("3",), "3": ("e",), "s": ("5",), "5": ("s",),
+    "a": ("4",), "4": ("a",), "t": ("7",), "7": ("t",), "b": ("8", "6"), "8": ("b",), "6": ("b",),
+    "g": ("9", "q"), "9": ("g",), "q": ("g",), "z": ("2",), "2": ("z",), "u": ("v",), "v": ("u",),
+    "m": ("rn", "nn"), "w": ("vv",), "d": ("cl",),
+    "rn": ("m",), "nn": ("m",), "vv": ("w",), "cl": ("d",),
+}
+
+_SEP_RUN = re.compile(r"[-_.]+")
+_WORD = re.compile(r"[a-z0-9]+")
+_AI_TAIL = re.compile(r"(.+?)[-_.]?ai")
+
+# Tiers order candidates for probing under a budget: 0 first.  (technique, tier) pairs below.
+Generated = Iterator[tuple[str, str, int]]
+
+
+def _omission(s: str) -> Generated:
+    for i in range(len(s)):
+        yield s[:i] + s[i + 1:], "omission", 1
+
+
+def _deduplication(s: str) -> Generated:
+    for i in range(len(s) - 1):
+        if s[i] == s[i + 1] and s[i] not in SEPARATORS:
+            yield s[:i] + s[i + 1:], "deduplication", 1
+
+
+def _repetition(s: str) -> Generated:
+    for i, c in enumerate(s):
+        if c not in SEPARATORS:
+            yield s[:i] + c + s[i:], "repetition", 1
+
+
+def _transposition(s: str) -> Generated:
+    for i in range(len(s) - 1):
+        if s[i] != s[i + 1]:
+            yield s[:i] + s[i + 1] + s[i] + s[i + 2:], "transposition", 1
+
+
+def _replacement(s: str) -> Generated:
+    for i, c in enumerate(s):
+        for key in QWERTY_ADJACENT.get(c, ""):
+            yield s[:i] + key + s[i + 1:], "replacement", 2
+
+
+def _insertion(s: str) -> Generated:
+    for i, c in enumerate(s):  # a neighbouring key struck with the intended one
+        for key in QWERTY_ADJACENT.get(c, ""):
+            yield s[:i] + key + s[i:], "insertion", 2
+            yield s[:i + 1] + key + s[i + 1:], "insertion", 2
+    for i in range(len(s) + 1):  # anything anywhere: cheap to index, last to probe
+        for c in ALNUM:
+            yield s[:i] + c + s[i:], "insertion", 4
+
+
+def _vowel_swap(s: str) -> Generated:
+    for i, c in enumerate(s):
+        if c in VOWELS:
+            for v in VOWELS:
+                if v != c:
+                    yield s[:i] + v + s[i + 1:], "vowel_swap", 2
+
+
+def _bitflip(s: str) -> Generated:
+    for i, c in enumerate(s):
+        for bit in range(7):
+            flipped = chr(ord(c) ^ (1 << bit)).lower()  # an upper-case flip resolves case-blind
+            if flipped != c and flipped in HUB_ALPHABET:
+                yield s[:i] + flipped + s[i + 1:], "bitflip", 4
+
+
+def _homoglyph_once(s: str) -> Iterator[str]:
+    for i in range(len(s)):
+        for width in (1, 2):
+            for glyph in HOMOGLYPHS.get(s[i:i + width], ()) if i + width <= len(s) else ():
+                yield s[:i] + glyph + s[i + width:]
+
+
+def _homoglyph(s: str) -> Generated:
+    once = dict.fromkeys(_homoglyph_once(s))
+    for c in once:
+        yield c, "homoglyph", 0
+    for c in once:
+        for twice in _homoglyph_once(c):
+            if twice not in once:
+                yield twice, "homoglyph", 3
+
+
+def _separator(s: str) -> Generated:
+    runs = list(_SEP_RUN.finditer(s))
+    for m in runs:
+        for sep in ("-", "_", ".", ""):
+            if sep != m.group():
+                yield s[:m.start()] + sep + s[m.end():], "separator", 0
+    if len(runs) > 1:
+        for sep in ("-", "_", ".", ""):
+            yield _SEP_RUN.sub(sep, s), "separator", 0
+
+
+def _hyphenation(s: str) -> Generated:
+    for i in range(1, len(s)):
+        if s[i - 1] not in SEPARATORS and s[i] not in SEPARATORS:
+            yield s[:i] + "-" + s[i:], "hyphenation", 2
+            yield s[:i] + "_" + s[i:], "hyphenation", 3
+            yield s[:i] + "." + s[i:], "hyphenation", 3
+
+
+def _word_reorder(s: str) -> Generated:
+    words = [w for w in _SEP_RUN.split(s) if w]
+    if len(words) < 2:
+        return
+    if len(words) <= 4:
+        orders = itertools.permutations(words)
+    else:  # k! explodes: only swap neighbours
+        orders = (words[:i] + [words[i + 1], words[i]] + words[i + 2:] for i in range(len(words) - 1))
+    for order in orders:
+        if list(order) != words:
+            for sep in ("-", "_", ""):
+                yield sep.join(order), "word_reorder", 2
+
+
+def _plural(s: str) -> Generated:
+    for m in _WORD.finditer(s):
+        word, head, tail = m.group(), s[:m.start()], s[m.end():]
+        if len(word) < 3 or word.isdigit():
+            continue
+        if word.endswith("s") and not word.endswith("ss"):
+            yield head + word[:-1] + tail, "plural", 2
+            if word.endswith("es"):
+                yield head + word[:-2] + tail, "plural", 2
+        else:
+            suffix = "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
+            yield head + word + suffix + tail, "plural", 2
+
+
+def _version(s: str) -> Generated:
+    for d in DIGITS:
+        yield s + d, "version", 3
+        yield s + "-" + d, "version", 3
+    stripped = s.rstrip(DIGITS).rstrip(SEPARATORS)
+    if stripped and stripped != s:
+        yield stripped, "version", 3
+
+
+def strip_affix(s: str) -> str | None:
+    """`s` without one known affix word at either end, if what remains is long enough to matter."""
+    for affix in _AFFIXES_LONGEST_FIRST:
+        for core in ((s[:-len(affix)] if s.endswith(affix) else ""),
+                     (s[len(affix):] if s.startswith(affix) else "")):
+            core = core.strip(SEPARATORS)
+            if len(compact(core)) >= MIN_TYPO_LEN:
+                return core
+    return None
+
+
+def _affix(s: str) -> Generated:
+    bases = [s]
+    core = strip_affix(s)
+    if core:
+        bases.append(core)  # swap the affix that is there for another one
+    for base in bases:
+        for affix in AFFIXES:
+            for sep, tier in (("-", 1), ("_", 3), ("", 3)):
+                yield base + sep + affix, "affix", tier
+                yield affix + sep + base, "affix", tier
+
+
+def _ai_suffix(s: str) -> Generated:
+    m = _AI_TAIL.fullmatch(s)
+    if m is None:
+        for sep in ("-", "_", ""):
+            yield s + sep + "ai", "ai_suffix", 0
+        return
+    core = m.group(1).rstrip(SEPARATORS)
+    if not core:
+        return
+    for sep in ("-", "_", ".", ""):
+        yield core + sep + "ai", "ai_suffix", 0
+    if len(compact(core)) >= MIN_TYPO_LEN:
+        yield core, "ai_suffix", 0
+
+
+GENERATORS = (_homoglyph, _separator, _ai_suffix, _affix, _omission, _deduplication, _transposition,
+              _repetition, _hyphenation, _vowel_swap, _replacement, _plural, _word_reorder, _version,
+              _insertion, _bitflip)
+_HIGH_CONFIDENCE_GENERATORS = (_homoglyph, _separator, _hyphenation, _affix, _ai_suffix)
+
+
+def _registrable(c: str) -> bool:
+    # Every generator draws from the Hub alphabet, so only length and edges need checking here.
+    return (0 < len(c) <= 96 and c[0] not in "-." and c[-1] not in "-." and "--" not in c
+            and ".." not in c and not c.endswith(".git"))
+
+
+def ranked_permutations(name: str) -> dict[str, tuple[int, int]]:
+    """candidate -> (technique bit mask, best tier), in deterministic generation order."""
+    s = name.lower()
+    short = len(compact(s)) < MIN_TYPO_LEN
+    out: dict[str, tuple[int, int]] = {}
+    for generate in (_HIGH_CONFIDENCE_GENERATORS if short else GENERATORS):
+        for cand, technique, tier in generate(s):
+            if cand == s or not _registrable(cand):
+                continue
+            if technique not in HIGH_CONFIDENCE and len(compact(cand)) < MIN_TYPO_LEN:
+                continue
+            bit = TECHNIQUE_BIT[technique]
+            old = out.get(cand)
+            out[cand] = (bit, tier) if old is None else (old[0] | bit, min(old[1], tier))
+    return out
+
+
+def techniques_of(mask: int) -> tuple[str, ...]:
+    """The technique names in a bit mask, most likely first."""
+    return tuple(t for t in TECHNIQUES if mask & TECHNIQUE_BIT[t])
+
+
+def mask_of(techniques) -> int:
+    mask = 0
+    for t in techniques:
+        mask |= TECHNIQUE_BIT[t]
+    return mask
+
+
+def permutations(name: str) -> dict[str, frozenset[str]]:
+    """Every look-alike candidate of `name` -> the techniques that produce it.
+
+    Deterministic, lower-case, registrable, never `name` itself (case-insensitively).
+    """
+    return {c: frozenset(techniques_of(mask)) for c, (mask, _) in ranked_permutations(name).items()}

@@ -1,0 +1,82 @@
+"""Opening the database, and how values are written into it.
+
+Why these settings:
+
+- WAL lets a reader (the CLI, the HTTP status endpoint) read while the daemon writes, and together
+  with transactions makes the file survive ``kill -9`` at any point: a transaction is either in the
+  WAL with its commit frame or it is not there at all.
+- ``synchronous=NORMAL`` in WAL mode can lose the last transactions on *power loss* but never
+  corrupts the database; a re-run of a check re-detects what was lost, so the fsync per commit is
+  not worth it.
+- ``busy_timeout`` makes a second writer (daemon + a CLI ``check``) wait instead of failing with
+  "database is locked".
+- ``check_same_thread=False``: the daemon calls the store from worker threads; the ``Store``
+  serialises every use of the one connection with an ``RLock``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlite_utils import Database
+
+BUSY_TIMEOUT_MS = 10_000
+MEMORY = ":memory:"
+
+
+def connect(path: str | os.PathLike) -> Database:
+    """Open (creating if needed) the database at ``path`` with the pragmas above.
+
+    ``":memory:"`` gives a private in-memory database (WAL does not apply there).
+    """
+    name = os.fspath(path)
+    if name != MEMORY:
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+    # We build the connection ourselves: sqlite-utils' own constructor does not pass
+    # check_same_thread=False for file or ":memory:" databases.
+    conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        db = Database(conn)
+        # busy_timeout first: switching to WAL needs a lock another process may hold.
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if name != MEMORY:
+            db.enable_wal()
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+# --- timestamps ---------------------------------------------------------------------------------
+# Stored as fixed-width text ("2026-11-27T02:21:35.000000Z", always 27 characters) so that SQL
+# string comparison (<, <=, ORDER BY) is chronological comparison.
+
+_DB_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def as_utc(dt: datetime) -> datetime:
+    """The same instant in UTC; naive datetimes are rejected (ValueError)."""
+    if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
+        # A naive datetime is a bug upstream (local time sneaking in); refuse it rather than guess.
+        raise ValueError(f"timezone-aware datetime required, got naive {dt!r}")
+    return dt.astimezone(timezone.utc)
+
+
+def to_db_time(dt: datetime) -> str:
+    """Aware datetime -> sortable fixed-width UTC text."""
+    return as_utc(dt).strftime(_DB_FORMAT)
+
+
+def from_db_time(text: str) -> datetime:
+    """Inverse of :func:`to_db_time`; returns an aware UTC datetime."""
+    return datetime.strptime(text, _DB_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def to_json_time(dt: datetime) -> str:
+    """Human-facing ISO 8601 UTC to the second ("2026-11-27T02:21:35Z"), as JSON output uses."""
+    return as_utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")

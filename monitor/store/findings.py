@@ -1,0 +1,119 @@
+"""Findings, deduplicated by fingerprint, written together with their outbox rows.
+
+A finding and the outbox rows that will announce it are inserted in the same transaction: after a
+crash either both exist or neither does, so a finding can never be "known" (and hence skipped on
+the next run) without an alert queued for it. The UNIQUE fingerprint makes the insert itself the
+dedup check, so two processes recording the same finding cannot both queue alerts for it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+from sqlite_utils import Database
+
+from ..detect.findings import Finding
+from .db import from_db_time, to_db_time, to_json_time
+
+# Columns needed to rebuild a Finding; shared with outbox.py, which joins on findings.
+FINDING_COLUMNS = "f.kind, f.severity, f.subject, f.summary, f.evidence, f.links, f.fingerprint"
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    """A finding as persisted: when it was first seen and its row id."""
+
+    finding: Finding
+    first_seen: datetime
+    id: int
+
+    def to_json_dict(self) -> dict[str, Any]:
+        d = self.finding.to_dict()
+        d["first_seen"] = to_json_time(self.first_seen)
+        d["id"] = self.id
+        return d
+
+
+def finding_from_row(row: Mapping[str, Any]) -> Finding:
+    """Rebuild a Finding from a row holding the FINDING_COLUMNS (JSON columns decoded here)."""
+    return Finding.from_dict({
+        "kind": row["kind"],
+        "severity": row["severity"],
+        "subject": row["subject"],
+        "summary": row["summary"],
+        "evidence": json.loads(row["evidence"]),
+        "links": json.loads(row["links"]),
+        "fingerprint": row["fingerprint"],
+    })
+
+
+def insert_new(db: Database, findings: Iterable[Finding], sinks: Sequence[str],
+               now: datetime) -> list[Finding]:
+    """Insert findings with unknown fingerprints plus one pending outbox row per sink.
+
+    Must run inside a transaction (``Store.record`` wraps it in ``db.atomic()``). Returns the
+    findings actually inserted, in input order; a repeated fingerprint — from an earlier run or
+    earlier in ``findings`` — is skipped. The first statement is a write, so the write lock is
+    taken up front and the busy timeout applies (a read-then-write deferred transaction could
+    fail with SQLITE_BUSY instead of waiting).
+    """
+    ts = to_db_time(now)
+    unique_sinks = list(dict.fromkeys(sinks))  # a sink named twice still gets one alert
+    new: list[Finding] = []
+    for finding in findings:
+        d = finding.to_dict()
+        # Serialise before touching the database: a bad evidence value raises here and the
+        # caller's transaction rolls back everything written so far.
+        evidence = json.dumps(d["evidence"], sort_keys=True, separators=(",", ":"))
+        links = json.dumps(d["links"], separators=(",", ":"))
+        cur = db.execute(
+            """
+            INSERT INTO findings (fingerprint, kind, severity, subject, summary, evidence, links,
+                                  first_seen)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (fingerprint) DO NOTHING
+            """,
+            [finding.fingerprint, finding.kind, finding.severity, finding.subject,
+             finding.summary, evidence, links, ts],
+        )
+        if cur.rowcount != 1:
+            continue
+        finding_id = cur.lastrowid
+        for sink in unique_sinks:
+            db.execute(
+                """
+                INSERT INTO outbox (finding_id, sink, state, attempts, created_at, next_attempt_at)
+                VALUES (?, ?, 'pending', 0, ?, ?)
+                """,
+                [finding_id, sink, ts, ts],
+            )
+        new.append(finding)
+    return new
+
+
+def list_findings(db: Database, kind: str | None = None,
+                  since: datetime | None = None) -> list[StoredFinding]:
+    """Findings oldest first (ties broken by insertion order), optionally filtered."""
+    where, params = [], []
+    if kind is not None:
+        where.append("f.kind = ?")
+        params.append(kind)
+    if since is not None:
+        where.append("f.first_seen >= ?")
+        params.append(to_db_time(since))
+    sql = f"SELECT f.id, f.first_seen, {FINDING_COLUMNS} FROM findings f"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY f.first_seen, f.id"
+    return [
+        StoredFinding(finding_from_row(row), from_db_time(row["first_seen"]), row["id"])
+        for row in db.query(sql, params)
+    ]
+
+
+def has_finding(db: Database, fingerprint: str) -> bool:
+    row = db.execute("SELECT 1 FROM findings WHERE fingerprint = ?", [fingerprint]).fetchone()
+    return row is not None

@@ -1,0 +1,102 @@
+"""Schema, as an append-only list of sqlite-utils migrations.
+
+Applied migrations are recorded in ``_sqlite_migrations`` (set "hubwatch"), so opening an
+up-to-date database is read-only and an old one is brought forward exactly once. Never edit or
+rename a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("hubwatch")
+
+
+@MIGRATIONS()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        -- Opaque per-repo state owned by the checker (last seen sha, files, status...).
+        CREATE TABLE repo_state (
+            key TEXT PRIMARY KEY,
+            state_json TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+
+        -- Append-only history of what each check saw, for forensics ("when did this change?").
+        CREATE TABLE observations (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            at TEXT NOT NULL,
+            json TEXT NOT NULL
+        );
+        CREATE INDEX observations_key_at ON observations (key, at);
+
+        -- One row per distinct finding ever made; the UNIQUE fingerprint is the cross-restart
+        -- dedup: the same finding is never inserted (hence never alerted) twice.
+        CREATE TABLE findings (
+            id INTEGER PRIMARY KEY,
+            fingerprint TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            links TEXT NOT NULL,
+            first_seen TEXT NOT NULL
+        );
+        CREATE INDEX findings_first_seen ON findings (first_seen);
+        CREATE INDEX findings_kind_first_seen ON findings (kind, first_seen);
+
+        -- Transactional outbox: one row per (finding, sink), written in the same transaction as
+        -- the finding. Delivery claims rows by compare-and-set on (state, claim_token).
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            finding_id INTEGER NOT NULL REFERENCES findings (id),
+            sink TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'claimed', 'sent', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            claim_token TEXT,
+            claimed_until TEXT,
+            last_error TEXT,
+            sent_at TEXT,
+            dead_at TEXT,
+            UNIQUE (finding_id, sink)
+        );
+        CREATE INDEX outbox_sink_state_due ON outbox (sink, state, next_attempt_at);
+        CREATE INDEX outbox_state ON outbox (state);
+
+        -- Small key/value bookkeeping for jobs (feed cursors, probe results).
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """
+    )
+
+
+def apply(db: Database) -> list[str]:
+    """Apply pending migrations; return the names applied (empty when already up to date).
+
+    Two processes may open a fresh file at once (daemon starting while the CLI runs a check).
+    ``Migrations.apply`` reads what is pending and then writes, so two of them could both try the
+    same migration. We therefore hold the write lock (``BEGIN IMMEDIATE``) around it: the second
+    process waits, then finds nothing pending. Each migration still runs in its own savepoint via
+    ``db.atomic()`` inside ``Migrations.apply``. This is why migrations here must be
+    ``transactional`` (the default) — a ``VACUUM`` one could not run inside the lock.
+    """
+    if not MIGRATIONS.pending(db):
+        return []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        todo = [m.name for m in MIGRATIONS.pending(db)]
+        MIGRATIONS.apply(db)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return todo

@@ -1,0 +1,393 @@
+"""The pinned-revision watch end to end: real CLI, real huggingface_hub session, Hub emulator,
+Slack receiver. One test per detection row, plus the delivery and secrecy guarantees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.pins_env import PinsEnv
+
+REPO = "EleutherAI/gpt-j-6b"
+FILES = {"config.json": '{"model_type": "gptj"}', "model.safetensors": b"\x00weights-v1", "README.md": "# GPT-J"}
+
+
+@pytest.fixture
+def env(hub, slack, tmp_path):
+    return PinsEnv(tmp_path, hub, slack)
+
+
+def _kind(message: dict) -> str:
+    """The finding kind, read back from the rendered Slack message's fallback text."""
+    text = message["text"]
+    for k in ("ref_moved", "tag_moved", "pin_unreachable", "repo_unavailable", "repo_renamed",
+              "repo_recreated", "risky_change", "scan_flagged", "monitoring_degraded"):
+        if k in text:
+            return k
+    raise AssertionError(f"no kind in {text!r}")
+
+
+def baseline(env, hub, **pin):
+    hub.add_repo(REPO, files=FILES, author="EleutherAI")
+    env.pins = [{"repo": REPO, **(pin or {"track": "main"})}]
+    env.once()
+    assert env.slack.messages == [], "the first observation is a baseline, never an alert"
+    assert env.findings() == []
+
+
+def test_first_observation_is_silent_then_one_alert_per_move(env, hub, slack):
+    baseline(env, hub)
+    new = hub.commit(REPO, {"README.md": "# GPT-J v2"}, title="Docs", author="alice")
+    for _ in range(3):
+        env.once()
+    assert [_kind(m) for m in slack.messages] == ["ref_moved"]
+    (f,) = env.findings()
+    assert f["kind"] == "ref_moved" and f["severity"] == "medium" and f["subject"] == REPO
+    ev = f["evidence"]
+    assert ev["new_sha"] == new and ev["fast_forward"] is True
+    assert [c["title"] for c in ev["commits"]] == ["Docs"] and ev["commits"][0]["authors"] == ["alice"]
+    assert ev["files_modified"] == ["README.md"] and ev["files_added"] == []
+    assert {"kind", "severity", "subject", "summary", "evidence", "fingerprint", "first_seen"} <= set(f)
+    assert f["first_seen"].endswith("Z")
+    msg = json.dumps(slack.messages[0])
+    assert new[:7] in msg and new in msg and f"/commit/{new}" in msg
+
+
+def test_first_time_author_is_flagged(env, hub, slack):
+    baseline(env, hub)
+    hub.commit(REPO, {"README.md": "x"}, title="innocent", author="mallory")
+    env.once()
+    (f,) = env.findings()
+    assert f["evidence"]["new_authors"] == ["mallory"]
+    assert "mallory" in slack.messages[0]["text"] or "mallory" in json.dumps(slack.messages[0]["blocks"])
+
+
+def test_tag_moved_and_deleted(env, hub, slack):
+    hub.add_repo(REPO, files=FILES)
+    v1 = hub.create_tag(REPO, "v1")
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    second = hub.commit(REPO, {"README.md": "new"}, title="retag me")
+    hub.move_tag(REPO, "v1", second)
+    env.once()
+    hub.delete_tag(REPO, "v1")
+    env.once()
+    env.once()
+    tag = env.findings("tag_moved")
+    assert [(f["evidence"]["old_sha"], f["evidence"]["new_sha"]) for f in tag] == [(v1, second), (second, None)]
+    assert all(f["severity"] == "high" for f in tag)
+    # main moved too (the retag commit): one ref_moved, no repeats
+    assert [f["kind"] for f in env.findings()].count("ref_moved") == 1
+    assert len(slack.messages) == 3
+
+
+def test_pin_unreachable_when_revision_no_longer_resolves(env, hub, slack):
+    hub.add_repo(REPO, files=FILES)
+    pinned = hub.commit(REPO, {"README.md": "pinned"}, title="pinned")
+    env.pins = [{"repo": REPO, "revision": pinned}]
+    env.once()
+    assert env.findings() == []
+    hub.rewrite_history(REPO, "main", files={"README.md": "rewritten"})
+    env.once()
+    (f,) = env.findings("pin_unreachable")
+    assert f["severity"] == "critical" and "no branch" in f["evidence"]["reason"]
+    hub.gc(REPO)
+    env.once()
+    env.once()
+    reasons = [f["evidence"]["reason"] for f in env.findings("pin_unreachable")]
+    assert len(reasons) == 2 and "RevisionNotFound" in reasons[1]
+    assert [_kind(m) for m in slack.messages] == ["pin_unreachable", "pin_unreachable"]
+
+
+def test_pin_unreachable_at_first_observation(env, hub, slack):
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "revision": "f" * 40}]
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "pin_unreachable", "a state that is already wrong is alerted at once"
+
+
+def test_history_rewrite_on_tracked_branch_is_high(env, hub, slack):
+    baseline(env, hub)
+    hub.rewrite_history(REPO, "main", files={"README.md": "rewritten"})
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "ref_moved" and f["severity"] == "high" and f["evidence"]["fast_forward"] is False
+
+
+def test_repo_unavailable_needs_two_definitive_answers(env, hub, slack):
+    baseline(env, hub)
+    hub.delete_repo(REPO)
+    env.once()
+    assert env.findings() == [] and slack.messages == []
+    env.once()
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "repo_unavailable" and f["severity"] == "high"
+    assert [_kind(m) for m in slack.messages] == ["repo_unavailable"]
+
+
+def test_disabled_repo_is_unavailable(env, hub, slack):
+    baseline(env, hub)
+    hub.set_disabled(REPO, True)
+    env.once()
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "repo_unavailable" and "disabled" in f["evidence"]["reason"]
+
+
+def test_newly_gated_is_reported(env, hub, slack):
+    baseline(env, hub)
+    hub.set_gated(REPO, "manual")
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "repo_unavailable" and "gated" in f["evidence"]["reason"]
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"status": 502}, {"status": 503}, {"status": 429},
+                                   {"kind": "garbled"}, {"kind": "reset"}])
+def test_transient_errors_never_become_repo_unavailable(env, hub, slack, fault):
+    baseline(env, hub)
+    hub.fail(r"/api/models/EleutherAI/gpt-j-6b", times=1000, **fault)
+    for _ in range(4):
+        env.once()
+    assert env.findings() == [] and slack.messages == []
+    hub.reset_faults() if hasattr(hub, "reset_faults") else hub.clear_faults()
+    env.once()
+    assert env.findings() == []
+
+
+def test_transient_between_definitive_answers_keeps_unknown(env, hub, slack):
+    baseline(env, hub)
+    hub.fail(r"/refs", times=1000, status=500)
+    env.once()
+    env.once()
+    hub.clear_faults()
+    hub.commit(REPO, {"README.md": "changed"})
+    env.once()
+    assert [f["kind"] for f in env.findings()] == ["ref_moved"]
+
+
+def test_repo_renamed(env, hub, slack):
+    baseline(env, hub)
+    hub.rename_repo(REPO, "EleutherAI/gpt-j-6b-renamed")
+    env.once()
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "repo_renamed" and f["evidence"]["new_id"] == "EleutherAI/gpt-j-6b-renamed"
+
+
+def test_mis_cased_pin_is_not_a_rename(env, hub, slack):
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": "eleutherai/GPT-J-6B", "track": "main"}]
+    env.once()
+    env.once()
+    assert env.findings() == []
+
+
+def test_repo_recreated_namespace_reuse(env, hub, slack):
+    baseline(env, hub)
+    hub.recreate_repo(REPO, files={"pytorch_model.bin": b"evil", "config.json": "{}"}, author="EleutherAI")
+    env.once()
+    found = env.findings()
+    assert [f["kind"] for f in found] == ["repo_recreated"], found
+    assert found[0]["severity"] == "critical"
+    assert found[0]["evidence"]["old_object_id"] != found[0]["evidence"]["new_object_id"]
+
+
+@pytest.mark.parametrize("change, rule, severity", [
+    ({"pytorch_model.bin": b"pickle"}, "pickle_file_changed", "high"),
+    ({"modeling_gptj.py": "import os"}, "code_file_changed", "high"),
+    ({"config.json": '{"model_type": "gptj", "auto_map": {"AutoModel": "modeling.M"}}'}, "remote_code_config",
+     "critical"),
+    ({"model.safetensors": None, "pytorch_model.bin": b"pickle"}, "safetensors_replaced_by_pickle", "critical"),
+])
+def test_risky_change(env, hub, slack, change, rule, severity):
+    baseline(env, hub)
+    hub.commit(REPO, change, title="small fix")
+    env.once()
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "risky_change" and f["severity"] == severity
+    assert rule in [r["rule"] for r in f["evidence"]["rules"]]
+    assert [_kind(m) for m in slack.messages] == ["risky_change"]
+
+
+def test_scan_flagged_alerts_at_once(env, hub, slack):
+    hub.add_repo(REPO, files=FILES)
+    hub.set_security(REPO, ["pytorch_model.bin"])
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "scan_flagged" and f["evidence"]["files_with_issues"] == ["pytorch_model.bin"]
+
+
+def test_dataset_pin_tracks_a_tag(env, hub, slack):
+    hub.add_repo("HuggingFaceFW/fineweb", type="dataset", files={"data.parquet": b"1"})
+    hub.create_tag("HuggingFaceFW/fineweb", "v1.0", type="dataset")
+    env.pins = [{"repo": "HuggingFaceFW/fineweb", "type": "dataset", "track": "v1.0"}]
+    env.once()
+    new = hub.commit("HuggingFaceFW/fineweb", {"data.parquet": b"2"}, type="dataset")
+    hub.move_tag("HuggingFaceFW/fineweb", "v1.0", new, type="dataset")
+    env.once()
+    (f,) = env.findings()
+    assert f["kind"] == "tag_moved" and f["subject"] == "datasets/HuggingFaceFW/fineweb"
+    assert f["evidence"]["files_modified"] == ["data.parquet"]
+
+
+def test_slack_failure_then_recovery_delivers_once_in_order(env, hub, slack):
+    from monitor.alerts.delivery import deliver
+    from monitor.jobs.pins import scan_pins
+    from monitor.runtime import Runtime, utcnow
+    from tests.pins_env import Clock
+
+    baseline(env, hub)
+    hub.create_tag(REPO, "v1")
+    env.once()
+    clock = Clock(utcnow())
+    rt = Runtime.build(env.settings(), clock=clock)
+    try:
+        hub.commit(REPO, {"README.md": "v2"}, title="first")
+        hub.delete_tag(REPO, "v1")
+        scan_pins(rt)
+        slack.down()
+        for _ in range(12):  # an hour of Slack outage, one delivery pass every 5 minutes
+            deliver(rt.store, rt.sinks, now=clock, sleep=lambda s: None, min_interval=0)
+            clock.advance(300)
+        assert slack.messages == []
+        slack.up()
+        slack.rate_limit(1, retry_after=30)
+        for _ in range(6):
+            deliver(rt.store, rt.sinks, now=clock, sleep=lambda s: None, min_interval=0)
+            clock.advance(900)
+        assert [_kind(m) for m in slack.messages] == ["ref_moved", "tag_moved"]
+        stats = rt.store.outbox_stats(clock())
+        assert stats.pending == 0 and stats.dead == 0 and stats.sent == 2
+    finally:
+        rt.close()
+
+
+def test_permanent_slack_error_dead_letters_loudly(env, hub, slack):
+    baseline(env, hub)
+    hub.commit(REPO, {"README.md": "v2"})
+    slack.fail(status=404, times=1, body="no_service")
+    r = env.run("once", "-v")
+    assert r.code == 0 and "dead-letter" in r.err
+    from monitor.store import Store
+    store = Store.open(env.state)
+    try:
+        assert len(store.dead_letters()) == 1
+    finally:
+        store.close()
+
+
+def test_untrusted_text_arrives_escaped(env, hub, slack):
+    baseline(env, hub)
+    hub.commit(REPO, {"README.md": "x"}, title="<!channel> <https://evil.example|click> & co", author="alice")
+    env.once()
+    raw = json.dumps(slack.messages)
+    assert "<!channel>" not in raw and "<https://evil" not in raw
+    assert "&lt;!channel&gt;" in raw and "&amp;" in raw
+    assert slack.messages[0]["unfurl_links"] is False and slack.messages[0]["unfurl_media"] is False
+
+
+def test_secrets_never_in_output_or_logs(env, hub, slack):
+    env.token = "hf_TopSecretTokenValue123"
+    hub.add_token(env.token)
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    runs = [env.run("check-config"), env.run("once", "-vv"), env.run("once", "-vv", "--log-format", "json")]
+    hub.commit(REPO, {"README.md": "v2"})
+    slack.fail(status=500, times=1)
+    runs += [env.run("once", "-vv"), env.run("findings", "--json"), env.run("once", "--dry-run", "-vv")]
+    text = "".join(r.out + r.err for r in runs)
+    assert "hf_TopSecretTokenValue123" not in text
+    assert slack.url not in text and "XXXXSECRET" not in text
+    assert any(r.code == 0 for r in runs)
+    # the token was really used: private repos are visible only with it
+    assert any(req.path.startswith("/api/models/") for req in hub.requests)
+
+
+def test_dry_run_renders_and_marks_nothing_sent(env, hub, slack):
+    baseline(env, hub)
+    hub.commit(REPO, {"README.md": "v2"})
+    r = env.once("--dry-run")
+    assert slack.messages == []
+    assert '"unfurl_links": false' in r.out and "ref_moved" in r.out
+    env.once()
+    assert [_kind(m) for m in slack.messages] == ["ref_moved"]
+
+
+def test_stdout_sink_when_no_slack(hub, tmp_path):
+    env = PinsEnv(tmp_path, hub, None)
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    hub.commit(REPO, {"README.md": "v2"})
+    r = env.once()
+    assert "ref_moved" in r.out and REPO in r.out
+    assert "ref_moved" not in env.once().out  # sent once
+
+
+def test_fail_on_exit_code(env, hub, slack):
+    baseline(env, hub)
+    hub.commit(REPO, {"evil.py": "x"})
+    assert env.run("once", "--fail-on", "high").code == 1
+    hub.commit(REPO, {"README.md": "calm"})
+    assert env.run("once", "--fail-on", "high").code == 0
+
+
+@pytest.mark.parametrize("pin, key", [
+    ({"repo": REPO, "revision": "123"}, "pin[0].revision"),
+    ({"repo": "bad repo", "track": "main"}, "pin[0].repo"),
+    ({"repo": REPO, "track": "main", "colour": "red"}, "pin[0].colour"),
+])
+def test_bad_config_exits_78_naming_the_key(env, hub, slack, pin, key):
+    env.pins = [pin]
+    r = env.run("once")
+    assert r.code == 78 and key in r.err and len(r.err.strip().splitlines()) == 1
+    assert env.run("check-config").code == 78
+
+
+def test_bad_duration_and_missing_file_exit_78(env, hub, slack):
+    env.extra = '[webhook]\nurl_file = "missing.txt"\n'
+    r = env.run("check-config")
+    assert r.code == 78 and "webhook.url_file" in r.err
+    env.extra = ""
+    env.write()
+    env.config.write_text(env.config.read_text().replace('every = "10m"', 'every = "often"'))
+    from monitor.cli import main
+    import contextlib, io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["check-config", "-c", str(env.config)]) == 78
+    assert "pins.every" in err.getvalue()
+    with contextlib.redirect_stderr(err):
+        assert main(["check-config", "-c", str(env.tmp / "absent.toml")]) == 78
+
+
+def test_request_budget(env, hub, slack):
+    """A complete check of an unchanged repo: ≤ 2 requests; a steady daemon cycle: 1."""
+    from monitor.jobs.pins import scan_pins
+    from monitor.runtime import Runtime
+    from tests.pins_env import Clock
+
+    for i in range(5):
+        hub.add_repo(f"org/m{i}", files=FILES)
+    env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(5)]
+    env.once()  # baseline (may cost more)
+    hub.clear_log()
+    env.once()
+    assert hub.count() <= 2 * 5
+    clock = Clock()
+    rt = Runtime.build(env.settings(), clock=clock)
+    try:
+        scan_pins(rt, complete=True)
+        clock.advance(600)
+        hub.clear_log()
+        scan_pins(rt)
+        assert hub.count() == 5, [r.path for r in hub.requests]
+    finally:
+        rt.close()

@@ -1,0 +1,234 @@
+"""render.py is pure: tables of hostile Hub text in, Slack-safe messages out."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.alerts.render import (MAX_BLOCKS, limit_blocks, json_payload, slack_message, text_line,
+                                   u16len)
+from monitor.detect.findings import Finding, Link
+from tests.emulator.slack import validate_message
+
+SHA_A, SHA_B = "a" * 40, "b" * 40
+HUB = "https://huggingface.co/org/model"
+NASTY = ["<!channel>", "<!here>", "<https://evil.example|click me>", "<@U123>", "a & b", "x > y"]
+
+
+def finding(summary="Revision changed", subject="org/model", links=(), **evidence) -> Finding:
+    return Finding.make("revision_changed", "high", subject, summary, key=[subject, summary],
+                        evidence=evidence, links=links)
+
+
+def texts(msg: dict) -> list[str]:
+    """Every string Slack will parse as text in a message."""
+    out = [msg["text"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                out.append(node["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(msg["blocks"])
+    return out
+
+
+def assert_no_markup_from_hub(msg: dict, allowed_links=(), allowed_url: str | None = None) -> None:
+    """The only `<…>` sequences are links we built (exact, or to `allowed_url` with a safe label)."""
+    for text in texts(msg):
+        for seq in re.findall(r"<[^>]*>", text):
+            ours = allowed_url and re.fullmatch(re.escape(f"<{allowed_url}|") + r"[^<>|]+>", seq)
+            assert seq in allowed_links or ours, f"unexpected Slack control sequence {seq!r} in {text!r}"
+
+
+EVIDENCE_SLOTS = [
+    lambda s: finding(summary=s),
+    lambda s: finding(subject=s),
+    lambda s: finding(commits=[{"sha": SHA_B, "title": s, "authors": [s], "date": s}]),
+    lambda s: finding(files_added=[s], files_removed=[s], files_modified=[s]),
+    lambda s: finding(new_authors=[s], rules=[{"rule": s, "severity": s, "detail": s}]),
+    lambda s: finding(reason=s, repo=s, ref=s, type=s, old_sha=s, new_sha=s),
+    lambda s: finding(**{s: s, "other": s}),
+]
+
+
+@pytest.mark.parametrize("nasty", NASTY)
+@pytest.mark.parametrize("slot", range(len(EVIDENCE_SLOTS)))
+def test_hub_text_is_escaped_everywhere(nasty, slot):
+    msg = slack_message(EVIDENCE_SLOTS[slot](nasty))
+    assert_no_markup_from_hub(msg)
+    escaped = nasty.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    assert any(escaped in t for t in texts(msg))
+    assert validate_message(msg) is None
+
+
+def test_ampersand_escaped_once_and_literal_entities_stay_literal():
+    msg = slack_message(finding(summary="R&D &amp; co"))
+    assert "R&amp;D &amp;amp; co" in msg["blocks"][1]["text"]["text"]
+
+
+def test_every_mrkdwn_text_is_verbatim_so_bare_urls_and_channels_are_not_linkified():
+    msg = slack_message(finding(summary="see https://evil.example #general", files_added=["x"]))
+    for block in msg["blocks"]:
+        for obj in [block.get("text")] + block.get("fields", []) + block.get("elements", []):
+            if obj and obj["type"] == "mrkdwn":
+                assert obj["verbatim"] is True
+
+
+def test_invisible_and_bidi_characters_are_made_visible():
+    msg = slack_message(finding(files_added=["evil\u202egnp.bin"], summary="a\nb\x1b[31m", new_authors=["a\u200bb"]))
+    joined = "\n".join(texts(msg))
+    assert "\u202e" not in joined and "\x1b" not in joined and "\u200b" not in joined
+    assert "evil\\u202egnp.bin" in joined and "a\\nb\\x1b[31m" in joined
+
+
+def test_commit_title_newline_cannot_fake_a_line():
+    msg = slack_message(finding(commits=[{"sha": SHA_B, "title": "ok\n*Rules fired:* none", "authors": []}]))
+    commits = next(t for t in texts(msg) if t.startswith("*Commits"))
+    assert commits.count("\n") == 1
+
+
+@pytest.mark.parametrize("field,limit", [("summary", 3000), ("subject", 3000)])
+def test_very_long_text_is_capped_with_ellipsis(field, limit):
+    msg = slack_message(finding(**{field: "x" * 100_000}))
+    text = msg["blocks"][1]["text"]["text"]
+    assert u16len(text) <= limit and "…" in text
+    assert validate_message(msg) is None
+
+
+def test_truncation_never_cuts_an_entity_in_half():
+    msg = slack_message(finding(summary="&" * 5000))
+    summary = msg["blocks"][1]["text"]["text"].split("\n", 1)[1]
+    assert summary.endswith("&amp;…")
+
+
+def test_long_kind_and_astral_characters_fit_the_header():
+    f = Finding.make("k" * 400, "critical", "🦙" * 5000, "🦙" * 5000, key=1)
+    msg = slack_message(f)
+    assert u16len(msg["blocks"][0]["text"]["text"]) <= 150
+    assert validate_message(msg) is None
+
+
+def test_200_files_become_and_n_more_within_limits():
+    files = [f"weights/part-{i:05d}.safetensors" for i in range(200)]
+    msg = slack_message(finding(files_added=files, files_removed=files, files_modified=files,
+                                new_authors=[f"user{i}" for i in range(200)],
+                                commits=[{"sha": SHA_B, "title": f"c{i}", "authors": ["a"]} for i in range(200)]))
+    added = next(t for t in texts(msg) if t.startswith("*Files added (200)"))
+    assert added.endswith("… and 180 more")
+    assert "… and 190 more" in next(t for t in texts(msg) if t.startswith("*Commits (200)"))
+    assert len(msg["blocks"]) <= MAX_BLOCKS
+    assert sum(u16len(t) for t in texts(msg)) < 13_000  # Slack's undocumented msg_blocks_too_long
+    assert validate_message(msg) is None
+
+
+def test_huge_paths_shrink_the_list_but_count_what_is_hidden():
+    msg = slack_message(finding(files_added=["p" * 2000 + str(i) for i in range(15)]))
+    added = next(t for t in texts(msg) if t.startswith("*Files added (15)"))
+    shown = added.count("\n• ")
+    assert added.endswith(f"… and {15 - shown} more")
+    assert validate_message(msg) is None
+
+
+def test_over_50_blocks_fall_back_to_fewer():
+    blocks = [{"type": "divider"}] * 70 + [{"type": "context", "elements": [{"type": "mrkdwn", "text": "fp"}]}]
+    out = limit_blocks(blocks)
+    assert len(out) == 50 and out[-1]["type"] == "context"
+    assert "23 more sections omitted" in out[-2]["text"]["text"]
+
+
+def test_fallback_text_and_no_unfurling():
+    msg = slack_message(finding(summary="Main moved"))
+    assert msg["text"].startswith(":red_circle: [HIGH] revision_changed org/model: Main moved")
+    assert msg["unfurl_links"] is False and msg["unfurl_media"] is False
+
+
+def test_evidence_is_rendered_exactly():
+    msg = slack_message(finding(repo="org/model", old_sha=SHA_A, new_sha=SHA_B, new_authors=["mallory"],
+                                commits=[{"sha": SHA_B, "title": "Update", "authors": ["mallory"], "date": "2025-01-02"}],
+                                files_removed=["model.safetensors"], rules=[{"rule": "pickle", "severity": "high",
+                                                                              "detail": "new pickle file"}],
+                                downloads=12))
+    joined = "\n".join(texts(msg))
+    for expected in (f"`{SHA_A[:12]}` → `{SHA_B[:12]}`", f"old: `{SHA_A}`", f"new: `{SHA_B}`",
+                     "`bbbbbbbbbb` Update — :warning: mallory (2025-01-02)", "*Files removed (1):*\n• `model.safetensors`",
+                     "• *pickle* (high): new pickle file", "*downloads:* 12", "*Repo*\n`org/model`"):
+        assert expected in joined
+    assert msg["blocks"][-1]["elements"][0]["text"].endswith(f"`{msg_fp(msg)}`")
+
+
+def msg_fp(msg):
+    return re.search(r"[0-9a-f]{32}", msg["blocks"][-1]["elements"][0]["text"]).group(0)
+
+
+def test_links_only_from_link_objects_and_only_safe_urls():
+    good = Link("Commit", f"{HUB}/commit/{SHA_B}?a=1&b=2")
+    bad = [Link("x", "https://evil|y"), Link("x", "https://a b"), Link("x", "javascript:alert(1)"),
+           Link("x", "https://a>b"), Link("x", "https://a\nb")]
+    msg = slack_message(finding(links=(good, *bad), url="https://evil.example", link="<https://evil|x>"))
+    expected = f"<{HUB}/commit/{SHA_B}?a=1&amp;b=2|Commit>"
+    assert_no_markup_from_hub(msg, allowed_links=(expected,))
+    assert any(expected in t for t in texts(msg))
+
+
+def test_link_label_is_escaped():
+    msg = slack_message(finding(links=(Link("a|<b>&", f"{HUB}/tree/main"),)))
+    assert any(f"<{HUB}/tree/main|a¦&lt;b&gt;&amp;>" in t for t in texts(msg))
+
+
+@pytest.mark.parametrize("evidence", [
+    {"commits": "not a list", "files_added": 5, "rules": [1, None, {"rule": None}], "new_authors": {"a": 1}},
+    {"commits": [None, 3, {"authors": "solo", "sha": 12}], "old_sha": 7, "reason": ["x"]},
+    {"files_modified": [None, {"path": "a"}, ["b"]], "x": float("nan"), "y": None},
+])
+def test_unexpected_evidence_types_never_crash(evidence):
+    assert validate_message(slack_message(finding(**evidence))) is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=300),
+    lambda children: st.lists(children, max_size=30) | st.dictionaries(st.text(max_size=20), children, max_size=8),
+    max_leaves=60)
+evidence_keys = st.sampled_from(["repo", "type", "ref", "old_sha", "new_sha", "commits", "new_authors", "files_added",
+                                 "files_removed", "files_modified", "rules", "reason"]) | st.text(max_size=30)
+commit = st.fixed_dictionaries({"sha": st.text(max_size=50), "title": st.text(max_size=500),
+                                "authors": st.lists(st.text(max_size=50), max_size=5), "date": st.text(max_size=30)})
+evidence = st.dictionaries(evidence_keys, json_values | st.lists(commit, max_size=15), max_size=14)
+links = st.lists(st.builds(Link, st.text(max_size=200), st.text(max_size=200) | st.just(f"{HUB}/tree/main")), max_size=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(evidence=evidence, summary=st.text(max_size=4000), subject=st.text(max_size=400), links=links,
+       severity=st.sampled_from(["info", "low", "medium", "high", "critical"]))
+def test_random_findings_always_render_to_an_acceptable_message(evidence, summary, subject, links, severity):
+    f = Finding(kind="revision_changed", severity=severity, subject=subject, summary=summary,
+                evidence=evidence, links=tuple(links), fingerprint="f" * 32)
+    msg = slack_message(f)
+    assert validate_message(msg) is None
+    json.dumps(msg).encode("utf-8")  # no lone surrogates: sendable
+    assert_no_markup_from_hub(msg, allowed_url=f"{HUB}/tree/main")
+
+
+def test_json_payload_is_the_finding_plus_envelope():
+    f = finding(repo="org/model")
+    now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    payload = json_payload(f, now=now)
+    assert payload == {**f.to_dict(), "source": "hubwatch", "version": 1, "sent_at": "2025-01-02T01:04:05Z"}
+    assert "sent_at" not in json_payload(f, source="x") and json_payload(f, source="x")["source"] == "x"
+    assert Finding.from_dict(payload) == f
+
+
+def test_text_line_is_one_safe_line():
+    f = Finding.make("revision_changed", "critical", "org/m\x1b[2J", "line1\nline2\r\u202e", key=1)
+    line = text_line(f)
+    assert line == f"[CRITICAL] revision_changed org/m\\x1b[2J: line1\\nline2\\r\\u202e ({f.fingerprint})"
+    assert "\n" not in line and "\x1b" not in line
