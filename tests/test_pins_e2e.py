@@ -385,9 +385,43 @@ def test_request_budget(env, hub, slack):
     rt = Runtime.build(env.settings(), clock=clock)
     try:
         scan_pins(rt, complete=True)
+        per_cycle = []
+        for _ in range(13):  # two hours of 10-minute cycles, metadata due hourly
+            clock.advance(600)
+            hub.clear_log()
+            scan_pins(rt)
+            per_cycle.append(hub.count())
+        assert per_cycle == [5] * 13, per_cycle
+        assert rt.store.findings() == []
+    finally:
+        rt.close()
+
+
+def test_metadata_slot_sees_signals_without_a_commit(env, hub, slack):
+    """Gating and scan results change without a commit; the hourly metadata read catches them, and a
+    move seen in that read still gets its full alert."""
+    from monitor.jobs.pins import scan_pins
+    from monitor.runtime import Runtime
+    from tests.pins_env import Clock
+
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    clock = Clock()
+    rt = Runtime.build(env.settings(), clock=clock)
+    try:
+        scan_pins(rt, complete=True)
+        hub.set_security(REPO, ["model.safetensors"])
         clock.advance(600)
+        scan_pins(rt)
+        assert rt.store.findings() == []  # not yet due: refs only
+        clock.advance(3600)
         hub.clear_log()
         scan_pins(rt)
-        assert hub.count() == 5, [r.path for r in hub.requests]
+        assert hub.count() == 1 and "/revision/main" in hub.requests[0].path
+        assert [f.finding.kind for f in rt.store.findings()] == ["scan_flagged"]
+        hub.commit(REPO, {"evil.py": "x"})
+        clock.advance(3600)
+        scan_pins(rt)
+        assert [f.finding.kind for f in rt.store.findings()] == ["scan_flagged", "risky_change"]
     finally:
         rt.close()

@@ -138,11 +138,16 @@ def pin_unreachable(repo: RepoId, base: str, sha: str, reason: str, cause: str) 
         links=links(base, repo, None))
 
 
-def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[str]) -> Finding:
+def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[str],
+                 contents: Mapping[str, str] | None = None) -> Finding:
+    """Keyed by the flagged files' contents, not the commit: a flagged file that stays the same
+    across later commits is one alert; a new flagged file, or new content under the same name, is
+    another."""
+    contents = contents or {}
     return Finding.make(
         "scan_flagged", "high", repo.web_path,
         f"{repo.id}: the Hub's security scan flags {len(issues)} file(s) at {sha[:7]}: {', '.join(issues[:5])}",
-        key=[sha, sorted(issues)],
+        key=sorted([p, contents.get(p) or sha] for p in issues),
         evidence={"repo": repo.id, "type": repo.type, "sha": sha, "files_with_issues": list(issues)},
         links=links(base, repo, sha))
 

@@ -73,17 +73,47 @@ class PinChecker:
 
     def check(self, w: RepoWatch, st: RepoState, now: datetime, complete: bool = False) -> CheckResult:
         try:
+            prefetched = None
+            if not complete and st.baseline and self._metadata_due(st, now):
+                done, prefetched = self._metadata_slot(w, st, now)
+                if done is not None:
+                    return done
             refs = self.client.refs(w.repo)
-        except (NotFound, Disabled) as e:
-            return self._unavailable(w, st, now, e)
-        except HubError as e:
-            return self._unknown(w, st, now, e)
-        try:
-            return self._observe(w, st, refs, now, complete)
+            return self._observe(w, st, refs, now, complete, prefetched)
         except (NotFound, Disabled) as e:
             return self._unavailable(w, st, now, e)
         except HubError as e:  # any failure mid-way: nothing from this check is trusted
             return self._unknown(w, st, now, e)
+
+    def _metadata_due(self, st: RepoState, now: datetime) -> bool:
+        last = _parse_time(st.metadata_at)
+        return last is None or (now - last).total_seconds() >= self.settings.metadata_every
+
+    def _metadata_slot(self, w: RepoWatch, st: RepoState, now: datetime) -> tuple[CheckResult | None, RepoInfo | None]:
+        """The slow-cadence metadata read *replaces* this cycle's refs read, keeping the steady cost at
+        one request per repo: reading metadata at the tracked ref also tells whether it moved. Only
+        when it moved do we go on to read refs (a move earns its details). Tag moves on an
+        unchanged branch are seen one cycle later, by the next refs read."""
+        ref = w.tracked[0] if w.tracked else None
+        known = (st.branches.get(ref) or st.tags.get(ref)) if ref else None
+        try:
+            info = self.client.info(w.repo, ref or w.exact[0])
+        except RevisionNotFound:
+            return None, None  # the full check explains which pin or ref vanished
+        if ref and info.sha != known:
+            return None, info
+        findings: list[Finding] = []
+        if info.id.lower() != w.repo.id.lower():
+            findings.append(rv.renamed(w.repo, self.base, info.id))
+        self._identity(w, st, info, findings)
+        manifests = {k: dict(v) for k, v in st.manifests.items()}
+        manifests[info.sha] = rv.manifest(info)
+        state = st.with_(object_id=info.object_id, created_at=info.created_at, last_modified=info.last_modified,
+                         private=info.private, gated=info.gated, disabled=info.disabled, scan_sha=info.sha,
+                         scan_issues=info.scan_issues, metadata_at=iso(now), manifests=manifests,
+                         unavailable_kind=None, unavailable_streak=0, unavailable_since=None,
+                         unknown_since=None, last_error=None, checked_at=iso(now))
+        return CheckResult(w.key, "ok", state, tuple(findings)), None
 
     # --- error outcomes -----------------------------------------------------------------------
     def _unavailable(self, w: RepoWatch, st: RepoState, now: datetime, e: HubError) -> CheckResult:
@@ -111,7 +141,8 @@ class PinChecker:
         return CheckResult(w.key, "unknown", st, tuple(findings), str(e))
 
     # --- a successful refs answer ---------------------------------------------------------------
-    def _observe(self, w: RepoWatch, st: RepoState, refs: Refs, now: datetime, complete: bool) -> CheckResult:
+    def _observe(self, w: RepoWatch, st: RepoState, refs: Refs, now: datetime, complete: bool,
+                 prefetched: RepoInfo | None = None) -> CheckResult:
         findings: list[Finding] = []
         branches, tags = dict(refs.branches), dict(refs.tags)
         heads = {t: refs.head(t) for t in w.tracked}
@@ -123,7 +154,10 @@ class PinChecker:
                 findings.append(rv.missing_ref(w.repo, self.base, ref))
         moves = rv.find_moves(st.branches, st.tags, branches, tags, set(w.tracked)) if st.baseline else []
         primary = w.exact[0] if w.exact else next((s for s in heads.values() if s), None) or branches.get("main")
-        info = self._metadata(w, st, primary, heads, moves, now, complete, findings)
+        if prefetched is not None and prefetched.sha == primary:
+            info = prefetched
+        else:
+            info = self._metadata(w, st, primary, heads, moves, now, complete, findings)
         recreated = self._identity(w, st, info, findings)
         authors = set(st.authors)
         if not st.baseline:
@@ -196,7 +230,7 @@ class PinChecker:
         if info.private and not st.private:
             findings.append(rv.access_changed(w.repo, self.base, "newly private"))
         if info.scan_issues:
-            findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues))
+            findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
         return recreated
 
     def _seed_authors(self, w: RepoWatch, heads: dict[str, str | None], branches: dict[str, str]) -> set[str]:
