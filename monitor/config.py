@@ -48,7 +48,7 @@ class HubSettings:
     endpoint: str = DEFAULT_ENDPOINT
     token: Secret | None = None
     timeout: float = 15.0
-    concurrency: int = 16
+    concurrency: int = 32
     retries: int = 2
     retry_wait: float = 1.0
 
@@ -252,7 +252,7 @@ class _Loader:
             endpoint=endpoint.rstrip("/"),
             token=token,
             timeout=r.get("timeout", 15.0, parse_duration),
-            concurrency=r.get("concurrency", 16, _int(1, 256)),
+            concurrency=r.get("concurrency", 32, _int(1, 256)),
             retries=r.get("retries", 2, _int(0, 10)),
             retry_wait=r.get("retry_wait", 1.0, parse_duration),
         )
