@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 from typing import Callable, Sequence
@@ -71,19 +72,21 @@ def cmd_once(args: argparse.Namespace) -> int:
     _logging(args, settings)
     from monitor.alerts.delivery import deliver, render_pending
     from monitor.detect.findings import severity_rank
+    from monitor.jobs.lookalikes import scan_lookalikes
     from monitor.jobs.pins import scan_pins
     from monitor.runtime import Runtime
 
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         report = scan_pins(rt, complete=True)
+        new = list(report.new_findings) + list(scan_lookalikes(rt).new_findings)
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
             deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
     finally:
         rt.close()
-    if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in report.new_findings):
+    if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
         return EXIT_FINDINGS
     return EXIT_OK
 
@@ -126,11 +129,82 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lookalike_settings(args: argparse.Namespace):
+    """lookup/screen work without a config file too (no protected names then) unless -c was given."""
+    path = config_mod.config_path(args.config)
+    if args.config is None and not path.exists():
+        return None
+    return config_mod.load(path)
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    """Ask the Hub now whether NAME is a legitimate org or an impostor of a protected one.
+
+    Example: hubwatch lookup EleuterAI --json
+
+    Prints whether the namespace exists, what it is, which protected names it imitates and how
+    (techniques, similarity), and a risk with its reasons. --json prints one object with name,
+    exists, kind, verified, created_at, followers, models, imitates, risk, reasons. Exit 0
+    whatever the verdict; 2 for an invalid name; 75 when the Hub could not answer.
+    """
+    from monitor.detect.names import validate_name
+
+    problem = validate_name(args.name)
+    if problem:
+        raise UsageError(f"invalid name {args.name[:100]!r}: {problem}")
+    settings = _lookalike_settings(args)
+    _logging(args, settings)
+    from monitor.config import HubSettings
+    from monitor.hub.client import HubClient
+    from monitor.hub.namespaces import NamespaceClient
+    from monitor.jobs.lookalikes import screener_for
+    from monitor.jobs.lookup import TargetCache, lookup, render_text
+    from monitor.runtime import utcnow
+
+    hub_settings = settings.hub if settings else HubSettings(endpoint=os.environ.get("HF_ENDPOINT",
+                                                                                    config_mod.DEFAULT_ENDPOINT))
+    la = settings.lookalike if settings else config_mod.LookalikeSettings()
+    hub = NamespaceClient(HubClient(hub_settings))
+    result = lookup(args.name, hub, screener_for(la.protected, la.allow), TargetCache(hub), utcnow())
+    print(json.dumps(result.to_json(), sort_keys=True) if args.json else render_text(result))
+    return EXIT_OK
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    """Screen names offline (no Hub requests) against the protected names in the config.
+
+    Example: hubwatch screen new-orgs.txt --json
+
+    One name per line from FILE or standard input (-); blank lines and # comments are skipped.
+    Prints only the names that imitate a protected name (--json: one object per line with name,
+    target, techniques, score). Invalid names are reported on stderr and never stop the run.
+    """
+    from monitor.jobs.lookalikes import screener_for
+    from monitor.screen import screen_stream
+
+    settings = _lookalike_settings(args)
+    la = settings.lookalike if settings else config_mod.LookalikeSettings()
+    if not la.protected:
+        raise UsageError("no protected names: set [lookalike] protected = [...] in the config")
+    screener = screener_for(la.protected, la.allow)
+    if args.file in (None, "-"):
+        screen_stream(sys.stdin, screener, sys.stdout, sys.stderr, as_json=args.json)
+    else:
+        try:
+            with open(args.file, encoding="utf-8", errors="replace") as fh:
+                screen_stream(fh, screener, sys.stdout, sys.stderr, as_json=args.json)
+        except OSError as e:
+            raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from None
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "once": cmd_once,
     "check-config": cmd_check_config,
     "findings": cmd_findings,
+    "lookup": cmd_lookup,
+    "screen": cmd_screen,
 }
 
 
@@ -160,13 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
                               help="exit 1 when a new finding has at least this severity")
     subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
     subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
-    for extend in EXTENSIONS:
-        extend(sub, common)
+    subs["lookup"].add_argument("name", metavar="NAME", help="an org or user name")
+    subs["lookup"].add_argument("--json", action="store_true", help="one JSON object")
+    subs["screen"].add_argument("file", metavar="FILE", nargs="?", help="names file, or - for stdin (default)")
+    subs["screen"].add_argument("--json", action="store_true", help="one JSON object per match")
     return parser
-
-
-# Later capabilities (look-alikes, webhooks) register their sub-commands here.
-EXTENSIONS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

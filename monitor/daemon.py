@@ -33,6 +33,8 @@ class Daemon:
         self.heartbeat = time.monotonic()
         self.scheduler = None
         self._reload_requested = threading.Event()
+        self._running = 0  # jobs in flight; run() waits for 0 before closing the store
+        self._idle = threading.Condition()
 
     # --- jobs (each reads self.rt at run time, so a reload takes effect at the next run) ----------
     def job_scan_pins(self) -> None:
@@ -42,6 +44,14 @@ class Daemon:
             return
         report = scan_pins(self.rt)
         if report.new_findings:
+            self._kick("deliver")
+
+    def job_scan_lookalikes(self) -> None:
+        from monitor.jobs.lookalikes import scan_lookalikes
+
+        if self.stop.is_set():
+            return
+        if scan_lookalikes(self.rt).new_findings:
             self._kick("deliver")
 
     def job_deliver(self) -> None:
@@ -64,8 +74,8 @@ class Daemon:
             "deliver": (self.job_deliver, s.alerts.every, 0.0),
             "heartbeat": (self.job_heartbeat, 5.0, 0.0),
         }
-        for extra in EXTRA_JOBS:
-            out.update(extra(self))
+        if s.lookalike.protected:
+            out["scan_lookalikes"] = (self.job_scan_lookalikes, s.lookalike.every, s.pins.jitter)
         return out
 
     # --- scheduling -------------------------------------------------------------------------------
@@ -80,15 +90,23 @@ class Daemon:
     def _guard(self, name: str, fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             started = time.monotonic()
+            with self._idle:
+                self._running += 1
             try:
                 fn()
             except Exception:
                 log.exception("job %s failed; it runs again at its next time", name, extra={"job": name})
             else:
                 log.info("job %s done", name, extra={"job": name, "duration": round(time.monotonic() - started, 3)})
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
         return run
 
     def _kick(self, name: str) -> None:
+        if self.stop.is_set():
+            return
         job = self.scheduler.get_job(name) if self.scheduler else None
         if job is not None:
             job.modify(next_run_time=datetime.now(timezone.utc))
@@ -121,9 +139,11 @@ class Daemon:
         def on_term(signum: int, frame: Any) -> None:
             log.warning("signal %d: finishing running jobs, then exiting", signum)
             self.stop.set()
-            # shutdown(wait=True) from inside the handler would block the scheduler's own thread;
-            # a helper thread waits for running jobs while the main loop returns.
-            threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+            # Not shutdown(wait=True): it holds the scheduler's job-store lock while it waits, and a
+            # running job that touches the scheduler (_kick) then deadlocks the daemon. Stop
+            # scheduling (off the signal handler, which may interrupt a lock holder) and let run()
+            # wait for the running jobs before it closes the store.
+            threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": False}, daemon=True).start()
 
         def on_hup(signum: int, frame: Any) -> None:
             # Reload on a scheduler thread, not inside the signal handler.
@@ -136,11 +156,10 @@ class Daemon:
         log.warning("hubwatch started: %d pin(s), state %s", len(self.rt.settings.pin), self.rt.settings.state_path)
         try:
             self.scheduler.start()
+            with self._idle:
+                self._idle.wait_for(lambda: self._running == 0)
         finally:
             self.rt.close()
         log.warning("hubwatch stopped")
         return EXIT_OK
 
-
-# Later capabilities add their jobs here: callables taking the Daemon, returning jobs() entries.
-EXTRA_JOBS: list[Callable[[Daemon], dict[str, tuple[Callable[[], None], float, float]]]] = []

@@ -1,23 +1,28 @@
 """Which protected namespaces does a Hub name imitate?  Pure: no network, no database, no clock.
 
-Screening is two passes over a batch of names:
+Screening runs over batches of names, folding each batch with a few C-level string calls:
 
-1. O(1) look-ups, per name, in two reverse indexes built once from the protected names:
-   - normal form (`normalise`) of every permutation (`permutations.py`) -> target + techniques;
-   - skeleton (`skeleton`) of each protected name and of its structural variants (affix, ai
+1. O(1) look-ups in two reverse indexes built once from the protected names:
+   - the normal form (`normalise`) of every permutation (`permutations.py`) -> target + techniques;
+   - the skeleton (`skeleton`) of each protected name and of its structural variants (affix, ai
      suffix, word order, plural, version) -> target, so a homoglyph on top of one of those
-     (``meta-IIama``, ``meta-IIama-official``) still lands in one look-up.
-2. Only for names neither index knew: `rapidfuzz.process.cdist` between their skeletons and the
-   protected skeletons, bucketed by length, with a length-aware cutoff (`max_distance`) -> the
-   ``near_miss`` technique.  Names under five characters skip this pass: short names only match
-   through the high-confidence rules of the index.
+     (``meta-IIama``, ``meta-IIama-official``) still costs one look-up.
+2. Second chance for a name that starts or ends with an affix word (``EleuterAI-research``): the
+   name without it goes through step 1, then step 3, with ``affix``/``ai_suffix`` added.
+3. Near misses, only for names the index did not match: `rapidfuzz.process.cdist` (OSA distance:
+   a transposition is one edit) between their skeletons and the protected skeletons (and cores:
+   ``eleuther`` for ``EleutherAI``).  Cutoffs grow with length (`max_distance`); names under five
+   characters skip this pass, so short names only match through the index's high-confidence
+   rules.  To keep a million names per second or so, a pair is compared only if it shares the
+   first or the last character of its skeleton: a near miss that changes both ends of a name is
+   no longer a convincing imitation, and single edits are all in the index anyway.
 
-A protected name never matches itself, a case variant of itself, or another protected name; an
+A protected name never matches itself, a case variant of itself or another protected name; an
 allowlisted name never matches anything.
 
 The score is how alike the two names look once homoglyphs and separators are folded: the
-normalised Levenshtein similarity of their skeletons (1.0 = indistinguishable), raised to a floor
-for techniques that add whole words but are deceptive by design (`SCORE_FLOORS`).
+normalised OSA similarity of their skeletons (1.0 = indistinguishable), raised to a floor for the
+techniques that add whole words but are deceptive by design (`SCORE_FLOORS`).
 """
 
 from __future__ import annotations
@@ -30,25 +35,30 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
 from monitor.detect.names import (MAX_LEN, compact, is_valid_name, normalise, separator_runs,
                                   skeleton, validate_name)
-from monitor.detect.permutations import (MIN_TYPO_LEN, STRUCTURAL, TECHNIQUE_BIT, TECHNIQUE_RANK,
-                                         mask_of, ranked_permutations, strip_affix, techniques_of)
+from monitor.detect.permutations import (AFFIXES, MIN_TYPO_LEN, STRUCTURAL, TECHNIQUE_BIT,
+                                         TECHNIQUE_RANK, mask_of, ranked_permutations, strip_affix,
+                                         techniques_of)
 
 SCORE_FLOORS = {"ai_suffix": 0.9, "word_reorder": 0.85, "plural": 0.85, "affix": 0.8,
                 "version": 0.8}
-CHUNK = 65536          # names folded and looked up per batch
-CDIST_ROWS = 16384     # queries per cdist call: bounds the result matrix to rows x targets bytes
+CHUNK = 1 << 18        # names per batch: large enough to amortise one cdist call per bucket
+CDIST_ROWS = 16384     # queries per cdist call: bounds the result matrix
 
 _BITS = 24             # packed index value: target id << _BITS | technique mask
 _TECH_MASK = (1 << _BITS) - 1
 _STRUCTURAL = mask_of(STRUCTURAL)
-_HOMOGLYPH, _SEPARATOR, _HYPHENATION, _NEAR_MISS = (
-    TECHNIQUE_BIT[t] for t in ("homoglyph", "separator", "hyphenation", "near_miss"))
-_OUTSIDE_ALPHABET = re.compile(r"[^A-Za-z0-9._\n-]")  # newline is the batch separator
+_HOMOGLYPH, _SEPARATOR, _HYPHENATION, _AFFIX, _AI_SUFFIX, _NEAR_MISS = (
+    TECHNIQUE_BIT[t] for t in ("homoglyph", "separator", "hyphenation", "affix", "ai_suffix",
+                               "near_miss"))
 _FLOORS = tuple((TECHNIQUE_BIT[t], floor) for t, floor in SCORE_FLOORS.items())
+_OUTSIDE_ALPHABET = re.compile(r"[^A-Za-z0-9._\n-]")  # newline is the batch separator
+_ALT = "|".join(sorted(AFFIXES, key=len, reverse=True))
+_AFFIX_SUFFIX = re.compile(rf"-(?:{_ALT})\n")  # on "\n" + normal forms + "\n"
+_AFFIX_PREFIX = re.compile(rf"\n(?:{_ALT})-")
 
 
 def max_distance(length: int) -> int:
@@ -72,20 +82,19 @@ class Match:
                 "score": self.score}
 
 
-def _score(name_skel: str, target_skel: str, mask: int) -> float:
-    score = Levenshtein.normalized_similarity(name_skel, target_skel)
+def _floored(score: float, mask: int) -> float:
     for bit, floor in _FLOORS:
         if mask & bit and floor > score:
             score = floor
     return round(score, 3)
 
 
-def _sort_key(m: Match) -> tuple:
-    return (-m.score, TECHNIQUE_RANK[m.techniques[0]], m.target.lower())
+def _score(name_skel: str, target_skel: str, mask: int) -> float:
+    return _floored(OSA.normalized_similarity(name_skel, target_skel), mask)
 
 
 def _derived(low: str, variant: str) -> int:
-    """Techniques that turn `variant` into `low` when both share a skeleton."""
+    """Techniques that turn `variant` into `low` when both have the same skeleton."""
     mask = _HOMOGLYPH if compact(low) != compact(variant) else 0
     ours, theirs = separator_runs(low), separator_runs(variant)
     if len(ours) > len(theirs):
@@ -111,21 +120,23 @@ class Screener:
         self.targets: tuple[str, ...] = tuple(targets)
         self._skeletons = [skeleton(t) for t in targets]
         self._exempt = frozenset(seen | {a.lower() for a in allow if isinstance(a, str)})
-        # normal form -> packed (target, techniques), or a tuple of them if several targets share it
+        # normal form -> packed (target id, techniques), or a tuple of those if targets share it
         self._perm: dict[str, int | tuple[int, ...]] = {}
-        # skeleton -> ((target id, variant it is the skeleton of, structural techniques), ...)
+        # skeleton -> ((target id, the variant it is the skeleton of, structural techniques), ...)
         self._skel: dict[str, tuple[tuple[int, str, int], ...]] = {}
-        self._interned: dict[int, int] = {}
+        self._interned: dict[int, int] = {}  # equal packed ints share one object
+        near: list[tuple[str, int, int]] = []
         for tid, target in enumerate(targets):
             self._index(tid, target)
-        self._interned = {}
-        self._near = self._near_miss_buckets()
-
-    # --- building ------------------------------------------------------------------------------
+            near.append((self._skeletons[tid], tid, 0))
+            stripped = strip_affix(target.lower())
+            if stripped and skeleton(stripped[0]) != self._skeletons[tid]:
+                near.append((skeleton(stripped[0]), tid, _AI_SUFFIX if stripped[1] == "ai" else _AFFIX))
+        del self._interned
+        self._near = _NearMissIndex(near)
 
     def _index(self, tid: int, target: str) -> None:
-        low = target.lower()
-        self._add_skeleton(skeleton(target), tid, low, 0)
+        self._add_skeleton(skeleton(target), tid, target.lower(), 0)
         self._add_perm(normalise(target), tid, _SEPARATOR)  # Meta_Llama, -meta-llama, meta..llama
         for cand, (mask, _tier) in ranked_permutations(target).items():
             self._add_perm(normalise(cand), tid, mask)
@@ -134,43 +145,20 @@ class Screener:
 
     def _add_perm(self, key: str, tid: int, mask: int) -> None:
         intern = self._interned.setdefault
-        packed = intern(tid << _BITS | mask, tid << _BITS | mask)
         old = self._perm.get(key)
-        if old is None:
-            self._perm[key] = packed
-            return
-        entries = list(old) if isinstance(old, tuple) else [old]
+        entries = [] if old is None else list(old) if isinstance(old, tuple) else [old]
         for i, entry in enumerate(entries):
             if entry >> _BITS == tid:
                 entries[i] = intern(entry | mask, entry | mask)
                 break
         else:
-            entries.append(packed)
+            entries.append(intern(tid << _BITS | mask, tid << _BITS | mask))
         self._perm[key] = entries[0] if len(entries) == 1 else tuple(entries)
 
     def _add_skeleton(self, key: str, tid: int, variant: str, mask: int) -> None:
         old = self._skel.get(key, ())
         if all(entry[0] != tid for entry in old):  # first variant wins: the target itself
             self._skel[key] = old + ((tid, variant, mask),)
-
-    def _near_miss_buckets(self) -> dict[int, tuple[list[str], list[tuple[int, int]], np.ndarray, int]]:
-        """query length -> (choice skeletons, (target id, extra techniques), max distance per choice,
-        cutoff for cdist)."""
-        choices: list[tuple[str, int, int]] = []
-        for tid, (target, skel) in enumerate(zip(self.targets, self._skeletons)):
-            if len(skel) >= MIN_TYPO_LEN:
-                choices.append((skel, tid, 0))
-            core = strip_affix(target.lower())
-            if core and len(skeleton(core)) >= MIN_TYPO_LEN and skeleton(core) != skel:
-                choices.append((skeleton(core), tid, TECHNIQUE_BIT["affix"]))
-        buckets = {}
-        for length in range(MIN_TYPO_LEN, MAX_LEN + 1):
-            near = [c for c in choices if abs(len(c[0]) - length) <= max_distance(len(c[0]))]
-            if near:
-                limits = np.array([max_distance(len(c[0])) for c in near], dtype=np.uint8)
-                buckets[length] = ([c[0] for c in near], [(c[1], c[2]) for c in near], limits,
-                                   int(limits.max()))
-        return buckets
 
     # --- screening -----------------------------------------------------------------------------
 
@@ -179,8 +167,8 @@ class Screener:
         return tuple(self._screen_batch([name]))
 
     def screen_many(self, names: Iterable[str]) -> Iterator[Match]:
-        """Matches for many names, in input order (best first within a name).  Invalid names are
-        skipped: validate first (`screen_stream` does) if they must be reported."""
+        """Matches for many names, in input order, best first within a name.  Invalid names are
+        skipped: validate first (as `screen_stream` does) where they must be reported."""
         it = iter(names)
         while batch := list(islice(it, CHUNK)):
             yield from self._screen_batch(batch)
@@ -189,60 +177,60 @@ class Screener:
         names, blob = _valid_batch(names)
         if not names:
             return
-        norms = normalise(blob).split("\n")
-        skels = skeleton(blob).split("\n")
+        norm_blob, skel_blob = normalise(blob), skeleton(blob)
+        norms, skels = norm_blob.split("\n"), skel_blob.split("\n")
         perm_hits = list(map(self._perm.get, norms))
         skel_hits = list(map(self._skel.get, skels))
         hits = [i for i, p, s in zip(count(), perm_hits, skel_hits) if p is not None or s is not None]
-        found: dict[int, list[Match]] = {}
-        for i in hits:
-            if names[i].lower() not in self._exempt:
-                found[i] = self._explain(names[i], skels[i], perm_hits[i], skel_hits[i])
-        for i, match in self._near_misses(names, skels, hits):
-            found.setdefault(i, []).append(match)
-        for i in sorted(found):
-            yield from sorted(found[i], key=_sort_key)
+        exempt = self._exempt
+        found: dict[int, dict[int, list]] = defaultdict(dict)
 
-    def _explain(self, name: str, skel: str, perm_hit, skel_hit) -> list[Match]:
+        def record(i: int, tid: int, mask: int, score: float) -> None:
+            old = found[i].get(tid)
+            found[i][tid] = [mask, score] if old is None else [old[0] | mask, max(old[1], score)]
+
+        for i in hits:
+            if names[i].lower() not in exempt:
+                for tid, mask in self._index_masks(names[i].lower(), perm_hits[i], skel_hits[i]):
+                    record(i, tid, mask, _score(skels[i], self._skeletons[tid], mask))
+
+        retry: list[tuple[int, str, int]] = []  # (name index, skeleton without affix, technique)
+        hit_set = set(hits)
+        for i, core, extra in _affix_cores(norm_blob, norms):
+            if i in hit_set or names[i].lower() in exempt:
+                continue
+            core_skel = skeleton(core)
+            masks = self._index_masks(core, self._perm.get(core), self._skel.get(core_skel))
+            for tid, mask in masks:
+                record(i, tid, mask | extra, _score(skels[i], self._skeletons[tid], mask | extra))
+            if not masks:
+                retry.append((i, core_skel, extra))
+
+        for row, tid, mask, score in self._near.search(skels, skel_blob, skip=hits):
+            if names[row].lower() not in exempt:
+                record(row, tid, mask, score)
+        if retry:
+            for row, tid, mask, score in self._near.search([r[1] for r in retry]):
+                i, _, extra = retry[row]
+                record(i, tid, mask | extra, _floored(score, mask | extra))
+
+        for i in sorted(found):
+            matches = [Match(names[i], self.targets[tid], techniques_of(mask), score)
+                       for tid, (mask, score) in found[i].items()]
+            matches.sort(key=lambda m: (-m.score, TECHNIQUE_RANK[m.techniques[0]], m.target.lower()))
+            yield from matches
+
+    def _index_masks(self, low: str, perm_hit, skel_hit) -> list[tuple[int, int]]:
+        """(target id, techniques) for a name's look-ups in both indexes; `low` is lower-case."""
         masks: dict[int, int] = defaultdict(int)
         if perm_hit is not None:
             for packed in perm_hit if isinstance(perm_hit, tuple) else (perm_hit,):
                 masks[packed >> _BITS] |= packed & _TECH_MASK
         if skel_hit is not None:
-            low = name.lower()
             for tid, variant, mask in skel_hit:
-                masks[tid] |= mask | _derived(low, variant)
-        return [Match(name, self.targets[tid], techniques_of(mask),
-                      _score(skel, self._skeletons[tid], mask))
-                for tid, mask in masks.items()]
-
-    def _near_misses(self, names: list[str], skels: list[str], hits: list[int]
-                     ) -> Iterator[tuple[int, Match]]:
-        lengths = np.fromiter(map(len, skels), dtype=np.int32, count=len(skels))
-        lengths[hits] = 0  # the index already answered for these
-        order = np.argsort(lengths, kind="stable")
-        sorted_lengths = lengths[order]
-        values, starts = np.unique(sorted_lengths, return_index=True)
-        ends = list(starts[1:]) + [len(order)]
-        for length, start, end in zip(values.tolist(), starts.tolist(), ends):
-            bucket = self._near.get(length)
-            if bucket is None:
-                continue
-            choices, owners, limits, cutoff = bucket
-            rows = order[start:end].tolist()
-            for lo in range(0, len(rows), CDIST_ROWS):
-                part = rows[lo:lo + CDIST_ROWS]
-                dist = process.cdist([skels[j] for j in part], choices, scorer=Levenshtein.distance,
-                                     score_cutoff=cutoff, dtype=np.uint8, workers=-1)
-                for r, c in zip(*np.nonzero(dist <= limits)):
-                    i = part[r]
-                    if names[i].lower() in self._exempt:
-                        continue
-                    tid, extra = owners[c]
-                    d = int(dist[r, c])
-                    score = round(1.0 - d / max(length, len(choices[c])), 3)
-                    yield i, Match(names[i], self.targets[tid],
-                                   techniques_of(_NEAR_MISS | extra), score)
+                if low != variant or mask:
+                    masks[tid] |= mask | _derived(low, variant)
+        return list(masks.items())
 
     # --- probing -------------------------------------------------------------------------------
 
@@ -254,17 +242,90 @@ class Screener:
         target_skel = skeleton(target)
         ranked = []
         for cand, (mask, tier) in ranked_permutations(target).items():
-            if cand in self._exempt:
-                continue
-            techniques = techniques_of(mask)
-            score = _score(skeleton(cand), target_skel, mask)
-            ranked.append((tier, -score, TECHNIQUE_RANK[techniques[0]], cand, techniques))
+            if cand not in self._exempt:
+                techniques = techniques_of(mask)
+                score = _score(skeleton(cand), target_skel, mask)
+                ranked.append((tier, -score, TECHNIQUE_RANK[techniques[0]], cand, techniques))
         ranked.sort()
         return [(cand, frozenset(techs), -neg) for _tier, neg, _rank, cand, techs in ranked]
 
 
+class _NearMissIndex:
+    """Protected skeletons bucketed by (query length, first or last character) for cdist."""
+
+    def __init__(self, entries: Iterable[tuple[str, int, int]]) -> None:
+        buckets: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
+        for skel, tid, extra in entries:
+            k = max_distance(len(skel))
+            for length in range(max(MIN_TYPO_LEN, len(skel) - k), len(skel) + k + 1) if k else ():
+                buckets[_bucket(length, 0, ord(skel[0]))].append((skel, tid, extra))
+                buckets[_bucket(length, 1, ord(skel[-1]))].append((skel, tid, extra))
+        self._buckets = {
+            key: ([e[0] for e in group], [(e[1], e[2]) for e in group],
+                  np.array([max_distance(len(e[0])) for e in group], dtype=np.uint8))
+            for key, group in buckets.items()}
+
+    def search(self, skels: list[str], blob: str | None = None, skip: Sequence[int] = ()
+               ) -> Iterator[tuple[int, int, int, float]]:
+        """(row, target id, techniques, score) for each near miss of ``skels[row]``."""
+        if blob is None:
+            blob = "\n".join(skels)
+        lengths = np.fromiter(map(len, skels), dtype=np.int64, count=len(skels))
+        starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+        chars = np.frombuffer(blob.encode("ascii"), dtype=np.uint8)
+        if not len(chars):
+            return
+        active = lengths >= MIN_TYPO_LEN
+        active[list(skip)] = False
+        rows = np.flatnonzero(active)
+        first = chars[starts[rows]]
+        last = chars[starts[rows] + lengths[rows] - 1]
+        keys = np.concatenate((_bucket(lengths[rows], 0, first), _bucket(lengths[rows], 1, last)))
+        order = np.argsort(keys.astype(np.uint16), kind="stable")  # radix sort: keys < 2**16
+        keys, rows = keys[order], np.concatenate((rows, rows))[order]
+        # Gather the queries once, in bucket order: scattered list reads are the slow part.
+        queries = np.array(skels, dtype=object)[rows]
+        uniq, begins = np.unique(keys, return_index=True)
+        for key, begin, end in zip(uniq.tolist(), begins.tolist(), [*begins[1:].tolist(), len(keys)]):
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                continue
+            choices, owners, limits = bucket
+            for lo in range(begin, end, CDIST_ROWS):
+                hi = min(lo + CDIST_ROWS, end)
+                big = (hi - lo) * len(choices) > 4_000_000  # threads only pay off on big blocks
+                # Choices as rows: each is preprocessed once and swept over many queries.
+                dist = process.cdist(choices, queries[lo:hi].tolist(), scorer=OSA.distance,
+                                     score_cutoff=int(limits.max()), dtype=np.uint8,
+                                     workers=-1 if big else 1)
+                for c, r in zip(*np.nonzero(dist <= limits[:, None])):
+                    row, (tid, extra) = int(rows[lo + r]), owners[c]
+                    longest = max(len(skels[row]), len(choices[c]))
+                    yield row, tid, _NEAR_MISS | extra, round(1.0 - int(dist[c, r]) / longest, 3)
+
+
+def _bucket(length, side, char):
+    return (length * 2 + side) * 128 + char
+
+
+def _affix_cores(norm_blob: str, norms: list[str]) -> Iterator[tuple[int, str, int]]:
+    """(line, normal form without its leading or trailing affix word, technique bit)."""
+    padded = "\n" + norm_blob + "\n"
+    found = [(m.start(), m.group()[1:-1], False) for m in _AFFIX_SUFFIX.finditer(padded)]
+    found += [(m.start(), m.group()[1:-1], True) for m in _AFFIX_PREFIX.finditer(padded)]
+    if not found:
+        return
+    newlines = np.flatnonzero(np.frombuffer(padded.encode("ascii"), dtype=np.uint8) == 10)
+    lines = np.searchsorted(newlines, [f[0] for f in found], side="right") - 1
+    for line, (_pos, affix, prefix) in zip(lines.tolist(), found):
+        norm = norms[line]
+        core = norm[len(affix) + 1:] if prefix else norm[:-len(affix) - 1]
+        if core:
+            yield line, core, _AI_SUFFIX if affix == "ai" else _AFFIX
+
+
 def _valid_batch(names: list[str]) -> tuple[list[str], str]:
-    """(the valid names, joined by newlines).  The common all-valid case costs a few C-level passes."""
+    """(the valid names, joined by newlines).  The all-valid case costs a few C-level passes."""
     try:
         blob = "\n".join(names)
     except TypeError:

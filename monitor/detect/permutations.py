@@ -202,22 +202,23 @@ def _version(s: str) -> Generated:
         yield stripped, "version", 3
 
 
-def strip_affix(s: str) -> str | None:
-    """`s` without one known affix word at either end, if what remains is long enough to matter."""
+def strip_affix(s: str) -> tuple[str, str] | None:
+    """(core, affix): `s` without one known affix word at either end, if the core keeps at least
+    MIN_TYPO_LEN characters; else None.  ``mistralai`` -> ``('mistral', 'ai')``."""
     for affix in _AFFIXES_LONGEST_FIRST:
         for core in ((s[:-len(affix)] if s.endswith(affix) else ""),
                      (s[len(affix):] if s.startswith(affix) else "")):
             core = core.strip(SEPARATORS)
             if len(compact(core)) >= MIN_TYPO_LEN:
-                return core
+                return core, affix
     return None
 
 
 def _affix(s: str) -> Generated:
     bases = [s]
-    core = strip_affix(s)
-    if core:
-        bases.append(core)  # swap the affix that is there for another one
+    stripped = strip_affix(s)
+    if stripped:
+        bases.append(stripped[0])  # swap the affix that is there for another one
     for base in bases:
         for affix in AFFIXES:
             for sep, tier in (("-", 1), ("_", 3), ("", 3)):

@@ -18,6 +18,7 @@ from ..detect.findings import Finding
 from . import findings as _findings
 from . import migrations as _migrations
 from . import outbox as _outbox
+from . import probes as _probes
 from . import repos as _repos
 from .db import connect
 from .findings import StoredFinding
@@ -143,3 +144,14 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
             _repos.set_meta(self.db, key, value)
+
+    # --- look-alike probe results ---------------------------------------------------------------
+
+    def load_probes(self) -> dict[str, tuple[datetime, bool]]:
+        """name (lower-case) -> (last checked, existed)."""
+        with self._lock:
+            return _probes.load(self.db)
+
+    def save_probes(self, results: Sequence[tuple[str, bool]], now: datetime) -> None:
+        with self._lock, self.db.atomic():
+            _probes.save(self.db, results, now)

@@ -17,7 +17,9 @@ Why these settings:
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -43,13 +45,32 @@ def connect(path: str | os.PathLike) -> Database:
         # busy_timeout first: switching to WAL needs a lock another process may hold.
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if name != MEMORY:
-            db.enable_wal()
+            _enable_wal(db)
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
     except BaseException:
         conn.close()
         raise
     return db
+
+
+def _enable_wal(db: Database) -> None:
+    """Switch to WAL, waiting out other connections doing the same.
+
+    SQLite reports SQLITE_BUSY for a concurrent journal-mode change without calling the busy
+    handler, so two processes creating the file at once (daemon start + CLI) would make one fail.
+    We retry for as long as ``busy_timeout`` would have waited; usually the other connection has
+    already switched the file and the next attempt finds WAL on.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.04)
 
 
 # --- timestamps ---------------------------------------------------------------------------------

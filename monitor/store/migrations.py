@@ -79,6 +79,21 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m002_probes(db: Database) -> None:
+    db.executescript(
+        """
+        -- Look-alike names probed on the Hub: when, and whether an org/user existed. Lets the probe
+        -- job cover the whole candidate space over successive budgeted cycles.
+        CREATE TABLE probes (
+            name TEXT PRIMARY KEY,
+            checked_at TEXT NOT NULL,
+            found INTEGER NOT NULL
+        );
+        """
+    )
+
+
 def apply(db: Database) -> list[str]:
     """Apply pending migrations; return the names applied (empty when already up to date).
 

@@ -1,0 +1,119 @@
+"""How dangerous is an existing look-alike namespace? Pure: Hub facts and `now` in, a verdict out.
+
+The strongest signal is copying: repos named like the protected org's (PoisonGPT's
+`EleuterAI/gpt-j-6B` next to `EleutherAI/gpt-j-6b`). Then a copied display name, then the
+usual marks of a throw-away account: unverified, new, few followers. A verified, old, popular
+org is at most `low`, whatever its name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from monitor.detect.findings import Finding, Link, severity_rank
+from monitor.detect.lookalike import Match
+from monitor.detect.names import normalise
+
+RISKS = ("none", "low", "medium", "high", "critical")
+NEW_DAYS = 90
+OLD_DAYS = 365
+FEW_FOLLOWERS = 10
+POPULAR_FOLLOWERS = 1000
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the Hub told us about a namespace that imitates a protected one."""
+
+    name: str
+    kind: str  # org | user
+    verified: bool | None
+    fullname: str
+    followers: int
+    models: int
+    created_at: str | None
+    repo_names: tuple[str, ...]  # names (without namespace) of its repos
+    members: int | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    risk: str
+    reasons: tuple[str, ...]
+    copied_repos: tuple[str, ...]
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _raise(risk: str, to: str) -> str:
+    return to if RISKS.index(to) > RISKS.index(risk) else risk
+
+
+def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fullname: str,
+           now: datetime) -> Verdict:
+    """Risk of one existing look-alike, with the reasons a security engineer would want listed."""
+    reasons: list[str] = [f"imitates {match.target} ({', '.join(match.techniques)}; similarity {match.score:.2f})"]
+    theirs = {normalise(n): n for n in target_repos}
+    copied = tuple(sorted(n for n in facts.repo_names if normalise(n) in theirs))
+    risk = "medium"
+    if copied:
+        risk = "critical"
+        reasons.append(f"copies repo names of {match.target}: {', '.join(copied[:5])}"
+                       + (f" and {len(copied) - 5} more" if len(copied) > 5 else ""))
+    fn = normalise(facts.fullname) if facts.fullname else ""
+    if fn and (fn in (normalise(target_fullname or ""), normalise(match.target))):
+        risk = _raise(risk, "high")
+        reasons.append(f"display name {facts.fullname!r} copies {match.target}'s")
+    if facts.kind == "org" and not facts.verified:
+        reasons.append("organization is not verified")
+    elif facts.kind == "user":
+        reasons.append("a user account, not an organization")
+    created = _when(facts.created_at)
+    age_days = (now - created).days if created else None
+    if age_days is not None and age_days < NEW_DAYS:
+        risk = _raise(risk, "high")
+        reasons.append(f"created {age_days} day(s) ago")
+    if facts.followers < FEW_FOLLOWERS:
+        reasons.append(f"few followers ({facts.followers})")
+    if facts.models == 0 and not copied:
+        reasons.append("no public models")
+    if facts.members:
+        reasons.append(f"{facts.members} member(s) — people may have joined it thinking it is {match.target}")
+    established = (facts.verified and age_days is not None and age_days >= OLD_DAYS
+                   and facts.followers >= POPULAR_FOLLOWERS)
+    if established:
+        risk = "low"
+        reasons.append("verified, older than a year and widely followed: most likely legitimate")
+    elif facts.verified and not copied:
+        risk = "low" if risk == "medium" else risk
+        reasons.append("verified by the Hub")
+    return Verdict(risk, tuple(reasons), copied)
+
+
+def finding(facts: Facts, match: Match, verdict: Verdict, base: str) -> Finding:
+    """One alert per namespace, and a new one when its risk rises (the risk is part of the key)."""
+    severity = verdict.risk if verdict.risk != "none" else "info"
+    page = f"{base.rstrip('/')}/{facts.name}"
+    return Finding.make(
+        "lookalike", severity, facts.name,
+        f"{facts.name} looks like {match.target} ({', '.join(match.techniques)}): risk {verdict.risk}",
+        key=[facts.name.lower(), verdict.risk],
+        evidence={"namespace": facts.name, "target": match.target, "techniques": list(match.techniques),
+                  "score": match.score, "risk": verdict.risk, "reasons": list(verdict.reasons),
+                  "kind": facts.kind, "verified": facts.verified, "followers": facts.followers,
+                  "models": facts.models, "created_at": facts.created_at,
+                  "copied_repos": list(verdict.copied_repos)},
+        links=(Link("Namespace", page), Link("Protected org", f"{base.rstrip('/')}/{match.target}")))
+
+
+def worth_alerting(verdict: Verdict, floor: str = "medium") -> bool:
+    return verdict.risk != "none" and severity_rank(verdict.risk) >= severity_rank(floor)

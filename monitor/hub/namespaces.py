@@ -1,0 +1,137 @@
+"""Namespace-level Hub calls for look-alike discovery: overviews, new-repo feeds, quick search.
+
+Built on HubClient's transport so they share its retries, error classification, request
+accounting and rate-limit pause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+from urllib.parse import quote
+
+from monitor.errors import NotFound
+from monitor.hub.client import HubClient
+
+REPO_TYPES = ("model", "dataset", "space")
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """What the Hub says about an org or user (users and orgs share one namespace)."""
+
+    name: str
+    kind: str  # org | user
+    fullname: str
+    verified: bool | None  # users carry no verification flag
+    followers: int
+    models: int
+    datasets: int
+    spaces: int
+    members: int | None
+    created_at: str | None  # not every Hub answer has it; the oldest repo is the fallback
+    details: str
+
+
+@dataclass(frozen=True)
+class RepoStub:
+    type: str
+    id: str
+    author: str
+    created_at: str | None
+    object_id: str | None
+
+    @property
+    def name(self) -> str:
+        return self.id.split("/", 1)[-1]
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _namespace(d: Any, kind: str) -> Namespace:
+    if not isinstance(d, dict):
+        raise ValueError("overview is not an object")
+    name = d.get("name") if kind == "org" else d.get("user")
+    if not isinstance(name, str) or not name:
+        raise ValueError("overview has no name")
+    return Namespace(
+        name=name, kind=kind, fullname=_str(d.get("fullname")),
+        verified=bool(d.get("isVerified")) if kind == "org" else None,
+        followers=_int(d.get("numFollowers")), models=_int(d.get("numModels")),
+        datasets=_int(d.get("numDatasets")), spaces=_int(d.get("numSpaces")),
+        members=_int(d.get("numUsers")) if kind == "org" else None,
+        created_at=d.get("createdAt") if isinstance(d.get("createdAt"), str) else None,
+        details=_str(d.get("details"))[:2000])
+
+
+def _stub(rtype: str, d: Any) -> RepoStub:
+    if not isinstance(d, dict) or not isinstance(d.get("id"), str):
+        raise ValueError("repo list item has no id")
+    rid = d["id"]
+    author = d.get("author") if isinstance(d.get("author"), str) else rid.split("/", 1)[0] if "/" in rid else ""
+    return RepoStub(rtype, rid, author, d.get("createdAt") if isinstance(d.get("createdAt"), str) else None,
+                    d.get("_id") if isinstance(d.get("_id"), str) else None)
+
+
+class NamespaceClient:
+    def __init__(self, client: HubClient):
+        self.client = client
+        self.endpoint = client.endpoint
+
+    def overview(self, name: str) -> Namespace | None:
+        """The org or user called `name`, or None when neither exists (org first: what we protect)."""
+        for kind, path in (("org", "organizations"), ("user", "users")):
+            try:
+                data, _ = self.client._json("GET", f"{self.endpoint}/api/{path}/{quote(name, safe='')}/overview")
+            except NotFound:
+                continue
+            return self.client._parsed(_namespace, data, kind)
+        return None
+
+    def repos_of(self, author: str, rtype: str = "model", limit: int = 100) -> list[RepoStub]:
+        """Up to `limit` repos of a namespace, newest first (one request)."""
+        data, _ = self.client._json("GET", f"{self.endpoint}/api/{rtype}s",
+                                    params={"author": author, "limit": str(limit), "sort": "createdAt"})
+        if not isinstance(data, list):
+            self.client._parsed(_raise, "repo list is not a list")
+        return [self.client._parsed(_stub, rtype, d) for d in data[:limit]]
+
+    def newest(self, rtype: str, page_size: int = 1000, max_pages: int = 5) -> Iterator[list[RepoStub]]:
+        """Pages of the newest repos of a type, newest first; the caller stops when it meets what it saw."""
+        url: str | None = f"{self.endpoint}/api/{rtype}s"
+        params: dict | None = {"sort": "createdAt", "limit": str(page_size)}
+        for _ in range(max_pages):
+            if url is None:
+                return
+            data, r = self.client._json("GET", url, params=params)
+            if not isinstance(data, list):
+                self.client._parsed(_raise, "repo list is not a list")
+            yield [self.client._parsed(_stub, rtype, d) for d in data]
+            url, params = r.links.get("next", {}).get("url"), None
+
+    def quicksearch(self, q: str, limit: int = 50) -> list[tuple[str, str]]:
+        """(kind, name) of orgs and users whose name or full name matches `q`."""
+        data, _ = self.client._json("GET", f"{self.endpoint}/api/quicksearch",
+                                    params=[("q", q), ("type", "org"), ("type", "user"), ("limit", str(limit))])
+        return self.client._parsed(_search_hits, data)
+
+
+def _raise(message: str) -> None:
+    raise ValueError(message)
+
+
+def _search_hits(data: Any) -> list[tuple[str, str]]:
+    if not isinstance(data, dict):
+        raise ValueError("quicksearch answer is not an object")
+    out = []
+    for kind, key, field in (("org", "orgs", "name"), ("user", "users", "user")):
+        for item in data.get(key) or []:
+            if isinstance(item, dict) and isinstance(item.get(field), str):
+                out.append((kind, item[field]))
+    return out

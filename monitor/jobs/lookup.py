@@ -1,0 +1,104 @@
+"""'Is this org legit?': look a namespace up on the Hub now and judge it against the protected names.
+
+Shared by `hubwatch lookup`, the scan_lookalikes job and (later) the HTTP/Slack lookups.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from monitor.detect import lookalike_risk as lr
+from monitor.detect.lookalike import Match, Screener
+from monitor.hub.namespaces import Namespace, NamespaceClient
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    name: str
+    exists: bool
+    kind: str | None
+    verified: bool | None
+    created_at: str | None
+    followers: int | None
+    models: int | None
+    imitates: tuple[Match, ...]
+    risk: str
+    reasons: tuple[str, ...]
+    facts: lr.Facts | None = None
+    verdict: lr.Verdict | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `hubwatch lookup --json` contract."""
+        return {
+            "name": self.name, "exists": self.exists, "kind": self.kind, "verified": self.verified,
+            "created_at": self.created_at, "followers": self.followers, "models": self.models,
+            "imitates": [{"target": m.target, "techniques": list(m.techniques), "score": m.score}
+                         for m in self.imitates],
+            "risk": self.risk, "reasons": list(self.reasons),
+        }
+
+
+class TargetCache:
+    """Repo names and display names of protected orgs, fetched once per cycle (they change slowly)."""
+
+    def __init__(self, hub: NamespaceClient):
+        self.hub = hub
+        self._lock = threading.Lock()
+        self._data: dict[str, tuple[tuple[str, ...], str]] = {}
+
+    def get(self, target: str) -> tuple[tuple[str, ...], str]:
+        with self._lock:
+            if target in self._data:
+                return self._data[target]
+        ns = self.hub.overview(target)
+        repos = tuple(r.name for r in self.hub.repos_of(target, limit=1000)) if ns else ()
+        value = (repos, ns.fullname if ns else "")
+        with self._lock:
+            self._data[target] = value
+        return value
+
+
+def facts_of(hub: NamespaceClient, ns: Namespace) -> lr.Facts:
+    repos = hub.repos_of(ns.name, limit=100) if ns.models else []
+    created = ns.created_at or min((r.created_at for r in repos if r.created_at), default=None)
+    return lr.Facts(ns.name, ns.kind, ns.verified, ns.fullname, ns.followers, ns.models, created,
+                    tuple(r.name for r in repos), ns.members)
+
+
+def lookup(name: str, hub: NamespaceClient, screener: Screener, targets: TargetCache, now: datetime,
+           ns: Namespace | None = None) -> LookupResult:
+    """Query the Hub for `name` (unless its overview is given) and judge it."""
+    matches = screener.screen(name)
+    if ns is None:
+        ns = hub.overview(name)
+    if ns is None:
+        reasons = ("no org or user of that name exists on the Hub",)
+        if matches:
+            reasons += (f"the name is free and imitates {matches[0].target}: consider registering it defensively",)
+        return LookupResult(name, False, None, None, None, None, None, matches, "none", reasons)
+    facts = facts_of(hub, ns)
+    if not matches:
+        return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, (),
+                            "none", ("does not imitate a protected name",), facts)
+    best = matches[0]
+    target_repos, target_fullname = targets.get(best.target)
+    verdict = lr.assess(facts, best, target_repos, target_fullname, now)
+    return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, matches,
+                        verdict.risk, verdict.reasons, facts, verdict)
+
+
+def render_text(r: LookupResult) -> str:
+    """The readable `hubwatch lookup` report."""
+    lines = [f"{r.name}: {'exists' if r.exists else 'does not exist'}"
+             + (f" ({r.kind}{', verified' if r.verified else ', not verified' if r.kind == 'org' else ''})"
+                if r.exists else "")]
+    if r.exists:
+        lines.append(f"  created: {r.created_at or 'unknown'}   followers: {r.followers}   models: {r.models}")
+    for m in r.imitates:
+        lines.append(f"  imitates {m.target} via {', '.join(m.techniques)} (similarity {m.score:.2f})")
+    lines.append(f"  risk: {r.risk.upper()}")
+    lines += [f"  - {reason}" for reason in r.reasons]
+    return "\n".join(lines)
