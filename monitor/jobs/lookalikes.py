@@ -101,7 +101,8 @@ class _Scan:
         fresh = [n for n in candidate_queue(self.screener, self.s.protected, protected)
                  if n.lower() not in known or
                  (self.now - known[n.lower()][0]).total_seconds() >= self.s.reprobe_after]
-        picks = list(dict.fromkeys(positives + fresh))[:budget]
+        # A name that exists as neither org nor user costs two requests: the budget is in requests.
+        picks = list(dict.fromkeys(positives + fresh))[:budget // 2]
 
         def one(name: str) -> tuple[str, Namespace | None, bool]:
             try:
