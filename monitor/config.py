@@ -96,6 +96,13 @@ class LookalikeSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    max_body: int = 1_000_000
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     hub: HubSettings
@@ -106,10 +113,15 @@ class Settings:
     slack_webhook_url: Secret | None = None
     webhook_url: Secret | None = None
     lookalike: LookalikeSettings = LookalikeSettings()
+    http: HttpSettings = HttpSettings()
+    hub_webhook_secret: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    hub_requests_per_5min: int = 1000
 
     def secrets(self) -> list[str]:
         """Every secret value, for tests and log scrubbing."""
-        found = [self.hub.token, self.slack_webhook_url, self.webhook_url]
+        found = [self.hub.token, self.slack_webhook_url, self.webhook_url, self.hub_webhook_secret,
+                 self.slack_signing_secret]
         return [s.reveal() for s in found if s is not None]
 
 
@@ -194,6 +206,14 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _listen(value: Any) -> tuple[str, int]:
+    """'127.0.0.1:8787', '[::1]:8787', 'localhost:0' (0 = any free port, for tests)."""
+    m = re.match(r"^\s*(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$", value) if isinstance(value, str) else None
+    if not m or int(m.group(2)) > 65535:
+        raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:8787, not {value!r}")
+    return m.group(1).strip("[]"), int(m.group(2))
+
+
 def _url(value: Any) -> str:
     value = _str(value)
     if not re.match(r"^https?://[^\s/]+", value):
@@ -237,11 +257,30 @@ class _Loader:
             timeout=alerts_r.get("timeout", 10.0, parse_duration),
         )
         alerts_r.done()
-        slack = self.webhook_table(top, "slack", "webhook_url", "HUBWATCH_SLACK_WEBHOOK_URL")
-        webhook = self.webhook_table(top, "webhook", "url", "HUBWATCH_WEBHOOK_URL")
+        slack_r = _Reader(self.path, "slack", top.get("slack", {}))
+        slack = self.webhook_url(slack_r, "webhook_url", "HUBWATCH_SLACK_WEBHOOK_URL")
+        signing = self.secret_file(slack_r, "signing_secret_file")
+        slack_r.done()
+        webhook_r = _Reader(self.path, "webhook", top.get("webhook", {}))
+        webhook = self.webhook_url(webhook_r, "url", "HUBWATCH_WEBHOOK_URL")
+        webhook_r.done()
         lookalike = self.lookalike(_Reader(self.path, "lookalike", top.get("lookalike", {})))
+        http = self.http(_Reader(self.path, "http", top.get("http", {})))
+        hook_r = _Reader(self.path, "hub_webhook", top.get("hub_webhook", {}))
+        hook_secret = self.secret_file(hook_r, "secret_file")
+        hook_r.done()
+        limits = _Reader(self.path, "limits", top.get("limits", {}))
+        quota = limits.get("hub_requests_per_5min", 1000, _int(10, 1_000_000))
+        limits.done()
         top.done()
-        return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike)
+        return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike, http,
+                        hook_secret, signing, quota)
+
+    def http(self, r: _Reader) -> HttpSettings:
+        listen = r.get("listen", "127.0.0.1:8787", _listen)
+        s = HttpSettings(listen[0], listen[1], r.get("max_body", 1_000_000, _int(1024, 100_000_000)))
+        r.done()
+        return s
 
     def hub(self, r: _Reader) -> HubSettings:
         endpoint = r.get("endpoint", None, _url) or self.env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
@@ -303,11 +342,9 @@ class _Loader:
             pins.append(pin)
         return tuple(pins)
 
-    def webhook_table(self, top: _Reader, table: str, key: str, env_name: str) -> Secret | None:
-        r = _Reader(self.path, table, top.get(table, {}))
+    def webhook_url(self, r: _Reader, key: str, env_name: str) -> Secret | None:
         inline = r.get(key, None, _url)
         from_file = self.secret_file(r, f"{key}_file")
-        r.done()
         if inline and from_file:
             raise r.error(key, f"give {key} or {key}_file, not both")
         if from_file is not None:
