@@ -41,7 +41,9 @@ class Runtime:
     def build(cls, settings: Settings, *, stdout: TextIO | None = None,
               clock: Callable[[], datetime] = utcnow) -> "Runtime":
         store = Store.open(settings.state_path)
-        return cls(settings, store, HubClient(settings.hub), build_sinks(settings, stdout), clock)
+        client = HubClient(settings.hub)
+        client.budget.configure(settings.hub_requests_per_5min)
+        return cls(settings, store, client, build_sinks(settings, stdout), clock)
 
     def close(self) -> None:
         self.store.close()

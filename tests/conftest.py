@@ -26,7 +26,11 @@ SLACK = SlackReceiver()
 
 @pytest.fixture
 def hub():
-    """The shared Hub emulator, emptied for this test."""
+    """The shared Hub emulator, emptied for this test (and the process-wide Hub accounting)."""
+    from monitor.hub import session
+
+    session.STATS.reset()
+    session.BUDGET.reset()
     EMULATOR.reset()
     yield EMULATOR
     EMULATOR.reset()

@@ -64,6 +64,7 @@ class PinsEnv:
         """Run the real CLI in-process, capturing stdout, stderr and every log record."""
         self.write()
         session.STATS.reset()
+        session.BUDGET.reset()
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main([args[0], "-c", str(self.config), *args[1:]])

@@ -14,7 +14,8 @@ from tests.pins_env import Clock, PinsEnv
 
 PROTECTED = ["EleutherAI", "meta-llama", "mistralai", "google", "openai"]
 ALLOW = ["openai-community", "mistral-community"]
-LOOKALIKE = '[lookalike]\nprotected = {}\nallow = {}\nevery = "1h"\nprobe_budget = {}\n'
+LOOKALIKE = ('[lookalike]\nprotected = {}\nallow = {}\nevery = "1h"\nprobe_budget = {}\n'
+             '[limits]\nhub_requests_per_5min = 1000000\n')
 
 
 def now_iso(days_ago: int) -> str:

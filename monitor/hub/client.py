@@ -9,6 +9,7 @@ once, here: definitive answers (NotFound, Gated, Disabled, RevisionNotFound) ver
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Callable, Iterable
 from urllib.parse import quote, unquote, urlsplit
@@ -41,6 +42,14 @@ class HubClient:
         if settings.token is not None:
             self._headers["Authorization"] = f"Bearer {settings.token.reveal()}"
         self.stats = session.STATS
+        self.budget = session.BUDGET
+        self.low_priority = False
+
+    def with_low_priority(self) -> "HubClient":
+        """A view of this client whose calls yield to pin checks when the request budget runs short."""
+        view = copy.copy(self)
+        view.low_priority = True
+        return view
 
     # --- transport -----------------------------------------------------------------------
     def _request(self, method: str, url: str, **kw: Any):
@@ -50,6 +59,9 @@ class HubClient:
         paused = self.stats.paused_for()
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
+        if not self.budget.allow(self.low_priority):
+            wait = self.budget.resets_in()
+            raise Transient(f"Hub request budget spent for this window (resets in {wait:.0f}s)", retry_after=wait)
         try:
             r = self._hf.http_backoff(
                 method, url, headers=self._headers, timeout=self.timeout,

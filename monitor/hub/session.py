@@ -12,6 +12,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from monitor.hub.budget import Budget
+
 
 @dataclass(frozen=True)
 class RateLimitSnapshot:
@@ -57,6 +59,7 @@ class HubStats:
 
 
 STATS = HubStats()
+BUDGET = Budget()
 _prepared: str | None = None
 _lock = threading.Lock()
 
@@ -75,6 +78,7 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
 
         def on_request(request: "httpx2.Request") -> None:
             STATS.on_request()
+            BUDGET.count()
 
         def on_response(response: "httpx2.Response") -> None:
             info = parse_ratelimit_headers(response.headers)
@@ -83,6 +87,8 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
                 snap = RateLimitSnapshot(info.remaining, float(info.reset_in_seconds), info.limit,
                                          time.monotonic())
             STATS.on_response(response.status_code, snap)
+            if info is not None:
+                BUDGET.observe(info.remaining, float(info.reset_in_seconds))
 
         def factory() -> "httpx2.Client":
             return httpx2.Client(

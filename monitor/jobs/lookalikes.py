@@ -83,7 +83,7 @@ def stems(target: str) -> list[str]:
 class _Scan:
     def __init__(self, rt: Runtime):
         self.rt, self.s = rt, rt.settings.lookalike
-        self.hub = NamespaceClient(rt.client)
+        self.hub = NamespaceClient(rt.client.with_low_priority())
         self.screener = screener_for(self.s.protected, self.s.allow)
         self.targets = TargetCache(self.hub)
         self.now = rt.clock()

@@ -1,0 +1,69 @@
+"""The shared Hub request budget: fixed windows, a reserve for pin checks, the Hub's word wins."""
+
+from __future__ import annotations
+
+import json
+
+from monitor.hub.budget import Budget
+from monitor.jobs.lookalikes import scan_lookalikes
+from monitor.jobs.pins import scan_pins
+from monitor.runtime import Runtime
+from tests.pins_env import PinsEnv
+
+
+class FakeTime:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_window_priorities_and_roll():
+    t = FakeTime()
+    b = Budget(100, clock=t)
+    for _ in range(70):
+        assert b.allow(low_priority=True)
+        b.count()
+    assert not b.allow(low_priority=True), "probing stops at 70% of the window"
+    for _ in range(25):
+        assert b.allow()
+        b.count()
+    assert not b.allow(), "nothing past 95%"
+    assert 0 < b.resets_in() <= 300
+    t.t += 300
+    assert b.allow(low_priority=True) and b.snapshot().used == 0
+
+
+def test_hub_header_wins_when_it_says_less_remains():
+    t = FakeTime()
+    b = Budget(1000, clock=t)
+    b.observe(remaining=3, reset_in=60)
+    assert not b.allow() and not b.allow(low_priority=True)
+    t.t += 61
+    assert b.allow()
+
+
+def test_probing_yields_to_pin_checks_and_the_hub_quota_is_never_hit(hub, slack, tmp_path):
+    env = PinsEnv(tmp_path, hub, slack)
+    for i in range(5):
+        hub.add_repo(f"org/m{i}", files={"a": "b"})
+    env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(5)]
+    env.extra = ('[lookalike]\nprotected = ["EleutherAI"]\nprobe_budget = 100000\n'
+                 '[limits]\nhub_requests_per_5min = 60\n')
+    hub.rate_limit(60, window=300)
+    rt = Runtime.build(env.settings())
+    try:
+        report = scan_lookalikes(rt, sources=("probe",))
+        assert report.errors > 0, "probing ran into its share of the budget"
+        used = rt.client.budget.snapshot().used
+        assert used <= 42
+        pins = scan_pins(rt, complete=True)
+        assert pins.ok == 5 and pins.unknown == 0, "pin checks still had budget"
+        assert all(r.status != 429 for r in hub.requests)
+        denied = scan_pins(rt, complete=True)
+        assert denied.unknown >= 1 and denied.ok < 5  # past 95%: unknown, never an alert
+        assert all(r.status != 429 for r in hub.requests)
+        assert rt.store.findings() == []
+    finally:
+        rt.close()
