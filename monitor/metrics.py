@@ -1,0 +1,99 @@
+"""Prometheus metrics (prometheus-client), every name prefixed `hubwatch_`.
+
+Counters are updated by the daemon as jobs report; gauges that mirror state (outbox depth, Hub
+budget, request counts) are read at scrape time from their source, so they can never drift.
+Each Metrics object has its own registry, so tests and reloads never collide.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+
+class Metrics:
+    def __init__(self, runtime: Callable[[], Any]):
+        """`runtime` returns the current Runtime (it changes on reload)."""
+        self.registry = CollectorRegistry()
+        self.job_runs = Counter("hubwatch_job_runs", "Job runs by outcome (ok, error).", ["job", "outcome"],
+                                registry=self.registry)
+        self.job_last_success = Gauge("hubwatch_job_last_success_timestamp_seconds",
+                                      "Unix time of each job's last successful run.", ["job"], registry=self.registry)
+        self.findings = Counter("hubwatch_findings", "New findings recorded, by kind and severity.",
+                                ["kind", "severity"], registry=self.registry)
+        self.alerts_sent = Counter("hubwatch_alerts_sent", "Alerts accepted by a sink.", ["sink"],
+                                   registry=self.registry)
+        self.alerts_failed = Counter("hubwatch_alerts_failed", "Failed deliveries (retried or dead-lettered).",
+                                     ["sink", "outcome"], registry=self.registry)
+        self.pin_checks = Counter("hubwatch_pin_checks", "Repo checks by outcome (ok, unknown, unavailable, error).",
+                                  ["outcome"], registry=self.registry)
+        self.registry.register(_StateCollector(runtime))
+
+    def job(self, name: str, ok: bool) -> None:
+        self.job_runs.labels(name, "ok" if ok else "error").inc()
+        if ok:
+            self.job_last_success.labels(name).set(time.time())
+
+    def new_findings(self, findings) -> None:
+        for f in findings:
+            self.findings.labels(f.kind, f.severity).inc()
+
+    def scan(self, report) -> None:
+        for outcome in ("ok", "unknown", "unavailable", "errors"):
+            n = getattr(report, outcome, 0)
+            if n:
+                self.pin_checks.labels(outcome.rstrip("s")).inc(n)
+        self.new_findings(report.new_findings)
+
+    def delivery(self, report) -> None:
+        for sink, r in report.per_sink.items():
+            if r.sent:
+                self.alerts_sent.labels(sink).inc(r.sent)
+            if r.retried:
+                self.alerts_failed.labels(sink, "retried").inc(r.retried)
+            if r.dead:
+                self.alerts_failed.labels(sink, "dead").inc(r.dead)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StateCollector:
+    """Read-at-scrape gauges: outbox, Hub traffic and request budget."""
+
+    def __init__(self, runtime: Callable[[], Any]):
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Any]:
+        rt = self.runtime()
+        if rt is None:
+            return
+        from monitor.runtime import utcnow
+
+        stats = rt.store.outbox_stats(utcnow())
+        depth = GaugeMetricFamily("hubwatch_outbox_depth", "Alerts waiting for delivery, by state.",
+                                  labels=["state"])
+        for state in ("pending", "claimed", "dead"):
+            depth.add_metric([state], getattr(stats, state))
+        yield depth
+        yield GaugeMetricFamily("hubwatch_outbox_oldest_age_seconds", "Age of the oldest undelivered alert.",
+                                value=stats.oldest_pending_age_seconds or 0.0)
+        hub = rt.client.stats
+        requests = CounterMetricFamily("hubwatch_hub_requests", "HTTP requests sent to the Hub.")
+        requests.add_metric([], hub.requests)
+        yield requests
+        limited = CounterMetricFamily("hubwatch_hub_rate_limited", "Hub answers with 429.")
+        limited.add_metric([], hub.rate_limited)
+        yield limited
+        b = rt.client.budget.snapshot()
+        yield GaugeMetricFamily("hubwatch_hub_budget_quota", "Hub requests allowed per 5-minute window.",
+                                value=b.quota)
+        yield GaugeMetricFamily("hubwatch_hub_budget_used", "Hub requests used in the current window.", value=b.used)
+        yield GaugeMetricFamily("hubwatch_hub_budget_resets_in_seconds", "Seconds until the window resets.",
+                                value=b.resets_in)
+        denied = CounterMetricFamily("hubwatch_hub_budget_denied", "Hub calls refused by the budget.")
+        denied.add_metric([], rt.client.budget.denied)
+        yield denied
