@@ -198,6 +198,38 @@ def cmd_screen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """Manage the Hub webhook that gives hubwatch real-time events (needs a Hub token).
+
+    Example: hubwatch webhooks install --url https://hubwatch.example.org/hooks/hub
+             hubwatch webhooks list
+
+    install registers one webhook watching every pinned repo and protected org, signed with
+    [hub_webhook] secret_file, pointed at PUBLIC_URL (the daemon's /hooks/hub reached from the
+    internet); running it again updates that webhook in place. Polling stays as the safety net.
+    """
+    settings = _settings(args)
+    _logging(args, settings)
+    from monitor.hub import webhooks
+
+    if settings.hub.token is None:
+        raise ConfigError(str(settings.path), "hub.token_file", "webhooks need a Hub token (or set HF_TOKEN)")
+    if args.action == "install":
+        if not args.url or not args.url.startswith(("https://", "http://")):
+            raise UsageError("webhooks install needs --url PUBLIC_URL (http or https)")
+        if settings.hub_webhook_secret is None:
+            raise ConfigError(str(settings.path), "hub_webhook.secret_file",
+                              "a webhook secret is required so events can be verified")
+        hook = webhooks.install(settings, args.url)
+        print(f"{'created' if hook.created else 'updated'} webhook {hook.id} -> {hook.url}: "
+              f"{len(hook.watched)} watched item(s), domains {', '.join(hook.domains)}")
+        return EXIT_OK
+    for hook in webhooks.list_webhooks(settings):
+        watched = ", ".join(f"{t}:{n}" for t, n in hook.watched)
+        print(f"{hook.id}  {hook.url}  {'disabled' if hook.disabled else 'enabled'}  [{watched}]")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "once": cmd_once,
@@ -205,6 +237,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "findings": cmd_findings,
     "lookup": cmd_lookup,
     "screen": cmd_screen,
+    "webhooks": cmd_webhooks,
 }
 
 
@@ -238,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     subs["lookup"].add_argument("--json", action="store_true", help="one JSON object")
     subs["screen"].add_argument("file", metavar="FILE", nargs="?", help="names file, or - for stdin (default)")
     subs["screen"].add_argument("--json", action="store_true", help="one JSON object per match")
+    subs["webhooks"].add_argument("action", choices=("install", "list"), help="install or list")
+    subs["webhooks"].add_argument("--url", metavar="PUBLIC_URL", help="where the Hub should POST events")
     return parser
 
 

@@ -522,6 +522,12 @@ def _webhooks(st: HubState, req: Request, rest: list[str]) -> Response:
     if req.method == "DELETE":
         st._webhooks = [(o, w) for o, w in st._webhooks if w is not hook]
         return jresp({})
+    if req.method == "POST":  # update_webhook: only the fields sent change
+        data = json.loads(req.body or b"{}")
+        for key in ("url", "watched", "domains", "secret"):
+            if key in data:
+                hook[key] = data[key]
+        return jresp({"webhook": hook})
     return jresp({"webhook": hook}) if req.method in ("GET", "HEAD") else not_found()
 
 

@@ -1,0 +1,60 @@
+"""`hubwatch webhooks install/list` against the emulator's webhook API."""
+
+from __future__ import annotations
+
+import json
+
+from tests.pins_env import PinsEnv
+
+
+def make_env(hub, slack, tmp_path, secret=True):
+    env = PinsEnv(tmp_path, hub, slack)
+    env.token = "hf_WebhookAdminToken1"
+    hub.add_token(env.token, user="secops", write=True)
+    try:
+        hub.add_repo("org/model", files={"a": "b"})
+    except ValueError:  # a second env in the same test
+        pass
+    env.pins = [{"repo": "org/model", "track": "main"},
+                {"repo": "org/data", "type": "dataset", "track": "main"}]
+    env.extra = '[lookalike]\nprotected = ["EleutherAI"]\n'
+    if secret:
+        (tmp_path / "hook_secret").write_text("whsec-very-secret-1234")
+        env.extra += '[hub_webhook]\nsecret_file = "hook_secret"\n'
+    return env
+
+
+def test_install_creates_then_updates_and_list_shows_it(hub, slack, tmp_path):
+    env = make_env(hub, slack, tmp_path)
+    r = env.run("webhooks", "install", "--url", "https://hubwatch.example.org/hooks/hub")
+    assert r.code == 0 and r.out.startswith("created webhook"), r
+    (hook,) = hub.webhooks
+    assert hook["url"] == "https://hubwatch.example.org/hooks/hub" and hook["secret"] == "whsec-very-secret-1234"
+    assert sorted((w["type"], w["name"]) for w in hook["watched"]) == [
+        ("dataset", "org/data"), ("model", "org/model"), ("org", "EleutherAI")]
+    assert hook["domains"] == ["repo"]
+    r2 = env.run("webhooks", "install", "--url", "https://hubwatch.example.org/hooks/hub")
+    assert r2.code == 0 and r2.out.startswith("updated webhook") and len(hub.webhooks) == 1
+    listed = env.run("webhooks", "list")
+    assert listed.code == 0 and "https://hubwatch.example.org/hooks/hub" in listed.out
+    assert "model:org/model" in listed.out
+    everything = r.out + r.err + r2.out + r2.err + listed.out + listed.err
+    assert "whsec-very-secret-1234" not in everything and "hf_WebhookAdminToken1" not in everything
+
+
+def test_install_needs_token_secret_and_url(hub, slack, tmp_path):
+    env = make_env(hub, slack, tmp_path, secret=False)
+    r = env.run("webhooks", "install", "--url", "https://x.example/hooks/hub")
+    assert r.code == 78 and "hub_webhook.secret_file" in r.err
+    env.token = None
+    r = env.run("webhooks", "list")
+    assert r.code == 78 and "hub.token_file" in r.err
+    env2 = make_env(hub, slack, tmp_path)
+    assert env2.run("webhooks", "install").code == 2
+
+
+def test_refused_token_is_a_clear_error(hub, slack, tmp_path):
+    env = make_env(hub, slack, tmp_path)
+    env.token = "hf_NotARealToken"
+    r = env.run("webhooks", "list")
+    assert r.code != 0 and len(r.err.strip().splitlines()) == 1 and "hf_NotARealToken" not in r.err
