@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from monitor import config as config_mod
+from monitor import sd_notify
 from monitor.config import Settings
 from monitor.errors import ConfigError
 
@@ -31,10 +32,12 @@ class Daemon:
         self.rt = Runtime.build(settings)
         self.stop = threading.Event()
         self.heartbeat = time.monotonic()
+        self._sd_ready = False  # READY=1 sent to systemd (by the first heartbeat)
         self.scheduler = None
         self._reload_requested = threading.Event()
         self._running = 0  # jobs in flight; run() waits for 0 before closing the store
         self._idle = threading.Condition()
+        self._retired: list = []  # runtimes replaced by a reload, closed once no job can hold them
 
     # --- jobs (each reads self.rt at run time, so a reload takes effect at the next run) ----------
     def job_scan_pins(self) -> None:
@@ -62,6 +65,13 @@ class Daemon:
 
     def job_heartbeat(self) -> None:
         self.heartbeat = time.monotonic()
+        # This job running proves the scheduler and its executor are alive, so only it tells
+        # systemd READY=1 and pets the watchdog (WatchdogSec=): a wedged scheduler gets restarted.
+        if not self.stop.is_set():
+            if not self._sd_ready:
+                self._sd_ready = True
+                sd_notify.ready(f"running: {len(self.rt.settings.pin)} pin(s)")
+            sd_notify.watchdog()
         if self._reload_requested.is_set():
             self._reload_requested.clear()
             self.reload()
@@ -72,7 +82,8 @@ class Daemon:
         out = {
             "scan_pins": (self.job_scan_pins, s.pins.every, s.pins.jitter),
             "deliver": (self.job_deliver, s.alerts.every, 0.0),
-            "heartbeat": (self.job_heartbeat, 5.0, 0.0),
+            # At least twice per systemd watchdog interval ($WATCHDOG_USEC), when that is under 10 s.
+            "heartbeat": (self.job_heartbeat, min(5.0, (sd_notify.watchdog_interval() or 10.0) / 2), 0.0),
         }
         if s.lookalike.protected:
             out["scan_lookalikes"] = (self.job_scan_lookalikes, s.lookalike.every, s.pins.jitter)
@@ -101,7 +112,11 @@ class Daemon:
             finally:
                 with self._idle:
                     self._running -= 1
+                    # A job reads self.rt after it is counted, so at 0 no job holds a retired runtime.
+                    retired, self._retired = (self._retired, []) if self._running == 0 else ([], self._retired)
                     self._idle.notify_all()
+                for old in retired:
+                    old.close()
         return run
 
     def _kick(self, name: str) -> None:
@@ -126,7 +141,10 @@ class Daemon:
         logs.configure(getattr(self.args, "verbose", 0), getattr(self.args, "log_format", "text"),
                        settings.secrets())
         self._schedule()
-        old.close()
+        # Not old.close() here: a scan or delivery that started before the reload still uses the
+        # old store (closing it would fail that scan, or lose a mark_sent and re-send an alert).
+        with self._idle:
+            self._retired.append(old)
         log.warning("config reloaded from %s: %d pin(s)", self.config_path, len(settings.pin))
         return True
 
@@ -138,6 +156,7 @@ class Daemon:
 
         def on_term(signum: int, frame: Any) -> None:
             log.warning("signal %d: finishing running jobs, then exiting", signum)
+            sd_notify.stopping("stopping: finishing running jobs")  # systemd stops the watchdog
             self.stop.set()
             # Not shutdown(wait=True): it holds the scheduler's job-store lock while it waits, and a
             # running job that touches the scheduler (_kick) then deadlocks the daemon. Stop
@@ -159,7 +178,8 @@ class Daemon:
             with self._idle:
                 self._idle.wait_for(lambda: self._running == 0)
         finally:
-            self.rt.close()
+            for rt in [*self._retired, self.rt]:
+                rt.close()
         log.warning("hubwatch stopped")
         return EXIT_OK
 

@@ -64,7 +64,22 @@ def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = ()
     root.setLevel(level)
     # Third-party chatter (httpx request lines carry URLs) stays at WARNING unless -vv.
     # huggingface_hub warns on every retried request; our own logs say what matters.
-    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "urllib3", "apscheduler", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else
-                                         logging.WARNING if verbosity >= 1 else logging.ERROR)
+    global _third_party_level
+    _third_party_level = (logging.DEBUG if verbosity >= 3 else logging.WARNING if verbosity >= 1 else logging.ERROR)
+    for name in THIRD_PARTY:
+        adopt_third_party(name)
     return redactor
+
+
+THIRD_PARTY = ("httpx", "httpx2", "httpcore", "httpcore2", "urllib3", "apscheduler", "huggingface_hub")
+_third_party_level = logging.ERROR
+
+
+def adopt_third_party(name: str) -> None:
+    """Route a library's records through our handler at our level (huggingface_hub installs its own
+    stderr handler at import, which would break --log-format json and bypass redaction)."""
+    lg = logging.getLogger(name)
+    for h in list(lg.handlers):
+        lg.removeHandler(h)
+    lg.propagate = True
+    lg.setLevel(_third_party_level)

@@ -32,7 +32,7 @@ from monitor.errors import SinkError
 log = logging.getLogger(__name__)
 
 CLAIM_LIMIT = 20
-LEASE_SECONDS = 300.0  # re-claim before half of it is used, so a slow sink never outlives its lease
+LEASE_SECONDS = 60.0  # re-claim before half of it is used, so a slow sink never outlives its lease
 
 
 @dataclass(frozen=True)

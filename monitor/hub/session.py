@@ -38,15 +38,16 @@ class HubStats:
         with self._lock:
             self.requests += 1
 
-    def on_response(self, status: int, ratelimit: RateLimitSnapshot | None) -> None:
+    def on_response(self, status: int, ratelimit: RateLimitSnapshot | None, retry_after: float | None = None) -> None:
         with self._lock:
             self.by_status[status] = self.by_status.get(status, 0) + 1
             if ratelimit is not None:
                 self.ratelimit = ratelimit
             if status == 429:
                 self.rate_limited += 1
-                wait = ratelimit.reset_in if ratelimit else 60.0
-                self.pause_until = max(self.pause_until, time.monotonic() + wait)
+                # The Hub's RateLimit reset, else Retry-After, else a cautious minute.
+                wait = ratelimit.reset_in if ratelimit else retry_after if retry_after is not None else 60.0
+                self.pause_until = max(self.pause_until, time.monotonic() + min(wait, 3600.0))
 
     def paused_for(self) -> float:
         with self._lock:
@@ -86,7 +87,7 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
             if info is not None:
                 snap = RateLimitSnapshot(info.remaining, float(info.reset_in_seconds), info.limit,
                                          time.monotonic())
-            STATS.on_response(response.status_code, snap)
+            STATS.on_response(response.status_code, snap, _retry_after(response.headers.get("Retry-After")))
             if info is not None:
                 BUDGET.observe(info.remaining, float(info.reset_in_seconds))
 
@@ -99,4 +100,16 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
             )
 
         set_client_factory(factory)
+        # huggingface_hub installs its own stderr handler; route its records through ours so
+        # --log-format json stays pure JSON and our secret redaction applies to them too.
+        from monitor import logs
+
+        logs.adopt_third_party("huggingface_hub")
         _prepared = endpoint
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
