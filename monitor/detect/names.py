@@ -5,9 +5,10 @@ Three views of a name, from strict to loose:
 - ``name.lower()``   the Hub id: ids are case-insensitive, so ``EleutherAI`` IS ``eleutherai``.
 - ``normalise``      lower-cased, every run of ``- _ .`` folded to one ``-``, edges trimmed:
                      ``Meta_Llama`` -> ``meta-llama``.  Keys of the permutation index.
-- ``skeleton``       what a reader sees: ASCII homoglyphs folded (``I 1 i`` -> ``l``, ``0`` -> ``o``,
-                     ``rn`` -> ``m``, ``vv`` -> ``w``, ``cl`` -> ``d`` ...), then lower-cased, then
-                     separators dropped: ``meta-IIama`` -> ``metallama`` == skeleton(``meta-llama``).
+- ``skeleton``       what a reader sees: one-letter homoglyphs folded on the name as written
+                     (``I 1 i`` -> ``l``, ``0 O`` -> ``o``, ``3`` -> ``e`` ...), lower-cased,
+                     separators dropped, two-letter glyphs folded (``rn`` -> ``m``, ``vv`` -> ``w``,
+                     ``cl`` -> ``d``): ``meta-IIama`` -> ``metallama`` == skeleton(``meta-llama``).
 
 The glyph table folds ``I``, ``i``, ``1`` and ``l`` alike.  The Hub shows a namespace in the casing
 it was registered with but a config usually lists it lower-case, so the skeleton must not depend
@@ -110,7 +111,8 @@ SKELETON_GLYPHS = {
     "3": "e", "5": "s", "4": "a", "7": "t", "8": "b", "6": "b", "9": "g", "2": "z",
 }
 # Multi-character glyphs (a pair read as one letter), applied after the one-character fold so
-# that ``c1`` and ``cI`` reach ``cl`` -> ``d`` too.
+# that ``c1`` and ``cI`` reach ``cl`` -> ``d`` too, and after separators are dropped so that a
+# separator never changes a skeleton (``c-1`` and ``c1`` both read ``d``).
 SKELETON_PAIRS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 
 _GLYPH_TABLE = str.maketrans(SKELETON_GLYPHS)
@@ -118,16 +120,16 @@ _DROP_SEPARATORS = str.maketrans("", "", SEPARATORS)
 
 
 def skeleton(name: str) -> str:
-    """The look-alike key: homoglyphs folded on the original case, lower-cased, separators dropped.
+    """The look-alike key: homoglyphs folded on the original case, lower-cased, separators dropped
+    (then the two-letter glyphs folded).
 
     ``skeleton('meta-IIama') == skeleton('meta-llama') == 'metallama'``;
     ``skeleton('g00gle') == skeleton('google')``.  Works line by line on a newline-joined block.
     """
-    text = name.translate(_GLYPH_TABLE).lower()
+    text = name.translate(_GLYPH_TABLE).lower().translate(_DROP_SEPARATORS)
     for pair, glyph in SKELETON_PAIRS:
-        if pair in text:
-            text = text.replace(pair, glyph)
-    return text.translate(_DROP_SEPARATORS)
+        text = text.replace(pair, glyph)
+    return text
 
 
 # --- keyboard ----------------------------------------------------------------------------------
@@ -142,7 +144,8 @@ def _adjacency(rows: tuple[str, ...]) -> dict[str, str]:
     for r, row in enumerate(rows):
         for i, key in enumerate(row):
             near = []
-            for rr, ii in ((r, i - 1), (r, i + 1), (r - 1, i), (r - 1, i + 1), (r + 1, i - 1), (r + 1, i)):
+            for rr, ii in ((r, i - 1), (r, i + 1), (r - 1, i), (r - 1, i + 1),
+                           (r + 1, i - 1), (r + 1, i)):
                 if 0 <= rr < len(rows) and 0 <= ii < len(rows[rr]):
                     near.append(rows[rr][ii])
             table[key] = "".join(near)

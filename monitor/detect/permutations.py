@@ -12,7 +12,7 @@ omission       one character left out (``EleuterAI``)
 deduplication  one of a doubled character left out (``facebok``)
 transposition  two neighbouring characters swapped (``googel``)
 repetition     one character doubled (``gooogle``)
-hyphenation    a separator inserted inside a word (``goo-gle``)
+hyphenation    a separator (``-``, ``_`` or ``.``) inserted inside a word (``goo-gle``)
 vowel_swap     a vowel replaced by another vowel (``guugle``)
 replacement    a character replaced by a QWERTY neighbour (``goofle``)
 plural         an ``s``/``es`` added to or removed from a word (``googles``)
@@ -21,7 +21,13 @@ version        a version number appended (``meta-llama3``, ``meta-llama-3``) -- 
 insertion      a character inserted: a neighbouring key, or any letter/digit anywhere
 bitflip        one bit of one character flipped, staying inside the Hub alphabet (``goggle``)
 near_miss      (screening only) no generator produced it, but the skeletons are within a small,
-               length-aware Levenshtein distance
+               length-aware OSA distance (Levenshtein counting a transposition as one edit)
+
+Sources: dnstwist's fuzzers (its addition is our insertion, subdomain our hyphenation with ``.``,
+dictionary our affix; its Cyrillic/IDN glyphs cannot occur in Hub names), typomania's checks
+(bitflips, homoglyph, keyboard, omitted, repeated, swapped characters and words, version) and
+guarddog's (Levenshtein-1, swapped characters, reordered words, confused forms such as
+py/python, which on the Hub are the ai and affix words).
 
 Candidates are lower-case (Hub ids are case-insensitive) and registrable today (`is_registrable`):
 probing a name nobody can create wastes Hub budget.  Names of fewer than five characters
@@ -66,23 +72,29 @@ HOMOGLYPHS: dict[str, tuple[str, ...]] = {
     "rn": ("m",), "nn": ("m",), "vv": ("w",), "cl": ("d",),
 }
 
+# Substitutions between these read as the same letter in most fonts: probed first.  The rest of
+# HOMOGLYPHS (leetspeak digits, u/v, g/q, nn/m) need a second look, so they come later.
+_STRONG = frozenset({"l", "i", "1", "o", "0", "m", "rn", "w", "vv", "d", "cl"})
+
 _SEP_RUN = re.compile(r"[-_.]+")
 _WORD = re.compile(r"[a-z0-9]+")
 _AI_TAIL = re.compile(r"(.+?)[-_.]?ai")
 
-# Tiers order candidates for probing under a budget: 0 first.  (technique, tier) pairs below.
+# Each generator yields (candidate, technique, tier).  Tiers order candidates for probing under a
+# budget, 0 first: convincing homoglyphs, separator and ai changes, and the classic typos
+# (omission, deduplication, transposition) first; bit flips and insertions of anything last.
 Generated = Iterator[tuple[str, str, int]]
 
 
 def _omission(s: str) -> Generated:
     for i in range(len(s)):
-        yield s[:i] + s[i + 1:], "omission", 1
+        yield s[:i] + s[i + 1:], "omission", 0
 
 
 def _deduplication(s: str) -> Generated:
     for i in range(len(s) - 1):
         if s[i] == s[i + 1] and s[i] not in SEPARATORS:
-            yield s[:i] + s[i + 1:], "deduplication", 1
+            yield s[:i] + s[i + 1:], "deduplication", 0
 
 
 def _repetition(s: str) -> Generated:
@@ -94,7 +106,7 @@ def _repetition(s: str) -> Generated:
 def _transposition(s: str) -> Generated:
     for i in range(len(s) - 1):
         if s[i] != s[i + 1]:
-            yield s[:i] + s[i + 1] + s[i] + s[i + 2:], "transposition", 1
+            yield s[:i] + s[i + 1] + s[i] + s[i + 2:], "transposition", 0
 
 
 def _replacement(s: str) -> Generated:
@@ -129,21 +141,23 @@ def _bitflip(s: str) -> Generated:
                 yield s[:i] + flipped + s[i + 1:], "bitflip", 4
 
 
-def _homoglyph_once(s: str) -> Iterator[str]:
+def _homoglyph_once(s: str) -> Iterator[tuple[str, bool]]:
+    """(candidate, whether the substitution is one of the convincing ones) per substitution."""
     for i in range(len(s)):
         for width in (1, 2):
-            for glyph in HOMOGLYPHS.get(s[i:i + width], ()) if i + width <= len(s) else ():
-                yield s[:i] + glyph + s[i + width:]
+            seen = s[i:i + width]
+            for glyph in HOMOGLYPHS.get(seen, ()) if i + width <= len(s) else ():
+                yield s[:i] + glyph + s[i + width:], seen in _STRONG and glyph in _STRONG
 
 
 def _homoglyph(s: str) -> Generated:
-    once = dict.fromkeys(_homoglyph_once(s))
-    for c in once:
-        yield c, "homoglyph", 0
-    for c in once:
-        for twice in _homoglyph_once(c):
+    once = dict(_homoglyph_once(s))
+    for c, strong in once.items():
+        yield c, "homoglyph", 0 if strong else 1
+    for c, strong in once.items():
+        for twice, strong_too in _homoglyph_once(c):
             if twice not in once:
-                yield twice, "homoglyph", 3
+                yield twice, "homoglyph", 2 if strong and strong_too else 3
 
 
 def _separator(s: str) -> Generated:
@@ -172,7 +186,8 @@ def _word_reorder(s: str) -> Generated:
     if len(words) <= 4:
         orders = itertools.permutations(words)
     else:  # k! explodes: only swap neighbours
-        orders = (words[:i] + [words[i + 1], words[i]] + words[i + 2:] for i in range(len(words) - 1))
+        orders = (words[:i] + [words[i + 1], words[i]] + words[i + 2:]
+                  for i in range(len(words) - 1))
     for order in orders:
         if list(order) != words:
             for sep in ("-", "_", ""):
@@ -204,11 +219,18 @@ def _version(s: str) -> Generated:
 
 def strip_affix(s: str) -> tuple[str, str] | None:
     """(core, affix): `s` without one known affix word at either end, if the core keeps at least
-    MIN_TYPO_LEN characters; else None.  ``mistralai`` -> ``('mistral', 'ai')``."""
+    MIN_TYPO_LEN characters; else None.  ``mistralai`` -> ``('mistral', 'ai')``.
+
+    A trailing affix may be glued on (``mistralai``, ``ai21labs``); a leading one needs its
+    separator (``hf-foo``), or ``aitken`` would read as ``ai`` + ``tken``.
+    """
     for affix in _AFFIXES_LONGEST_FIRST:
-        for core in ((s[:-len(affix)] if s.endswith(affix) else ""),
-                     (s[len(affix):] if s.startswith(affix) else "")):
-            core = core.strip(SEPARATORS)
+        if s.endswith(affix):
+            core = s[:-len(affix)].rstrip(SEPARATORS)
+            if len(compact(core)) >= MIN_TYPO_LEN:
+                return core, affix
+        if s.startswith(affix) and s[len(affix):len(affix) + 1] in ("-", "_", "."):
+            core = s[len(affix):].lstrip(SEPARATORS)
             if len(compact(core)) >= MIN_TYPO_LEN:
                 return core, affix
     return None
@@ -241,9 +263,9 @@ def _ai_suffix(s: str) -> Generated:
         yield core, "ai_suffix", 0
 
 
-GENERATORS = (_homoglyph, _separator, _ai_suffix, _affix, _omission, _deduplication, _transposition,
-              _repetition, _hyphenation, _vowel_swap, _replacement, _plural, _word_reorder, _version,
-              _insertion, _bitflip)
+GENERATORS = (_homoglyph, _separator, _ai_suffix, _affix, _omission, _deduplication,
+              _transposition, _repetition, _hyphenation, _vowel_swap, _replacement, _plural,
+              _word_reorder, _version, _insertion, _bitflip)
 _HIGH_CONFIDENCE_GENERATORS = (_homoglyph, _separator, _hyphenation, _affix, _ai_suffix)
 
 
@@ -272,7 +294,13 @@ def ranked_permutations(name: str) -> dict[str, tuple[int, int]]:
 
 def techniques_of(mask: int) -> tuple[str, ...]:
     """The technique names in a bit mask, most likely first."""
-    return tuple(t for t in TECHNIQUES if mask & TECHNIQUE_BIT[t])
+    names = _TECHNIQUES_OF.get(mask)
+    if names is None:
+        names = _TECHNIQUES_OF[mask] = tuple(t for t in TECHNIQUES if mask & TECHNIQUE_BIT[t])
+    return names
+
+
+_TECHNIQUES_OF: dict[int, tuple[str, ...]] = {}
 
 
 def mask_of(techniques) -> int:

@@ -42,7 +42,7 @@ class RepoState:
             return cls()
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             return cls()
         names = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in names} if isinstance(data, dict) else {}

@@ -56,6 +56,7 @@ class Fault:
     rng: random.Random
     retry_after: int | None
     hits: int = 0
+    body: bytes | None = None  # kind "respond": the canned answer
 
     @property
     def exhausted(self) -> bool:
@@ -193,6 +194,16 @@ class HubEmulator(HubState):
             self._faults.append(fault)
         return fault
 
+    def respond(self, pattern: str | None, status: int = 200, body: bytes | str = b"", *,
+                times: int | None = 1) -> Fault:
+        """Answer matching requests with `status` and this raw body instead of routing them (fuzzing)."""
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        fault = Fault(re.compile(pattern) if pattern else None, status, times, "respond", None,
+                      random.Random(0), None, body=data)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -318,6 +329,11 @@ class HubEmulator(HubState):
             resp = error(fault.status, f"Injected fault: HTTP {fault.status}")
             if fault.retry_after is not None:
                 resp.headers.append(("Retry-After", str(fault.retry_after)))
+                if fault.status == 429:  # the Hub's own header, which the client reads first
+                    resp.headers += [("RateLimit", f'"api";r=0;t={fault.retry_after}'),
+                                     ("RateLimit-Policy", '"fixed window";"api";q=1000;w=300')]
+        elif kind == "respond":
+            resp = Response(fault.status, fault.body or b"", [("Content-Type", "application/json")])
         elif kind == "garbled":
             resp = Response(200, b'{"_id": "garbled", "id": [tru', [("Content-Type", "application/json")])
         elif kind == "redirect_loop":
