@@ -210,9 +210,12 @@ _PARTS = (_revision, _rules, _files("files_added", "Files added"), _files("files
           _files("files_removed", "Files removed"), _authors, _commits, _reason, _extras)
 
 
+_URL_HOST = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?(/|$)")
+
+
 def safe_url(url: Any) -> bool:
     """Our own Hub links only: http(s), no characters that could end or split Slack's `<url|label>`."""
-    return (isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) <= 2000
+    return (isinstance(url, str) and _URL_HOST.match(url) is not None and len(url) <= 2000
             and not _URL_BAD.search(url))
 
 
