@@ -1,0 +1,252 @@
+"""`/hubwatch` Slack slash command: request signing, parsing, and answering within Slack's 3 seconds.
+
+Slack (docs "Verifying requests from Slack", "Implementing slash commands"):
+- every request carries `X-Slack-Request-Timestamp` and `X-Slack-Signature` =
+  `v0=` + hex HMAC-SHA256(signing secret, `v0:{timestamp}:{raw body}`); requests more than five
+  minutes from our clock are refused, so a captured request can't be replayed later;
+- the body is form-encoded (`command`, `text`, `response_url`, `user_id`, `team_id`, ...);
+- the answer must arrive within 3 s; a later answer is POSTed as JSON to `response_url`
+  (up to 5 times in 30 minutes).
+Lookups hit the Hub, which can be slow, so a lookup runs in its own thread: if it ends within the
+deadline we answer directly, otherwise we answer "Looking up…" and POST the result later.
+
+`response_url` comes from the request body. It is only trusted after the signature check, and
+even then only if it points at Slack (or a prefix the operator/test configured): otherwise a
+leaked signing secret would turn us into a request cannon aimed at internal addresses (SSRF).
+Everything in a reply that came from the Hub is escaped for mrkdwn and never made into `<…|…>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from monitor.alerts.render import fit, u16len
+from monitor.detect.names import validate_name
+from monitor.errors import HubError, Transient
+from monitor.jobs.lookup import LookupResult, render_text
+
+logger = logging.getLogger("hubwatch.http")
+
+MAX_SKEW = 300  # seconds, either direction
+SLACK_HOOKS = "https://hooks.slack.com/"
+SECTION_TEXT = 3000
+FALLBACK_TEXT = 3000
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+class CommandError(ValueError):
+    """The (correctly signed) body is not a slash-command form we can read."""
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    command: str  # "/hubwatch" (or whatever the workspace named it)
+    text: str
+    response_url: str
+    user_id: str = ""
+    team_id: str = ""
+    channel_id: str = ""
+
+
+# --- signing ---------------------------------------------------------------------------------
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Slack's v0 signature of `body` sent at `timestamp` (also what tests use to sign requests)."""
+    base = b"v0:" + timestamp.encode("ascii") + b":" + body
+    return "v0=" + hmac.new(secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, timestamp: str | None, signature: str | None, body: bytes,
+                     now: float) -> str | None:
+    """None if the request is Slack's and fresh, else a short reason (safe to return to the caller)."""
+    if not timestamp or not signature:
+        return "missing X-Slack-Request-Timestamp or X-Slack-Signature"
+    if not _TIMESTAMP.fullmatch(timestamp.strip()):
+        return "malformed X-Slack-Request-Timestamp"
+    if abs(now - int(timestamp.strip())) > MAX_SKEW:
+        return "X-Slack-Request-Timestamp is more than 5 minutes from our clock"
+    expected = sign(secret, timestamp.strip(), body).encode("ascii")
+    if not hmac.compare_digest(expected, signature.strip().encode("latin-1", "replace")):
+        return "signature mismatch"
+    return None
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+def parse_command(body: bytes) -> SlashCommand:
+    try:
+        form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+    except (UnicodeDecodeError, ValueError):
+        raise CommandError("body is not a UTF-8 form with at most 64 fields") from None
+    first = lambda key: form.get(key, [""])[0]  # noqa: E731
+    return SlashCommand(first("command"), first("text"), first("response_url"), first("user_id"),
+                        first("team_id"), first("channel_id"))
+
+
+def intent(text: str) -> tuple[str, str | None]:
+    """("help", None) | ("lookup", NAME) | ("usage", None) from the text after the command."""
+    words = text.split()
+    if not words or (len(words) == 1 and words[0].lower() == "help"):
+        return "help", None
+    if words[0].lower() == "lookup":
+        return ("lookup", words[1]) if len(words) == 2 else ("usage", None)
+    return ("lookup", words[0]) if len(words) == 1 else ("usage", None)
+
+
+# --- replies ---------------------------------------------------------------------------------
+
+def ephemeral(text: str, blocks: list[dict] | None = None) -> dict[str, Any]:
+    """`text` must already be safe mrkdwn (escape Hub data with `fit`)."""
+    msg: dict[str, Any] = {"response_type": "ephemeral", "text": text[:FALLBACK_TEXT],
+                           "unfurl_links": False, "unfurl_media": False}
+    if blocks:
+        msg["blocks"] = blocks
+    return msg
+
+
+def _section(text: str) -> dict[str, Any]:
+    # verbatim: Slack must not auto-link URLs, #channels or @names that came from the Hub
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+
+
+def help_message(command: str) -> dict[str, Any]:
+    cmd = fit(command or "/hubwatch", 40)
+    text = (f"*{cmd}* — is this Hugging Face org or user legit?\n"
+            f"• `{cmd} lookup NAME` (or just `{cmd} NAME`): look NAME up on the Hub and judge it "
+            f"against our protected orgs\n"
+            f"• `{cmd} help`: this text")
+    return ephemeral(text, [_section(text)])
+
+
+def usage_message(command: str) -> dict[str, Any]:
+    cmd = fit(command or "/hubwatch", 40)
+    return ephemeral(f"Usage: `{cmd} lookup NAME`, `{cmd} NAME` or `{cmd} help`")
+
+
+def result_message(r: LookupResult) -> dict[str, Any]:
+    """The lookup report; every line is Hub-derived and escaped, the details sit in a code block."""
+    first, *rest = render_text(r).split("\n")
+    head = fit(first.replace("*", "∗"), 500)
+    # line by line: `fit` makes control characters (newlines too) visible
+    details = _join_capped([fit(line.replace("`", "ˋ"), 500) for line in rest], SECTION_TEXT - 6)
+    fallback = f"{fit(r.name, 200)}: risk {fit(r.risk.upper(), 20)}"
+    blocks = [_section(f"*{head}*")]
+    if details:
+        blocks.append(_section("```" + details + "```"))
+    return ephemeral(fallback, blocks)
+
+
+def _join_capped(lines: list[str], limit: int) -> str:
+    out, used = [], 0
+    for line in lines:
+        if used + u16len(line) + 1 > limit - 2:
+            out.append("…")
+            break
+        out.append(line)
+        used += u16len(line) + 1
+    return "\n".join(out)
+
+
+def error_message(name: str, exc: BaseException) -> dict[str, Any]:
+    who = fit(name, 100)
+    if isinstance(exc, Transient):
+        return ephemeral(f":hourglass: The Hub is not answering right now, so `{who}` is unknown; "
+                         "try again in a minute.")
+    if isinstance(exc, HubError):
+        return ephemeral(f":warning: The Hub gave an unexpected answer about `{who}`; try again later.")
+    return ephemeral(f":warning: Looking up `{who}` failed (internal error; see the hubwatch log).")
+
+
+# --- answering -------------------------------------------------------------------------------
+
+class _Job:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.reply: dict[str, Any] | None = None
+        self.deferred = False  # the HTTP answer has gone out: the result must go to response_url
+
+
+class SlackCommands:
+    """Answers slash commands; `answer()` returns within ~`deadline` seconds whatever the Hub does."""
+
+    def __init__(self, lookup: Callable[[str], LookupResult], *, deadline: float = 2.5,
+                 allowed_prefixes: Iterable[str] = (), max_jobs: int = 4, post_timeout: float = 10.0):
+        self.lookup, self.deadline, self.post_timeout = lookup, deadline, post_timeout
+        self.prefixes = (SLACK_HOOKS, *allowed_prefixes)
+        self._slots = threading.BoundedSemaphore(max_jobs)  # lookups in flight (a slow Hub holds them)
+
+    def may_post(self, url: str) -> bool:
+        """True if `url` is under Slack's hooks host or a configured prefix (same scheme and host)."""
+        if not url or len(url) > 2048 or _UNSAFE_URL.search(url):
+            return False
+        try:
+            parts = urlsplit(url)
+            return any(url.startswith(p) and (parts.scheme, parts.netloc) == _origin(p) for p in self.prefixes)
+        except ValueError:
+            return False
+
+    def answer(self, cmd: SlashCommand) -> dict[str, Any]:
+        kind, name = intent(cmd.text)
+        if kind == "help":
+            return help_message(cmd.command)
+        if kind == "usage" or name is None:
+            return usage_message(cmd.command)
+        problem = validate_name(name)
+        if problem:
+            return ephemeral(f"`{fit(name, 100)}` is not a Hub name: {fit(problem, 300)}")
+        if not self._slots.acquire(blocking=False):
+            return ephemeral(":hourglass: hubwatch is busy with other lookups; try again in a moment.")
+        job = _Job()
+        threading.Thread(target=self._run, args=(job, name, cmd.response_url), name="hubwatch-slack-lookup",
+                         daemon=True).start()
+        job.done.wait(self.deadline)
+        with job.lock:
+            if job.reply is not None:
+                return job.reply
+            job.deferred = True
+        if self.may_post(cmd.response_url):
+            return ephemeral(f":mag: Looking up `{fit(name, 100)}`…")
+        return ephemeral(f":hourglass: Looking up `{fit(name, 100)}` is taking long; try again in a minute.")
+
+    def _run(self, job: _Job, name: str, response_url: str) -> None:
+        try:
+            try:
+                reply = result_message(self.lookup(name))
+            except Exception as e:  # noqa: BLE001 - a failed lookup is an answer, not a crash
+                if not isinstance(e, HubError):
+                    logger.error("Slack lookup failed: %s", type(e).__name__, exc_info=True)
+                reply = error_message(name, e)
+        finally:
+            self._slots.release()
+        with job.lock:
+            job.reply = reply
+            deferred = job.deferred
+        job.done.set()
+        if deferred and self.may_post(response_url):
+            self._post(response_url, reply)
+
+    def _post(self, url: str, payload: dict[str, Any]) -> None:
+        # Never log the URL or the exception text (which contains it): response_url is a capability.
+        try:
+            resp = requests.post(url, json=payload, timeout=self.post_timeout, allow_redirects=False)
+        except requests.RequestException as e:
+            logger.warning("delayed Slack reply failed: %s", type(e).__name__)
+            return
+        if resp.status_code >= 300:
+            logger.warning("delayed Slack reply refused: HTTP %d", resp.status_code)
+
+
+def _origin(prefix: str) -> tuple[str, str]:
+    parts = urlsplit(prefix)
+    return parts.scheme, parts.netloc
