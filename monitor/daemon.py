@@ -21,7 +21,7 @@ from monitor.config import Settings
 from monitor.errors import ConfigError
 
 log = logging.getLogger("hubwatch.daemon")
-EXIT_OK = 0
+EXIT_OK, EXIT_TEMPFAIL = 0, 75
 
 
 class Daemon:
@@ -38,6 +38,12 @@ class Daemon:
         self._running = 0  # jobs in flight; run() waits for 0 before closing the store
         self._idle = threading.Condition()
         self._retired: list = []  # runtimes replaced by a reload, closed once no job can hold them
+        from monitor.daemon_api import DaemonApi
+        from monitor.metrics import Metrics
+
+        self.metrics = Metrics(lambda: self.rt)
+        self.api = DaemonApi(self)
+        self.http = None
 
     # --- jobs (each reads self.rt at run time, so a reload takes effect at the next run) ----------
     def job_scan_pins(self) -> None:
@@ -46,6 +52,7 @@ class Daemon:
         if self.stop.is_set():
             return
         report = scan_pins(self.rt)
+        self.metrics.scan(report)
         if report.new_findings:
             self._kick("deliver")
 
@@ -54,14 +61,64 @@ class Daemon:
 
         if self.stop.is_set():
             return
-        if scan_lookalikes(self.rt).new_findings:
+        report = scan_lookalikes(self.rt)
+        self.metrics.new_findings(report.new_findings)
+        if report.new_findings:
             self._kick("deliver")
 
     def job_deliver(self) -> None:
         from monitor.alerts.delivery import deliver
 
-        deliver(self.rt.store, self.rt.sinks, now=self.rt.clock, stop=self.stop,
-                min_interval=self.rt.settings.alerts.min_interval)
+        report = deliver(self.rt.store, self.rt.sinks, now=self.rt.clock, stop=self.stop,
+                         min_interval=self.rt.settings.alerts.min_interval)
+        self.metrics.delivery(report)
+
+    def job_check_pin(self, key: str, event: Any = None) -> None:
+        """A Hub event for a pinned repo: check that repo now (complete), then record tag moves the
+        event reported, in case the tag moved again before our read."""
+        from monitor.daemon_api import event_tag_findings
+        from monitor.jobs.pins import scan_pins
+
+        rt = self.rt
+        report = scan_pins(rt, complete=True, only={key})
+        self.metrics.scan(report)
+        new = list(report.new_findings)
+        pin = next((p for p in rt.settings.pin if p.key == key), None)
+        if event is not None and pin is not None:
+            from monitor.hub.models import RepoId
+
+            extra = event_tag_findings(event, rt.settings.hub.endpoint, RepoId(pin.type, pin.repo))
+            new += rt.store.record(key, None, extra, list(rt.sinks), rt.clock())
+            self.metrics.new_findings(new[len(report.new_findings):])
+        if new:
+            self._kick("deliver")
+
+    def job_check_namespace(self, name: str) -> None:
+        """A Hub event in a protected or look-alike namespace: judge that namespace now."""
+        from monitor.detect import lookalike_risk as lr
+
+        rt = self.rt
+        result = self.api.lookup(name)
+        if result.exists and result.verdict and result.imitates and lr.worth_alerting(result.verdict):
+            f = lr.finding(result.facts, result.imitates[0], result.verdict, rt.settings.hub.endpoint)
+            new = rt.store.record(f"namespace:{name.lower()}", None, [f], list(rt.sinks), rt.clock())
+            self.metrics.new_findings(new)
+            if new:
+                self._kick("deliver")
+
+    def trigger_pin_check(self, key: str, event: Any = None) -> None:
+        self._once(f"check:{key}", lambda: self.job_check_pin(key, event))
+
+    def trigger_namespace_check(self, name: str) -> None:
+        self._once(f"namespace:{name.lower()}", lambda: self.job_check_namespace(name))
+
+    def _once(self, job_id: str, fn: Callable[[], None]) -> None:
+        """Run `fn` as soon as possible on the scheduler; a burst of events for one subject is one run."""
+        if self.stop.is_set() or self.scheduler is None:
+            return
+        self.scheduler.add_job(self._guard(job_id, fn), id=job_id, name=job_id, replace_existing=True,
+                               next_run_time=datetime.now(timezone.utc), misfire_grace_time=300,
+                               coalesce=True, max_instances=1)
 
     def job_heartbeat(self) -> None:
         self.heartbeat = time.monotonic()
@@ -106,8 +163,10 @@ class Daemon:
             try:
                 fn()
             except Exception:
+                self.metrics.job(name.split(":", 1)[0], False)
                 log.exception("job %s failed; it runs again at its next time", name, extra={"job": name})
             else:
+                self.metrics.job(name.split(":", 1)[0], True)
                 log.info("job %s done", name, extra={"job": name, "duration": round(time.monotonic() - started, 3)})
             finally:
                 with self._idle:
@@ -172,12 +231,22 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_term)
         signal.signal(signal.SIGHUP, on_hup)
-        log.warning("hubwatch started: %d pin(s), state %s", len(self.rt.settings.pin), self.rt.settings.state_path)
+        from monitor.http.server import HttpServer
+
+        try:
+            self.http = HttpServer(self.rt.settings.http, self.api).start()
+        except OSError as e:
+            log.error("cannot listen on %s:%d: %s", self.rt.settings.http.host, self.rt.settings.http.port, e)
+            self.rt.close()
+            return EXIT_TEMPFAIL
+        log.warning("hubwatch started: %d pin(s), state %s, http %s", len(self.rt.settings.pin),
+                    self.rt.settings.state_path, self.http.url)
         try:
             self.scheduler.start()
             with self._idle:
                 self._idle.wait_for(lambda: self._running == 0)
         finally:
+            self.http.stop()
             for rt in [*self._retired, self.rt]:
                 rt.close()
         log.warning("hubwatch stopped")

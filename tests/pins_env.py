@@ -32,6 +32,7 @@ class PinsEnv:
     pins: list[dict] = field(default_factory=list)
     extra: str = ""
     token: str | None = None
+    http_listen: str = "127.0.0.1:0"  # any free port: parallel daemons never clash
 
     @property
     def config(self) -> Path:
@@ -48,7 +49,7 @@ class PinsEnv:
             (self.tmp / "hf_token").write_text(self.token)
             lines.append('token_file = "hf_token"')
         lines += ["[state]", 'path = "state.db"', "[pins]", 'every = "10m"', "jitter = 0",
-                  "[alerts]", "min_interval = 0"]
+                  "[alerts]", "min_interval = 0", "[http]", f'listen = "{self.http_listen}"']
         if self.slack is not None:
             lines += ["[slack]", f'webhook_url = "{self.slack.url}"']
         for pin in self.pins:

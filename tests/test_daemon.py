@@ -134,7 +134,7 @@ class Env:
             lines.append('token_file = "hf_token"')
         lines += ["[state]", 'path = "state.db"',
                   "[pins]", f'every = "{self.pins_every}"', "jitter = 0",
-                  "[alerts]", 'every = "1s"', "min_interval = 0",
+                  "[alerts]", 'every = "1s"', "min_interval = 0", "[http]", 'listen = "127.0.0.1:0"',
                   "[slack]", f'webhook_url = "{self.slack.url}"']
         for repo in self.pins:
             lines += ["[[pin]]", f'repo = "{repo}"', 'track = "main"']

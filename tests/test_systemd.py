@@ -219,7 +219,7 @@ def test_watchdog_interval(monkeypatch, usec, pid, expected):
 
 @pytest.mark.slow
 def test_daemon_ready_watchdog_stopping(hub, tmp_path, sock_dir):
-    env = PinsEnv(tmp_path, hub, slack=None, extra='[http]\nlisten = "127.0.0.1:0"\n')
+    env = PinsEnv(tmp_path, hub, slack=None)
     config = env.write()
     path = sock_dir / "notify.sock"
     lst = Listener(str(path))

@@ -1,0 +1,101 @@
+"""What the running daemon offers its HTTP server: lookups, Hub events, readiness, metrics.
+
+Hub events only queue work on the scheduler (the Hub waits for our answer); the work itself runs
+as a one-off job with the same guards as the periodic ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from monitor.config import Secret
+from monitor.detect import revisions as rv
+from monitor.detect.findings import Finding
+from monitor.http.hub_events import HubEvent
+from monitor.hub.models import RepoId
+from monitor.jobs.lookup import LookupResult
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
+
+log = logging.getLogger("hubwatch.api")
+OUTBOX_STUCK_AFTER = 3600.0
+REPO_SCOPES = ("repo", "repo.content", "repo.config")
+
+
+class DaemonApi:
+    def __init__(self, daemon: "Daemon"):
+        self.daemon = daemon
+
+    @property
+    def hub_webhook_secret(self) -> Secret | None:
+        return self.daemon.rt.settings.hub_webhook_secret
+
+    @property
+    def slack_signing_secret(self) -> Secret | None:
+        return self.daemon.rt.settings.slack_signing_secret
+
+    def lookup(self, name: str) -> LookupResult:
+        from monitor.hub.namespaces import NamespaceClient
+        from monitor.jobs.lookalikes import screener_for
+        from monitor.jobs.lookup import TargetCache, lookup
+
+        rt = self.daemon.rt
+        hub = NamespaceClient(rt.client)
+        la = rt.settings.lookalike
+        return lookup(name, hub, screener_for(la.protected, la.allow), TargetCache(hub), rt.clock())
+
+    def hub_event(self, event: HubEvent) -> str:
+        if event.scope not in REPO_SCOPES and not event.scope.startswith("repo."):
+            return f"ignored: scope {event.scope}"
+        settings = self.daemon.rt.settings
+        if any(p.key == event.key for p in settings.pin):
+            self.daemon.trigger_pin_check(event.key, event)
+            return "checking pinned repo"
+        namespace = event.repo_name.split("/", 1)[0]
+        from monitor.jobs.lookalikes import screener_for
+
+        la = settings.lookalike
+        if la.protected and (namespace.lower() in {p.lower() for p in la.protected}
+                             or screener_for(la.protected, la.allow).screen(namespace)):
+            self.daemon.trigger_namespace_check(namespace)
+            return "checking namespace"
+        return "ignored: not watched"
+
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        checks: dict[str, str] = {}
+        rt = self.daemon.rt
+        try:
+            rt.store.set_meta("readyz", str(time.time()))
+            checks["database"] = "ok"
+        except Exception as e:  # any failure to write is "not ready", whatever its type
+            checks["database"] = f"not writable: {type(e).__name__}"
+        age = time.monotonic() - self.daemon.heartbeat
+        checks["scheduler"] = "ok" if age < 60 else f"no heartbeat for {age:.0f}s"
+        try:
+            stats = rt.store.outbox_stats(rt.clock())
+            oldest = stats.oldest_pending_age_seconds or 0.0
+            checks["outbox"] = "ok" if oldest < OUTBOX_STUCK_AFTER else f"oldest alert waiting {oldest:.0f}s"
+        except Exception as e:
+            checks["outbox"] = f"unreadable: {type(e).__name__}"
+        return all(v == "ok" for v in checks.values()), checks
+
+    def metrics(self) -> tuple[bytes, str]:
+        return self.daemon.metrics.render()
+
+
+def event_tag_findings(event: HubEvent, base: str, repo: RepoId) -> list[Finding]:
+    """Tag re-points reported by the Hub. Recorded after the triggered check, with the same
+    fingerprint as a polled tag move: when the check saw the move this is a no-op; when the tag
+    moved and moved back between our reads, this is the only trace of it."""
+    out = []
+    for u in event.updated_refs:
+        if not u.ref.startswith("refs/tags/") or u.old_sha is None or u.old_sha == u.new_sha:
+            continue
+        move = rv.Move(u.ref[len("refs/tags/"):], "tag", u.old_sha, u.new_sha, False)
+        f = rv.describe_move(repo, base, move, (), None, None, (), ())
+        evidence = {**f.evidence, "source": "Hub webhook event"}
+        out.append(Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint))
+    return out

@@ -1,0 +1,126 @@
+"""The daemon's HTTP endpoints, end to end: a `hubwatch run` subprocess, real HTTP requests, the Hub
+emulator and the Slack receiver. Hub webhook events trigger that repo's check at once."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from monitor.http.slack_command import sign
+from tests.test_daemon import FILES, Env, wait_for
+
+HOOK_SECRET = "whsec-DaemonHookSecret42"
+SIGNING = "slack-signing-Secret-77"
+
+
+class HttpEnv(Env):
+    def render(self) -> str:
+        (self.tmp / "hook_secret").write_text(HOOK_SECRET)
+        (self.tmp / "signing").write_text(SIGNING)
+        text = super().render().replace('[slack]\n', '[slack]\nsigning_secret_file = "signing"\n')
+        return text + ('[hub_webhook]\nsecret_file = "hook_secret"\n'
+                       '[lookalike]\nprotected = ["EleutherAI"]\nevery = "1d"\nprobe_budget = 0\n')
+
+
+@pytest.fixture
+def env(hub, slack, tmp_path):
+    e = HttpEnv(tmp_path, hub, slack)
+    e.pins_every = "1h"  # polling would be too slow: only the webhook can explain a quick alert
+    yield e
+    e.stop_all()
+
+
+def base_url(daemon) -> str:
+    def found():
+        m = re.search(r"http (http://127\.0\.0\.1:\d+)", daemon.text())
+        return m.group(1) if m else None
+    return wait_for(found, "the HTTP server's address", show=daemon)
+
+
+def event(repo: str, refs=(), scope="repo.content") -> dict:
+    return {"event": {"action": "update", "scope": scope},
+            "repo": {"type": "model", "name": repo, "id": "0" * 24, "headSha": "a" * 40},
+            "updatedRefs": [{"ref": r, "oldSha": o, "newSha": n} for r, o, n in refs],
+            "webhook": {"id": "w1", "version": 3}}
+
+
+def test_hub_event_triggers_the_pin_check_at_once(env, hub, slack):
+    hub.add_repo("org/alpha", files=FILES)
+    hub.add_repo("org/beta", files=FILES)
+    env.pins = ["org/alpha", "org/beta"]
+    d = env.start()
+    url = base_url(d)
+    wait_for(lambda: env.baselined(2), "baseline", show=d)
+    hub.commit("org/alpha", {"README.md": "changed"}, title="silent change")
+    assert requests.post(f"{url}/hooks/hub", json=event("org/alpha"), timeout=5).status_code == 401
+    r = requests.post(f"{url}/hooks/hub", json=event("org/alpha"), timeout=5,
+                      headers={"X-Webhook-Secret": "wrong"})
+    assert r.status_code == 401
+    hub.clear_log()
+    r = requests.post(f"{url}/hooks/hub", json=event("org/alpha"), timeout=5,
+                      headers={"X-Webhook-Secret": HOOK_SECRET})
+    assert r.status_code == 200 and r.json()["status"] == "checking pinned repo"
+    wait_for(lambda: env.kinds() == ["ref_moved"], "the alert", timeout=10, show=d)
+    assert not any("/org/beta/" in q.path for q in hub.requests), "only that pin was checked"
+    other = requests.post(f"{url}/hooks/hub", json=event("someone/else"), timeout=5,
+                          headers={"X-Webhook-Secret": HOOK_SECRET})
+    assert other.json()["status"] == "ignored: not watched"
+
+
+def test_tag_moved_and_back_is_reported_from_the_event(env, hub, slack):
+    hub.add_repo("org/alpha", files=FILES)
+    v1 = hub.create_tag("org/alpha", "v1")
+    env.pins = ["org/alpha"]
+    d = env.start()
+    url = base_url(d)
+    wait_for(lambda: env.baselined(1), "baseline", show=d)
+    evil = hub.commit("org/alpha", {"pytorch_model.bin": b"x"}, branch="main")
+    # moved and moved back before we could look: only the event knows
+    refs = [("refs/tags/v1", v1, evil)]
+    r = requests.post(f"{url}/hooks/hub", json=event("org/alpha", refs), timeout=5,
+                      headers={"X-Webhook-Secret": HOOK_SECRET})
+    assert r.status_code == 200
+    wait_for(lambda: "tag_moved" in env.kinds(), "tag alert", timeout=10, show=d)
+    tags = [f for f in env.findings() if f[0] == "tag_moved"]
+    assert len(tags) == 1
+
+
+def test_health_ready_metrics_lookup_and_slack_command(env, hub, slack):
+    hub.add_org("EleutherAI", verified=True, followers=5000, created_at="2020-01-01T00:00:00.000Z")
+    hub.add_org("EleuterAI", created_at=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
+    hub.add_repo("org/alpha", files=FILES)
+    env.pins = ["org/alpha"]
+    d = env.start()
+    url = base_url(d)
+    assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+    ready = wait_for(lambda: (r := requests.get(f"{url}/readyz", timeout=5)).status_code == 200 and r,
+                     "readiness", show=d)
+    assert ready.json()["checks"] == {"database": "ok", "scheduler": "ok", "outbox": "ok"}
+    wait_for(lambda: env.baselined(1), "baseline", show=d)
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    for name in ("hubwatch_job_runs_total", "hubwatch_hub_requests_total", "hubwatch_outbox_depth",
+                 "hubwatch_hub_budget_quota", "hubwatch_job_last_success_timestamp_seconds"):
+        assert name in metrics
+    assert HOOK_SECRET not in metrics and SIGNING not in metrics
+    look = requests.get(f"{url}/v1/lookup/EleuterAI", timeout=10)
+    assert look.status_code == 200
+    body = look.json()
+    assert body["exists"] is True and body["imitates"][0]["target"] == "EleutherAI" and body["risk"] != "none"
+    assert requests.get(f"{url}/v1/lookup/bad%20name", timeout=5).status_code == 400
+    form = urlencode({"command": "/hubwatch", "text": "lookup EleuterAI", "user_id": "U1",
+                      "response_url": "https://hooks.slack.com/commands/T/1/x"}).encode()
+    ts = str(int(time.time()))
+    r = requests.post(f"{url}/slack/commands", data=form, timeout=5,
+                      headers={"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sign(SIGNING, ts, form),
+                               "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200 and r.json()["response_type"] == "ephemeral"
+    assert "EleuterAI" in json.dumps(r.json())
+    bad = requests.post(f"{url}/slack/commands", data=form, timeout=5,
+                        headers={"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + "0" * 64})
+    assert bad.status_code == 401
+    assert HOOK_SECRET not in d.text() and SIGNING not in d.text()
