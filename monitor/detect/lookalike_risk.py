@@ -15,6 +15,7 @@ from typing import Sequence
 from monitor.detect.findings import Finding, Link, severity_rank
 from monitor.detect.lookalike import Match
 from monitor.detect.names import normalise
+from monitor.detect.times import parse_iso
 
 RISKS = ("none", "low", "medium", "high", "critical")
 NEW_DAYS = 90
@@ -45,15 +46,6 @@ class Verdict:
     copied_repos: tuple[str, ...]
 
 
-def _when(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _raise(risk: str, to: str) -> str:
     return to if RISKS.index(to) > RISKS.index(risk) else risk
 
@@ -77,7 +69,7 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
         reasons.append("organization is not verified")
     elif facts.kind == "user":
         reasons.append("a user account, not an organization")
-    created = _when(facts.created_at)
+    created = parse_iso(facts.created_at)
     age_days = (now - created).days if created else None
     if age_days is not None and age_days < NEW_DAYS:
         risk = _raise(risk, "high")

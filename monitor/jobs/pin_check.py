@@ -8,7 +8,7 @@ check, or when a head moved; commits, manifests and config files only when somet
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterable, Sequence
 
 from monitor.config import Pin, PinsSettings
@@ -16,6 +16,7 @@ from monitor.detect import revisions as rv
 from monitor.detect.findings import Finding
 from monitor.detect.risk import assess, config_watch_paths
 from monitor.detect.state import RepoState
+from monitor.detect.times import iso, parse_iso
 from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, Transient
 from monitor.hub.client import HubClient
 from monitor.hub.models import Commit, Refs, RepoId, RepoInfo
@@ -54,19 +55,6 @@ def group_pins(pins: Iterable[Pin]) -> list[RepoWatch]:
     return out
 
 
-def iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 class PinChecker:
     def __init__(self, client: HubClient, settings: PinsSettings, base_url: str):
         self.client, self.settings, self.base = client, settings, base_url.rstrip("/")
@@ -86,7 +74,7 @@ class PinChecker:
             return self._unknown(w, st, now, e)
 
     def _metadata_due(self, st: RepoState, now: datetime) -> bool:
-        last = _parse_time(st.metadata_at)
+        last = parse_iso(st.metadata_at)
         return last is None or (now - last).total_seconds() >= self.settings.metadata_every
 
     def _metadata_slot(self, w: RepoWatch, st: RepoState, now: datetime) -> tuple[CheckResult | None, RepoInfo | None]:
@@ -134,7 +122,7 @@ class PinChecker:
         since = st.unknown_since or iso(now)
         st = st.with_(unknown_since=since, last_error=str(e), checked_at=iso(now))
         findings = []
-        began = _parse_time(since)
+        began = parse_iso(since)
         if began is not None and (now - began).total_seconds() >= self.settings.degraded_after:
             minutes = int((now - began).total_seconds() // 60)
             findings.append(rv.degraded(w.repo, self.base, since, str(e), minutes))
@@ -194,7 +182,7 @@ class PinChecker:
         fallback = next((s for s in heads.values() if s), None)
         # A pin already known bad whose metadata we read at a live head is not "new" every cycle.
         known_bad = primary in w.exact and st.reachable.get(primary) is False
-        last = _parse_time(st.metadata_at)
+        last = parse_iso(st.metadata_at)
         due = (complete or not st.baseline or bool(moves) or (primary != st.scan_sha and not known_bad)
                or last is None or (now - last).total_seconds() >= self.settings.metadata_every)
         if not due:
@@ -219,7 +207,7 @@ class PinChecker:
                                          f"repository object id changed {st.object_id} → {info.object_id}"))
             recreated = True
         else:
-            created, last = _parse_time(info.created_at), _parse_time(st.last_modified)
+            created, last = parse_iso(info.created_at), parse_iso(st.last_modified)
             if created and last and created > last:
                 findings.append(rv.recreated(w.repo, self.base, st.object_id, info.object_id,
                                              f"created {info.created_at}, after the last known commit "
