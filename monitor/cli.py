@@ -83,7 +83,8 @@ def cmd_once(args: argparse.Namespace) -> int:
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
-            deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
+            deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval,
+                    ignore_backoff=True)
     finally:
         rt.close()
     if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):

@@ -269,6 +269,18 @@ def test_slack_failure_then_recovery_delivers_once_in_order(env, hub, slack):
         rt.close()
 
 
+def test_once_retries_every_pending_delivery_after_slack_recovers(env, hub, slack):
+    """`once` attempts every pending delivery, even one still backing off from a failure."""
+    baseline(env, hub)
+    hub.commit(REPO, {"README.md": "v2"})
+    slack.fail(status=500, times=1)
+    env.once()
+    assert slack.messages == []
+    env.once()
+    env.once()
+    assert [_kind(m) for m in slack.messages] == ["ref_moved"]
+
+
 def test_permanent_slack_error_dead_letters_loudly(env, hub, slack):
     baseline(env, hub)
     hub.commit(REPO, {"README.md": "v2"})

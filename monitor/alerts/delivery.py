@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, TextIO
 
 from monitor.alerts.render import clean, slack_message, text_line
@@ -32,6 +32,7 @@ from monitor.errors import SinkError
 log = logging.getLogger(__name__)
 
 CLAIM_LIMIT = 20
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 LEASE_SECONDS = 60.0  # re-claim before half of it is used, so a slow sink never outlives its lease
 
 
@@ -83,7 +84,8 @@ class _Pass:
     def run(self) -> SinkReport:
         while not self.out_of_time():
             claimed_at = self.now()
-            items = self.store.claim(self.name, claimed_at, lease_seconds=LEASE_SECONDS, limit=CLAIM_LIMIT)
+            items = self.store.claim(self.name, claimed_at, lease_seconds=LEASE_SECONDS, limit=CLAIM_LIMIT,
+                                     **({"due_by": FAR_FUTURE} if self.ignore_backoff else {}))
             if not items:
                 break
             if self.behind_earlier(items):
@@ -165,15 +167,16 @@ def deliver(store: Any, sinks: Mapping[str, Sink], *, now: Callable[[], datetime
             sleep: Callable[[float], None] = time.sleep, min_interval: float = 1.0,
             base_backoff: float = 5.0, max_backoff: float = 900.0, max_attempts: int | None = None,
             deadline: float | None = None, stop: threading.Event | None = None,
-            rng: Callable[[], float] = random.random) -> DeliveryReport:
+            rng: Callable[[], float] = random.random, ignore_backoff: bool = False) -> DeliveryReport:
     """Deliver every due outbox row of every sink (keyed by the sink's name in the outbox).
 
     `deadline` is a time budget in seconds for this call, measured with `now`; `stop` ends the pass
     early (SIGTERM drain). Either way, rows not attempted are released, never left claimed.
+    `ignore_backoff` attempts rows still backing off too (`hubwatch once`: one pass, every row).
     """
     kw = dict(now=now, sleep=sleep, min_interval=min_interval, base_backoff=base_backoff,
               max_backoff=max_backoff, max_attempts=max_attempts, deadline=deadline, stop=stop,
-              rng=rng, start=now())
+              rng=rng, start=now(), ignore_backoff=ignore_backoff)
     per_sink: dict[str, SinkReport] = {}
     for name, sink in sinks.items():
         per_sink[name] = _Pass(store, name, sink, kw).run()

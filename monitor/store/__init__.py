@@ -98,9 +98,9 @@ class Store:
     # --- outbox ---------------------------------------------------------------------------------
 
     def claim(self, sink: str, now: datetime, *, lease_seconds: float = 300,
-              limit: int = 50) -> list[OutboxItem]:
+              limit: int = 50, due_by: datetime | None = None) -> list[OutboxItem]:
         with self._lock:
-            return _outbox.claim(self.db, sink, now, lease_seconds, limit)
+            return _outbox.claim(self.db, sink, now, lease_seconds, limit, due_by)
 
     def mark_sent(self, item: OutboxItem, now: datetime) -> bool:
         with self._lock:

@@ -32,7 +32,7 @@ from .findings import FINDING_COLUMNS, finding_from_row
 
 # A row is claimable when it is due, or when its claim lease ran out (crashed deliverer).
 _DUE = """sink = :sink AND (
-    (state = 'pending' AND next_attempt_at <= :now)
+    (state = 'pending' AND next_attempt_at <= :due)
     OR (state = 'claimed' AND claimed_until < :now))"""
 
 # Re-selects after losing candidates to another claimer; bounded so claim() always returns.
@@ -71,19 +71,22 @@ def _item(row: Mapping[str, Any]) -> OutboxItem:
 
 
 def claim(db: Database, sink: str, now: datetime, lease_seconds: float = 300,
-          limit: int = 50) -> list[OutboxItem]:
+          limit: int = 50, due_by: datetime | None = None) -> list[OutboxItem]:
     """Claim up to ``limit`` due rows of ``sink`` in id (= creation) order.
 
+    ``due_by`` (default ``now``) moves the backoff cut-off: ``hubwatch once`` attempts every pending
+    row, backing off or not. Expired claims are still judged against ``now``.
     An empty result means nothing was due: when another claimer wins some of our candidates we
     look again (a bounded number of times), so losing a race does not read as "outbox empty".
     """
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
     ts = to_db_time(now)
+    due = to_db_time(due_by) if due_by is not None else ts
     until = to_db_time(now + timedelta(seconds=lease_seconds))
     tokens: list[str] = []
     for _ in range(_MAX_ROUNDS):
-        won, lost = _claim_round(db, sink, ts, until, limit - len(tokens))
+        won, lost = _claim_round(db, sink, ts, due, until, limit - len(tokens))
         tokens += won
         if not lost or len(tokens) >= limit:
             break
@@ -96,13 +99,13 @@ def claim(db: Database, sink: str, now: datetime, lease_seconds: float = 300,
 
 
 
-def _claim_round(db: Database, sink: str, ts: str, until: str, limit: int) -> tuple[list[str], int]:
+def _claim_round(db: Database, sink: str, ts: str, due: str, until: str, limit: int) -> tuple[list[str], int]:
     """One select-then-CAS pass; returns (tokens of rows won, number of candidates lost)."""
     # Candidates are read outside the write transaction: holding no lock while reading keeps
     # other writers unblocked, and the CAS below re-checks every condition anyway.
     candidates = [r[0] for r in db.execute(
         f"SELECT id FROM outbox WHERE {_DUE} ORDER BY id LIMIT :limit",
-        {"sink": sink, "now": ts, "limit": limit},
+        {"sink": sink, "now": ts, "due": due, "limit": limit},
     ).fetchall()]
     won: list[str] = []
     if not candidates:
@@ -116,7 +119,7 @@ def _claim_round(db: Database, sink: str, ts: str, until: str, limit: int) -> tu
                 f"""UPDATE outbox
                     SET state = 'claimed', claim_token = :token, claimed_until = :until
                     WHERE id = :id AND {_DUE}""",
-                {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts},
+                {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts, "due": due},
             )
             if cur.rowcount == 1:
                 won.append(token)
