@@ -437,3 +437,21 @@ def test_metadata_slot_sees_signals_without_a_commit(env, hub, slack):
         assert [f.finding.kind for f in rt.store.findings()] == ["scan_flagged", "risky_change"]
     finally:
         rt.close()
+
+
+def test_json_logs_carry_job_subject_fingerprint_duration(env, hub, slack):
+    baseline(env, hub)
+    hub.commit(REPO, {"README.md": "v2"})
+    r = env.run("once", "-v", "--log-format", "json")
+    records = [json.loads(line) for line in r.err.splitlines() if line.strip()]  # every line is JSON
+    assert records, r.err
+    assert all({"ts", "level", "logger", "msg"} <= set(rec) for rec in records)
+    found = [rec for rec in records if rec.get("fingerprint")]
+    assert found and found[0]["job"] == "scan_pins" and found[0]["subject"] == REPO
+    assert any("duration" in rec and rec.get("job") == "scan_pins" for rec in records)
+
+
+def test_quiet_by_default(env, hub, slack):
+    baseline(env, hub)
+    r = env.run("once")
+    assert r.err == ""
