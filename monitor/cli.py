@@ -254,7 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="config file (default: $HUBWATCH_CONFIG, else /etc/hubwatch/config.toml)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
     common.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
-    parser = _Parser(prog="hubwatch", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="hubwatch", formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+        "Guard your use of the Hugging Face Hub: alert on silent changes to pinned models and\n"
+        "datasets, and on look-alike namespaces of the orgs you protect.\n\n"
+        "Exit codes: 0 ok, 1 findings (--fail-on), 2 usage, 75 temporary failure, 78 config error."))
     parser.add_argument("--version", action="version", version=f"hubwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

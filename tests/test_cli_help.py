@@ -1,0 +1,40 @@
+"""Every command is documented: its docstring is its --help, with an example, and the README lists it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import COMMANDS, main
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_command_help_has_summary_and_example(name):
+    doc = COMMANDS[name].__doc__ or ""
+    assert "Example: hubwatch " + name in doc
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as e:
+        main([name, "--help"])
+    assert e.value.code == 0
+    assert doc.strip().splitlines()[0] in out.getvalue()
+    assert f"`hubwatch {name}" in README
+
+
+def test_top_level_help_lists_every_command_and_exit_codes():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["--help"])
+    text = out.getvalue()
+    assert all(name in text for name in COMMANDS) and "78 config error" in text
+
+
+def test_usage_errors_exit_2():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
+        main(["no-such-command"])
+    assert e.value.code == 2
