@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 import textwrap
 from typing import Callable, Sequence
@@ -292,5 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fatal(EXIT_USAGE, str(e))
     except HubwatchError as e:
         return _fatal(EXIT_TEMPFAIL if not e.permanent else EXIT_USAGE, str(e))
+    except sqlite3.Error as e:
+        return _fatal(EXIT_TEMPFAIL, f"state database: {e}")
+    except OSError as e:
+        return _fatal(EXIT_TEMPFAIL, f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")
     except KeyboardInterrupt:
         return 130

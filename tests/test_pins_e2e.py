@@ -455,3 +455,11 @@ def test_quiet_by_default(env, hub, slack):
     baseline(env, hub)
     r = env.run("once")
     assert r.err == ""
+
+
+def test_unusable_state_database_is_a_one_line_temporary_failure(env, hub, slack):
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.write()
+    env.state.mkdir()  # a directory where the database file should be
+    r = env.run("once")
+    assert r.code == 75 and len(r.err.strip().splitlines()) == 1 and "state" in r.err.lower()
