@@ -30,9 +30,40 @@ def test_window_priorities_and_roll():
         assert b.allow()
         b.count()
     assert not b.allow(), "nothing past 95%"
+    assert b.snapshot().used == 95, "an admitted call and its request count once"
     assert 0 < b.resets_in() <= 300
     t.t += 300
-    assert b.allow(low_priority=True) and b.snapshot().used == 0
+    assert b.allow(low_priority=True) and b.snapshot().used == 1  # a fresh window, this call in it
+
+
+def test_concurrent_admissions_never_overshoot():
+    import threading
+
+    b = Budget(100)
+    admitted = []
+    barrier = threading.Barrier(16)
+
+    def worker():
+        barrier.wait()
+        for _ in range(20):
+            if b.allow(low_priority=True):
+                admitted.append(1)
+                b.count()
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) == 70 and b.snapshot().used == 70
+
+
+def test_retries_count_against_the_window():
+    b = Budget(100, clock=FakeTime())
+    assert b.allow()
+    b.count()
+    b.count()  # a retry of the same call
+    assert b.snapshot().used == 2
 
 
 def test_hub_header_wins_when_it_says_less_remains():

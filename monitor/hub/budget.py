@@ -34,13 +34,14 @@ class Budget:
         self.quota, self.window, self.clock = quota, window, clock
         self._start = clock()
         self._used = 0
+        self._reserved = 0  # admitted calls whose first request has not been seen yet
         self._hub_remaining: int | None = None
         self._hub_reset_at = 0.0
         self.denied = 0
 
     def reset(self) -> None:
         with self._lock:
-            self._start, self._used, self._hub_remaining, self.denied = self.clock(), 0, None, 0
+            self._start, self._used, self._reserved, self._hub_remaining, self.denied = self.clock(), 0, 0, None, 0
 
     def configure(self, quota: int) -> None:
         with self._lock:
@@ -48,15 +49,19 @@ class Budget:
 
     def _roll(self, now: float) -> None:
         if now - self._start >= self.window:
-            self._start, self._used = now, 0
+            self._start, self._used, self._reserved = now, 0, 0
         if self._hub_remaining is not None and now >= self._hub_reset_at:
             self._hub_remaining = None
 
     def count(self) -> None:
-        """One real request went out (called from the HTTP session hook)."""
+        """One real request went out (called from the HTTP session hook). The first request of an
+        admitted call was counted when it was admitted; retries count here."""
         with self._lock:
             self._roll(self.clock())
-            self._used += 1
+            if self._reserved > 0:
+                self._reserved -= 1
+            else:
+                self._used += 1
             if self._hub_remaining is not None:
                 self._hub_remaining = max(0, self._hub_remaining - 1)
 
@@ -76,6 +81,11 @@ class Budget:
                 ok = self._hub_remaining > self.quota * (1 - (LOW_PRIORITY_SHARE if low_priority else SAFETY))
             if not ok:
                 self.denied += 1
+            else:
+                # Count the call now, not when its request goes out: concurrent callers would all
+                # pass the check before any of them is counted.
+                self._used += 1
+                self._reserved += 1
             return ok
 
     def resets_in(self) -> float:
