@@ -23,6 +23,7 @@ REPO_TYPES = ("model", "dataset", "space")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = 366 * 86400.0  # longer is a typo; inf or 1e300 would crash the scheduler and sleeps
 _SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 _NAME_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
 _REF = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
@@ -132,11 +133,11 @@ def config_path(cli_value: str | None) -> Path:
 
 def parse_duration(text: Any) -> float:
     """'30s' / '10m' / '1h' / '1d' -> seconds (a bare number is seconds)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool) and text > 0:
+    if isinstance(text, (int, float)) and not isinstance(text, bool) and 0 < text <= MAX_DURATION:
         return float(text)
     m = _DURATION.match(text) if isinstance(text, str) else None
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"bad duration {text!r} (use e.g. 30s, 10m, 1h, 1d)")
+    if not m or not 0 < float(m.group(1)) * _UNITS[m.group(2)] <= MAX_DURATION:
+        raise ValueError(f"bad duration {text!r} (use e.g. 30s, 10m, 1h, 1d; at most 366d)")
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
@@ -238,6 +239,9 @@ class _Loader:
             text = p.read_text().strip()
         except OSError as e:
             raise r.error(name, f"cannot read {p}: {e.strerror or e}") from None
+        except ValueError as e:  # not UTF-8 (never quote the bytes: it is a secret), or a NUL in the path
+            raise r.error(name, f"cannot read {p}: "
+                                f"{'not UTF-8 text' if isinstance(e, UnicodeDecodeError) else e}") from None
         if not text:
             raise r.error(name, f"{p} is empty")
         return Secret(text)
@@ -382,4 +386,6 @@ def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Settings
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(str(p), "", f"invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(str(p), "", "invalid TOML: arrays or tables nested too deeply") from None
     return _Loader(p.resolve(), dict(os.environ if env is None else env)).load(data)

@@ -15,7 +15,8 @@ class ConfigError(HubwatchError):
     def __init__(self, path: str, key: str, problem: str):
         self.path, self.key, self.problem = str(path), key, problem
         where = f"{self.path}: {key}: " if key else f"{self.path}: "
-        super().__init__(where + problem)
+        # Key names come from the file and may hold newlines or U+2028: escape them, keep one line.
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in where + problem))
 
 
 class UsageError(HubwatchError):

@@ -92,18 +92,22 @@ class HubClient:
             raise HubError(_msg(f"Hub refused ({status})", e), status=status) from None
         except (httpx2.TransportError, OSError) as e:
             raise Transient(f"Hub unreachable: {type(e).__name__}") from None
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
+            # hf_raise_for_status choked formatting an error body it could not read (not UTF-8, JSON
+            # that is not an object, "errors": 5, ...): the answer is unreadable, so the outcome unknown.
+            raise Transient(f"unreadable error answer from the Hub ({type(e).__name__})") from None
 
     def _json(self, method: str, url: str, **kw: Any) -> tuple[Any, Any]:
         r = self._request(method, url, **kw)
         try:
             return r.json(), r
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Transient(f"garbled JSON from {urlsplit(url).path}") from None
 
     def _parsed(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
             raise Transient(f"unexpected Hub response: {e}") from None
 
     def _api(self, repo: RepoId, *parts: str) -> str:

@@ -131,7 +131,10 @@ def _search_hits(data: Any) -> list[tuple[str, str]]:
         raise ValueError("quicksearch answer is not an object")
     out = []
     for kind, key, field in (("org", "orgs", "name"), ("user", "users", "user")):
-        for item in data.get(key) or []:
+        items = data.get(key) or []
+        if not isinstance(items, list):
+            raise ValueError(f"quicksearch {key} is not a list")
+        for item in items:
             if isinstance(item, dict) and isinstance(item.get(field), str):
                 out.append((kind, item[field]))
     return out
