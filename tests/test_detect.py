@@ -112,3 +112,10 @@ def test_state_json_roundtrip_and_tolerance():
     assert RepoState.from_json('{"baseline": true, "from_the_future": 1}').baseline is True
     assert RepoState.from_json("not json") == RepoState()
     assert RepoState.from_json(None) == RepoState()
+
+
+@pytest.mark.parametrize("text", ['{"baseline": true, "branches": 5}', '{"authors": "abc"}',
+                                  '{"manifests": {"a": 1}}', '{"reachable": {"x": "yes"}}',
+                                  '{"checked_at": 7}', '{"unavailable_streak": "2"}', '{"tags": {"v1": null}}'])
+def test_state_with_wrong_types_starts_fresh(text):
+    assert RepoState.from_json(text) == RepoState()

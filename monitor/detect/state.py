@@ -49,7 +49,30 @@ class RepoState:
         for key in ("authors", "scan_issues"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
-        return cls(**data)
+        state = cls(**data)
+        return state if _well_typed(state) else cls()
 
     def with_(self, **changes: Any) -> "RepoState":
         return replace(self, **changes)
+
+
+_STR_OR_NONE = ("object_id", "canonical_id", "created_at", "last_modified", "scan_sha", "unavailable_kind",
+                "unavailable_since", "unknown_since", "last_error", "checked_at", "metadata_at")
+
+
+def _well_typed(st: RepoState) -> bool:
+    """A state whose fields have the wrong types (hand-edited, corrupted) is dropped, not trusted:
+    the next check records a fresh baseline instead of failing every cycle."""
+    def str_map(m: Any) -> bool:
+        return isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())
+
+    return (isinstance(st.baseline, bool) and str_map(st.branches) and str_map(st.tags)
+            and isinstance(st.manifests, dict) and all(isinstance(k, str) and str_map(v)
+                                                       for k, v in st.manifests.items())
+            and isinstance(st.reachable, dict) and all(isinstance(v, bool) for v in st.reachable.values())
+            and isinstance(st.authors, tuple) and all(isinstance(a, str) for a in st.authors)
+            and (st.scan_issues is None or (isinstance(st.scan_issues, tuple)
+                                            and all(isinstance(i, str) for i in st.scan_issues)))
+            and isinstance(st.unavailable_streak, int) and isinstance(st.private, bool)
+            and isinstance(st.disabled, bool)
+            and all(getattr(st, k) is None or isinstance(getattr(st, k), str) for k in _STR_OR_NONE))
