@@ -6,13 +6,14 @@ import io
 import json
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from monitor.alerts.delivery import DeliveryReport, SinkReport, deliver, render_pending
 from monitor.alerts.sinks import SlackSink, StdoutSink
+from monitor.store.outbox import OutboxItem
 from monitor.detect.findings import Finding
 from monitor.errors import SinkError
 from tests.emulator import SlackReceiver
@@ -37,15 +38,7 @@ class Clock:
         self.t += timedelta(seconds=seconds)
 
 
-@dataclass(frozen=True)
-class Item:
-    id: int
-    sink: str
-    finding: Finding
-    attempts: int
-    claim_token: str | None
-    created_at: datetime
-    last_error: str | None
+Item = OutboxItem  # the fake store hands out the real store's item type
 
 
 class FakeStore:
