@@ -227,3 +227,16 @@ def test_screen_command(env, tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("mistral-ai\n"))
     r2 = env.run("screen", "-")
     assert r2.code == 0 and "mistral-ai" in r2.out and "mistralai" in r2.out
+
+
+def test_copied_description_raises_risk(env, hub, slack):
+    text = "EleutherAI is a non-profit AI research lab focused on interpretability and alignment."
+    hub.add_org("EIeutherAI", fullname="Eleuther", created_at=now_iso(700), followers=50, details=text + " ")
+    out = json.loads(env.run("lookup", "EIeutherAI", "--json").out)
+    assert out["risk"] == "medium"  # the fixture's EleutherAI has no description: nothing to copy
+    hub.reset()
+    hub.add_org("EleutherAI", fullname="EleutherAI", verified=True, followers=5000, created_at=now_iso(2000),
+                details=text)
+    hub.add_org("EIeutherAI", fullname="Eleuther", created_at=now_iso(700), followers=50, details=text + " ")
+    out = json.loads(env.run("lookup", "EIeutherAI", "--json").out)
+    assert out["risk"] == "high" and any("description copies EleutherAI" in r for r in out["reasons"])

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
+from rapidfuzz import fuzz
+
 from monitor.detect.findings import Finding, Link, severity_rank
 from monitor.detect.lookalike import Match
 from monitor.detect.names import normalise
@@ -37,6 +39,7 @@ class Facts:
     created_at: str | None
     repo_names: tuple[str, ...]  # names (without namespace) of its repos
     members: int | None = None
+    details: str = ""  # the namespace's description
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,14 @@ def _raise(risk: str, to: str) -> str:
     return to if RISKS.index(to) > RISKS.index(risk) else risk
 
 
+def copies_text(theirs: str, ours: str) -> bool:
+    """A description that is the protected org's, give or take a few characters."""
+    a, b = " ".join(theirs.lower().split()), " ".join(ours.lower().split())
+    return len(a) >= 20 and len(b) >= 20 and fuzz.ratio(a, b) >= 90
+
+
 def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fullname: str,
-           now: datetime) -> Verdict:
+           now: datetime, target_details: str = "") -> Verdict:
     """Risk of one existing look-alike, with the reasons a security engineer would want listed."""
     reasons: list[str] = [f"imitates {match.target} ({', '.join(match.techniques)}; similarity {match.score:.2f})"]
     theirs = {normalise(n): n for n in target_repos}
@@ -65,6 +74,9 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
     if fn and (fn in (normalise(target_fullname or ""), normalise(match.target))):
         risk = _raise(risk, "high")
         reasons.append(f"display name {facts.fullname!r} copies {match.target}'s")
+    if facts.details and target_details and copies_text(target_details, facts.details):
+        risk = _raise(risk, "high")
+        reasons.append(f"description copies {match.target}'s")
     if facts.kind == "org" and not facts.verified:
         reasons.append("organization is not verified")
     elif facts.kind == "user":

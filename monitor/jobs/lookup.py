@@ -47,15 +47,16 @@ class TargetCache:
     def __init__(self, hub: NamespaceClient):
         self.hub = hub
         self._lock = threading.Lock()
-        self._data: dict[str, tuple[tuple[str, ...], str]] = {}
+        self._data: dict[str, tuple[tuple[str, ...], str, str]] = {}
 
-    def get(self, target: str) -> tuple[tuple[str, ...], str]:
+    def get(self, target: str) -> tuple[tuple[str, ...], str, str]:
+        """(repo names, display name, description) of a protected namespace."""
         with self._lock:
             if target in self._data:
                 return self._data[target]
         ns = self.hub.overview(target)
         repos = tuple(r.name for r in self.hub.repos_of(target, limit=1000)) if ns else ()
-        value = (repos, ns.fullname if ns else "")
+        value = (repos, ns.fullname if ns else "", ns.details if ns else "")
         with self._lock:
             self._data[target] = value
         return value
@@ -65,7 +66,7 @@ def facts_of(hub: NamespaceClient, ns: Namespace) -> lr.Facts:
     repos = hub.repos_of(ns.name, limit=100) if ns.models else []
     created = ns.created_at or min((r.created_at for r in repos if r.created_at), default=None)
     return lr.Facts(ns.name, ns.kind, ns.verified, ns.fullname, ns.followers, ns.models, created,
-                    tuple(r.name for r in repos), ns.members)
+                    tuple(r.name for r in repos), ns.members, ns.details)
 
 
 def lookup(name: str, hub: NamespaceClient, screener: Screener, targets: TargetCache, now: datetime,
@@ -84,8 +85,8 @@ def lookup(name: str, hub: NamespaceClient, screener: Screener, targets: TargetC
         return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, (),
                             "none", ("does not imitate a protected name",), facts)
     best = matches[0]
-    target_repos, target_fullname = targets.get(best.target)
-    verdict = lr.assess(facts, best, target_repos, target_fullname, now)
+    target_repos, target_fullname, target_details = targets.get(best.target)
+    verdict = lr.assess(facts, best, target_repos, target_fullname, now, target_details)
     return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, matches,
                         verdict.risk, verdict.reasons, facts, verdict)
 
