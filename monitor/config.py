@@ -281,7 +281,7 @@ class _Loader:
                         hook_secret, signing, quota)
 
     def http(self, r: _Reader) -> HttpSettings:
-        listen = r.get("listen", "127.0.0.1:8787", _listen)
+        listen = r.get("listen", ("127.0.0.1", 8787), _listen)
         s = HttpSettings(listen[0], listen[1], r.get("max_body", 1_000_000, _int(1024, 100_000_000)))
         r.done()
         return s

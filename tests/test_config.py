@@ -124,3 +124,14 @@ def test_config_path_precedence(monkeypatch):
     monkeypatch.setenv("HUBWATCH_CONFIG", "/x/env.toml")
     assert str(config.config_path(None)) == "/x/env.toml"
     assert str(config.config_path("/y/cli.toml")) == "/y/cli.toml"
+
+
+def test_http_defaults_and_listen_parsing(tmp_path):
+    s = config.load(write(tmp_path, ""), env={})
+    assert (s.http.host, s.http.port) == ("127.0.0.1", 8787)  # loopback by default
+    s = config.load(write(tmp_path, '[http]\nlisten = "[::1]:9000"\n'), env={})
+    assert (s.http.host, s.http.port) == ("::1", 9000)
+    with pytest.raises(ConfigError, match="http.listen"):
+        config.load(write(tmp_path, '[http]\nlisten = "8787"\n'), env={})
+    s = config.load(write(tmp_path, '[limits]\nhub_requests_per_5min = 2500\n'), env={})
+    assert s.hub_requests_per_5min == 2500

@@ -142,3 +142,26 @@ def test_event_in_a_lookalike_namespace_rejudges_it(env, hub, slack):
     wait_for(lambda: any("lookalike" in m["text"] for m in slack.messages), "look-alike alert", timeout=10, show=d)
     (f,) = [f for f in env.findings() if f[0] == "lookalike"]
     assert f[1] == "EleuterAI"
+
+
+def test_port_in_use_exits_75_with_one_line(env, hub, slack, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.test_daemon import ROOT, child_env
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        env.pins = ["org/alpha"]
+        hub.add_repo("org/alpha", files=FILES)
+        text = env.render().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{busy.getsockname()[1]}"')
+        env.write(text)
+        p = subprocess.run([sys.executable, "-m", "monitor", "run", "-c", str(env.config)], cwd=tmp_path,
+                           env=child_env(tmp_path, hub), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 75, p.stderr
+        assert "cannot listen" in p.stderr and "Traceback" not in p.stderr
+    finally:
+        busy.close()

@@ -137,8 +137,9 @@ class _Server(ThreadingHTTPServer):
         self._conn_lock = threading.Lock()
         self._conns: dict[_Handler, float | None] = {}  # open connection -> read deadline (None: read)
         self._closing = threading.Event()
-        super().__init__(address, _Handler)
+        # Before super().__init__: a failed bind calls server_close(), which closes these too.
         self._wake_r, self._wake_w = socket.socketpair()
+        super().__init__(address, _Handler)
         threading.Thread(target=self._reap, name="hubwatch-http-reaper", daemon=True).start()
 
     def serve(self) -> None:
