@@ -29,8 +29,9 @@ class Daemon:
         from monitor.runtime import Runtime
 
         self.config_path, self.args = config_path, args
-        self.rt = Runtime.build(settings)
         self.stop = threading.Event()
+        self.rt = Runtime.build(settings)
+        self.rt.stop = self.stop
         self.heartbeat = time.monotonic()
         self._sd_ready = False  # READY=1 sent to systemd (by the first heartbeat)
         self.scheduler = None
@@ -197,6 +198,7 @@ class Daemon:
             return False
         old = self.rt
         self.rt = Runtime.build(settings)
+        self.rt.stop = self.stop
         logs.configure(getattr(self.args, "verbose", 0), getattr(self.args, "log_format", "text"),
                        settings.secrets())
         self._schedule()

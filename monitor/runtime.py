@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, TextIO
@@ -36,6 +37,7 @@ class Runtime:
     client: HubClient
     sinks: dict
     clock: Callable[[], datetime] = field(default=utcnow)
+    stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: jobs wind down
 
     @classmethod
     def build(cls, settings: Settings, *, stdout: TextIO | None = None,

@@ -463,3 +463,23 @@ def test_unusable_state_database_is_a_one_line_temporary_failure(env, hub, slack
     env.state.mkdir()  # a directory where the database file should be
     r = env.run("once")
     assert r.code == 75 and len(r.err.strip().splitlines()) == 1 and "state" in r.err.lower()
+
+
+def test_stop_event_winds_scans_down_without_requests(env, hub, slack):
+    from monitor.jobs.lookalikes import scan_lookalikes
+    from monitor.jobs.pins import scan_pins
+    from monitor.runtime import Runtime
+
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.extra = '[lookalike]\nprotected = ["EleutherAI"]\n'
+    rt = Runtime.build(env.settings())
+    try:
+        rt.stop.set()
+        hub.clear_log()
+        report = scan_pins(rt)
+        look = scan_lookalikes(rt)
+        assert report.checked == 0 and look.probed == 0 and hub.count() == 0
+        assert rt.store.load_state("model:" + REPO.lower()) is None  # nothing half-recorded
+    finally:
+        rt.close()

@@ -104,7 +104,9 @@ class _Scan:
         # A name that exists as neither org nor user costs two requests: the budget is in requests.
         picks = list(dict.fromkeys(positives + fresh))[:budget // 2]
 
-        def one(name: str) -> tuple[str, Namespace | None, bool]:
+        def one(name: str) -> tuple[str, Namespace | None, bool] | None:
+            if self.rt.stop.is_set():
+                return None  # shutting down: not probed, not an error
             try:
                 return name, self.hub.overview(name), True
             except HubError as e:  # unknown: not recorded, so it is probed again next cycle
@@ -112,18 +114,20 @@ class _Scan:
                 return name, None, False
 
         with self._pool() as pool:
-            results = list(pool.map(one, picks))
+            results = [r for r in pool.map(one, picks) if r is not None]
         answered = [(n, ns is not None) for n, ns, ok in results if ok]
         self.errors += sum(1 for _, _, ok in results if not ok)
         self.rt.store.save_probes(answered, self.now)
         for name, ns, _ in results:
             if ns is not None:
                 self.suspects.setdefault(ns.name.lower(), (ns.name, ns))
-        return len(picks), sum(1 for _, found in answered if found)
+        return len(results), sum(1 for _, found in answered if found)
 
     def feed(self) -> int:
         authors: set[str] = set()
         for rtype in REPO_TYPES:
+            if self.rt.stop.is_set():
+                break
             key = f"lookalike.feed.{rtype}"
             cursor = json.loads(self.rt.store.get_meta(key) or "{}")
             newest: dict | None = None
@@ -154,6 +158,8 @@ class _Scan:
     def search(self) -> int:
         terms = list(dict.fromkeys(t for p in self.s.protected for t in stems(p)))
         for term in terms:
+            if self.rt.stop.is_set():
+                break
             try:
                 hits = self.hub.quicksearch(term)
             except HubError as e:
@@ -170,6 +176,8 @@ class _Scan:
 
         def one(item: tuple[str, Namespace | None]) -> list[Finding]:
             name, ns = item
+            if self.rt.stop.is_set():
+                return []
             try:
                 result = lookup(name, self.hub, self.screener, self.targets, self.now, ns=ns)
             except HubError as e:
@@ -189,7 +197,7 @@ class _Scan:
 def scan_lookalikes(rt: Runtime, *, budget: int | None = None, sources: tuple[str, ...] = ("probe", "feed", "search")
                     ) -> LookalikeReport:
     """One discovery cycle; a failing source is logged and the others still run."""
-    if not rt.settings.lookalike.protected:
+    if not rt.settings.lookalike.protected or rt.stop.is_set():
         return LookalikeReport(0, 0, 0, 0, 0, (), 0, 0)
     started, before = time.monotonic(), rt.client.stats.requests
     scan = _Scan(rt)

@@ -64,6 +64,8 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     sinks = list(rt.sinks)
 
     def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...]]:
+        if rt.stop.is_set():  # shutting down: repos not checked yet wait for the next start
+            return "skipped", ()
         now = rt.clock()
         before = RepoState.from_json(rt.store.load_state(w.key))
         try:
@@ -86,7 +88,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     _release_freed_memory()
     statuses = [s for s, _ in outcomes]
     report = ScanReport(
-        checked=len(watches), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
+        checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
         unavailable=statuses.count("unavailable"), errors=statuses.count("error"),
         new_findings=tuple(f for _, fs in outcomes for f in fs),
         requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started)
