@@ -109,7 +109,7 @@ def finding(facts: Facts, match: Match, verdict: Verdict, base: str) -> Finding:
     page = f"{base.rstrip('/')}/{facts.name}"
     return Finding.make(
         "lookalike", severity, facts.name,
-        f"{facts.name} looks like {match.target} ({', '.join(match.techniques)}): risk {verdict.risk}",
+        f"looks like {match.target} ({', '.join(match.techniques)}): risk {verdict.risk}",
         key=[facts.name.lower(), verdict.risk],
         evidence={"namespace": facts.name, "target": match.target, "techniques": list(match.techniques),
                   "score": match.score, "risk": verdict.risk, "reasons": list(verdict.reasons),

@@ -1,4 +1,6 @@
-"""Turn two observations of a repo into findings. Pure: the caller fetched everything."""
+"""Turn two observations of a repo into findings. Pure: the caller fetched everything.
+
+Summaries do not repeat the subject (the repo): every rendering shows `subject: summary`."""
 
 from __future__ import annotations
 
@@ -85,14 +87,14 @@ def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit]
     if move.ref_type == "tag":
         kind, severity = "tag_moved", "high"
         verb = "was deleted" if move.new is None else f"re-pointed {_short(move.old)} → {_short(move.new)}"
-        summary = f"{repo.id}: tag {move.ref} {verb} (tags should never move)"
+        summary = f"tag {move.ref} {verb} (tags should never move)"
     else:
         kind = "risky_change" if hits else "ref_moved"
         severity = "medium"
         if move.new is None:
-            severity, summary = "high", f"{repo.id}: tracked branch {move.ref} was deleted"
+            severity, summary = "high", f"tracked branch {move.ref} was deleted"
         else:
-            summary = f"{repo.id}: {move.ref} moved {_short(move.old)} → {_short(move.new)}"
+            summary = f"{move.ref} moved {_short(move.old)} → {_short(move.new)}"
         if fast_forward is False:
             severity = "high"
             summary += " — history rewritten (force-push)"
@@ -132,7 +134,7 @@ def pin_unreachable(repo: RepoId, base: str, sha: str, reason: str, cause: str) 
     stops resolving at all is a second, worse event."""
     return Finding.make(
         "pin_unreachable", "critical", repo.web_path,
-        f"{repo.id}: pinned commit {sha[:7]} is no longer reachable: {reason}",
+        f"pinned commit {sha[:7]} is no longer reachable: {reason}",
         key=[sha, cause], evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "reason": reason,
                                     "cause": cause},
         links=links(base, repo, None))
@@ -146,7 +148,7 @@ def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[str],
     contents = contents or {}
     return Finding.make(
         "scan_flagged", "high", repo.web_path,
-        f"{repo.id}: the Hub's security scan flags {len(issues)} file(s) at {sha[:7]}: {', '.join(issues[:5])}",
+        f"the Hub's security scan flags {len(issues)} file(s) at {sha[:7]}: {', '.join(issues[:5])}",
         key=sorted([p, contents.get(p) or sha] for p in issues),
         evidence={"repo": repo.id, "type": repo.type, "sha": sha, "files_with_issues": list(issues)},
         links=links(base, repo, sha))
@@ -155,7 +157,7 @@ def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[str],
 def renamed(repo: RepoId, base: str, new_id: str) -> Finding:
     return Finding.make(
         "repo_renamed", "high", repo.web_path,
-        f"{repo.id} now redirects to {new_id}: the repo was renamed or transferred",
+        f"now redirects to {new_id}: the repo was renamed or transferred",
         key=[new_id.lower()], evidence={"repo": repo.id, "type": repo.type, "new_id": new_id},
         links=(Link("New location", f"{base.rstrip('/')}/{RepoId(repo.type, new_id).web_path}"),))
 
@@ -163,7 +165,7 @@ def renamed(repo: RepoId, base: str, new_id: str) -> Finding:
 def recreated(repo: RepoId, base: str, old_id: str | None, new_id: str | None, reason: str) -> Finding:
     return Finding.make(
         "repo_recreated", "critical", repo.web_path,
-        f"{repo.id} is a different repository under the same name (namespace reuse): {reason}",
+        f"a different repository under the same name (namespace reuse): {reason}",
         key=[old_id, new_id, reason if old_id == new_id else ""],
         evidence={"repo": repo.id, "type": repo.type, "old_object_id": old_id, "new_object_id": new_id,
                   "reason": reason},
@@ -173,7 +175,7 @@ def recreated(repo: RepoId, base: str, old_id: str | None, new_id: str | None, r
 def unavailable(repo: RepoId, base: str, what: str, since: str, streak: int) -> Finding:
     return Finding.make(
         "repo_unavailable", "high", repo.web_path,
-        f"{repo.id} is unavailable: {what} (confirmed by {streak} consecutive checks since {since})",
+        f"unavailable: {what} (confirmed by {streak} consecutive checks since {since})",
         key=[what, since], evidence={"repo": repo.id, "type": repo.type, "reason": what, "since": since,
                                      "consecutive_checks": streak},
         links=links(base, repo, None))
@@ -182,7 +184,7 @@ def unavailable(repo: RepoId, base: str, what: str, since: str, streak: int) -> 
 def degraded(repo: RepoId, base: str, since: str, error: str | None, minutes: int) -> Finding:
     return Finding.make(
         "monitoring_degraded", "medium", repo.web_path,
-        f"{repo.id}: hubwatch could not check this repo for {minutes} min (last error: {error or 'unknown'})",
+        f"hubwatch could not check this repo for {minutes} min (last error: {error or 'unknown'})",
         key=[since], evidence={"repo": repo.id, "type": repo.type, "unknown_since": since, "last_error": error},
         links=links(base, repo, None))
 
@@ -190,7 +192,7 @@ def degraded(repo: RepoId, base: str, since: str, error: str | None, minutes: in
 def missing_ref(repo: RepoId, base: str, ref: str) -> Finding:
     return Finding.make(
         "pin_unreachable", "critical", repo.web_path,
-        f"{repo.id}: tracked ref {ref!r} does not exist on the Hub",
+        f"tracked ref {ref!r} does not exist on the Hub",
         key=["ref", ref], evidence={"repo": repo.id, "type": repo.type, "ref": ref,
                                     "reason": "tracked branch or tag not found"},
         links=links(base, repo, None))
@@ -198,6 +200,6 @@ def missing_ref(repo: RepoId, base: str, ref: str) -> Finding:
 
 def access_changed(repo: RepoId, base: str, what: str) -> Finding:
     return Finding.make(
-        "repo_unavailable", "high", repo.web_path, f"{repo.id} is {what}: consumers may lose access",
+        "repo_unavailable", "high", repo.web_path, f"{what}: consumers may lose access",
         key=["access", what], evidence={"repo": repo.id, "type": repo.type, "reason": what},
         links=links(base, repo, None))
