@@ -68,7 +68,9 @@ def run(url: str, args: argparse.Namespace) -> None:
     pins = "".join(f'[[pin]]\nrepo = "org{i % 50}/model-{i}"\ntrack = "main"\n' for i in range(args.pins))
     (tmp / "config.toml").write_text(
         f'[hub]\nendpoint = "{url}"\nconcurrency = {args.concurrency}\n[state]\npath = "state.db"\n'
-        f'[pins]\nevery = "10m"\nmetadata_every = "1h"\n' + pins)
+        f'[pins]\nevery = "10m"\nmetadata_every = "1h"\n'
+        # The emulator has no quota; the fake clock packs hours of cycles into seconds.
+        f'[limits]\nhub_requests_per_5min = 1000000\n' + pins)
     settings = config_mod.load(tmp / "config.toml")
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
     rt = Runtime.build(settings, clock=lambda: now[0])
