@@ -55,6 +55,19 @@ def group_pins(pins: Iterable[Pin]) -> list[RepoWatch]:
     return out
 
 
+def _answered(now: datetime) -> dict:
+    """State fields of a check the Hub answered: no longer unavailable, no longer unknown."""
+    return dict(unavailable_kind=None, unavailable_streak=0, unavailable_since=None,
+                unknown_since=None, last_error=None, checked_at=iso(now))
+
+
+def _metadata(info: RepoInfo, now: datetime) -> dict:
+    """State fields read from a metadata answer: identity, access flags, security scan."""
+    return dict(object_id=info.object_id, created_at=info.created_at, last_modified=info.last_modified,
+                private=info.private, gated=info.gated, disabled=info.disabled, scan_sha=info.sha,
+                scan_issues=info.scan_issues, metadata_at=iso(now))
+
+
 class PinChecker:
     def __init__(self, client: HubClient, settings: PinsSettings, base_url: str):
         self.client, self.settings, self.base = client, settings, base_url.rstrip("/")
@@ -96,11 +109,7 @@ class PinChecker:
         self._identity(w, st, info, findings)
         manifests = {k: dict(v) for k, v in st.manifests.items()}
         manifests[info.sha] = rv.manifest(info)
-        state = st.with_(object_id=info.object_id, created_at=info.created_at, last_modified=info.last_modified,
-                         private=info.private, gated=info.gated, disabled=info.disabled, scan_sha=info.sha,
-                         scan_issues=info.scan_issues, metadata_at=iso(now), manifests=manifests,
-                         unavailable_kind=None, unavailable_streak=0, unavailable_since=None,
-                         unknown_since=None, last_error=None, checked_at=iso(now))
+        state = st.with_(manifests=manifests, **_answered(now), **_metadata(info, now))
         return CheckResult(w.key, "ok", state, tuple(findings)), None
 
     # --- error outcomes -----------------------------------------------------------------------
@@ -167,12 +176,9 @@ class PinChecker:
         changes = dict(baseline=True, canonical_id=refs.canonical_id, branches=branches, tags=tags,
                        authors=tuple(sorted(authors)),
                        manifests={k: v for k, v in manifests.items() if k in keep}, reachable=reachable,
-                       unavailable_kind=None, unavailable_streak=0, unavailable_since=None,
-                       unknown_since=None, last_error=None, checked_at=iso(now))
+                       **_answered(now))
         if info is not None:
-            changes.update(object_id=info.object_id, created_at=info.created_at, last_modified=info.last_modified,
-                           private=info.private, gated=info.gated, disabled=info.disabled, scan_sha=info.sha,
-                           scan_issues=info.scan_issues, metadata_at=iso(now))
+            changes.update(_metadata(info, now))
         return CheckResult(w.key, "ok", st.with_(**changes), tuple(findings))
 
     def _metadata(self, w: RepoWatch, st: RepoState, primary: str | None, heads: dict[str, str | None],
