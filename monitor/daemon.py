@@ -96,16 +96,13 @@ class Daemon:
 
     def job_check_namespace(self, name: str) -> None:
         """A Hub event in a protected or look-alike namespace: judge that namespace now."""
-        from monitor.detect import lookalike_risk as lr
+        from monitor.jobs.lookalikes import record
 
         rt = self.rt
-        result = self.api.lookup(name)
-        if result.exists and result.verdict and result.imitates and lr.worth_alerting(result.verdict):
-            f = lr.finding(result.facts, result.imitates[0], result.verdict, rt.settings.hub.endpoint)
-            new = rt.store.record(f"namespace:{name.lower()}", None, [f], list(rt.sinks), rt.clock())
-            self.metrics.new_findings(new)
-            if new:
-                self._kick("deliver")
+        new = record(rt, self.api.lookup(name), rt.clock())
+        self.metrics.new_findings(new)
+        if new:
+            self._kick("deliver")
 
     def trigger_pin_check(self, key: str, event: Any = None) -> None:
         self._once(f"check:{key}", lambda: self.job_check_pin(key, event))

@@ -27,7 +27,7 @@ from monitor.detect.lookalike import Screener
 from monitor.detect.names import is_registrable, normalise
 from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
-from monitor.jobs.lookup import TargetCache, lookup
+from monitor.jobs.lookup import LookupResult, TargetCache, lookup
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.lookalikes")
@@ -55,6 +55,15 @@ def screener_for(protected: Iterable[str], allow: Iterable[str]) -> Screener:
         _SCREENERS.clear()
         _SCREENERS[key] = Screener(key[0], key[1])
     return _SCREENERS[key]
+
+
+def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:
+    """Record a judged namespace as a `lookalike` finding when it exists and is risky enough;
+    returns the finding if it is new (one per namespace and risk level)."""
+    if not (result.exists and result.verdict and result.imitates and lr.worth_alerting(result.verdict)):
+        return []
+    f = lr.finding(result.facts, result.imitates[0], result.verdict, rt.settings.hub.endpoint)
+    return rt.store.record(f"namespace:{result.name.lower()}", None, [f], list(rt.sinks), now)
 
 
 def candidate_queue(screener: Screener, protected: Iterable[str], skip: set[str]) -> list[str]:
@@ -172,8 +181,6 @@ class _Scan:
         return len(terms)
 
     def assess(self) -> tuple[int, list[Finding]]:
-        sinks = list(self.rt.sinks)
-
         def one(item: tuple[str, Namespace | None]) -> list[Finding]:
             name, ns = item
             if self.rt.stop.is_set():
@@ -184,10 +191,7 @@ class _Scan:
                 self.errors += 1
                 log.info("assessment of %s failed: %s", name, e)
                 return []
-            if not (result.exists and result.verdict and lr.worth_alerting(result.verdict)):
-                return []
-            f = lr.finding(result.facts, result.imitates[0], result.verdict, self.rt.settings.hub.endpoint)
-            return self.rt.store.record(f"namespace:{name.lower()}", None, [f], sinks, self.now)
+            return record(self.rt, result, self.now)
 
         with self._pool() as pool:
             found = [f for fs in pool.map(one, sorted(self.suspects.values())) for f in fs]
