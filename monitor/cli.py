@@ -158,16 +158,13 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     _logging(args, settings)
     from monitor.config import HubSettings
     from monitor.hub.client import HubClient
-    from monitor.hub.namespaces import NamespaceClient
-    from monitor.jobs.lookalikes import screener_for
-    from monitor.jobs.lookup import TargetCache, lookup, render_text
+    from monitor.jobs.lookup import lookup_now, render_text
     from monitor.runtime import utcnow
 
     hub_settings = settings.hub if settings else HubSettings(endpoint=os.environ.get("HF_ENDPOINT",
                                                                                     config_mod.DEFAULT_ENDPOINT))
     la = settings.lookalike if settings else config_mod.LookalikeSettings()
-    hub = NamespaceClient(HubClient(hub_settings))
-    result = lookup(args.name, hub, screener_for(la.protected, la.allow), TargetCache(hub), utcnow())
+    result = lookup_now(HubClient(hub_settings), la, args.name, utcnow())
     print(json.dumps(result.to_json(), sort_keys=True) if args.json else render_text(result))
     return EXIT_OK
 
@@ -181,7 +178,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     Prints only the names that imitate a protected name (--json: one object per line with name,
     target, techniques, score). Invalid names are reported on stderr and never stop the run.
     """
-    from monitor.jobs.lookalikes import screener_for
+    from monitor.jobs.lookup import screener_for
     from monitor.screen import screen_stream
 
     settings = _lookalike_settings(args)

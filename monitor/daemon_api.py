@@ -38,14 +38,10 @@ class DaemonApi:
         return self.daemon.rt.settings.slack_signing_secret
 
     def lookup(self, name: str) -> LookupResult:
-        from monitor.hub.namespaces import NamespaceClient
-        from monitor.jobs.lookalikes import screener_for
-        from monitor.jobs.lookup import TargetCache, lookup
+        from monitor.jobs.lookup import lookup_now
 
         rt = self.daemon.rt
-        hub = NamespaceClient(rt.client)
-        la = rt.settings.lookalike
-        return lookup(name, hub, screener_for(la.protected, la.allow), TargetCache(hub), rt.clock())
+        return lookup_now(rt.client, rt.settings.lookalike, name, rt.clock())
 
     def hub_event(self, event: HubEvent) -> str:
         if event.scope not in REPO_SCOPES and not event.scope.startswith("repo."):
@@ -55,7 +51,7 @@ class DaemonApi:
             self.daemon.trigger_pin_check(event.key, event)
             return "checking pinned repo"
         namespace = event.repo_name.split("/", 1)[0]
-        from monitor.jobs.lookalikes import screener_for
+        from monitor.jobs.lookup import screener_for
 
         la = settings.lookalike
         if la.protected and (namespace.lower() in {p.lower() for p in la.protected}

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitor.jobs.lookalikes import candidate_queue, scan_lookalikes, screener_for, stems
+from monitor.jobs.lookalikes import candidate_queue, scan_lookalikes, stems
+from monitor.jobs.lookup import screener_for
 from monitor.runtime import Runtime, utcnow
 from tests.pins_env import Clock, PinsEnv
 

@@ -27,13 +27,12 @@ from monitor.detect.lookalike import Screener
 from monitor.detect.names import is_registrable, normalise
 from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
-from monitor.jobs.lookup import LookupResult, TargetCache, lookup
+from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.lookalikes")
 FEED_PAGE = 1000
 FEED_PAGES = 5
-_SCREENERS: dict[tuple, Screener] = {}
 
 
 @dataclass(frozen=True)
@@ -46,15 +45,6 @@ class LookalikeReport:
     new_findings: tuple[Finding, ...]
     requests: int
     errors: int
-
-
-def screener_for(protected: Iterable[str], allow: Iterable[str]) -> Screener:
-    """Building the index costs time; reuse it while the config's names stay the same."""
-    key = (tuple(protected), tuple(allow))
-    if key not in _SCREENERS:
-        _SCREENERS.clear()
-        _SCREENERS[key] = Screener(key[0], key[1])
-    return _SCREENERS[key]
 
 
 def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:

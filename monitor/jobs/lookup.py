@@ -8,11 +8,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.lookalike import Match, Screener
 from monitor.hub.namespaces import Namespace, NamespaceClient
+
+if TYPE_CHECKING:
+    from monitor.config import LookalikeSettings
+    from monitor.hub.client import HubClient
+
+_SCREENERS: dict[tuple, Screener] = {}
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,21 @@ class TargetCache:
         with self._lock:
             self._data[target] = value
         return value
+
+
+def screener_for(protected: Iterable[str], allow: Iterable[str]) -> Screener:
+    """Building the index costs time; reuse it while the config's names stay the same."""
+    key = (tuple(protected), tuple(allow))
+    if key not in _SCREENERS:
+        _SCREENERS.clear()
+        _SCREENERS[key] = Screener(key[0], key[1])
+    return _SCREENERS[key]
+
+
+def lookup_now(client: "HubClient", lookalike: "LookalikeSettings", name: str, now: datetime) -> LookupResult:
+    """An on-demand lookup (CLI, HTTP, Slack): a fresh target cache, the configured protected names."""
+    hub = NamespaceClient(client)
+    return lookup(name, hub, screener_for(lookalike.protected, lookalike.allow), TargetCache(hub), now)
 
 
 def facts_of(hub: NamespaceClient, ns: Namespace) -> lr.Facts:
