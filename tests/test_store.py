@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -68,6 +69,28 @@ def test_open_creates_parent_dir_and_sets_pragmas(path: Path):
         assert pragma("foreign_keys") == 1
         assert {"repo_state", "observations", "findings", "outbox", "meta",
                 "_sqlite_migrations"} <= set(s.db.table_names())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_database_wal_and_shm_are_created_0600_whatever_the_umask(path: Path):
+    old = os.umask(0o022)  # the usual umask outside systemd: files would be 0644
+    try:
+        with Store.open(path) as s:
+            s.set_meta("k", "v")  # a write: the -wal and -shm files exist now
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    finally:
+        os.umask(old)
+    assert set(modes) == {path.name, path.name + "-wal", path.name + "-shm"}
+    assert modes == dict.fromkeys(modes, 0o600)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_an_existing_world_readable_database_is_tightened(path: Path):
+    Store.open(path).close()
+    path.chmod(0o644)
+    with Store.open(path) as s:
+        s.set_meta("k", "v")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_migrations_recorded_and_idempotent_on_reopen(path: Path):

@@ -12,6 +12,9 @@ Why these settings:
   "database is locked".
 - ``check_same_thread=False``: the daemon calls the store from worker threads; the ``Store``
   serialises every use of the one connection with an ``RLock``.
+- The file is created 0600 (and a looser existing one tightened) before SQLite opens it: it holds
+  what we watch and what we found. SQLite gives the ``-wal`` and ``-shm`` files the mode of the
+  database file, so they are 0600 too, whatever the umask (outside systemd it is often 022).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def connect(path: str | os.PathLike) -> Database:
     name = os.fspath(path)
     if name != MEMORY:
         Path(name).parent.mkdir(parents=True, exist_ok=True)
+        _private(name)
     # We build the connection ourselves: sqlite-utils' own constructor does not pass
     # check_same_thread=False for file or ":memory:" databases.
     conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -52,6 +56,20 @@ def connect(path: str | os.PathLike) -> Database:
         conn.close()
         raise
     return db
+
+
+def _private(name: str) -> None:
+    """Create the database file 0600, or take group/other access away from an existing one."""
+    try:
+        os.close(os.open(name, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return  # read-only place or no such directory: sqlite3.connect reports it properly
+    for path in (name, name + "-wal", name + "-shm"):
+        try:
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+        except OSError:  # absent (-wal/-shm before first use), or not ours to change
+            pass
 
 
 def _enable_wal(db: Database) -> None:
