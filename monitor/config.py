@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from monitor.errors import ConfigError
+from monitor.urls import url_problem
 
 DEFAULT_CONFIG = "/etc/hubwatch/config.toml"
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -217,9 +218,21 @@ def _listen(value: Any) -> tuple[str, int]:
 
 def _url(value: Any) -> str:
     value = _str(value)
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError("must be an http(s) URL")
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value.rstrip("/")
+
+
+def _env_url(env: dict[str, str], name: str, key: str, path: Path) -> str | None:
+    """A URL from the environment, held to the same rules as the config key it stands in for."""
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return _url(value)
+    except ValueError as e:
+        raise ConfigError(str(path), f"{key} (${name})", str(e)) from None
 
 
 class _Loader:
@@ -287,7 +300,8 @@ class _Loader:
         return s
 
     def hub(self, r: _Reader) -> HubSettings:
-        endpoint = r.get("endpoint", None, _url) or self.env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+        endpoint = (r.get("endpoint", None, _url) or _env_url(self.env, "HF_ENDPOINT", r.key("endpoint"), self.path)
+                    or DEFAULT_ENDPOINT)
         token = self.secret_file(r, "token_file")
         if token is None and self.env.get("HF_TOKEN"):
             token = Secret(self.env["HF_TOKEN"].strip())
@@ -354,14 +368,13 @@ class _Loader:
         if from_file is not None:
             try:
                 _url(from_file.reveal())
-            except ValueError:
-                raise r.error(f"{key}_file", "file does not hold an http(s) URL") from None
+            except ValueError as e:
+                raise r.error(f"{key}_file", f"the file's URL {e}") from None
             return from_file
         if inline:
             return Secret(inline)
-        if self.env.get(env_name):
-            return Secret(self.env[env_name].strip())
-        return None
+        from_env = _env_url(self.env, env_name, r.key(key), self.path)
+        return Secret(from_env) if from_env else None
 
     def lookalike(self, r: _Reader) -> LookalikeSettings:
         s = LookalikeSettings(

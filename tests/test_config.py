@@ -71,10 +71,10 @@ def test_example_config_is_valid():
     ('[pins]\nevry = "10m"', "pins.evry", "unknown key"),
     ('[bogus]\nx = 1', "bogus", "unknown key"),
     ('[hub]\ntoken_file = "missing-token"', "hub.token_file", "cannot read"),
-    ('[hub]\nendpoint = "ftp://x"', "hub.endpoint", "http(s) URL"),
+    ('[hub]\nendpoint = "ftp://x"', "hub.endpoint", "https:// URL"),
     ('[hub]\nconcurrency = 0', "hub.concurrency", "whole number"),
     ('[slack]\nwebhook_url_file = "nope.txt"', "slack.webhook_url_file", "cannot read"),
-    ('[slack]\nwebhook_url = "not a url"', "slack.webhook_url", "http(s) URL"),
+    ('[slack]\nwebhook_url = "not a url"', "slack.webhook_url", "spaces"),
     ('[slack]\nhook = "x"', "slack.hook", "unknown key"),
     ('pin = 3', "pin", "array of tables"),
 ])
@@ -114,8 +114,8 @@ def test_secrets_from_files_and_env_never_in_repr(tmp_path):
     assert s.slack_webhook_url.reveal().endswith("verysecret")
     text = repr(s) + str(s)
     assert "supersecret" not in text and "verysecret" not in text
-    s2 = config.load(write(tmp_path, ""), env={"HF_TOKEN": "hf_envtoken1", "HF_ENDPOINT": "http://h:1"})
-    assert s2.hub.token.reveal() == "hf_envtoken1" and s2.hub.endpoint == "http://h:1"
+    s2 = config.load(write(tmp_path, ""), env={"HF_TOKEN": "hf_envtoken1", "HF_ENDPOINT": "http://127.0.0.1:1"})
+    assert s2.hub.token.reveal() == "hf_envtoken1" and s2.hub.endpoint == "http://127.0.0.1:1"
 
 
 def test_config_path_precedence(monkeypatch):
@@ -135,3 +135,73 @@ def test_http_defaults_and_listen_parsing(tmp_path):
         config.load(write(tmp_path, '[http]\nlisten = "8787"\n'), env={})
     s = config.load(write(tmp_path, '[limits]\nhub_requests_per_5min = 2500\n'), env={})
     assert s.hub_requests_per_5min == 2500
+
+
+# --- outbound URLs (sinks and the Hub endpoint): config and environment alike -------------------
+
+BAD_URLS = [
+    ("https://[hooks.slack.com/services/T/B/x", "parseable"),
+    ("https://hooks.slack.com:99999/x", "parseable"),
+    ("http://hooks.slack.com/services/T/B/x", "https"),
+    ("http://169.254.169.254/latest/meta-data/", "metadata"),
+    ("https://169.254.169.254/latest/meta-data/", "metadata"),
+    ("https://2852039166/", "metadata"),  # 169.254.169.254 as one decimal number
+    ("https://0xa9.0xfe.0xa9.0xfe/", "metadata"),
+    ("https://[::ffff:169.254.169.254]/", "metadata"),
+    ("https://[fe80::1]/", "metadata"),
+    ("https://[fd00:ec2::254]/", "metadata"),
+    ("https://metadata.google.internal/computeMetadata/v1/", "metadata"),
+    ("https://METADATA.google.internal./x", "metadata"),
+    ("https:///no-host", "with a host"),
+    ("javascript:alert(1)", "https:// URL"),
+    ("https://0.0.0.0/x", "unspecified"),
+]
+
+
+@pytest.mark.parametrize("url, words", BAD_URLS)
+@pytest.mark.parametrize("table, key", [("slack", "webhook_url"), ("webhook", "url"), ("hub", "endpoint")])
+def test_outbound_urls_in_the_config_are_checked(tmp_path, url, words, table, key):
+    path = write(tmp_path, f'[{table}]\n{key} = "{url}"\n')
+    with pytest.raises(ConfigError) as e:
+        config.load(path, env={})
+    msg = str(e.value)
+    assert f": {table}.{key}: " in msg and words in msg and "\n" not in msg
+    assert "hooks.slack.com/services" not in msg, "the URL (a credential) is never quoted"
+
+
+@pytest.mark.parametrize("url, words", BAD_URLS)
+@pytest.mark.parametrize("env_name, key", [("HUBWATCH_SLACK_WEBHOOK_URL", "slack.webhook_url"),
+                                           ("HUBWATCH_WEBHOOK_URL", "webhook.url"),
+                                           ("HF_ENDPOINT", "hub.endpoint")])
+def test_outbound_urls_from_the_environment_are_checked(tmp_path, url, words, env_name, key):
+    with pytest.raises(ConfigError) as e:
+        config.load(write(tmp_path, ""), env={env_name: url})
+    assert f": {key} (${env_name}): " in str(e.value) and words in str(e.value)
+
+
+def test_outbound_urls_from_a_file_are_checked(tmp_path):
+    (tmp_path / "hook").write_text("http://169.254.169.254/x\n")
+    with pytest.raises(ConfigError, match=r": slack\.webhook_url_file: .*metadata"):
+        config.load(write(tmp_path, '[slack]\nwebhook_url_file = "hook"\n'), env={})
+
+
+@pytest.mark.parametrize("url", ["https://hooks.slack.com/services/T0/B0/x", "http://127.0.0.1:8080/hook",
+                                 "http://localhost:9/x", "http://[::1]:9/x", "https://alerts.example.internal/h",
+                                 "https://10.0.0.5/internal-relay"])
+def test_good_outbound_urls_are_accepted(tmp_path, url):
+    s = config.load(write(tmp_path, ""), env={"HUBWATCH_WEBHOOK_URL": url, "HF_ENDPOINT": url})
+    assert s.webhook_url.reveal() == url.rstrip("/") and s.hub.endpoint == url.rstrip("/")
+
+
+@pytest.mark.parametrize("command", ["check-config", "run", "once"])
+def test_a_bad_sink_url_is_exit_78_naming_the_key_never_a_traceback(tmp_path, command):
+    import os
+    import subprocess
+    import sys
+
+    path = write(tmp_path, GOOD)
+    env = {**os.environ, "HUBWATCH_SLACK_WEBHOOK_URL": "https://[hooks.slack.com/services/T/B/x"}
+    p = subprocess.run([sys.executable, "-m", "monitor", command, "-c", str(path)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 78, p.stderr
+    assert "slack.webhook_url ($HUBWATCH_SLACK_WEBHOOK_URL)" in p.stderr and "Traceback" not in p.stderr

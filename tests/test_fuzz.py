@@ -184,7 +184,8 @@ durations = mostly(st.sampled_from(["10s", "1m", "10m", "1h", "1d", "0.5s", " 5m
                                     float("inf"), float("nan"), 1e300, 0, -5]))
 ints = mostly(st.sampled_from([0, 1, 2, 8, 100, 256, 257, 1024, 65535, 1_000_000, -1, True, 2**63 - 1]))
 urls = mostly(st.sampled_from(["http://127.0.0.1:1", "https://hooks.slack.com/services/T/B/x", "ftp://x",
-                               "https://", " https://example.com/ ", "http://a b"]))
+                               "https://", " https://example.com/ ", "http://a b", "https://[hooks",
+                               "http://169.254.169.254/", "https://x:99999/"]))
 files = mostly(st.sampled_from(SECRET_FILES))
 names = mostly(st.lists(st.sampled_from(["meta-llama", "openai", "bad name", "", "a" * 97, "x.y_z"]), max_size=3))
 TABLES = {

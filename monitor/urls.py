@@ -1,0 +1,67 @@
+"""Is this URL a place hubwatch may send data (alerts, its Hub token) to? Pure: no DNS, no I/O.
+
+Sink URLs and the Hub endpoint come from the config or the environment, and whoever can set an
+environment variable or slip a line into the config could otherwise aim our POSTs (with the
+alert, or the Hub token in `Authorization`) at the cloud metadata service or another host's
+link-local address. So a URL must parse, be `https` (plain `http` only to a loopback address,
+for local relays and tests), and must not name a link-local or metadata address in any spelling
+the HTTP stack would accept (`169.254.169.254`, `2852039166`, `0xa9.0xfe.0xa9.0xfe`,
+`[::ffff:169.254.169.254]`, `[fe80::1]`, `metadata.google.internal.`).
+
+Problems are returned as text that never quotes the URL: webhook URLs are credentials.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "metadata", "instance-data",
+                            "instance-data.ec2.internal", "metadata.azure.internal"})
+# Metadata services outside link-local space: AWS's IPv6 endpoint, Alibaba, Azure's wire server.
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in
+                               ("fd00:ec2::254", "100.100.100.200", "168.63.129.16"))
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP a literal host names, in any form getaddrinfo would accept; None for a DNS name."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone id ("fe80::1%eth0")
+    except ValueError:
+        if not host or not all(c in "0123456789abcdefxABCDEFX." for c in host):
+            return None
+        try:  # inet_aton's legacy forms: "2852039166", "0xa9fea9fe", "169.254.43518"
+            ip = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def url_problem(value: str) -> str | None:
+    """None when `value` is an acceptable outbound URL, else why not (without quoting it)."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty URL"
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value.strip()):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return "is not a parseable URL (check brackets around IPv6 addresses and the port)"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https:// URL with a host"
+    name = host.rstrip(".").lower()
+    ip = _address(name)
+    if name in METADATA_NAMES or (ip is not None and (ip.is_link_local or ip in METADATA_ADDRESSES)):
+        return "must not point at a link-local or cloud metadata address"
+    if ip is not None and ip.is_unspecified:
+        return "must not point at an unspecified address (0.0.0.0, ::)"
+    loopback = name in LOOPBACK_NAMES or (ip is not None and ip.is_loopback)
+    if parts.scheme == "http" and not loopback:
+        return "must use https (plain http is allowed only to a loopback address)"
+    return None
