@@ -114,6 +114,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
     fingerprint, first_seen (ISO 8601 UTC).
     """
     settings = _settings(args)
+    from monitor.alerts.render import terminal
     from monitor.store import Store
 
     store = Store.open(settings.state_path)
@@ -124,10 +125,10 @@ def cmd_findings(args: argparse.Namespace) -> int:
     for row in rows:
         if args.json:
             print(json.dumps(row.to_json_dict(), sort_keys=True))
-        else:
+        else:  # Hub text on a terminal: no escape sequence may reach it (terminal() strips them)
             f = row.finding
-            print(f"{row.to_json_dict()['first_seen']}  {f.severity:<8} {f.kind:<20} {f.subject}: "
-                  f"{f.summary.replace(chr(10), ' ')}")
+            print(f"{row.to_json_dict()['first_seen']}  {f.severity:<8} {terminal(f.kind):<20} "
+                  f"{terminal(f.subject)}: {terminal(f.summary.replace(chr(10), ' '))}")
     return EXIT_OK
 
 
@@ -158,6 +159,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     _logging(args, settings)
     from monitor.config import HubSettings
     from monitor.hub.client import HubClient
+    from monitor.alerts.render import terminal
     from monitor.jobs.lookup import lookup_now, render_text
     from monitor.runtime import utcnow
 
@@ -165,7 +167,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
                                                                                     config_mod.DEFAULT_ENDPOINT))
     la = settings.lookalike if settings else config_mod.LookalikeSettings()
     result = lookup_now(HubClient(hub_settings), la, args.name, utcnow())
-    print(json.dumps(result.to_json(), sort_keys=True) if args.json else render_text(result))
+    print(json.dumps(result.to_json(), sort_keys=True) if args.json
+          else "\n".join(terminal(line) for line in render_text(result).split("\n")))
     return EXIT_OK
 
 

@@ -587,9 +587,9 @@ def test_slack_lookup_answers_in_time_and_escapes_hub_text(server, backend):
     assert r.status_code == 200 and time.monotonic() - start < 2.0
     msg = r.json()
     assert msg["response_type"] == "ephemeral" and validate_message(msg) is None
-    dumped = json.dumps(msg)
-    assert "<!channel>" not in dumped and "<https://" not in dumped
-    assert "&lt;!channel&gt; Meta &amp; &lt;https://evil.example|docs&gt;" in dumped
+    dumped = json.dumps(msg, ensure_ascii=False)
+    assert "<!channel>" not in dumped and "<https://" not in dumped and "https://evil" not in dumped
+    assert "&lt;!channel&gt; Meta &amp; &lt;https://evil.example|docs&gt;" in dumped.replace("\u2060", "")
     assert "meta-IIama" in msg["text"] and "HIGH" in msg["text"]
     assert backend.lookups == ["meta-IIama"]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts.render import (MAX_BLOCKS, limit_blocks, json_payload, slack_message, text_line,
-                                   u16len)
+from monitor.alerts.render import (MAX_BLOCKS, WJ, limit_blocks, json_payload, slack_message, terminal,
+                                   text_line, u16len)
 from monitor.detect.findings import Finding, Link
 from tests.emulator.slack import validate_message
 
@@ -67,8 +67,48 @@ def test_hub_text_is_escaped_everywhere(nasty, slot):
     msg = slack_message(EVIDENCE_SLOTS[slot](nasty))
     assert_no_markup_from_hub(msg)
     escaped = nasty.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    assert any(escaped in t for t in texts(msg))
+    assert any(escaped in t.replace(WJ, "") for t in texts(msg))
     assert validate_message(msg) is None
+
+
+MARKUP = ["*URGENT*", "_x_", "~gone~", "`rm -rf`", "```block```", "@channel", "@here", "#general",
+          "https://evil.example/x", "*b* _i_ ~s~"]
+
+
+def guarded(text: str) -> str:
+    """How Slack must receive Hub text: each markup character between two joiners."""
+    return re.sub(r"[*_~`]|[@#](?=\w)|:(?=//)", lambda m: WJ + m.group(0) + WJ, text)
+
+
+@pytest.mark.parametrize("hostile", MARKUP)
+@pytest.mark.parametrize("slot", range(len(EVIDENCE_SLOTS)))
+def test_hub_text_can_smuggle_no_emphasis_code_link_or_mention(hostile, slot):
+    """Hub text reads literally (joiners removed, the exact text is there) and no markup character of
+    it stands without the invisible joiner that keeps Slack from parsing it."""
+    msg = slack_message(EVIDENCE_SLOTS[slot](hostile))
+    shown = (hostile, hostile.replace("`", "ˋ"))  # code spans show a backtick as ˋ
+    found = [t for t in texts(msg) if any(h in t.replace(WJ, "") for h in shown)]
+    assert found, "the Hub text is shown"
+    for t in found:
+        assert hostile not in t, f"raw markup {hostile!r} reached Slack in {t!r}"
+        assert guarded(hostile.replace("`", "ˋ")) in t or guarded(hostile) in t
+    assert validate_message(msg) is None
+
+
+@pytest.mark.parametrize("ch", ["\u3164", "\u2800", "\u115f", "\uffa0", "\u034f", "\u2066", "\u200f",
+                                "\ufe0f", "\U000e0100", "\U000e0001", "\u0378"])  # last two: Cf, unassigned
+def test_invisible_and_unassigned_code_points_are_made_visible(ch):
+    msg = slack_message(finding(files_added=[f"gpt{ch}2.bin"], summary=f"by{ch}x", subject=f"org{ch}/m"))
+    joined = "\n".join(texts(msg))
+    assert ch not in joined
+    assert f"\\u{ord(ch):04x}" in joined
+
+
+def test_terminal_text_has_no_escape_sequences():
+    hostile = "ok\x1b[2J\x1b]0;pwned\x07\x1b[31mred\x9b31m\x1bPdcs\x1b\\\x07\rback\u202e"
+    out = terminal(hostile)
+    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in out) and "\u202e" not in out
+    assert out.startswith("ok") and "red" in out and "pwned" not in out
 
 
 def test_ampersand_escaped_once_and_literal_entities_stay_literal():
@@ -232,3 +272,19 @@ def test_text_line_is_one_safe_line():
     line = text_line(f)
     assert line == f"[CRITICAL] revision_changed org/m\\x1b[2J: line1\\nline2\\r\\u202e ({f.fingerprint})"
     assert "\n" not in line and "\x1b" not in line
+
+
+def test_findings_command_prints_no_terminal_control_characters(tmp_path, capsys):
+    from monitor.cli import main
+    from monitor.store import Store
+
+    (tmp_path / "config.toml").write_text('[hub]\nendpoint = "http://127.0.0.1:9"\n[state]\npath = "state.db"\n')
+    hostile = finding(summary="moved\x1b[2J\x1b]0;owned\x07 \x1b[8mhidden\x1b[0m\x9b2J\u202eevil",
+                      subject="org/\x1b[31mmodel")
+    with Store.open(tmp_path / "state.db") as store:
+        store.record("model:org/model", None, [hostile], ["stdout"], datetime.now(timezone.utc))
+    assert main(["findings", "-c", str(tmp_path / "config.toml")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert not any(ord(c) < 0x20 and c != "\n" or 0x7f <= ord(c) < 0xa0 for c in out), repr(out)
+    assert "\u202e" not in out and "org/model" in out and "moved" in out and "hidden" in out

@@ -5,7 +5,12 @@ comes from the Hub, i.e. from the people we are watching (repo names, commit tit
 file paths). In Slack mrkdwn `<` opens a control sequence (`<!channel>` pings everyone,
 `<https://evil|docs>` disguises a link), so Hub text is entity-escaped, put in `verbatim` text
 objects (no auto-linking of bare URLs or #channels), never used to build `<…|…>`, and stripped of
-invisible/bidi characters, which could make a malicious file name look harmless. Every text is capped
+invisible/bidi characters, which could make a malicious file name look harmless. Slack has no
+escape for its emphasis and code markers, so `*URGENT*`, `_x_`, `~x~` and a backtick in Hub text
+are made inert with a WORD JOINER (U+2060, invisible) on both sides of the marker: a marker next
+to a letter-like character never opens or closes a span, and the text still reads (and copies,
+minus the joiners) as the Hub sent it. Mentions (`@channel`), `#channel` and `scheme://` get the
+same joiner, for the `text` fallback, which Slack parses without `verbatim`. Every text is capped
 to Slack's limits (an oversize field makes Slack reject the *whole* alert with `invalid_blocks`),
 and the whole message stays under ~11k characters because Slack also rejects messages whose blocks
 are too long in total (`msg_blocks_too_long`, observed at ~13k and not documented).
@@ -39,22 +44,42 @@ SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "mediu
 KNOWN_KEYS = frozenset({"repo", "type", "ref", "old_sha", "new_sha", "commits", "new_authors", "files_added",
                         "files_removed", "files_modified", "rules", "reason"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})  # Cn: unassigned (in this Python's Unicode)
+# Assigned, "printable", yet drawn as nothing: fillers, blank patterns, joiners, variation selectors.
+_BLANK = frozenset([0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0, 0x1D159,
+                    *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+WJ = "\u2060"  # WORD JOINER: invisible, and not a word boundary for Slack's markup parser
+_MARKUP = re.compile(r"[*_~`]|@(?=\w)|#(?=\w)|:(?=//)")
 _URL_BAD = re.compile(r"[\s|<>\x00-\x1f\x7f]")
 
 
 def clean(text: str) -> str:
     """Make invisible/control characters visible (`\\u202e`) so Hub text can't hide or fake anything."""
-    if text.isprintable():
+    if text.isascii() and text.isprintable():
         return text
     out = []
     for c in text:
         cat = unicodedata.category(c)
-        if cat in _HIDDEN or (cat == "Zs" and c != " "):
+        if cat in _HIDDEN or (cat == "Zs" and c != " ") or ord(c) in _BLANK:
             out.append(_NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"))
         else:
             out.append(c)
     return "".join(out)
+
+
+def inert(text: str) -> str:
+    """Slack markup characters of (already cleaned) untrusted text -> shown literally, never markup."""
+    return _MARKUP.sub(lambda m: WJ + m.group(0) + WJ, text)
+
+
+_ESCAPE_SEQ = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -/]*[0-~]?)"
+                         r"|\x9b[0-?]*[ -/]*[@-~]")
+
+
+def terminal(text: str) -> str:
+    """Untrusted text for a terminal: escape sequences (CSI, OSC, DCS, ...) removed, every other control
+    or invisible character made visible, so nothing can move the cursor, retitle or recolour."""
+    return clean(_ESCAPE_SEQ.sub("", text))
 
 
 def escape(text: str) -> str:
@@ -92,13 +117,15 @@ def _as_str(value: Any) -> str:
 def fit(value: Any, limit: int) -> str:
     """Untrusted value -> escaped mrkdwn text of at most `limit` units, ending in '…' if cut."""
     raw = _as_str(value)[: limit + 1]  # each input char yields >= 1 output char
-    text = escape(clean(raw))
+    text = inert(escape(clean(raw)))
     if u16len(text) <= limit:
         return text
     text = _cut(text, limit - 1)
     amp = text.rfind("&", len(text) - 4)
     if amp != -1 and ";" not in text[amp:]:  # don't leave half an entity ("&am")
         text = text[:amp]
+    if len(text) >= 2 and text[-2] == WJ and text[-1] in "*_~`@#:":
+        text = text[:-2]  # don't leave a marker without its closing joiner
     return text + "…"
 
 
@@ -274,7 +301,8 @@ def slack_message(f: Finding) -> dict:
             text = _cut(text, SECTION_TEXT)
             blocks.append(_section(text))
             budget -= u16len(text) + 80
-    fallback = fit(f"[{f.severity.upper()}] {f.kind} {f.subject}: {f.summary}", FALLBACK_TEXT)
+    fallback = f"[{f.severity.upper()}] {kind} " + fit(f"{_as_str(f.subject)[:500]}: {_as_str(f.summary)}",
+                                                       FALLBACK_TEXT - 200)
     return {"text": f"{emoji} {fallback}", "blocks": limit_blocks(blocks + tail),
             "unfurl_links": False, "unfurl_media": False}
 
