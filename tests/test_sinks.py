@@ -253,3 +253,55 @@ def test_stdout_sink_closed_stream_is_transient():
     buf = io.StringIO()
     buf.close()
     assert send_error(StdoutSink(buf)).permanent is False
+
+
+# --- bounded generic webhook payloads -----------------------------------------------------------
+
+BIG = Finding.make("risky_change", "critical", "org/model", "a push of 100,000 files", key=3,
+                   evidence={"repo": "org/model", "old_sha": "a" * 40, "new_sha": "b" * 40,
+                             "files_added": [f"shard-{i:06d}/config.json" for i in range(100_000)],
+                             "commits": [{"sha": "c" * 40, "title": "t" * 100_000, "authors": ["x"]}],
+                             "rules": [{"rule": "remote_code_config", "severity": "critical"}]})
+
+
+def test_webhook_payload_is_capped_and_says_what_was_cut(hook):
+    srv, url = hook
+    WebhookSink(url).send(BIG)
+    ((_, body),) = _Hook.bodies
+    payload = json.loads(body)
+    assert len(body) <= 256_000 < len(json.dumps(BIG.to_dict()))
+    cut = {c["path"]: c for c in payload["truncated"]}
+    assert cut["evidence.files_added"]["total"] == 100_000
+    assert cut["evidence.files_added"]["shown"] == len(payload["evidence"]["files_added"]) > 0
+    assert payload["evidence"]["rules"] == [{"rule": "remote_code_config", "severity": "critical"}]
+    assert payload["fingerprint"] == BIG.fingerprint and payload["form"] == "full"
+    assert len(payload["evidence"]["commits"][0]["title"]) < 100_000
+
+
+def test_webhook_413_is_retried_at_once_with_the_compact_form(hook):
+    srv, url = hook
+    _Hook.replies = [(413, {})]
+    WebhookSink(url).send(BIG)
+    (_, full), (_, compact) = _Hook.bodies
+    small = json.loads(compact)
+    assert len(compact) < len(full) and small["form"] == "compact"
+    assert small["fingerprint"] == BIG.fingerprint and small["severity"] == "critical"
+    assert {"path": "evidence.files_added", "total": 100_000, "shown": len(small["evidence"]["files_added"])} \
+        in small["truncated"]
+
+
+def test_webhook_413_to_every_form_is_transient_never_dead_lettered(hook):
+    srv, url = hook
+    _Hook.replies = [(413, {})] * 3
+    err = send_error(WebhookSink(url), BIG)
+    assert err.permanent is False and "413" in str(err)
+    forms = [json.loads(b).get("form") for _, b in _Hook.bodies]
+    assert forms == ["full", "compact", "minimal"]
+    assert json.loads(_Hook.bodies[-1][1])["evidence"]["files_added"] == []
+
+
+def test_a_small_finding_is_sent_whole(hook):
+    srv, url = hook
+    WebhookSink(url).send(FINDING)
+    payload = json.loads(_Hook.bodies[0][1])
+    assert "truncated" not in payload and "form" not in payload and payload["evidence"] == FINDING.evidence

@@ -318,6 +318,53 @@ def json_payload(f: Finding, *, source: str = "hubwatch", now: datetime | None =
     return payload
 
 
+# Generic webhook bounds. Full form: what a receiver normally gets; compact: what we retry with after
+# a 413; minimal: no evidence lists at all. Each form says what it cut.
+PAYLOAD_MAX_BYTES = 256_000
+PAYLOAD_FORMS = (("full", 1000, 4000), ("compact", 50, 1000), ("minimal", 0, 500))  # (name, items, chars)
+
+
+def _bound(value: Any, path: str, items: int, chars: int, cut: list[dict]) -> Any:
+    """`value` with every list cut to `items` and every string to `chars`; each cut recorded in `cut`."""
+    if isinstance(value, str):
+        return value if len(value) <= chars else value[:chars] + "…"
+    if isinstance(value, Mapping):
+        keys = list(value)
+        if len(keys) > max(items, 20):  # an evidence dict with 100k keys is a list in disguise
+            cut.append({"path": path, "total": len(keys), "shown": max(items, 20)})
+            keys = keys[:max(items, 20)]
+        return {_as_str(k)[:200]: _bound(value[k], f"{path}.{_as_str(k)[:200]}", items, chars, cut) for k in keys}
+    if isinstance(value, (list, tuple)):
+        if len(value) > items:
+            cut.append({"path": path, "total": len(value), "shown": items})
+        return [_bound(v, f"{path}[{i}]", items, chars, cut) for i, v in enumerate(value[:items])]
+    return value
+
+
+def bounded_payloads(f: Finding, *, now: datetime | None = None,
+                     max_bytes: int = PAYLOAD_MAX_BYTES) -> list[bytes]:
+    """The webhook bodies to try in order: the full payload (lists cut so it fits `max_bytes`), then
+    the compact and the minimal form, used when the receiver answers 413. A cut payload carries
+    `truncated: [{path, total, shown}]` (and `form`), so the receiver knows what it did not get."""
+    base = json_payload(f, now=now)
+    out: list[bytes] = []
+    for form, items, chars in PAYLOAD_FORMS:
+        while True:
+            cut: list[dict] = []
+            payload = {k: (_bound(v, k, items, chars, cut) if k in ("evidence", "summary", "subject") else v)
+                       for k, v in base.items()}
+            if cut or form != "full":
+                payload["form"] = form
+            if cut:
+                payload["truncated"] = cut[:100]
+            body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+            if len(body) <= max_bytes or items == 0:
+                break
+            items, chars = items // 4, max(200, chars // 2)  # still too big: cut harder
+        out.append(body)
+    return out
+
+
 def text_line(f: Finding) -> str:
     """`[SEVERITY] kind subject: summary (fingerprint)`; no raw control chars reach a terminal."""
     return (f"[{f.severity.upper()}] {clean(_as_str(f.kind))} {clean(_as_str(f.subject)[:500])}: "

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from monitor.alerts.render import clean, json_payload, slack_message, text_line
+from monitor.alerts.render import bounded_payloads, clean, slack_message, text_line
 from monitor.detect.findings import Finding
 from monitor.errors import SinkError
 
@@ -150,28 +150,40 @@ class _HttpSink:
     def _permanent(self, status: int) -> bool:
         return 400 <= status < 500 and status not in (408, 429)
 
+    def _bodies(self, finding: Finding) -> list[bytes]:
+        """Bodies to try in order; the next one only after a 413 (payload too large)."""
+        return [self._body(finding)]
+
     def send(self, finding: Finding) -> None:
-        data = self._body(finding)
-        error: SinkError | None = None
+        bodies = self._bodies(finding)
+        for i, data in enumerate(bodies):
+            error, status = self._post(data)
+            if error is None:
+                return
+            if status == 413 and i + 1 < len(bodies):
+                continue  # the receiver's size limit: try the smaller form now
+            if status == 413:  # even the smallest form: retry later, never dead-letter an alert
+                error = SinkError(str(error), permanent=False, retry_after=error.retry_after)
+            # Raised outside any except block on purpose: no __context__ carrying the URL.
+            raise error
+
+    def _post(self, data: bytes) -> tuple[SinkError | None, int | None]:
         try:
             resp = self._session.post(self._url, data=data, headers=self._headers,
                                       timeout=self._timeout, allow_redirects=False)
         except requests.Timeout as exc:
-            error = SinkError(f"{self}: timed out after {self._timeout:g}s ({type(exc).__name__})",
-                              permanent=False)
+            return SinkError(f"{self}: timed out after {self._timeout:g}s ({type(exc).__name__})",
+                             permanent=False), None
         except requests.RequestException as exc:
             detail = self._scrub(clean(str(exc)))[:300]
-            error = SinkError(f"{self}: {type(exc).__name__}: {detail}", permanent=False)
-        else:
-            with resp:
-                status, body = resp.status_code, self._scrub(clean(resp.text[:200]))
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-            if 200 <= status < 300:
-                return
-            error = SinkError(f"{self}: HTTP {status} {body}".rstrip(),
-                              permanent=self._permanent(status), retry_after=retry_after)
-        # Raised outside the except block on purpose: no __context__ carrying the URL.
-        raise error
+            return SinkError(f"{self}: {type(exc).__name__}: {detail}", permanent=False), None
+        with resp:
+            status, body = resp.status_code, self._scrub(clean(resp.text[:200]))
+            retry_after = _retry_after(resp.headers.get("Retry-After"))
+        if 200 <= status < 300:
+            return None, status
+        return SinkError(f"{self}: HTTP {status} {body}".rstrip(), permanent=self._permanent(status),
+                         retry_after=retry_after), status
 
 
 class SlackSink(_HttpSink):
@@ -184,7 +196,9 @@ class SlackSink(_HttpSink):
 
 
 class WebhookSink(_HttpSink):
-    """Generic JSON webhook: the finding as data plus source/version/sent_at."""
+    """Generic JSON webhook: the finding as data plus source/version/sent_at, at most
+    `PAYLOAD_MAX_BYTES` (lists cut, with counts); a 413 is retried with the compact, then the
+    minimal form."""
 
     name = "webhook"
 
@@ -194,9 +208,8 @@ class WebhookSink(_HttpSink):
         super().__init__(url, timeout=timeout, session=session, headers=headers, name=name)
         self._clock = clock
 
-    def _body(self, finding: Finding) -> bytes:
-        payload = json_payload(finding, now=self._clock())
-        return json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+    def _bodies(self, finding: Finding) -> list[bytes]:
+        return bounded_payloads(finding, now=self._clock())
 
 
 class StdoutSink:
