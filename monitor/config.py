@@ -102,6 +102,8 @@ class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8787
     max_body: int = 1_000_000
+    token: Secret | None = None  # Bearer token for /v1/lookup and /metrics ([http] token_file)
+    lookups_per_minute: int = 30  # HTTP + Slack lookups that reach the Hub (cached answers are free)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value, for tests and log scrubbing."""
         found = [self.hub.token, self.slack_webhook_url, self.webhook_url, self.hub_webhook_secret,
-                 self.slack_signing_secret]
+                 self.slack_signing_secret, self.http.token]
         return [s.reveal() for s in found if s is not None]
 
 
@@ -295,7 +297,8 @@ class _Loader:
 
     def http(self, r: _Reader) -> HttpSettings:
         listen = r.get("listen", ("127.0.0.1", 8787), _listen)
-        s = HttpSettings(listen[0], listen[1], r.get("max_body", 1_000_000, _int(1024, 100_000_000)))
+        s = HttpSettings(listen[0], listen[1], r.get("max_body", 1_000_000, _int(1024, 100_000_000)),
+                         self.secret_file(r, "token_file"), r.get("lookups_per_minute", 30, _int(1, 10_000)))
         r.done()
         return s
 

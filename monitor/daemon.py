@@ -99,7 +99,7 @@ class Daemon:
         from monitor.jobs.lookalikes import record
 
         rt = self.rt
-        new = record(rt, self.api.lookup(name), rt.clock())
+        new = record(rt, self.api.judge(name), rt.clock())
         self.metrics.new_findings(new)
         if new:
             self._kick("deliver")

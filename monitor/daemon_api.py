@@ -37,7 +37,19 @@ class DaemonApi:
     def slack_signing_secret(self) -> Secret | None:
         return self.daemon.rt.settings.slack_signing_secret
 
+    @property
+    def http_token(self) -> Secret | None:
+        return self.daemon.rt.settings.http.token
+
     def lookup(self, name: str) -> LookupResult:
+        """A lookup someone asked for over HTTP or Slack: its Hub calls spend the on-demand share."""
+        from monitor.jobs.lookup import lookup_now
+
+        rt = self.daemon.rt
+        return lookup_now(rt.client.for_on_demand(), rt.settings.lookalike, name, rt.clock())
+
+    def judge(self, name: str) -> LookupResult:
+        """Our own re-judging of a namespace (after a Hub event): the normal budget."""
         from monitor.jobs.lookup import lookup_now
 
         rt = self.daemon.rt

@@ -98,3 +98,16 @@ def test_probing_yields_to_pin_checks_and_the_hub_quota_is_never_hit(hub, slack,
         assert rt.store.findings() == []
     finally:
         rt.close()
+
+
+def test_on_demand_lookups_have_their_own_share_and_leave_pins_their_reserve():
+    t = FakeTime()
+    b = Budget(1000, clock=t)
+    admitted = sum(b.allow(on_demand=True) for _ in range(400))
+    assert admitted == 100, "on-demand lookups: 10% of the window"
+    for _ in range(600):
+        assert b.allow(low_priority=True)
+    assert not b.allow(on_demand=True), "nor past 70% of the window, even within their share"
+    assert sum(b.allow() for _ in range(400)) == 250, "pin checks keep everything up to 95%"
+    t.t += 300
+    assert b.allow(on_demand=True), "a new window, a new share"

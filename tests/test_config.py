@@ -205,3 +205,15 @@ def test_a_bad_sink_url_is_exit_78_naming_the_key_never_a_traceback(tmp_path, co
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 78, p.stderr
     assert "slack.webhook_url ($HUBWATCH_SLACK_WEBHOOK_URL)" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_http_token_file_and_lookup_rate(tmp_path):
+    (tmp_path / "http_token").write_text("tok-Secret-42\n")
+    s = config.load(write(tmp_path, '[http]\ntoken_file = "http_token"\nlookups_per_minute = 5\n'), env={})
+    assert s.http.token.reveal() == "tok-Secret-42" and s.http.lookups_per_minute == 5
+    assert "tok-Secret-42" in s.secrets() and "tok-Secret-42" not in repr(s)
+    assert config.load(write(tmp_path, ""), env={}).http.token is None
+    with pytest.raises(ConfigError, match=r": http\.token_file: cannot read"):
+        config.load(write(tmp_path, '[http]\ntoken_file = "missing"\n'), env={})
+    with pytest.raises(ConfigError, match=r": http\.lookups_per_minute: "):
+        config.load(write(tmp_path, '[http]\nlookups_per_minute = 0\n'), env={})

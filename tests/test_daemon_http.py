@@ -4,6 +4,7 @@ emulator and the Slack receiver. Hub webhook events trigger that repo's check at
 from __future__ import annotations
 
 import json
+from collections import Counter
 import re
 import time
 from urllib.parse import urlencode
@@ -165,3 +166,33 @@ def test_port_in_use_exits_75_with_one_line(env, hub, slack, tmp_path):
         assert "cannot listen" in p.stderr and "Traceback" not in p.stderr
     finally:
         busy.close()
+
+
+HTTP_TOKEN = "http-bearer-Token-5150"
+
+
+def test_400_lookups_cannot_spend_the_pin_budget(env, hub, slack):
+    """The rate limit is lifted here so that only the lookups' share of the Hub budget stands
+    between 400 lookups of distinct names and the Hub: it must hold them to <= 150 requests, and
+    a pin change right after must still be alerted within its normal cycle."""
+    hub.add_repo("org/alpha", files=FILES)
+    env.pins = ["org/alpha"]
+    env.pins_every = "2s"
+    (env.tmp / "http_token").write_text(HTTP_TOKEN + "\n")
+    env.write(env.render().replace('listen = "127.0.0.1:0"',
+                                   'listen = "127.0.0.1:0"\ntoken_file = "http_token"\nlookups_per_minute = 10000'))
+    d = env.start()
+    url = base_url(d)
+    wait_for(lambda: env.baselined(1), "baseline", show=d)
+    assert requests.get(f"{url}/v1/lookup/someone", timeout=5).status_code == 401
+    assert requests.get(f"{url}/metrics", timeout=5).status_code == 401
+    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    hub.clear_log()
+    auth = {"Authorization": f"Bearer {HTTP_TOKEN}"}
+    codes = Counter(requests.get(f"{url}/v1/lookup/visitor-{i}", headers=auth, timeout=10).status_code
+                    for i in range(400))
+    lookups = [q for q in hub.requests if "/org/alpha" not in q.path]
+    assert len(lookups) <= 150, f"{len(lookups)} Hub requests for 400 lookups"
+    assert codes[200] >= 10 and codes[503] > 0 and set(codes) <= {200, 503}, codes
+    hub.commit("org/alpha", {"README.md": "changed"}, title="silent change")
+    wait_for(lambda: "ref_moved" in env.kinds(), "the pin alert within its cycle", timeout=10, show=d)

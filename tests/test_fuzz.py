@@ -201,7 +201,8 @@ TABLES = {
     "lookalike": {"protected": names, "allow": names, "every": durations, "probe_budget": ints,
                   "reprobe_after": durations},
     "http": {"listen": mostly(st.sampled_from(["127.0.0.1:8787", "[::1]:0", "localhost:0", "host:99999",
-                                               ":80", "127.0.0.1"])), "max_body": ints},
+                                               ":80", "127.0.0.1"])), "max_body": ints,
+             "token_file": files, "lookups_per_minute": ints},
     "hub_webhook": {"secret_file": files},
     "limits": {"hub_requests_per_5min": ints},
 }

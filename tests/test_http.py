@@ -55,6 +55,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self.hub_webhook_secret: Secret | None = Secret(HOOK_SECRET)
         self.slack_signing_secret: Secret | None = Secret(SIGNING_SECRET)
+        self.http_token: Secret | None = None
         self.events: list[HubEvent] = []
         self.lookups: list[str] = []
         self.delay = 0.0
@@ -703,7 +704,7 @@ def test_slack_busy_when_too_many_lookups_are_in_flight(make_server, backend):
     srv = make_server(slack_deadline=0.05, slack_jobs=1)
     nowhere = "http://127.0.0.1:1/not-allowed"  # never a real Slack URL in a test that defers
     first = post_slack(srv, command("meta-IIama", response_url=nowhere))
-    second = post_slack(srv, command("meta-IIama", response_url=nowhere))
+    second = post_slack(srv, command("meta-IIama", response_url=nowhere), ts=NOW - 1)  # not a replay
     assert "taking long" in first.json()["text"] and "busy" in second.json()["text"]
 
 
@@ -764,3 +765,78 @@ def test_concurrent_requests_are_served_in_parallel(make_server, backend):
     for t in threads:
         t.join()
     assert results == [200] * 5 and time.monotonic() - start < 1.2
+
+
+# --- who may ask: Bearer token, rate limit, cache, replays -------------------------------------
+
+HTTP_TOKEN = "http-token-Sekrit-123"
+
+
+@pytest.mark.parametrize("auth", [None, "", "Bearer", "Bearer wrong", f"Basic {HTTP_TOKEN}", f"Bearer {HTTP_TOKEN}x",
+                                  f"Bearer {HTTP_TOKEN[:-1]}", HTTP_TOKEN])
+def test_lookup_and_metrics_need_the_bearer_token_when_configured(server, backend, auth):
+    backend.http_token = Secret(HTTP_TOKEN)
+    headers = {} if auth is None else {"Authorization": auth}
+    for path in ("/v1/lookup/meta-IIama", "/metrics"):
+        r = requests.get(server.url + path, headers=headers, timeout=5)
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert HTTP_TOKEN not in r.text
+    assert backend.lookups == []
+
+
+def test_with_the_token_lookup_and_metrics_answer_and_health_stays_open(server, backend):
+    backend.http_token = Secret(HTTP_TOKEN)
+    auth = {"Authorization": f"bearer  {HTTP_TOKEN}"}
+    assert requests.get(server.url + "/v1/lookup/meta-IIama", headers=auth, timeout=5).status_code == 200
+    assert requests.get(server.url + "/metrics", headers=auth, timeout=5).status_code == 200
+    assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+    assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
+    assert post_hook(server, hub_payload()).status_code == 200, "Hub webhooks keep their own secret"
+    assert post_slack(server, command("help")).status_code == 200, "Slack keeps its signature"
+
+
+def test_lookups_are_rate_limited_with_429_and_retry_after(server, backend):
+    answers = [requests.get(f"{server.url}/v1/lookup/name-{i}", timeout=5) for i in range(15)]
+    codes = [r.status_code for r in answers]
+    assert codes[:10] == [200] * 10 and codes[10:] == [429] * 5, codes
+    assert all(1 <= int(r.headers["Retry-After"]) <= 60 for r in answers[10:])
+    assert len(backend.lookups) == 10, "a refused lookup costs the Hub nothing"
+
+
+def test_lookups_are_answered_from_a_short_cache(server, backend):
+    for _ in range(30):
+        assert requests.get(f"{server.url}/v1/lookup/meta-IIama", timeout=5).status_code == 200
+    r = requests.get(f"{server.url}/v1/lookup/META-iiama", timeout=5)
+    assert r.status_code == 200 and backend.lookups == ["meta-IIama"]
+
+
+def test_a_refused_budget_is_still_503(server, backend):
+    backend.fail = Transient("Hub request budget spent for this window", retry_after=120)
+    r = requests.get(f"{server.url}/v1/lookup/meta-IIama", timeout=5)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "120"
+
+
+def test_slack_lookups_share_the_rate_limit_and_say_slow_down(server, backend):
+    for i in range(10):
+        requests.get(f"{server.url}/v1/lookup/name-{i}", timeout=5)
+    r = post_slack(server, command("lookup other-name"))
+    assert r.status_code == 200 and r.json()["response_type"] == "ephemeral"
+    assert "slow down" in r.json()["text"] and "other-name" not in backend.lookups
+
+
+def test_a_signed_slack_request_is_accepted_once(server, backend):
+    body = command("lookup meta-IIama")
+    assert post_slack(server, body).status_code == 200
+    replay = post_slack(server, body)
+    assert replay.status_code == 401 and "replay" in replay.json()["error"]
+    assert backend.lookups == ["meta-IIama"]
+    assert post_slack(server, body, ts=NOW + 1).status_code == 200, "a new signed request is fine"
+
+
+def test_replay_cache_is_bounded_and_fails_closed():
+    cache = slack_command.ReplayCache(max_entries=3)
+    for i in range(3):
+        assert cache.first_time(f"v0={i}", str(NOW), NOW)
+    assert not cache.first_time("v0=9", str(NOW), NOW), "full of live entries: refuse"
+    assert cache.first_time("v0=9", str(NOW), NOW + 301), "expired entries make room"
+    assert not cache.first_time("v0=9", str(NOW), NOW + 302)

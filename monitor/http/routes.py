@@ -3,13 +3,15 @@
 Status codes:
   GET  /healthz            200 {"status": "ok"}
   GET  /readyz             200 / 503 {"ready": bool, "checks": {...}}
-  GET  /metrics            200 Prometheus text
-  GET  /v1/lookup/{name}   200 LookupResult.to_json(); 400 invalid name; 503 + Retry-After when the
-                           Hub is unreachable (Transient); 502 on any other Hub error
+  GET  /metrics            200 Prometheus text; 401 without the Bearer token when one is configured
+  GET  /v1/lookup/{name}   200 LookupResult.to_json(); 400 invalid name; 401 without the Bearer token
+                           when one is configured; 429 + Retry-After past the lookup rate; 503 +
+                           Retry-After when the Hub is unreachable or the lookups' budget share is
+                           spent (Transient); 502 on any other Hub error
   POST /hooks/hub          200 {"status": ...}; 401 wrong/missing X-Webhook-Secret or none configured;
                            400 unusable payload
-  POST /slack/commands     200 ephemeral Slack message; 401 bad/missing/stale signature or none
-                           configured; 400 unreadable form
+  POST /slack/commands     200 ephemeral Slack message; 401 bad/missing/stale/replayed signature or
+                           none configured; 400 unreadable form
   anything else            404; known path, other method: 405 with Allow
   any handler crash        500 {"error": "internal error"} (the traceback goes to the log only)
 Error bodies are always {"error": "<one line>"}, without exception texts (they can hold URLs).
@@ -17,6 +19,7 @@ Error bodies are always {"error": "<one line>"}, without exception texts (they c
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import math
@@ -28,7 +31,9 @@ from urllib.parse import unquote
 from monitor.detect.names import validate_name
 from monitor.errors import HubError, Transient
 from monitor.http.hub_events import HubEventError, parse_hub_event, secret_matches
-from monitor.http.slack_command import CommandError, SlackCommands, parse_command, verify_signature
+from monitor.http.lookups import OnDemandLookups, RateLimited
+from monitor.http.slack_command import (CommandError, ReplayCache, SlackCommands, parse_command,
+                                        verify_signature)
 
 if TYPE_CHECKING:
     from monitor.http.server import Backend
@@ -63,6 +68,8 @@ class Context:
     backend: "Backend"
     slack: SlackCommands
     clock: Callable[[], float]  # unix time, for the Slack timestamp window
+    lookups: OnDemandLookups  # rate-limited, cached backend.lookup (HTTP and Slack share it)
+    replays: ReplayCache  # Slack signatures already accepted
 
 
 def json_response(status: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> Response:
@@ -71,6 +78,20 @@ def json_response(status: int, obj: Any, headers: tuple[tuple[str, str], ...] = 
 
 def error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
     return json_response(status, {"error": message}, headers)
+
+
+def bearer_refusal(ctx: Context, req: Request) -> Response | None:
+    """None when no [http] token is configured or the request carries it, else the 401."""
+    token = ctx.backend.http_token
+    if token is None:
+        return None
+    scheme, _, given = (req.header("Authorization") or "").strip().partition(" ")
+    # Headers arrive decoded as latin-1: encoding back gives the bytes that were sent.
+    if scheme.lower() == "bearer" and hmac.compare_digest(token.reveal().encode("utf-8"),
+                                                          given.strip().encode("latin-1", "replace")):
+        return None
+    return error(401, "missing or wrong Authorization: Bearer token",
+                 (("WWW-Authenticate", 'Bearer realm="hubwatch"'),))
 
 
 # --- handlers --------------------------------------------------------------------------------
@@ -90,17 +111,25 @@ def readyz(ctx: Context, req: Request, params: dict[str, str]) -> Response:
 
 
 def metrics(ctx: Context, req: Request, params: dict[str, str]) -> Response:
+    refused = bearer_refusal(ctx, req)
+    if refused:
+        return refused
     body, content_type = ctx.backend.metrics()
     return Response(200, body, content_type)
 
 
 def lookup(ctx: Context, req: Request, params: dict[str, str]) -> Response:
+    refused = bearer_refusal(ctx, req)
+    if refused:
+        return refused
     name = unquote(params["name"], errors="replace")
     problem = validate_name(name)
     if problem:
         return error(400, f"invalid name: {problem}")
     try:
-        result = ctx.backend.lookup(name)
+        result = ctx.lookups.lookup(name)
+    except RateLimited as e:
+        return error(429, "too many lookups; retry later", (("Retry-After", e.retry_after_header),))
     except Transient as e:
         wait = e.retry_after if e.retry_after and e.retry_after > 0 else DEFAULT_RETRY_AFTER
         return error(503, "the Hub is not answering; the result is unknown, retry later",
@@ -131,6 +160,9 @@ def slack_commands(ctx: Context, req: Request, params: dict[str, str]) -> Respon
                                req.header("X-Slack-Signature"), req.body, ctx.clock())
     if problem:
         return error(401, f"request not verified: {problem}")
+    if not ctx.replays.first_time(req.header("X-Slack-Signature") or "", req.header("X-Slack-Request-Timestamp") or "",
+                                  ctx.clock()):
+        return error(401, "request not verified: already received (replay)")
     try:
         command = parse_command(req.body)
     except CommandError as e:

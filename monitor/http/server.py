@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from monitor.config import HttpSettings, Secret
 from monitor.http.routes import Context, Request, Response, dispatch, error
-from monitor.http.slack_command import SlackCommands
+from monitor.http.lookups import OnDemandLookups
+from monitor.http.slack_command import ReplayCache, SlackCommands
 
 if TYPE_CHECKING:
     from monitor.http.hub_events import HubEvent
@@ -46,6 +47,7 @@ class Backend(Protocol):
 
     hub_webhook_secret: Secret | None
     slack_signing_secret: Secret | None
+    http_token: Secret | None  # Bearer token for /v1/lookup and /metrics; None: open
 
     def lookup(self, name: str) -> "LookupResult":
         """Judge a namespace now. May raise monitor.errors.HubError (Transient -> 503 + Retry-After)."""
@@ -73,9 +75,10 @@ class HttpServer:
         `slack_deadline`: how long a slash command waits for its lookup before answering
         "Looking up…"; `slack_jobs`: lookups in flight at most."""
         self.settings, self.backend, self.timeout = settings, backend, timeout
-        self.slack = SlackCommands(backend.lookup, deadline=slack_deadline,
+        self.lookups = OnDemandLookups(backend.lookup, per_minute=settings.lookups_per_minute)
+        self.slack = SlackCommands(self.lookups.lookup, deadline=slack_deadline,
                                    allowed_prefixes=tuple(response_url_prefixes), max_jobs=slack_jobs)
-        self.context = Context(backend, self.slack, clock)
+        self.context = Context(backend, self.slack, clock, self.lookups, ReplayCache())
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -3,7 +3,9 @@
 Slack (docs "Verifying requests from Slack", "Implementing slash commands"):
 - every request carries `X-Slack-Request-Timestamp` and `X-Slack-Signature` =
   `v0=` + hex HMAC-SHA256(signing secret, `v0:{timestamp}:{raw body}`); requests more than five
-  minutes from our clock are refused, so a captured request can't be replayed later;
+  minutes from our clock are refused, so a captured request can't be replayed later, and a
+  signature already accepted is refused within that window (`ReplayCache`), so it can't be
+  replayed sooner either;
 - the body is form-encoded (`command`, `text`, `response_url`, `user_id`, `team_id`, ...);
 - the answer must arrive within 3 s; a later answer is POSTed as JSON to `response_url`
   (up to 5 times in 30 minutes).
@@ -32,6 +34,7 @@ import requests
 from monitor.alerts.render import fit, u16len
 from monitor.detect.names import validate_name
 from monitor.errors import HubError, Transient
+from monitor.http.lookups import RateLimited
 from monitor.jobs.lookup import LookupResult, render_text
 
 logger = logging.getLogger("hubwatch.http")
@@ -79,6 +82,30 @@ def verify_signature(secret: str, timestamp: str | None, signature: str | None, 
     if not hmac.compare_digest(expected, signature.strip().encode("latin-1", "replace")):
         return "signature mismatch"
     return None
+
+
+class ReplayCache:
+    """Signatures accepted in the last 2 x MAX_SKEW seconds: each signed request is accepted once.
+    Bounded: when full of live entries, new requests are refused (fail closed) until some expire."""
+
+    def __init__(self, max_entries: int = 10_000):
+        self.max_entries = max_entries
+        self._seen: dict[str, float] = {}  # signature -> when it may be forgotten (unix time)
+        self._lock = threading.Lock()
+
+    def first_time(self, signature: str, timestamp: str, now: float) -> bool:
+        """True (and remembered) the first time; False for a replay or when the cache is full."""
+        forget_at = int(timestamp.strip()) + MAX_SKEW + 1  # beyond it verify_signature refuses it anyway
+        key = signature.strip()
+        with self._lock:
+            if key in self._seen:
+                return False
+            if len(self._seen) >= self.max_entries:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+                if len(self._seen) >= self.max_entries:
+                    return False
+            self._seen[key] = forget_at
+            return True
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -159,6 +186,9 @@ def _join_capped(lines: list[str], limit: int) -> str:
 
 def error_message(name: str, exc: BaseException) -> dict[str, Any]:
     who = fit(name, 100)
+    if isinstance(exc, RateLimited):
+        return ephemeral(f":snail: Too many lookups right now: slow down and try `{who}` again in "
+                         f"{exc.retry_after_header} s.")
     if isinstance(exc, Transient):
         return ephemeral(f":hourglass: The Hub is not answering right now, so `{who}` is unknown; "
                          "try again in a minute.")
@@ -224,7 +254,7 @@ class SlackCommands:
             try:
                 reply = result_message(self.lookup(name))
             except Exception as e:  # noqa: BLE001 - a failed lookup is an answer, not a crash
-                if not isinstance(e, HubError):
+                if not isinstance(e, (HubError, RateLimited)):
                     logger.error("Slack lookup failed: %s", type(e).__name__, exc_info=True)
                 reply = error_message(name, e)
         finally:

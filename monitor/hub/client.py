@@ -44,11 +44,18 @@ class HubClient:
         self.stats = session.STATS
         self.budget = session.BUDGET
         self.low_priority = False
+        self.on_demand = False
 
     def with_low_priority(self) -> "HubClient":
         """A view of this client whose calls yield to pin checks when the request budget runs short."""
         view = copy.copy(self)
         view.low_priority = True
+        return view
+
+    def for_on_demand(self) -> "HubClient":
+        """A view for lookups anyone may ask for (HTTP, Slack): their own small share of the budget."""
+        view = copy.copy(self)
+        view.on_demand = True
         return view
 
     # --- transport -----------------------------------------------------------------------
@@ -59,7 +66,7 @@ class HubClient:
         paused = self.stats.paused_for()
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
-        if not self.budget.allow(self.low_priority):
+        if not self.budget.allow(self.low_priority, self.on_demand):
             wait = self.budget.resets_in()
             raise Transient(f"Hub request budget spent for this window (resets in {wait:.0f}s)", retry_after=wait)
         try:
