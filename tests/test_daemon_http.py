@@ -4,6 +4,10 @@ emulator and the Slack receiver. Hub webhook events trigger that repo's check at
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from collections import Counter
 import re
 import time
@@ -13,7 +17,7 @@ import pytest
 import requests
 
 from monitor.http.slack_command import sign
-from tests.test_daemon import FILES, Env, wait_for
+from tests.test_daemon import FILES, Daemon, Env, child_env, wait_for
 
 HOOK_SECRET = "whsec-DaemonHookSecret42"
 SIGNING = "slack-signing-Secret-77"
@@ -196,3 +200,64 @@ def test_400_lookups_cannot_spend_the_pin_budget(env, hub, slack):
     assert codes[200] >= 10 and codes[503] > 0 and set(codes) <= {200, 503}, codes
     hub.commit("org/alpha", {"README.md": "changed"}, title="silent change")
     wait_for(lambda: "ref_moved" in env.kinds(), "the pin alert within its cycle", timeout=10, show=d)
+
+
+class LimitedDaemon(Daemon):
+    """`hubwatch run` with RLIMIT_NOFILE lowered, as a tight LimitNOFILE= would."""
+
+    def __init__(self, tmp, hub, n: int, nofile: int):
+        super().__init__(tmp, hub, n)
+        self.nofile = nofile
+
+    def start(self, config):
+        import resource
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "-c", str(config), "-v", "--log-format", "json"],
+                cwd=self.tmp, env=child_env(self.tmp, self.hub), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                preexec_fn=limit)
+        return self
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads the daemon's /proc entries")
+def test_400_idle_connections_under_a_256_file_limit(env, hub, slack):
+    """400 clients that connect and never finish a request, against a daemon allowed 256 files: it
+    keeps answering /healthz, keeps checking pins and alerts a change."""
+    hub.add_repo("org/alpha", files=FILES)
+    env.pins = ["org/alpha"]
+    env.pins_every = "1s"
+    env.write()
+    d = LimitedDaemon(env.tmp, hub, 0, 256).start(env.config)
+    env.daemons.append(d)
+    url = base_url(d)
+    port = int(url.rsplit(":", 1)[1])
+    wait_for(lambda: env.baselined(1), "baseline", show=d)
+    idle = []
+    try:
+        for _ in range(400):
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"GET /heal")  # a request begun, never finished
+                idle.append(s)
+            except OSError:
+                pass
+            time.sleep(0.002)
+        assert len(idle) >= 300, "the clients could connect (the kernel queues what the daemon holds off)"
+        fds = threads = 0
+        for _ in range(3):
+            assert requests.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
+            fds = max(fds, len(os.listdir(f"/proc/{d.proc.pid}/fd")))
+            threads = max(threads, int(re.search(r"Threads:\s+(\d+)", open(f"/proc/{d.proc.pid}/status").read())[1]))
+            time.sleep(0.5)
+        # connections are capped well below the file limit, and cost no thread each
+        assert fds <= 200 and threads <= 60, (fds, threads)
+        hub.commit("org/alpha", {"README.md": "changed"}, title="silent change")
+        wait_for(lambda: "ref_moved" in env.kinds(), "the alert under load", timeout=20, show=d)
+        assert d.alive() and "Traceback" not in d.text()
+    finally:
+        for s in idle:
+            s.close()

@@ -60,8 +60,11 @@ class OnDemandLookups:
 
     def __init__(self, lookup: Callable[[str], "LookupResult"], *, per_minute: float = PER_MINUTE,
                  burst: int | None = None, ttl: float = CACHE_SECONDS, entries: int = CACHE_ENTRIES,
-                 clock: Callable[[], float] = time.monotonic):
+                 slots: int = 8, clock: Callable[[], float] = time.monotonic):
+        """`slots`: lookups in flight at most (a slow Hub holds them); more wait for nobody: they
+        are refused like a spent rate, so lookups can never take every HTTP worker."""
         self._lookup, self.ttl, self.entries, self.clock = lookup, ttl, entries, clock
+        self._slots = threading.BoundedSemaphore(slots)
         self.bucket = TokenBucket(per_minute, burst or max(BURST, int(per_minute // 3)), clock)
         self._cache: OrderedDict[str, tuple[float, "LookupResult"]] = OrderedDict()
         self._lock = threading.Lock()
@@ -83,7 +86,12 @@ class OnDemandLookups:
         wait = self.bucket.take()
         if wait > 0:
             raise RateLimited(wait)
-        result = self._lookup(name)
+        if not self._slots.acquire(blocking=False):
+            raise RateLimited(1.0)
+        try:
+            result = self._lookup(name)
+        finally:
+            self._slots.release()
         with self._lock:
             self._cache[name.lower()] = (self.clock() + self.ttl, result)
             self._cache.move_to_end(name.lower())

@@ -1,34 +1,46 @@
-"""The daemon's HTTP server: stdlib `ThreadingHTTPServer`, hardened by hand, and its `Backend` interface.
+"""The daemon's HTTP server: waitress (a maintained pure-Python WSGI server), its few hubwatch
+additions, and the `Backend` interface.
 
-What a framework would have given us, done here and tested:
-- bounded reads: a body cap (413 beyond it, 411/400 without a usable Content-Length, never more
-  than the cap read into memory), a per-read socket timeout and a whole-request read deadline
-  (a client trickling one byte at a time can't hold a thread forever), and http.server's own
-  limits on the request line (64 KiB) and headers (100 lines of at most 64 KiB);
-- one connection, one request (HTTP/1.0 semantics), so nothing lingers between requests;
-- JSON error bodies everywhere, with no exception text or traceback;
-- access logs on logger `hubwatch.http` at DEBUG only, with method, path (never the query
-  string: the Hub can be told to put its webhook secret there), status and duration. Headers and
-  bodies are never logged: they carry the webhook secret, Slack signatures and response_urls.
+Why waitress, measured in README "Security model": it reads requests in one event loop and hands
+only complete ones to a bounded pool of worker threads, so idle or trickling clients cost a file
+descriptor, never a thread (the `http.server` it replaced ran a thread per connection: 253 threads
+for 255 idle sockets). Waitress gives us the body cap (413, `max_request_body_size`, chunked bodies
+included), header and request-line caps, the connection cap (`connection_limit`) and JSON-free
+protocol parsing; what it lacks we add here, in a subclass of its server:
+- a whole-request read deadline: a connection that has not sent a complete request within
+  `timeout` seconds of connecting is closed, however steadily it trickles (waitress's own
+  `channel_timeout` counts from the last byte, so one byte a second would hold it forever);
+- when the connection cap is reached, the oldest connections still sending their request (older
+  than a short grace) are closed to make room, so a flood of idle connections cannot keep
+  `/healthz`, Hub webhooks or Slack out;
+- `accept()` failing for lack of descriptors (EMFILE/ENFILE/ENOBUFS/ENOMEM) pauses accepting for a
+  moment instead of retrying in a loop (waitress would log and retry at once: a core at 100%);
+- one request per connection (`Connection: close` on every answer), JSON error bodies everywhere
+  (waitress's own protocol errors too), no exception text or traceback;
+- access logs on logger `hubwatch.http` at DEBUG only, with method, path (never the query string:
+  the Hub can be told to put its webhook secret there), status and duration. Headers and bodies
+  are never logged: they carry the webhook secret, Slack signatures and response_urls.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
-import re
-import selectors
-import socket
-import socketserver
-import sys
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Protocol
+
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, WSGITask
 
 from monitor.config import HttpSettings, Secret
-from monitor.http.routes import Context, Request, Response, dispatch, error
 from monitor.http.lookups import OnDemandLookups
+from monitor.http.routes import JSON, Context, Request, Response, dispatch, error
 from monitor.http.slack_command import ReplayCache, SlackCommands
 
 if TYPE_CHECKING:
@@ -36,10 +48,18 @@ if TYPE_CHECKING:
     from monitor.jobs.lookup import LookupResult
 
 logger = logging.getLogger("hubwatch.http")
+# waitress warns at every crossing of the connection cap; _sweep says it once a minute instead.
+logging.getLogger("waitress").setLevel(logging.ERROR)
 
 DEFAULT_TIMEOUT = 10.0
-_DIGITS = re.compile(r"[0-9]{1,15}")
-_DISCARD_SECONDS = 1.0
+WORKERS = 12  # request handlers; lookups may hold at most LOOKUP_SLOTS of them
+LOOKUP_SLOTS = 8
+MAX_CONNECTIONS = 100  # open connections; LimitNOFILE=1024 leaves room for the Hub pool and SQLite
+EVICT_GRACE = 0.5  # at the cap, a connection still sending its request after this long may be closed
+ACCEPT_PAUSE = 0.5  # seconds without accept() after it failed for lack of descriptors
+MAX_HEADER_BYTES = 65_536
+_NO_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_COMMON = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
 
 
 class Backend(Protocol):
@@ -68,14 +88,16 @@ class HttpServer:
 
     def __init__(self, settings: HttpSettings, backend: Backend, *, timeout: float = DEFAULT_TIMEOUT,
                  clock: Callable[[], float] = time.time, response_url_prefixes: Iterable[str] = (),
-                 slack_deadline: float = 2.5, slack_jobs: int = 4):
-        """`timeout`: per-read socket timeout and whole-request read deadline (seconds).
+                 slack_deadline: float = 2.5, slack_jobs: int = 4, max_connections: int = MAX_CONNECTIONS):
+        """`timeout`: whole-request read deadline (seconds from connecting to a complete request).
         `clock`: unix time for Slack's timestamp window. `response_url_prefixes`: where delayed
         Slack answers may go besides https://hooks.slack.com/ (tests pass their receiver's URL).
         `slack_deadline`: how long a slash command waits for its lookup before answering
-        "Looking up…"; `slack_jobs`: lookups in flight at most."""
+        "Looking up…"; `slack_jobs`: lookups in flight at most; `max_connections`: open
+        connections at most."""
         self.settings, self.backend, self.timeout = settings, backend, timeout
-        self.lookups = OnDemandLookups(backend.lookup, per_minute=settings.lookups_per_minute)
+        self.max_connections = max_connections
+        self.lookups = OnDemandLookups(backend.lookup, per_minute=settings.lookups_per_minute, slots=LOOKUP_SLOTS)
         self.slack = SlackCommands(self.lookups.lookup, deadline=slack_deadline,
                                    allowed_prefixes=tuple(response_url_prefixes), max_jobs=slack_jobs)
         self.context = Context(backend, self.slack, clock, self.lookups, ReplayCache())
@@ -88,8 +110,7 @@ class HttpServer:
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("HTTP server already started")
-            server = _Server((self.settings.host, self.settings.port), self.context, self.timeout,
-                             self.settings.max_body)
+            server = _Server(self.settings, _App(self.context), self.timeout, self.max_connections)
             thread = threading.Thread(target=server.serve, name="hubwatch-http", daemon=True)
             thread.start()
             self._server, self._thread = server, thread
@@ -104,16 +125,13 @@ class HttpServer:
         if server is None or thread is None:
             return
         server.stop_serving()
-        thread.join(1.0)
-        server.server_close()
-        server.close_connections()
+        thread.join(2.0)
 
     @property
     def address(self) -> tuple[str, int]:
         if self._server is None:
             raise RuntimeError("HTTP server not started")
-        host, port = self._server.server_address[:2]
-        return host, port
+        return str(self._server.effective_host), int(self._server.effective_port)
 
     @property
     def port(self) -> int:
@@ -131,227 +149,182 @@ class HttpServer:
         self.stop()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck handler must not block stop() or interpreter exit
+class _App:
+    """WSGI -> the route table: Request in, Response out, JSON errors, the access log line."""
 
-    def __init__(self, address: tuple[str, int], context: Context, timeout: float, max_body: int):
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.context, self.conn_timeout, self.max_body = context, timeout, max_body
-        self._conn_lock = threading.Lock()
-        self._conns: dict[_Handler, float | None] = {}  # open connection -> read deadline (None: read)
+    def __init__(self, context: Context):
+        self.context = context
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterator[bytes]:
+        started = time.monotonic()
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("REQUEST_URI", "/").split("?", 1)[0].split("#", 1)[0]
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)  # waitress checked it against the cap
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            resp = dispatch(self.context, Request(method, path, _Headers(environ), body))
+        except Exception as e:  # noqa: BLE001 - answer 500, keep serving
+            logger.error("%s %s failed: %s", method, _loggable(path), type(e).__name__, exc_info=True)
+            resp = error(500, "internal error")
+        headers = [("Content-Type", resp.content_type), ("Content-Length", str(len(resp.body))),
+                   *_COMMON, *resp.headers]
+        start_response(f"{resp.status} {_phrase(resp.status)}", headers)
+        logger.debug("%s %s %d %.1fms", method, _loggable(path), resp.status, (time.monotonic() - started) * 1000)
+        return iter([b"" if method == "HEAD" else resp.body])
+
+
+class _Headers(Mapping[str, str]):
+    """Request headers by their HTTP name, case-insensitive, from the WSGI environ."""
+
+    def __init__(self, environ: dict[str, Any]):
+        self._environ = environ
+
+    @staticmethod
+    def _key(name: str) -> str:
+        key = name.upper().replace("-", "_")
+        return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ.get(self._key(name))
+        if not isinstance(value, str):
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (k[5:].replace("_", "-").title() for k in self._environ if k.startswith("HTTP_"))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _JsonErrorTask(ErrorTask):
+    """Waitress's own protocol errors (400, 413, 431, 501, ...) in our shape: {"error": "<phrase>"},
+    never its text, which quotes parts of the request."""
+
+    def execute(self) -> None:
+        code = int(self.request.error.code)
+        message = _phrase(code).lower()
+        if code == 413:
+            message = f"body larger than {self.channel.server.max_body} bytes"
+        body = json.dumps({"error": message}).encode()
+        self.status = f"{code} {_phrase(code)}"
+        self.response_headers.extend([("Content-Type", JSON), *_COMMON, ("Connection", "close")])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+        logger.debug("protocol error %d", code)
+
+
+class _OneRequestTask(WSGITask):
+    """One request per connection: every answer closes it (WSGI apps may not set Connection:)."""
+
+    def build_response_header(self) -> bytes:
+        self.set_close_on_finish()
+        self.response_headers.append(("Connection", "close"))
+        return super().build_response_header()
+
+
+class _Channel(HTTPChannel):
+    task_class = _OneRequestTask
+    error_task_class = _JsonErrorTask
+
+    def sending_request(self) -> bool:
+        """Still reading its (one) request: no complete request queued, nothing being answered."""
+        return not self.requests and not self.total_outbufs_len and not self.close_when_flushed
+
+
+class _Server(TcpWSGIServer):
+    channel_class = _Channel
+
+    def __init__(self, settings: HttpSettings, app: _App, timeout: float, max_connections: int):
+        self.read_deadline, self.max_body = timeout, settings.max_body
+        self._accept_paused_until = 0.0
+        self._next_sweep = self._next_cap_warning = 0.0
         self._closing = threading.Event()
-        # Before super().__init__: a failed bind calls server_close(), which closes these too.
-        self._wake_r, self._wake_w = socket.socketpair()
-        super().__init__(address, _Handler)
-        threading.Thread(target=self._reap, name="hubwatch-http-reaper", daemon=True).start()
+        adj = Adjustments(
+            host=settings.host, port=settings.port, threads=WORKERS, ident="hubwatch",
+            # the server, its wake-up pipe, then the connections
+            connection_limit=max_connections + 2, max_request_body_size=settings.max_body + 1,  # waitress refuses >= it
+            max_request_header_size=MAX_HEADER_BYTES, channel_timeout=max(1, int(timeout)),
+            cleanup_interval=1, asyncore_use_poll=True, expose_tracebacks=False, log_socket_errors=False,
+            clear_untrusted_proxy_headers=True, url_scheme="http")
+        super().__init__(app, adj=adj, map={})
 
     def serve(self) -> None:
-        """serve_forever without its polling: stop_serving() wakes the loop at once."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
+        """The event loop, until stop_serving(); then every socket is closed in this thread."""
+        try:
             while not self._closing.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self and not self._closing.is_set():
-                        self._handle_request_noblock()
+                wasyncore.poll2(0.25, self._map)
+        finally:
+            wasyncore.close_all(self._map)
+            self.task_dispatcher.shutdown(cancel_pending=True, timeout=0.5)
 
     def stop_serving(self) -> None:
         self._closing.set()
         try:
-            self._wake_w.send(b"x")
+            self.trigger.pull_trigger()  # wakes poll() at once
         except OSError:
             pass
 
-    def server_close(self) -> None:
-        super().server_close()
-        self._wake_r.close()
-        self._wake_w.close()
+    def readable(self) -> bool:
+        now = time.time()  # waitress stamps channels with time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + min(0.1, self.read_deadline / 5)
+            self._sweep(now)
+        if not super().readable():  # waitress's own cap and housekeeping
+            return False
+        return time.monotonic() >= self._accept_paused_until
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls getfqdn(host): a reverse DNS lookup that can hang without DNS
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+    def _sweep(self, now: float) -> None:
+        """Close connections past the read deadline; at the cap, the oldest ones still sending."""
+        sending = sorted((ch for ch in list(self.active_channels.values()) if ch.sending_request()),
+                         key=lambda ch: ch.creation_time)
+        for ch in sending:
+            if now - ch.creation_time > self.read_deadline:
+                logger.debug("dropped a client too slow to send its request")
+                ch.handle_close()
+        if len(self._map) < self.adj.connection_limit and time.monotonic() >= self._accept_paused_until:
+            return  # neither at the cap nor out of descriptors
+        # A flood: every connection still sending after the grace goes, oldest first, so the queue
+        # of waiting connections (a /healthz probe among them) moves at the pace we can accept.
+        closed = 0
+        for ch in sending:
+            if now - ch.creation_time < EVICT_GRACE:
+                break
+            if ch.connected:
+                ch.handle_close()
+                closed += 1
+        if closed and now >= self._next_cap_warning:
+            self._next_cap_warning = now + 60
+            logger.warning("connection cap (%d) or descriptor limit reached: closing connections that have not sent a request "
+                           "within %.1fs", self.adj.connection_limit - 2, EVICT_GRACE)
 
-    def track(self, handler: "_Handler") -> None:
-        with self._conn_lock:
-            self._conns[handler] = time.monotonic() + self.conn_timeout
-            if self._closing.is_set():
-                _drop(handler)
-
-    def done_reading(self, handler: "_Handler") -> bool:
-        """The request is fully read: its read deadline no longer applies. False if it had passed."""
-        with self._conn_lock:
-            if handler in self._conns:
-                self._conns[handler] = None
-            return not handler.expired
-
-    def untrack(self, handler: "_Handler") -> None:
-        with self._conn_lock:  # before the socket is closed, so _reap never touches a closed socket
-            self._conns.pop(handler, None)
-
-    def close_connections(self) -> None:
-        self._closing.set()
-        with self._conn_lock:
-            for handler in self._conns:
-                _drop(handler)
-
-    def _reap(self) -> None:
-        tick = max(0.02, min(0.25, self.conn_timeout / 5))
-        while not self._closing.wait(tick):
-            now = time.monotonic()
-            with self._conn_lock:
-                for handler, deadline in self._conns.items():
-                    if deadline is not None and deadline <= now:
-                        self._conns[handler] = None
-                        _drop(handler)
-                        logger.debug("dropped a client too slow to send its request")
-
-    def handle_error(self, request, client_address) -> None:
-        # The default prints the traceback to stderr. A client hanging up is routine; anything
-        # else is our bug and goes to the log.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            logger.debug("connection error: %s", type(exc).__name__)
-        else:
-            logger.error("HTTP handler crashed: %s", type(exc).__name__, exc_info=True)
-
-
-def _drop(handler: "_Handler") -> None:
-    handler.expired = True
-    try:
-        handler.connection.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked reading it
-    except OSError:
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    disable_nagle_algorithm = True  # headers and body are written separately: avoid delayed-ACK stalls
-    expired = False
-
-    def version_string(self) -> str:
-        return "hubwatch"
-
-    def setup(self) -> None:
-        self.timeout = self.server.conn_timeout  # per socket operation
-        self._started = time.monotonic()
-        super().setup()
-        self.server.track(self)
-
-    def finish(self) -> None:
-        self.server.untrack(self)
+    def handle_accept(self) -> None:
         try:
-            super().finish()
-        except OSError:
-            pass
-
-    def _serve(self) -> None:
-        if self.request_version == "HTTP/0.9":
-            self._send(error(400, "HTTP/0.9 is not supported"))
+            super_accept = self.socket.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
-        body = b""
-        if self.command == "POST":
-            read = self._read_body(path)
-            if read is None:
-                return
-            body = read
-        if not self.server.done_reading(self):
-            return  # too slow: the reaper already shut the socket
+        except OSError as e:
+            if e.errno in _NO_FDS:
+                if time.monotonic() >= self._accept_paused_until + 10:
+                    logger.warning("out of file descriptors (%s): not accepting for %.1fs",
+                                   errno.errorcode.get(e.errno, e.errno), ACCEPT_PAUSE)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+            return
+        conn, addr = super_accept
         try:
-            resp = dispatch(self.server.context, Request(self.command, path, self.headers, body))
-        except Exception as e:  # noqa: BLE001 - answer 500, keep serving
-            logger.error("%s %s failed: %s", self.command, _loggable(path), type(e).__name__, exc_info=True)
-            resp = error(500, "internal error")
-        self._send(resp, head_only=self.command == "HEAD")
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
-
-    def _read_body(self, path: str) -> bytes | None:
-        """The body, or None once an error was answered (or the client is gone)."""
-        if self.headers.get("Transfer-Encoding") is not None:
-            self._send(error(411, "chunked bodies are not supported: send Content-Length"))
-            return None
-        values = [v.strip() for v in self.headers.get_all("Content-Length") or []]
-        if not values:
-            self._send(error(411, "Content-Length required"))
-            return None
-        if len(set(values)) != 1 or not _DIGITS.fullmatch(values[0]):
-            self._send(error(400, "invalid Content-Length"))
-            return None
-        length, cap = int(values[0]), self.server.max_body
-        if length > cap:
-            self._send(error(413, f"body larger than {cap} bytes"))
-            self._discard(length)
-            return None
-        try:
-            body = self.rfile.read(length) if length else b""
-        except OSError:  # socket timeout, reset, or shut by the reaper
-            self.close_connection = True
-            return None
-        if self.expired:
-            return None
-        if len(body) < length:
-            self._send(error(400, "body shorter than Content-Length"))
-            return None
-        return body
-
-    def _discard(self, length: int) -> None:
-        """Swallow (at most the cap of) an oversized body for a moment, so the client can finish
-        sending and read our 413 instead of a connection reset."""
-        left, until = min(length, self.server.max_body), time.monotonic() + _DISCARD_SECONDS
-        try:
-            self.connection.settimeout(min(self.timeout or _DISCARD_SECONDS, _DISCARD_SECONDS))
-            while left > 0 and time.monotonic() < until:
-                chunk = self.rfile.read1(min(left, 65536))
-                if not chunk:
-                    break
-                left -= len(chunk)
+            self.set_socket_options(conn)
         except OSError:
-            pass
+            conn.close()
+            return
+        self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
 
-    def _send(self, resp: Response, head_only: bool = False) -> None:
-        self.close_connection = True
-        try:
-            self.send_response(resp.status)
-            self.send_header("Content-Type", resp.content_type)
-            self.send_header("Content-Length", str(len(resp.body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            for key, value in resp.headers:
-                self.send_header(key, value)
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if resp.body and not head_only:
-                self.wfile.write(resp.body)
-        except OSError:
-            pass
-        path = getattr(self, "path", "") or ""
-        logger.debug("%s %s %d %.1fms", getattr(self, "command", None) or "-",
-                     _loggable(path.split("?", 1)[0].split("#", 1)[0]), resp.status,
-                     (time.monotonic() - self._started) * 1000)
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # http.server's own protocol errors (bad request line, 414, 431, 501, 505): same JSON shape,
-        # standard phrase only, because its messages quote the request line (query string included).
-        try:
-            phrase = HTTPStatus(code).phrase.lower()
-        except ValueError:
-            phrase = "error"
-        self._send(error(code, phrase), head_only=getattr(self, "command", None) == "HEAD")
-
-    def send_response_only(self, code: int, message: str | None = None) -> None:
-        # http.server omits the status line and headers for HTTP/0.9 requests (a one-word request
-        # line counts as one); we never speak 0.9, so every answer has a status line and headers.
-        self.request_version = "HTTP/1.0"
-        super().send_response_only(code, message)
-
-    def log_request(self, code="-", size="-") -> None:
-        pass  # _send writes the access log line
-
-    def log_message(self, format: str, *args) -> None:
-        # http.server's messages quote request lines and headers; keep only the fixed text.
-        logger.debug("http: %s", format.split(":")[0].split("%")[0].strip())
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Error"
 
 
 def _loggable(path: str) -> str:
