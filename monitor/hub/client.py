@@ -15,11 +15,12 @@ from typing import Any, Callable, Iterable
 from urllib.parse import quote, unquote, urlsplit
 
 from monitor.config import HubSettings
-from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, Transient
+from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
 from monitor.hub import parse, session
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
+BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
 
 
 class EntryNotFound(NotFound):
@@ -53,6 +54,16 @@ class HubClient:
 
     # --- transport -----------------------------------------------------------------------
     def _request(self, method: str, url: str, **kw: Any):
+        """One call. The process's first call goes alone: the others wait for its answer (quota,
+        remaining requests, a rejected token) before they fan out."""
+        first = self.budget.first_call()
+        try:
+            return self._send(method, url, **kw)
+        finally:
+            if first:
+                self.budget.first_done()
+
+    def _send(self, method: str, url: str, **kw: Any):
         import httpx2
         from huggingface_hub import errors as hf_errors
 
@@ -76,11 +87,15 @@ class HubClient:
         except hf_errors.RemoteEntryNotFoundError as e:
             raise EntryNotFound(_msg("file not found", e), status=_status(e)) from None
         except hf_errors.RepositoryNotFoundError as e:
+            if _token_rejected(e):  # the message only in the body: huggingface_hub reads the header
+                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
             raise NotFound(_msg("repository not found", e), status=_status(e)) from None
         except hf_errors.DisabledRepoError as e:
             raise Disabled(_msg("repository disabled", e), status=_status(e)) from None
         except hf_errors.HfHubHTTPError as e:
             status = _status(e)
+            if _token_rejected(e):
+                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
             if status == 429:
                 rl = self._hf.parse_ratelimit_headers(e.response.headers)
                 raise Transient("Hub rate limit (429)", status=429,
@@ -149,8 +164,12 @@ class HubClient:
         return History(tuple(out), False, url is None)
 
     def contains(self, repo: RepoId, revision: str, sha: str, max_pages: int = 50) -> bool | None:
-        """Is `sha` in the history of `revision`? None when the walk hit the page cap."""
-        h = self.history(repo, revision, stop_at=[sha], max_pages=max_pages)
+        """Is `sha` in the history of `revision`? None when the walk hit the page cap, or when the
+        history is not readable to us (gated without access, disabled): unknown, not "gone"."""
+        try:
+            h = self.history(repo, revision, stop_at=[sha], max_pages=max_pages)
+        except (Gated, Disabled):
+            return None
         return True if h.reached else (False if h.complete else None)
 
     def file_text(self, repo: RepoId, revision: str, path: str) -> str | None:
@@ -168,6 +187,20 @@ class HubClient:
 def _status(e: Any) -> int | None:
     response = getattr(e, "response", None)
     return getattr(response, "status_code", None)
+
+
+def _token_rejected(e: Any) -> bool:
+    """401 "Invalid credentials in Authorization header": about the token, never about a repo."""
+    response = getattr(e, "response", None)
+    if response is None or _status(e) != 401:
+        return False
+    if response.headers.get("X-Error-Message") == BAD_TOKEN_MESSAGE:
+        return True
+    try:
+        body = response.json()
+    except Exception:  # an unreadable body is not the Hub's token answer
+        return False
+    return isinstance(body, dict) and body.get("error") == BAD_TOKEN_MESSAGE
 
 
 def _msg(what: str, e: Any) -> str:
