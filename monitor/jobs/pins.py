@@ -101,9 +101,9 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     token_news = note_token(rt, rejected="token_rejected" in statuses,
                             worked=bool({"ok", "unavailable"} & set(statuses)), now=rt.clock())
     if "token_rejected" in statuses:
-        log.error("the Hub rejected the token from %s (401 Invalid credentials): %d repo(s) not checked",
-                  rt.settings.hub.token_source or "no configured token", statuses.count("token_rejected"),
-                  extra={"job": "scan_pins"})
+        log.warning("token from %s refused by the Hub (401 Invalid credentials): %d repo(s) not checked",
+                    rt.settings.hub.token_source or "no configured token", statuses.count("token_rejected"),
+                    extra={"job": "scan_pins"})
     report = ScanReport(
         checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
         unavailable=statuses.count("unavailable"), errors=statuses.count("error"),
