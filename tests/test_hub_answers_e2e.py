@@ -8,7 +8,12 @@ import requests
 
 from monitor.jobs.pins import scan_pins
 from monitor.runtime import Runtime
+from tests.emulator import HubEmulator
 from tests.pins_env import Clock, PinsEnv
+
+# Tests of answers only the parity emulator (issue 7 point 1, on main) gives; they run once it is merged.
+parity = pytest.mark.skipif(not (hasattr(HubEmulator, "revoke_token") and hasattr(HubEmulator, "add_redirect")),
+                            reason="needs the Hub-parity emulator from main")
 
 REPO = "openai-community/gpt2"
 FILES = {"config.json": '{"model_type": "gpt2"}', "model.safetensors": b"\x00weights-v1", "README.md": "# GPT-2"}
@@ -25,6 +30,7 @@ def kinds(env) -> list[str]:
 
 
 # --- 2. identity without false alarms ----------------------------------------------------------------
+@parity
 def test_legacy_repo_whose_commits_predate_its_created_at_is_not_recreated(env, hub):
     hub.add_repo(REPO, files=FILES, created_at="2019-02-14T00:00:00Z")
     env.pins = [{"repo": REPO, "track": "main"}]
@@ -47,6 +53,7 @@ def test_legacy_repo_deleted_and_recreated_is_still_caught(env, hub, slack):
     assert f["evidence"]["old_object_id"] != f["evidence"]["new_object_id"]
 
 
+@parity
 def test_redirect_landing_on_another_repo_is_recreated(env, hub):
     old, new = "runwayml/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5"
     hub.add_repo(old, files=FILES)
@@ -64,6 +71,7 @@ def test_redirect_landing_on_another_repo_is_recreated(env, hub):
 
 
 # --- 3. gated without access ----------------------------------------------------------------------------
+@parity
 @pytest.mark.parametrize("token", [None, TOKEN])  # anonymous 401 GatedRepo, a token not granted 403
 def test_gated_without_access_at_first_observation_is_one_low_degraded(env, hub, slack, token):
     if token:
@@ -115,6 +123,7 @@ def test_newly_gated_is_unavailable_then_watched_the_same_way(env, hub):
 
 
 # --- 4. disabled by the Hub --------------------------------------------------------------------------
+@parity
 def test_disabled_is_critical_at_once_and_not_newly_gated(env, hub, slack):
     hub.add_repo(REPO, files=FILES)
     env.pins = [{"repo": REPO, "track": "main"}]
@@ -128,6 +137,7 @@ def test_disabled_is_critical_at_once_and_not_newly_gated(env, hub, slack):
     assert len(env.findings()) == 1 and len(slack.messages) == 1
 
 
+@parity
 def test_disabled_at_first_observation_is_alerted(env, hub):
     hub.add_repo(REPO, files=FILES)
     hub.set_disabled(REPO)
@@ -154,6 +164,7 @@ def test_scan_caution_is_medium_and_caution_to_unsafe_alerts_again(env, hub):
                                                                       ("scan_flagged", "high")]
 
 
+@parity
 def test_scan_not_done_is_neither_flagged_nor_clean(env, hub):
     hub.add_repo(REPO, files={**FILES, "pytorch_model.bin": b"pickle"})
     hub.set_security(REPO, [{"path": "pytorch_model.bin", "level": "unsafe"}])
@@ -196,6 +207,7 @@ def test_once_names_hf_token_when_the_token_came_from_the_environment(env, hub, 
     assert f["kind"] == "token_rejected" and "$HF_TOKEN" in f["summary"]
 
 
+@parity
 def test_daemon_raises_token_rejected_at_once_never_per_repo_and_again_only_after_it_worked(env, hub):
     for i in range(3):
         hub.add_repo(f"org/m{i}", files=FILES)
