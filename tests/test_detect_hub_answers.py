@@ -55,7 +55,8 @@ def _info(status):
     ({"scansDone": True, "filesWithIssues": []}, ()),
     ({"scansDone": False, "filesWithIssues": []}, None),  # not scanned yet: neither clean nor flagged
     ({"scansDone": False, "filesWithIssues": [{"path": "x.bin", "level": "unsafe"}]}, None),
-    ({"scansDone": True, "filesWithIssues": [{"path": "b.pkl", "level": "caution"}, {"path": "a.bin", "level": "unsafe"}]},
+    ({"scansDone": True,
+      "filesWithIssues": [{"path": "b.pkl", "level": "caution"}, {"path": "a.bin", "level": "unsafe"}]},
      (ScanIssue("a.bin", "unsafe"), ScanIssue("b.pkl", "caution"))),
     ({"scansDone": True, "filesWithIssues": [{"path": "c.bin"}, {"path": "d.bin", "level": "weird"}]},
      (ScanIssue("c.bin", "unsafe"), ScanIssue("d.bin", "unsafe"))),  # unknown level: fail closed
