@@ -70,6 +70,25 @@ def test_redirect_landing_on_another_repo_is_recreated(env, hub):
     assert sorted(kinds(env)) == ["repo_recreated", "repo_renamed"], "said once"
 
 
+@parity
+def test_redirect_to_another_repo_is_checked_by_id_in_the_next_steady_cycle(env, hub):
+    old, new = "runwayml/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    hub.add_repo(old, files=FILES)
+    env.pins = [{"repo": old, "track": "main"}]
+    clock = Clock()
+    rt = Runtime.build(env.settings(), clock=clock)
+    try:
+        scan_pins(rt, complete=True)
+        hub.delete_repo(old)
+        hub.add_repo(new, files=FILES)
+        hub.add_redirect(old, new)
+        clock.advance(600)  # metadata is not due for another 50 minutes: the redirect makes it due
+        scan_pins(rt)
+        assert "repo_recreated" in [f.finding.kind for f in rt.store.findings()]
+    finally:
+        rt.close()
+
+
 # --- 3. gated without access ----------------------------------------------------------------------------
 @parity
 @pytest.mark.parametrize("token", [None, TOKEN])  # anonymous 401 GatedRepo, a token not granted 403
