@@ -252,7 +252,7 @@ class HubEmulator(HubState):
             if now >= rl["start"] + window:
                 rl["start"] += window * math.floor((now - rl["start"]) / window)
                 rl["used"] = 0
-            reset = max(1, math.ceil(rl["start"] + window - now))
+            reset = max(1, math.ceil(round(rl["start"] + window - now, 6)))
             allowed = rl["used"] < quota
             rl["used"] += allowed
             policy = f'"fixed window";"api";q={quota};w={window}'
