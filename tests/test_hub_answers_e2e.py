@@ -192,7 +192,7 @@ def test_scan_not_done_is_neither_flagged_nor_clean(env, hub):
     env.once()
     env.once()
     assert kinds(env) == []
-    hub.set_scan_pending(REPO, False)
+    hub.set_scan_pending(REPO, pending=False)
     env.once()
     assert [(f["kind"], f["severity"]) for f in env.findings()] == [("scan_flagged", "high")]
 

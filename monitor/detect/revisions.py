@@ -208,7 +208,7 @@ def unavailable(repo: RepoId, base: str, what: str, since: str, streak: int) -> 
         links=links(base, repo, None))
 
 
-def disabled(repo: RepoId, base: str, since: str) -> Finding:
+def disabled(repo: RepoId, base: str, since: str, sha: str | None = None) -> Finding:
     """Read from a 200 answer (`disabled: true`), so definitive at once: the Hub's takedown, its
     answer to malware such as PoisonGPT's. Keyed by when we first saw it, so a repo re-enabled and
     disabled again is a new alert."""
@@ -217,7 +217,7 @@ def disabled(repo: RepoId, base: str, since: str) -> Finding:
         "disabled by the Hub (a takedown, as for malware or abuse): its files can no longer be "
         "downloaded, and whatever made the Hub act may already be in your copies",
         key=["disabled", since], evidence={"repo": repo.id, "type": repo.type, "reason": "disabled by the Hub",
-                                           "since": since},
+                                           "since": since, "sha": sha},
         links=links(base, repo, None))
 
 

@@ -220,7 +220,7 @@ class PinChecker:
         if info is None:
             return False
         if info.disabled and not (st.baseline and st.disabled):  # definitive, even at the first observation
-            findings.append(rv.disabled(w.repo, self.base, iso(now)))
+            findings.append(rv.disabled(w.repo, self.base, iso(now), info.sha))
         if info.scan_issues:
             findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
         if not st.baseline:
