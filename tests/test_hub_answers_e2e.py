@@ -107,6 +107,21 @@ def test_gated_without_access_at_first_observation_is_one_low_degraded(env, hub,
     assert len(slack.messages) == 1
 
 
+def test_gated_with_access_granted_is_watched_fully_and_silently(env, hub):
+    hub.add_token(TOKEN, "hubwatch-bot")
+    env.token = TOKEN
+    hub.add_repo(REPO, files=FILES, gated="manual")
+    hub.grant_access(REPO, "hubwatch-bot")
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    env.once()
+    assert kinds(env) == []
+    hub.commit(REPO, {"config.json": '{"model_type": "gpt2", "auto_map": {"AutoModel": "m.M"}}'})
+    env.once()
+    (f,) = env.findings()
+    assert (f["kind"], f["severity"]) == ("risky_change", "critical") and "not_read" not in f["evidence"]
+
+
 def test_gated_without_access_move_is_reported_from_what_is_readable(env, hub):
     hub.add_repo(REPO, files=FILES, gated="manual")
     env.pins = [{"repo": REPO, "track": "main"}]
