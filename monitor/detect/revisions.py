@@ -148,7 +148,7 @@ def pin_unverified(repo: RepoId, base: str, sha: str, walked: int, branches: int
     return Finding.make(
         "pin_unverified", "high", repo.web_path,
         f"could not verify pinned commit {sha[:7]} is still on a branch: {reason}; "
-        f"searched {walked} of {branches} branch(es), the rest were not inspected",
+        f"searched {walked} of {branches} distinct branch head(s), the rest were not inspected",
         key=[sha, "unverified"],
         evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "branches_walked": walked,
                   "branches": branches, "reason": reason},

@@ -52,8 +52,14 @@ class CheckCaps:
 def walk_order(branches: dict[str, str], tracked: tuple[str, ...], previous: dict[str, str]) -> list[str]:
     """Branches in the order a reachability walk tries them, stopping at the first that holds the
     pin: main (where most pins come from), tracked branches, branches new or moved since the last
-    check (the newest activity), then the rest by name."""
+    check (the newest activity), then the rest by name. Branches sharing a head are walked once."""
     def rank(name: str) -> tuple:
         return (name != "main", name not in tracked, previous.get(name) == branches[name], name)
 
-    return sorted(branches, key=rank)
+    heads: set[str] = set()
+    order = []
+    for name in sorted(branches, key=rank):
+        if branches[name] not in heads:
+            heads.add(branches[name])
+            order.append(name)
+    return order

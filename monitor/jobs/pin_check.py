@@ -334,13 +334,14 @@ class PinChecker:
             if sha in st.reachable and not branch_changed:
                 reachable[sha] = st.reachable[sha]  # nothing moved: the last verdict stands
                 continue
-            verdict, walked = self._walk_for(w, sha, walk_order(branches, w.tracked, st.branches), reach)
+            order = walk_order(branches, w.tracked, st.branches)
+            verdict, walked = self._walk_for(w, sha, order, reach)
             if verdict is True:
                 reachable[sha] = True
             elif verdict is None:  # a cap or a long history stopped the walk: unknown, said out loud
                 reachable[sha] = bool(st.reachable.get(sha, True))
                 findings.append(rv.pin_unverified(
-                    w.repo, self.base, sha, walked, len(branches),
+                    w.repo, self.base, sha, walked, len(order),
                     f"the walk stopped at its cap ({MAX_REACH_REQUESTS} history pages, "
                     f"{MAX_REACH_BRANCHES} branches per check)"))
             else:
@@ -351,8 +352,8 @@ class PinChecker:
         return reachable
 
     def _walk_for(self, w: RepoWatch, sha: str, order: list[str], reach: CheckCaps) -> tuple[bool | None, int]:
-        """Walk branches in `order` until one holds `sha` -> (True | False | None, branches walked).
-        False only when every branch was walked to its root; None when a cap stopped the walk."""
+        """Walk the branch heads in `order` until one holds `sha` -> (True | False | None, heads walked).
+        False only when every head was walked to its root; None when a cap stopped the walk."""
         walked, complete = 0, True
         for name in order[:MAX_REACH_BRANCHES]:
             pages = min(MAX_REACH_PAGES_PER_BRANCH, reach.left)
