@@ -89,6 +89,59 @@ def test_file_text_refuses_a_file_its_answer_says_is_too_large(hub):
     assert client.file_text(RepoId("model", REPO), "main", "absent.json") is None
 
 
+class _Endless(BaseHTTPRequestHandler):
+    """Streams a chunked body with no size header, as long as the client keeps reading."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"x" * 65536
+        try:
+            for _ in range(50 * 16):  # 50 MB if nobody stops reading
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.server.sent += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+
+
+def test_file_text_stops_reading_a_stream_at_the_cap():
+    """No size anywhere: the streamed read stops past 1 MB instead of holding the whole body."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
+    srv.daemon_threads, srv.sent = True, 0
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        client = HubClient(HubSettings(endpoint=f"http://127.0.0.1:{srv.server_port}", retries=0))
+        with pytest.raises(FileTooLarge) as e:
+            client.file_text(RepoId("model", "a/b"), "main", "config.json")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert e.value.size is None and "larger than 1 MB" in str(e.value)
+    assert srv.sent < 20 * 1024 * 1024, f"{srv.sent} bytes streamed: the client kept reading"
+
+
+def test_a_push_longer_than_the_history_cap_is_high_and_says_so(env, hub, slack):
+    """More than 150 commits at once: whether the old head is still an ancestor was not read."""
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    for i in range(160):
+        hub.commit(REPO, {"README.md": f"v{i}"}, title=f"v{i}")
+    hub.clear_log()
+    env.once()
+    assert hub.count(r"/commits/") == 3
+    (f,) = env.findings()
+    assert f["severity"] == "high" and f["evidence"]["fast_forward"] is None
+    assert "history past 150 commits (fast-forward unverified)" in f["summary"]
+
+
 def _distinct_branches(hub, n: int) -> None:
     """n branches off main, each with its own head: no two walks can be shared."""
     for i in range(n):
@@ -211,7 +264,7 @@ class _Recorder(ThreadingHTTPServer):
     def __init__(self, body: bytes = b"[]", link: str | None = None):
         self.body, self.link, self.seen = body, link, []
         super().__init__(("127.0.0.1", 0), _Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def url(self) -> str:
