@@ -142,6 +142,24 @@ def test_a_push_longer_than_the_history_cap_is_high_and_says_so(env, hub, slack)
     assert "history past 150 commits (fast-forward unverified)" in f["summary"]
 
 
+def test_many_tags_re_pointed_at_once_stay_within_150_requests(env, hub, slack):
+    """Every moved tag is alerted; once the check's request cap is spent, the rest say what was
+    not read instead of each costing more requests."""
+    hub.add_repo(REPO, files=FILES)
+    for i in range(150):
+        hub.create_tag(REPO, f"v{i}")
+    env.pins = [{"repo": REPO, "track": "main"}]
+    hub.clear_log()
+    env.once()
+    for i in range(150):
+        hub.move_tag(REPO, f"v{i}", hub.commit(REPO, {"README.md": f"v{i}"}, title=f"v{i}"))
+    env.once()
+    assert hub.count() <= 150, f"{hub.count()} requests"
+    tags = env.findings("tag_moved")
+    assert len(tags) == 150 and all(f["severity"] == "high" for f in tags)
+    assert any("request cap of this check spent" in f["summary"] for f in tags)
+
+
 def _distinct_branches(hub, n: int) -> None:
     """n branches off main, each with its own head: no two walks can be shared."""
     for i in range(n):
