@@ -22,7 +22,8 @@ from monitor.hub.client import FileTooLarge, HubClient, OffOrigin
 from monitor.hub.models import RepoId
 from monitor.hub.namespaces import NamespaceClient
 from monitor.http import HttpServer
-from monitor.jobs.check_caps import MAX_CONFIG_READS
+from monitor.detect.risk import inspection_order
+from monitor.jobs.check_caps import MAX_CONFIG_READS, walk_order
 from tests.pins_env import PinsEnv
 
 REPO = "EleutherAI/gpt-j-6b"
@@ -215,6 +216,21 @@ def test_orphaned_pin_among_branches_sharing_a_head_is_still_proven(env, hub, sl
     assert hub.count(r"/commits/") <= 2
     (f,) = env.findings()
     assert f["kind"] == "pin_unreachable" and f["severity"] == "critical"
+
+
+def test_inspection_order_reads_what_transformers_loads_first():
+    configs = ["z/config.json", "a/b/config.json", "tokenizer_config.json", "m/config.json", "config.json",
+               "a/config.json"]
+    assert inspection_order(configs, added=["m/modeling.py", "a/b/config.json"]) == [
+        "config.json", "tokenizer_config.json", "m/config.json", "a/config.json", "z/config.json",
+        "a/b/config.json"]
+
+
+def test_walk_order_main_first_then_tracked_then_moved_and_one_walk_per_head():
+    branches = {"a": "1" * 40, "main": "2" * 40, "rel": "3" * 40, "moved": "4" * 40, "same": "2" * 40,
+                "new": "5" * 40}
+    previous = {"a": "1" * 40, "main": "2" * 40, "rel": "3" * 40, "moved": "9" * 40, "same": "2" * 40}
+    assert walk_order(branches, ("rel",), previous) == ["main", "rel", "moved", "new", "a"]
 
 
 # --- point 4: names -----------------------------------------------------------------------------
