@@ -73,7 +73,7 @@ def run_case(case: str, args: argparse.Namespace) -> None:
         server.stdout.readline()
         code2, rss2, err2 = once(args.root, config, tmp)
         got = [(f["kind"], f["severity"], f["summary"][:140]) for f in findings(args.root, config, tmp)]
-        print(f"{case} config.json {args.mb} MB: baseline exit {code1}, peak RSS {rss1} MB; "
+        print(f"{case} config.json {args.mb} MiB: baseline exit {code1}, peak RSS {rss1} MB; "
               f"change exit {code2}, peak RSS {rss2} MB (target < 200 MB)")
         print(f"  findings: {got}")
         if code2 != 0:
