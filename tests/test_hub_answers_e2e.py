@@ -122,6 +122,16 @@ def test_gated_with_access_granted_is_watched_fully_and_silently(env, hub):
     assert (f["kind"], f["severity"]) == ("risky_change", "critical") and "not_read" not in f["evidence"]
 
 
+@parity
+def test_gated_without_access_exact_pin_off_the_head_is_not_blamed_on_a_cap(env, hub):
+    first = hub.add_repo(REPO, files=FILES, gated="manual")
+    hub.commit(REPO, {"README.md": "# newer"})
+    env.pins = [{"repo": REPO, "revision": first}]
+    env.once()
+    env.once()
+    assert kinds(env) == ["monitoring_degraded"], "history refused is not a reachability verdict"
+
+
 def test_gated_without_access_move_is_reported_from_what_is_readable(env, hub):
     hub.add_repo(REPO, files=FILES, gated="manual")
     env.pins = [{"repo": REPO, "track": "main"}]
