@@ -53,35 +53,39 @@ def test_legacy_repo_deleted_and_recreated_is_still_caught(env, hub, slack):
     assert f["evidence"]["old_object_id"] != f["evidence"]["new_object_id"]
 
 
+SD_OLD, SD_NEW = "runwayml/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+def redirect_to_another_repo(hub) -> None:
+    """What happened to runwayml/stable-diffusion-v1-5: the path now 307s to another repo."""
+    hub.delete_repo(SD_OLD)
+    hub.add_repo(SD_NEW, files=FILES)
+    hub.add_redirect(SD_OLD, SD_NEW)
+
+
 @parity
 def test_redirect_landing_on_another_repo_is_recreated(env, hub):
-    old, new = "runwayml/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    hub.add_repo(old, files=FILES)
-    env.pins = [{"repo": old, "track": "main"}]
+    env.pins = [{"repo": SD_OLD, "track": "main"}]
+    hub.add_repo(SD_OLD, files=FILES)
     env.once()
-    hub.delete_repo(old)
-    hub.add_repo(new, files=FILES)
-    hub.add_redirect(old, new)
+    redirect_to_another_repo(hub)
     env.once()
     found = {f["kind"]: f for f in env.findings()}
     assert found["repo_recreated"]["severity"] == "critical"
-    assert found["repo_renamed"]["evidence"]["new_id"] == new
+    assert found["repo_renamed"]["evidence"]["new_id"] == SD_NEW
     env.once()
     assert sorted(kinds(env)) == ["repo_recreated", "repo_renamed"], "said once"
 
 
 @parity
 def test_redirect_to_another_repo_is_checked_by_id_in_the_next_steady_cycle(env, hub):
-    old, new = "runwayml/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    hub.add_repo(old, files=FILES)
-    env.pins = [{"repo": old, "track": "main"}]
+    env.pins = [{"repo": SD_OLD, "track": "main"}]
+    hub.add_repo(SD_OLD, files=FILES)
     clock = Clock()
     rt = Runtime.build(env.settings(), clock=clock)
     try:
         scan_pins(rt, complete=True)
-        hub.delete_repo(old)
-        hub.add_repo(new, files=FILES)
-        hub.add_redirect(old, new)
+        redirect_to_another_repo(hub)
         clock.advance(600)  # metadata is not due for another 50 minutes: the redirect makes it due
         scan_pins(rt)
         assert "repo_recreated" in [f.finding.kind for f in rt.store.findings()]
