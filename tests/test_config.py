@@ -217,3 +217,13 @@ def test_http_token_file_and_lookup_rate(tmp_path):
         config.load(write(tmp_path, '[http]\ntoken_file = "missing"\n'), env={})
     with pytest.raises(ConfigError, match=r": http\.lookups_per_minute: "):
         config.load(write(tmp_path, '[http]\nlookups_per_minute = 0\n'), env={})
+
+
+def test_token_source_is_known_and_the_quota_follows_the_hub_unless_set(tmp_path):
+    (tmp_path / "tok").write_text("hf_from_file\n")
+    s = config.load(write(tmp_path, '[hub]\ntoken_file = "tok"\n'), env={"HF_TOKEN": "hf_env"})
+    assert (s.hub.token.reveal(), s.hub.token_source) == ("hf_from_file", "hub.token_file")
+    s = config.load(write(tmp_path, ""), env={"HF_TOKEN": "hf_env"})
+    assert (s.hub.token.reveal(), s.hub.token_source) == ("hf_env", "$HF_TOKEN")
+    s = config.load(write(tmp_path, ""), env={})
+    assert (s.hub.token, s.hub.token_source, s.hub_requests_per_5min) == (None, None, None)

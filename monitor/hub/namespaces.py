@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import quote
 
+from monitor.detect.times import iso, object_id_time
 from monitor.errors import NotFound
 from monitor.hub.client import HubClient
 
@@ -66,8 +67,13 @@ def _namespace(d: Any, kind: str) -> Namespace:
         followers=_int(d.get("numFollowers")), models=_int(d.get("numModels")),
         datasets=_int(d.get("numDatasets")), spaces=_int(d.get("numSpaces")),
         members=_int(d.get("numUsers")) if kind == "org" else None,
-        created_at=d.get("createdAt") if isinstance(d.get("createdAt"), str) else None,
+        created_at=d.get("createdAt") if isinstance(d.get("createdAt"), str) else _id_time(d.get("_id")),
         details=_str(d.get("details"))[:2000])
+
+
+def _id_time(object_id: Any) -> str | None:
+    created = object_id_time(object_id)
+    return iso(created) if created else None
 
 
 def _stub(rtype: str, d: Any) -> RepoStub:
@@ -103,7 +109,9 @@ class NamespaceClient:
         return [self.client._parsed(_stub, rtype, d) for d in data[:limit]]
 
     def newest(self, rtype: str, page_size: int = 1000, max_pages: int = 5) -> Iterator[list[RepoStub]]:
-        """Pages of the newest repos of a type, newest first; the caller stops when it meets what it saw."""
+        """Pages of the newest repos of a type, newest first; the caller stops when it meets what it saw.
+
+        Pagination follows `Link: rel=next` only within the endpoint's origin."""
         url: str | None = f"{self.endpoint}/api/{rtype}s"
         params: dict | None = {"sort": "createdAt", "limit": str(page_size)}
         for _ in range(max_pages):
@@ -113,7 +121,9 @@ class NamespaceClient:
             if not isinstance(data, list):
                 self.client._parsed(_raise, "repo list is not a list")
             yield [self.client._parsed(_stub, rtype, d) for d in data]
-            url, params = r.links.get("next", {}).get("url"), None
+            # A Link to another origin raises OffOrigin (a HubError): the caller keeps its cursor,
+            # so the feed is re-read next cycle rather than assumed complete.
+            url, params = self.client._next_page(r), None
 
     def quicksearch(self, q: str, limit: int = 50) -> list[tuple[str, str]]:
         """(kind, name) of orgs and users whose name or full name matches `q`."""
