@@ -267,7 +267,7 @@ def test_pins_with_dot_segments_are_config_errors(env, hub, pin, key):
 
 
 class _Backend:
-    hub_webhook_secret = slack_signing_secret = None
+    hub_webhook_secret = slack_signing_secret = http_token = None
 
     def __init__(self):
         self.lookups = []
