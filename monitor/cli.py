@@ -41,7 +41,8 @@ def _settings(args: argparse.Namespace):
 def _logging(args: argparse.Namespace, settings=None) -> None:
     from monitor import logs
 
-    logs.configure(args.verbose, args.log_format, settings.secrets() if settings else ())
+    logs.configure(args.verbose, args.log_format, settings.secrets() if settings else (),
+                   quiet=getattr(args, "quiet", False))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,13 +62,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    """Run every job once as a complete check, attempt every pending delivery, exit 0.
+    """Run every job once as a complete check, attempt every pending delivery, say what happened.
 
     Example: hubwatch once -c config.toml --dry-run
 
     A complete check reads every signal of every pin (refs, metadata, security scan), whatever
     cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
-    sent (they stay queued for the next real run).
+    sent (they stay queued for the next real run). Ends with one line on stderr,
+    "checked N pins: X changed, Y unknown, Z new findings" (and one for look-alike discovery when
+    protected names are configured; --log-format json: one {"event": "summary", ...} object).
+    Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why).
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -80,7 +84,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         report = scan_pins(rt, complete=True)
-        new = list(report.new_findings) + list(scan_lookalikes(rt).new_findings)
+        la_report = scan_lookalikes(rt)
+        new = list(report.new_findings) + list(la_report.new_findings)
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
@@ -88,9 +93,61 @@ def cmd_once(args: argparse.Namespace) -> int:
                     ignore_backoff=True)
     finally:
         rt.close()
+    sys.stdout.flush()
+    # Problems first, each with its own line and exit code, in order of precedence (the first one
+    # found sets the exit code); the summary line always comes last.
+    code = EXIT_OK
+    for check in ONCE_PROBLEMS:
+        problem = check(settings, report, rt)
+        if problem is not None:
+            code = problem[0] if code == EXIT_OK else code
+            _outcome(args, problem[1], problem[2])
+    _once_summary(args, settings, report, la_report)
+    if code != EXIT_OK:
+        return code
     if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _once_unreachable(settings, report, rt) -> tuple[int, str, dict] | None:
+    from monitor.jobs.summary import endpoint_host, unreachable_line, unreachable_reason
+
+    reason = unreachable_reason(report, rt.client.stats)
+    if reason is None:
+        return None
+    return EXIT_TEMPFAIL, unreachable_line(settings.hub.endpoint, reason), {
+        "event": "hub_unreachable", "endpoint": endpoint_host(settings.hub.endpoint), "reason": reason}
+
+
+# `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->
+# (exit code, plain line, JSON object) or None. A rejected token (exit 78) belongs first.
+ONCE_PROBLEMS: list[Callable] = [_once_unreachable]
+
+
+def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:
+    """One outcome line on stderr: plain text, or a JSON object with --log-format json."""
+    print(json.dumps(obj, sort_keys=True) if args.log_format == "json" else f"hubwatch: {line}",
+          file=sys.stderr, flush=True)
+
+
+def _once_summary(args, settings, report, la_report) -> None:
+    from monitor.jobs.summary import lookalike_fields, lookalike_line, pin_counts, summary_line
+
+    counts = pin_counts(report)
+    discovery = bool(settings.lookalike.protected)
+    if args.log_format == "json":
+        obj = {"event": "summary", "checked": counts.checked, "changed": counts.changed,
+               "unknown": counts.unknown, "new_findings": counts.new_findings + len(la_report.new_findings),
+               "pin_findings": counts.new_findings}
+        if discovery:
+            obj["lookalikes"] = lookalike_fields(la_report)
+        print(json.dumps(obj, sort_keys=True), file=sys.stderr, flush=True)
+        return
+    print(summary_line(counts, len(la_report.new_findings)), file=sys.stderr)
+    if discovery:
+        print(lookalike_line(la_report), file=sys.stderr)
+    sys.stderr.flush()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -251,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-c", "--config", metavar="CONFIG",
                         help="config file (default: $HUBWATCH_CONFIG, else /etc/hubwatch/config.toml)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="less log output (run: no line per scan cycle or delivery batch)")
     common.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
     parser = _Parser(prog="hubwatch", formatter_class=argparse.RawDescriptionHelpFormatter, description=(
         "Guard your use of the Hugging Face Hub: alert on silent changes to pinned models and\n"

@@ -20,6 +20,8 @@ from monitor.hub import parse, session
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
+UNREACHABLE = "Hub unreachable"  # prefix of every "could not connect" error (status reads it)
+UNREACHABLE_HOLD = 30.0  # seconds every call fails at once after a connection could not be opened
 
 
 class EntryNotFound(NotFound):
@@ -56,6 +58,9 @@ class HubClient:
         import httpx2
         from huggingface_hub import errors as hf_errors
 
+        down = self.stats.unreachable()
+        if down is not None:
+            raise Transient(f"{UNREACHABLE} ({down})")
         paused = self.stats.paused_for()
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
@@ -91,7 +96,11 @@ class HubClient:
                 raise NotFound(_msg("not found", e), status=404) from None
             raise HubError(_msg(f"Hub refused ({status})", e), status=status) from None
         except (httpx2.TransportError, OSError) as e:
-            raise Transient(f"Hub unreachable: {type(e).__name__}") from None
+            reason = connect_failure(e)
+            if reason is None:  # connected, then failed (reset, read timeout): this call only
+                raise Transient(f"Hub connection failed: {type(e).__name__}") from None
+            self.stats.on_unreachable(reason, UNREACHABLE_HOLD)
+            raise Transient(f"{UNREACHABLE} ({reason})") from None
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
             # hf_raise_for_status choked formatting an error body it could not read (not UTF-8, JSON
             # that is not an object, "errors": 5, ...): the answer is unreadable, so the outcome unknown.
@@ -163,6 +172,39 @@ class HubClient:
             return None
         body = r.content[:MAX_TEXT_BYTES]
         return body.decode("utf-8", errors="replace")
+
+
+def connect_failure(e: BaseException) -> str | None:
+    """Why no connection could be opened ("connection refused", "DNS: …", "network unreachable",
+    "connect timed out"), or None when the failure came after connecting."""
+    import socket
+
+    import httpx2
+
+    if not isinstance(e, (httpx2.ConnectError, httpx2.ConnectTimeout, OSError)):
+        return None
+    if isinstance(e, httpx2.ConnectTimeout):
+        return "connect timed out"
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, socket.gaierror):
+            return f"DNS: {cur.strerror or cur}"
+        if isinstance(cur, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cur, OSError) and cur.errno in (101, 113, 65, 51):  # ENETUNREACH/EHOSTUNREACH (Linux, BSD)
+            return "network unreachable"
+        cur = cur.__cause__ or cur.__context__
+    text = str(e).lower()
+    for needle, reason in (("name or service not known", "DNS: name or service not known"),
+                           ("name resolution", "DNS: temporary failure in name resolution"),
+                           ("nodename nor servname", "DNS: nodename nor servname provided"),
+                           ("refused", "connection refused"), ("unreachable", "network unreachable"),
+                           ("no route to host", "network unreachable")):
+        if needle in text:
+            return reason
+    return f"cannot connect: {type(e).__name__}" if isinstance(e, httpx2.ConnectError) else None
 
 
 def _status(e: Any) -> int | None:

@@ -6,6 +6,7 @@ import ctypes
 import json
 import logging
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -31,6 +32,17 @@ def _release_freed_memory() -> None:
 
 
 @dataclass(frozen=True)
+class RepoOutcome:
+    """How one repo's check ended, for summaries: `pins` is how many pins watch that repo."""
+
+    key: str
+    status: str  # ok | unknown | unavailable | error | skipped
+    pins: int
+    new_findings: tuple[Finding, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class ScanReport:
     checked: int
     ok: int
@@ -40,6 +52,7 @@ class ScanReport:
     new_findings: tuple[Finding, ...]
     requests: int
     seconds: float
+    outcomes: tuple[RepoOutcome, ...] = ()
 
 
 def _observation(before: RepoState, result: CheckResult) -> str | None:
@@ -63,16 +76,16 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     checker = PinChecker(rt.client, rt.settings.pins, rt.settings.hub.endpoint)
     sinks = list(rt.sinks)
 
-    def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...]]:
+    def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...], str | None]:
         if rt.stop.is_set():  # shutting down: repos not checked yet wait for the next start
-            return "skipped", ()
+            return "skipped", (), None
         now = rt.clock()
         before = RepoState.from_json(rt.store.load_state(w.key))
         try:
             result = checker.check(w, before, now, complete=complete)
         except Exception:  # a bug must not sink the scan: log it, treat the repo as unknown
             log.exception("check of %s failed unexpectedly", w.repo.id)
-            return "error", ()
+            return "error", (), "internal error (see the log)"
         new = rt.store.record(w.key, result.state.to_json(), result.findings, sinks, now,
                               observation=_observation(before, result))
         for f in new:
@@ -80,18 +93,20 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
                         extra={"job": "scan_pins", "subject": f.subject, "fingerprint": f.fingerprint})
         if result.status != "ok":
             log.info("%s: %s (%s)", w.repo.id, result.status, result.error)
-        return result.status, tuple(new)
+        return result.status, tuple(new), result.error
 
     with ThreadPoolExecutor(max_workers=max(1, rt.settings.hub.concurrency),
                             thread_name_prefix="pin") as pool:
         outcomes = list(pool.map(one, watches))
     _release_freed_memory()
-    statuses = [s for s, _ in outcomes]
+    statuses = [s for s, _, _ in outcomes]
+    per_key = Counter(p.key for p in rt.settings.pin)
     report = ScanReport(
         checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
         unavailable=statuses.count("unavailable"), errors=statuses.count("error"),
-        new_findings=tuple(f for _, fs in outcomes for f in fs),
-        requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started)
+        new_findings=tuple(f for _, fs, _ in outcomes for f in fs),
+        requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started,
+        outcomes=tuple(RepoOutcome(w.key, s, per_key[w.key], fs, err) for w, (s, fs, err) in zip(watches, outcomes)))
     log.info("scan_pins: %d repos, %d ok, %d unknown, %d unavailable, %d errors, %d new findings, %d requests",
              report.checked, report.ok, report.unknown, report.unavailable, report.errors,
              len(report.new_findings), report.requests,
