@@ -127,24 +127,29 @@ ONCE_PROBLEMS: list[Callable] = [_once_unreachable]
 
 def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:
     """One outcome line on stderr: plain text, or a JSON object with --log-format json."""
-    print(json.dumps(obj, sort_keys=True) if args.log_format == "json" else f"hubwatch: {line}",
+    from monitor.logs import json_record
+
+    print(json_record(line, "error", **obj) if args.log_format == "json" else f"hubwatch: {line}",
           file=sys.stderr, flush=True)
 
 
 def _once_summary(args, settings, report, la_report) -> None:
     from monitor.jobs.summary import lookalike_fields, lookalike_line, pin_counts, summary_line
 
+    from monitor.logs import json_record
+
     counts = pin_counts(report)
     discovery = bool(settings.lookalike.protected)
+    line = summary_line(counts, len(la_report.new_findings))
     if args.log_format == "json":
         obj = {"event": "summary", "checked": counts.checked, "changed": counts.changed,
                "unknown": counts.unknown, "new_findings": counts.new_findings + len(la_report.new_findings),
                "pin_findings": counts.new_findings}
         if discovery:
             obj["lookalikes"] = lookalike_fields(la_report)
-        print(json.dumps(obj, sort_keys=True), file=sys.stderr, flush=True)
+        print(json_record(line, **obj), file=sys.stderr, flush=True)
         return
-    print(summary_line(counts, len(la_report.new_findings)), file=sys.stderr)
+    print(line, file=sys.stderr)
     if discovery:
         print(lookalike_line(la_report), file=sys.stderr)
     sys.stderr.flush()
@@ -167,15 +172,16 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
     Example: hubwatch findings --json --kind tag_moved
 
-    --json prints one object per line with kind, severity, subject, summary, evidence,
-    fingerprint, first_seen (ISO 8601 UTC).
+    Acknowledged findings (hubwatch ack) are hidden unless --all. --json prints one object per
+    line with kind, severity, subject, summary, evidence, fingerprint, first_seen (ISO 8601 UTC),
+    acked_at and ack_note (null unless acknowledged).
     """
     settings = _settings(args)
     from monitor.store import Store
 
     store = Store.open(settings.state_path)
     try:
-        rows = store.findings(kind=args.kind)
+        rows = store.findings(kind=args.kind, include_acked=args.all)
     finally:
         store.close()
     for row in rows:
@@ -183,9 +189,65 @@ def cmd_findings(args: argparse.Namespace) -> int:
             print(json.dumps(row.to_json_dict(), sort_keys=True))
         else:
             f = row.finding
+            # The fingerprint is what `hubwatch ack` takes.
             print(f"{row.to_json_dict()['first_seen']}  {f.severity:<8} {f.kind:<20} {f.subject}: "
-                  f"{f.summary.replace(chr(10), ' ')}")
+                  f"{f.summary.replace(chr(10), ' ')} ({f.fingerprint}){' [acknowledged]' if row.acked_at else ''}")
     return EXIT_OK
+
+
+MAX_NOTE = 1000
+
+
+def _fingerprints(values: Sequence[str]) -> list[str]:
+    from monitor.triage import parse_fingerprint
+
+    out = []
+    for v in values:
+        fp = parse_fingerprint(v)
+        if fp is None:
+            raise UsageError(f"not a finding fingerprint (32 hex digits): {v[:80]!r}")
+        out.append(fp)
+    return out
+
+
+def _triage(args: argparse.Namespace, acking: bool) -> int:
+    fps = _fingerprints(args.fingerprint)
+    note = getattr(args, "note", None)
+    if note is not None and (not note.strip() or len(note) > MAX_NOTE):
+        raise UsageError(f"--note must be 1 to {MAX_NOTE} characters")
+    settings = _settings(args)
+    from monitor.runtime import utcnow
+    from monitor.store import Store
+    from monitor.triage import acknowledge, withdraw
+
+    store = Store.open(settings.state_path)
+    try:
+        done = acknowledge(store, fps, note, utcnow()) if acking else withdraw(store, fps)
+    finally:
+        store.close()
+    for line in done:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    """Acknowledge findings: hidden from `findings`, and never alerted again.
+
+    Example: hubwatch ack 3f2a9c0e1b7d4e6f8a9b0c1d2e3f4a5b --note "checked with the vendor"
+
+    Takes one or more fingerprints (shown in every alert and by `hubwatch findings`). Alerts of
+    these findings not yet delivered are not sent. A later change has a new fingerprint and
+    alerts as usual. Exit 2, changing nothing, when a fingerprint is malformed or unknown.
+    """
+    return _triage(args, True)
+
+
+def cmd_unack(args: argparse.Namespace) -> int:
+    """Withdraw acknowledgements: the findings show again, their unsent alerts go out.
+
+    Example: hubwatch unack 3f2a9c0e1b7d4e6f8a9b0c1d2e3f4a5b
+    """
+    return _triage(args, False)
 
 
 def _lookalike_settings(args: argparse.Namespace):
@@ -291,6 +353,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "once": cmd_once,
     "check-config": cmd_check_config,
     "findings": cmd_findings,
+    "ack": cmd_ack,
+    "unack": cmd_unack,
     "lookup": cmd_lookup,
     "screen": cmd_screen,
     "webhooks": cmd_webhooks,
@@ -328,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="exit 1 when a new finding has at least this severity")
     subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
     subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
+    subs["findings"].add_argument("--all", action="store_true", help="include acknowledged findings")
+    for name in ("ack", "unack"):
+        subs[name].add_argument("fingerprint", metavar="FINGERPRINT", nargs="+", help="a finding's fingerprint")
+    subs["ack"].add_argument("--note", metavar="TEXT", help="why (who checked what); shown by findings --json")
     subs["lookup"].add_argument("name", metavar="NAME", help="an org or user name")
     subs["lookup"].add_argument("--json", action="store_true", help="one JSON object")
     subs["screen"].add_argument("file", metavar="FILE", nargs="?", help="names file, or - for stdin (default)")

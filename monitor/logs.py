@@ -54,6 +54,15 @@ class JsonFormatter(logging.Formatter):
 CYCLE_LOGGER = "hubwatch.cycle"
 
 
+def json_record(msg: str, level: str = "info", logger: str = "hubwatch", **fields) -> str:
+    """A JSON object shaped like our log records (ts, level, logger, msg) plus `fields`: for the
+    lines a command prints whatever the verbosity (`hubwatch once`'s summary)."""
+    out = {"ts": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "level": level,
+           "logger": logger, "msg": msg}
+    out.update({k: v for k, v in fields.items() if k not in out})
+    return json.dumps(out, default=str)
+
+
 def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = (), stream=None,
               quiet: bool = False) -> Redactor:
     """Install one handler on the root logger. Returns the redactor so a reload can update it.

@@ -84,8 +84,10 @@ def test_json_summary(tmp_path, env, hub):
     r = env.run("once", "--log-format", "json")
     assert r.code == 0
     obj = json.loads(_last_lines(r.err, 1)[0])
-    assert obj == {"event": "summary", "checked": 2, "changed": 0, "unknown": 0, "new_findings": 0,
-                   "pin_findings": 0}
+    assert {k: obj[k] for k in ("event", "checked", "changed", "unknown", "new_findings", "msg")} == {
+        "event": "summary", "checked": 2, "changed": 0, "unknown": 0, "new_findings": 0,
+        "msg": "checked 2 pins: 0 changed, 0 unknown, 0 new findings"}
+    assert obj["level"] == "info" and obj["ts"].endswith("Z")
     down = PinsEnv(tmp_path / "down", SimpleNamespace(url=f"http://127.0.0.1:{_closed_port()}"), None,
                    pins=[{"repo": REPO, "track": "main"}])
     (tmp_path / "down").mkdir()
