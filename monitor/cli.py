@@ -195,6 +195,44 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show the state of every pin and of look-alike discovery (reads the database; no Hub request).
+
+    Example: hubwatch status --json
+
+    One row per pin: state (ok, pending, unknown, unreachable, unavailable, gated, disabled,
+    ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
+    ref's head, open findings and the last error; then one row for look-alike discovery (last
+    run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
+    discovery with "kind": "lookalikes". Safe while the daemon runs (opens the database read-only).
+    """
+    settings = _settings(args)
+    from monitor.jobs.lookalikes import LAST_RUN
+    from monitor.jobs.status import lookalike_status, pin_statuses, render_lookalikes, render_pin
+    from monitor.store import Store
+
+    states: dict = {}
+    open_counts: dict = {}
+    probes: dict = {}
+    last_run = None
+    if settings.state_path.exists():
+        store = Store.open_readonly(settings.state_path)
+        try:
+            states, open_counts = store.load_states(), store.open_findings_by_subject()
+            probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
+        finally:
+            store.close()
+    else:
+        print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
+    rows = pin_statuses(settings.pin, states, open_counts)
+    discovery = lookalike_status(settings.lookalike, probes, last_run)
+    for row in rows:
+        print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))
+    if discovery is not None:
+        print(json.dumps(discovery, sort_keys=True) if args.json else render_lookalikes(discovery))
+    return EXIT_OK
+
+
 MAX_NOTE = 1000
 
 
@@ -352,6 +390,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "once": cmd_once,
     "check-config": cmd_check_config,
+    "status": cmd_status,
     "findings": cmd_findings,
     "ack": cmd_ack,
     "unack": cmd_unack,
@@ -393,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
     subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
     subs["findings"].add_argument("--all", action="store_true", help="include acknowledged findings")
+    subs["status"].add_argument("--json", action="store_true", help="one JSON object per line")
     for name in ("ack", "unack"):
         subs[name].add_argument("fingerprint", metavar="FINGERPRINT", nargs="+", help="a finding's fingerprint")
     subs["ack"].add_argument("--note", metavar="TEXT", help="why (who checked what); shown by findings --json")

@@ -50,8 +50,20 @@ class Store:
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike) -> "Store":
-        """Open an existing database without migrating or writing it (safe while the daemon runs)."""
-        return cls(connect_readonly(path), os.fspath(path))
+        """Open an existing database without migrating or writing it (safe while the daemon runs).
+
+        A database from an older hubwatch (migrations pending) is opened normally and migrated
+        once, as any command would: its old schema lacks what the caller is about to read."""
+        db = connect_readonly(path)
+        try:
+            pending = _migrations.MIGRATIONS.pending(db)
+        except BaseException:
+            db.close()
+            raise
+        if pending:
+            db.close()
+            return cls.open(path)
+        return cls(db, os.fspath(path))
 
     def close(self) -> None:
         with self._lock:
