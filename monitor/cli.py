@@ -51,8 +51,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     Example: hubwatch run -c /etc/hubwatch/config.toml
 
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
-    look-alike scan. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
-    (an invalid new config is logged and the old one kept).
+    look-alike scan and the daily digest. SIGTERM finishes running jobs and exits 0; SIGHUP
+    reloads the config (an invalid new config is logged and the old one kept). Logs one INFO
+    line per scan cycle (pins checked, changed, unknown, Hub requests, budget left) and per
+    delivery batch; -q hides them, --log-format json makes them JSON objects.
     """
     settings = _settings(args)
     _logging(args, settings)

@@ -19,6 +19,7 @@ from monitor import config as config_mod
 from monitor import sd_notify
 from monitor.config import Settings
 from monitor.errors import ConfigError
+from monitor.jobs.summary import log_delivery, log_lookalike_cycle, log_scan_cycle
 
 log = logging.getLogger("hubwatch.daemon")
 EXIT_OK, EXIT_TEMPFAIL = 0, 75
@@ -54,6 +55,7 @@ class Daemon:
             return
         report = scan_pins(self.rt)
         self.metrics.scan(report)
+        log_scan_cycle(report, self.rt.client.budget)
         if report.new_findings:
             self._kick("deliver")
 
@@ -64,6 +66,7 @@ class Daemon:
             return
         report = scan_lookalikes(self.rt)
         self.metrics.new_findings(report.new_findings)
+        log_lookalike_cycle(report, self.rt.client.budget)
         if report.new_findings:
             self._kick("deliver")
 
@@ -73,6 +76,7 @@ class Daemon:
         report = deliver(self.rt.store, self.rt.sinks, now=self.rt.clock, stop=self.stop,
                          min_interval=self.rt.settings.alerts.min_interval)
         self.metrics.delivery(report)
+        log_delivery(report)
 
     def job_check_pin(self, key: str, event: Any = None) -> None:
         """A Hub event for a pinned repo: check that repo now (complete), then record tag moves the
@@ -197,7 +201,7 @@ class Daemon:
         self.rt = Runtime.build(settings)
         self.rt.stop = self.stop
         logs.configure(getattr(self.args, "verbose", 0), getattr(self.args, "log_format", "text"),
-                       settings.secrets())
+                       settings.secrets(), quiet=getattr(self.args, "quiet", False))
         self._schedule()
         # Not old.close() here: a scan or delivery that started before the reload still uses the
         # old store (closing it would fail that scan, or lose a mark_sent and re-send an alert).
