@@ -235,6 +235,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    """Send the daily digest now (the daemon sends it at [alerts] digest local time).
+
+    Example: hubwatch digest -c config.toml --dry-run
+
+    One message: pins watched, changes and new look-alikes in the last 24 h, pins unknown or
+    unavailable now, open findings, look-alike coverage. Queued for every sink and delivered like
+    an alert (a sink that is down gets it later). --dry-run prints it and queues nothing.
+    """
+    settings = _settings(args)
+    _logging(args, settings)
+    from monitor.alerts.delivery import deliver
+    from monitor.alerts.render_report import report_slack, report_text
+    from monitor.jobs.digest import build, queue_digest
+    from monitor.runtime import Runtime
+
+    rt = Runtime.build(settings, stdout=sys.stdout)
+    try:
+        if args.dry_run:
+            report = build(rt, rt.clock())
+            print(json.dumps(report_slack(report), indent=2, ensure_ascii=False) if "slack" in rt.sinks
+                  else report_text(report))
+            return EXIT_OK
+        queue_digest(rt)
+        result = deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
+    finally:
+        rt.close()
+    if result.retried or result.dead:
+        return _fatal(EXIT_TEMPFAIL, "digest queued; a sink failed, it is retried by the next delivery")
+    return EXIT_OK
+
+
 MAX_NOTE = 1000
 
 
@@ -393,6 +425,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "once": cmd_once,
     "check-config": cmd_check_config,
     "status": cmd_status,
+    "digest": cmd_digest,
     "findings": cmd_findings,
     "ack": cmd_ack,
     "unack": cmd_unack,
@@ -435,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
     subs["findings"].add_argument("--all", action="store_true", help="include acknowledged findings")
     subs["status"].add_argument("--json", action="store_true", help="one JSON object per line")
+    subs["digest"].add_argument("--dry-run", action="store_true", help="print the digest, queue nothing")
     for name in ("ack", "unack"):
         subs[name].add_argument("fingerprint", metavar="FINGERPRINT", nargs="+", help="a finding's fingerprint")
     subs["ack"].add_argument("--note", metavar="TEXT", help="why (who checked what); shown by findings --json")

@@ -13,6 +13,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,6 +87,7 @@ class AlertSettings:
     every: float = 30.0
     min_interval: float = 1.0
     timeout: float = 10.0
+    digest: tuple[int, int] | None = None  # (hour, minute), local time; None = no daily digest
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,16 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _time_of_day(value: Any) -> tuple[int, int]:
+    """'09:00' -> (9, 0): a local time of day, 24-hour clock (a TOML time, 09:00:00, works too)."""
+    if isinstance(value, dt_time):
+        return value.hour, value.minute
+    m = re.match(r"^\s*(\d{1,2}):(\d{2})\s*$", value) if isinstance(value, str) else None
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ValueError(f"must be a local time of day HH:MM (00:00 to 23:59), not {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
 def _listen(value: Any) -> tuple[str, int]:
     """'127.0.0.1:8787', '[::1]:8787', 'localhost:0' (0 = any free port, for tests)."""
     m = re.match(r"^\s*(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\s*$", value) if isinstance(value, str) else None
@@ -297,6 +309,7 @@ class _Loader:
             every=alerts_r.get("every", 30.0, parse_duration),
             min_interval=alerts_r.get("min_interval", 1.0, lambda v: parse_duration(v) if v else 0.0),
             timeout=alerts_r.get("timeout", 10.0, parse_duration),
+            digest=alerts_r.get("digest", None, _time_of_day),
         )
         alerts_r.done()
         slack_r = _Reader(self.path, "slack", top.get("slack", {}))

@@ -78,6 +78,16 @@ class Daemon:
         self.metrics.delivery(report)
         log_delivery(report)
 
+    def job_digest(self) -> None:
+        from monitor.jobs.digest import queue_digest
+
+        if self.stop.is_set():
+            return
+        report = queue_digest(self.rt)
+        log.info("daily digest queued: %d pins, %d changes, %d open findings", report.payload["pins"],
+                 report.payload["changes"], report.payload["open_findings"], extra={"job": "digest"})
+        self._kick("deliver")
+
     def job_check_pin(self, key: str, event: Any = None) -> None:
         """A Hub event for a pinned repo: check that repo now (complete), then record tag moves the
         event reported, in case the tag moved again before our read."""
@@ -156,6 +166,19 @@ class Daemon:
                 self._guard(name, fn), "interval", seconds=every, jitter=jitter or None, id=name,
                 name=name, replace_existing=True, coalesce=True, max_instances=1,
                 misfire_grace_time=max(30, int(every)), next_run_time=now + timedelta(seconds=1))
+        self._schedule_digest()
+
+    def _schedule_digest(self) -> None:
+        """The daily digest at `[alerts] digest` local time (cron); dropped when a reload removes it.
+        A daemon down at that time sends it when it comes back within the hour (misfire grace)."""
+        from monitor.jobs.digest import trigger
+
+        at = self.rt.settings.alerts.digest
+        if at is not None:
+            self.scheduler.add_job(self._guard("digest", self.job_digest), trigger(at), id="digest", name="digest",
+                                   replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=3600)
+        elif self.scheduler.get_job("digest") is not None:
+            self.scheduler.remove_job("digest")
 
     def _guard(self, name: str, fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:

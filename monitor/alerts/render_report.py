@@ -40,10 +40,12 @@ def _coverage(payload: Mapping[str, Any]) -> str | None:
 def report_lines(report: Report) -> list[str]:
     """The digest in plain sentences (no markup)."""
     p = report.payload
+    never = f" ({_n(p, 'pending')} never checked)" if _n(p, "pending") else ""
     lines = [
         f"hubwatch daily digest, {clean(str(p.get('period_start', '?')))[:40]} to "
         f"{clean(str(p.get('period_end', '?')))[:40]}",
-        f"pins watched: {_n(p, 'pins')}; unknown now: {_n(p, 'unknown')}; unavailable: {_n(p, 'unavailable')}",
+        f"pins watched: {_n(p, 'pins')}{never}; unknown now: {_n(p, 'unknown')}; "
+        f"unavailable: {_n(p, 'unavailable')}",
         f"changes in the last 24 h: {_n(p, 'changes')}; new look-alikes: {_n(p, 'new_lookalikes')}",
         f"open findings (not acknowledged): {_n(p, 'open_findings')}{_severities(p)}",
     ]

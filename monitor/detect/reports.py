@@ -30,12 +30,13 @@ class DigestFacts:
     open_findings: int  # not acknowledged, all time
     open_by_severity: Mapping[str, int]
     lookalike: Mapping[str, Any] | None  # coverage (see jobs/status.py), None without protected names
+    pending: int = 0  # pins never checked yet
 
 
 def digest(facts: DigestFacts, since: datetime, now: datetime) -> Report:
     payload = {
         "period_start": iso(since), "period_end": iso(now),
-        "pins": facts.pins, "unknown": facts.unknown, "unavailable": facts.unavailable,
+        "pins": facts.pins, "pending": facts.pending, "unknown": facts.unknown, "unavailable": facts.unavailable,
         "changes": facts.changes, "new_lookalikes": facts.new_lookalikes,
         "open_findings": facts.open_findings, "open_by_severity": dict(facts.open_by_severity),
         "lookalike": dict(facts.lookalike) if facts.lookalike is not None else None,
