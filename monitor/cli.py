@@ -441,6 +441,14 @@ def _help(fn: Callable) -> tuple[str, str]:
     return first, textwrap.dedent(rest).strip()
 
 
+def _example(fn: Callable) -> str | None:
+    """The first line of a command's `Example:` (every command has one; test_cli_help checks)."""
+    for line in textwrap.dedent(fn.__doc__ or "").splitlines():
+        if line.strip().startswith("Example: "):
+            return line.strip()[len("Example: "):]
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", metavar="CONFIG",
@@ -453,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Guard your use of the Hugging Face Hub: alert on silent changes to pinned models and\n"
         "datasets, and on look-alike namespaces of the orgs you protect.\n\n"
         "Exit codes: 0 ok, 1 findings (--fail-on), 2 usage, 75 temporary failure, 78 config error."))
+    parser.epilog = "Examples:\n" + "\n".join(f"  {ex}" for ex in map(_example, COMMANDS.values()) if ex)
     parser.add_argument("--version", action="version", version=f"hubwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
