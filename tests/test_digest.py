@@ -5,10 +5,8 @@ never lost on a Slack outage; the generic webhook gets {"event": "digest", ...}.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import io
 import json
-import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -18,7 +16,7 @@ from monitor import config as config_mod
 from monitor.cli import main
 from monitor.daemon import Daemon
 from tests.emulator.slack import validate_message
-from tests.pins_env import PinsEnv
+from tests.pins_env import PinsEnv, json_receiver
 
 REPO = "EleutherAI/gpt-j-6b"
 FILES = {"config.json": "{}", "README.md": "# model"}
@@ -86,23 +84,10 @@ def test_dry_run_prints_and_queues_nothing(env, hub, slack):
 
 
 def test_generic_webhook_gets_a_digest_event(hub, tmp_path):
-    received: list[dict] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with json_receiver() as (url, received):
         hub.add_repo(REPO, files=FILES)
         env = PinsEnv(tmp_path, hub, None, pins=[{"repo": REPO, "track": "main"}])
-        env.extra = f'[webhook]\nurl = "http://127.0.0.1:{server.server_address[1]}/hubwatch"\n'
+        env.extra = f'[webhook]\nurl = "{url}"\n'
         env.once()
         assert env.run("digest").code == 0
         (body,) = received
@@ -110,8 +95,6 @@ def test_generic_webhook_gets_a_digest_event(hub, tmp_path):
         assert (body["pins"], body["changes"], body["unknown"], body["open_findings"]) == (1, 0, 0, 0)
         assert body["lookalike"] is None and body["sent_at"].endswith("Z")
         assert body["period_start"] < body["period_end"]
-    finally:
-        server.shutdown()
 
 
 def test_stdout_sink_prints_a_readable_line(hub, tmp_path):
