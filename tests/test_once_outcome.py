@@ -96,3 +96,34 @@ def test_json_summary(tmp_path, env, hub):
     problem, summary = (json.loads(line) for line in _last_lines(r.err, 2))
     assert problem["event"] == "hub_unreachable" and problem["reason"] == "connection refused"
     assert summary["event"] == "summary" and summary["unknown"] == summary["checked"] == 1
+
+
+def _wrapped(cause: BaseException, cls=None):
+    import httpx2
+
+    cls = cls or httpx2.ConnectError
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise cls(str(inner)) from inner
+    except BaseException as outer:
+        return outer
+
+
+def test_connect_failures_are_classified():
+    import errno
+
+    import httpx2
+
+    from monitor.hub.client import connect_failure
+
+    assert connect_failure(_wrapped(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))) \
+        == "connection refused"
+    assert connect_failure(_wrapped(socket.gaierror(-2, "Name or service not known"))) \
+        == "DNS: Name or service not known"
+    assert connect_failure(_wrapped(OSError(errno.ENETUNREACH, "Network is unreachable"))) == "network unreachable"
+    assert connect_failure(httpx2.ConnectTimeout("timed out")) == "connect timed out"
+    # not a verdict on the Hub's reachability: no 30 s hold for these
+    assert connect_failure(_wrapped(ConnectionResetError(errno.ECONNRESET, "reset"))) == "cannot connect: ConnectError"
+    assert connect_failure(httpx2.ReadError("reset after connecting")) is None

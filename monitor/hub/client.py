@@ -22,6 +22,7 @@ from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 MAX_TEXT_BYTES = 1_000_000
 UNREACHABLE = "Hub unreachable"  # prefix of every "could not connect" error (status reads it)
 UNREACHABLE_HOLD = 30.0  # seconds every call fails at once after a connection could not be opened
+_UNSURE = "cannot connect"  # a connect failure that says nothing about the next attempt: no hold
 
 
 class EntryNotFound(NotFound):
@@ -103,7 +104,8 @@ class HubClient:
             reason = connect_failure(e)
             if reason is None:  # connected, then failed (reset, read timeout): this call only
                 raise Transient(f"Hub connection failed: {type(e).__name__}") from None
-            self.stats.on_unreachable(reason, UNREACHABLE_HOLD)
+            if not reason.startswith(_UNSURE):  # refused, DNS, no route, timeout: the Hub is out of reach
+                self.stats.on_unreachable(reason, UNREACHABLE_HOLD)
             raise Transient(f"{UNREACHABLE} ({reason})") from None
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
             # hf_raise_for_status choked formatting an error body it could not read (not UTF-8, JSON
@@ -208,7 +210,8 @@ def connect_failure(e: BaseException) -> str | None:
                            ("no route to host", "network unreachable")):
         if needle in text:
             return reason
-    return f"cannot connect: {type(e).__name__}" if isinstance(e, httpx2.ConnectError) else None
+    # e.g. a reset during the TLS handshake: this connection failed, the next one may not.
+    return f"{_UNSURE}: {type(e).__name__}" if isinstance(e, httpx2.ConnectError) else None
 
 
 _REPO_URL = re.compile(r"/api/(models|datasets|spaces)/|/resolve/")
