@@ -137,3 +137,27 @@ def test_slash_command_ack(env, hub, slack, tmp_path):
     finally:
         server.stop()
         rt.close()
+
+
+def test_a_row_in_flight_during_the_ack_is_not_sent_after_a_failure(tmp_path):
+    """Store level: a row claimed when the ack lands and handed back (failure, shutdown) is
+    skipped by the next claim instead of being sent; the outbox does not look stuck."""
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.detect.findings import Finding
+    from monitor.store import Store
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with Store.open(tmp_path / "s.db") as store:
+        f = Finding.make("ref_moved", "high", "a/b", "moved", key=[1])
+        other = Finding.make("ref_moved", "high", "a/c", "moved", key=[2])
+        store.record("k", "{}", [f, other], ["slack"], t0)
+        (item, item2) = store.claim("slack", t0)
+        store.ack([f.fingerprint], None, t0)
+        assert store.mark_retry(item, t0, t0, "HTTP 500")  # back to pending after the ack
+        store.release(item2)
+        again = store.claim("slack", t0 + timedelta(seconds=1))
+        assert [i.finding.fingerprint for i in again] == [other.fingerprint]
+        stats = store.outbox_stats(t0)
+        assert stats.pending == 0 and stats.claimed == 1
+        assert [i.finding.fingerprint for i in store.pending("slack")] == [other.fingerprint]
