@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -139,3 +139,22 @@ def test_bad_digest_time_names_the_key(tmp_path, hub, slack):
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["check-config", "-c", str(env.config)])
     assert code == 78 and "alerts.digest: must be a local time of day HH:MM" in err.getvalue()
+
+
+def test_daemon_digest_job_queues_and_delivers(hub, slack, tmp_path):
+    hub.add_repo(REPO, files=FILES)
+    env = PinsEnv(tmp_path, hub, slack, pins=[{"repo": REPO, "track": "main"}])
+    d = Daemon(env.settings(), env.config)
+    try:
+        d.job_scan_pins()
+        slack.down()
+        d.job_digest()
+        d.job_deliver()
+        assert digests(slack) == []
+        slack.up()
+        d.rt.clock = lambda: datetime.now(timezone.utc) + timedelta(hours=1)  # past the backoff
+        d.job_deliver()
+        (msg,) = digests(slack)
+        assert "pins watched: 1; unknown now: 0" in msg["text"]
+    finally:
+        d.rt.close()
