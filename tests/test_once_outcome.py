@@ -22,12 +22,16 @@ def env(hub, tmp_path):
     return PinsEnv(tmp_path, hub, None, pins=[{"repo": REPO, "track": "main"}, {"repo": OTHER, "track": "main"}])
 
 
+_REFUSING: list[socket.socket] = []
+
+
 def _closed_port() -> int:
+    """A port bound but never listened on: connections are refused, and no other process (other
+    test servers on this host) can take it over while the test runs."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there now: connections are refused
-    return port
+    _REFUSING.append(s)  # kept open for the session
+    return s.getsockname()[1]
 
 
 def _last_lines(err: str, n: int) -> list[str]:

@@ -4,7 +4,6 @@ also while a `hubwatch run` daemon is writing the same database."""
 from __future__ import annotations
 
 import json
-import socket
 from types import SimpleNamespace
 
 import pytest
@@ -64,10 +63,9 @@ def test_status_rows_per_pin(env, hub):
 
 
 def test_status_says_unreachable(tmp_path):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    from tests.test_once_outcome import _closed_port
+
+    port = _closed_port()
     env = PinsEnv(tmp_path, SimpleNamespace(url=f"http://127.0.0.1:{port}"), None, pins=[{"repo": OK, "track": "main"}])
     assert env.run("once").code == 75
     (row,) = rows(env.run("status", "--json"))
