@@ -73,7 +73,9 @@ def cmd_once(args: argparse.Namespace) -> int:
     sent (they stay queued for the next real run). Ends with one line on stderr,
     "checked N pins: X changed, Y unknown, Z new findings" (and one for look-alike discovery when
     protected names are configured; --log-format json: one {"event": "summary", ...} object).
-    Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why).
+    Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why);
+    78 when the Hub rejects the token (401 Invalid credentials: a line names where the token
+    came from).
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -122,9 +124,19 @@ def _once_unreachable(settings, report, rt) -> tuple[int, str, dict] | None:
         "event": "hub_unreachable", "endpoint": endpoint_host(settings.hub.endpoint), "reason": reason}
 
 
+def _once_token_rejected(settings, report, rt) -> tuple[int, str, dict] | None:
+    """A configuration problem: it comes before "findings" and "all unknown"."""
+    if not report.token_rejected:
+        return None
+    source = settings.hub.token_source or "no configured token"
+    return EXIT_CONFIG, (f"the Hub rejected the token from {source} (401 Invalid credentials in "
+                         f"Authorization header): pins cannot be checked until it is replaced"), {
+        "event": "token_rejected", "token_source": source}
+
+
 # `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->
-# (exit code, plain line, JSON object) or None. A rejected token (exit 78) belongs first.
-ONCE_PROBLEMS: list[Callable] = [_once_unreachable]
+# (exit code, plain line, JSON object) or None.
+ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_unreachable]
 
 
 def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:

@@ -171,3 +171,13 @@ def test_without_unknown_keys_the_first_problem_is_reported(tmp_path):
     assert code == 78 and err.endswith("pin[0].revision: give revision (a commit sha), track (a branch or tag), or both")
     code, err = _check_config(tmp_path, '[pins]\nevery = "forever"\n[[pin]]\nrepo = "a/b"\n')
     assert code == 78 and "pins.every: bad duration 'forever'" in err
+
+
+def test_token_source_is_known_and_the_quota_follows_the_hub_unless_set(tmp_path):
+    (tmp_path / "tok").write_text("hf_from_file\n")
+    s = config.load(write(tmp_path, '[hub]\ntoken_file = "tok"\n'), env={"HF_TOKEN": "hf_env"})
+    assert (s.hub.token.reveal(), s.hub.token_source) == ("hf_from_file", "hub.token_file")
+    s = config.load(write(tmp_path, ""), env={"HF_TOKEN": "hf_env"})
+    assert (s.hub.token.reveal(), s.hub.token_source) == ("hf_env", "$HF_TOKEN")
+    s = config.load(write(tmp_path, ""), env={})
+    assert (s.hub.token, s.hub.token_source, s.hub_requests_per_5min) == (None, None, None)
