@@ -4,6 +4,7 @@ delivery batch; -q hides them; --log-format json makes them JSON objects. A real
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -56,7 +57,7 @@ def test_default_verbosity_shows_each_scan_cycle_and_delivery_batch(env, hub, sl
     wait_for(lambda: len([x for x in cycle_lines(d) if "scan cycle:" in x]) >= 2, "two scan cycle lines", show=d)
     first = next(x for x in cycle_lines(d) if "scan cycle:" in x)
     assert " INFO hubwatch.cycle: scan cycle: checked 1 pins, 0 changed, 0 unknown, 0 new findings; " in first
-    assert "Hub requests, budget left " in first and " of 1000 (window resets in " in first
+    assert re.search(r"\d+ Hub requests, budget left \d+ of \d+ \(window resets in \d+s\)$", first), first
     hub.commit(REPO, {"README.md": "changed"})
     wait_for(lambda: any("delivery: 1 sent, 0 to retry, 0 dead-lettered" in x for x in cycle_lines(d)),
              "the delivery line", show=d)
@@ -89,4 +90,4 @@ def test_json_cycle_objects(env, hub, slack):
     (rec, *_) = wait_for(records, "a JSON cycle record", show=d)
     assert rec["level"] == "info" and rec["job"] == "scan_pins" and rec["msg"].startswith("scan cycle:")
     assert (rec["checked"], rec["changed"], rec["unknown"], rec["new_findings"]) == (1, 0, 0, 0)
-    assert rec["requests"] >= 1 and 0 <= rec["budget_left"] <= rec["budget_quota"] == 1000
+    assert rec["requests"] >= 1 and 0 <= rec["budget_left"] < rec["budget_quota"]

@@ -81,7 +81,8 @@ def test_status_lookalike_row(env, hub):
     after = rows(env.run("status", "--json"))[-1]
     assert after["candidates_covered"] == 3 and after["candidates"] == before["candidates"]
     assert after["last_run_at"] and after["last_run"]["probed"] == 3
-    assert after["last_run"]["budget"]["quota"] == 1000
+    budget = after["last_run"]["budget"]
+    assert budget["quota"] > 0 and 0 <= budget["remaining"] < budget["quota"], "the budget as the run left it"
     text = env.run("status").out.splitlines()[-1]
     assert text.startswith("look-alike discovery: last run ") and f"3 of {after['candidates']} candidate names covered" in text
 
