@@ -19,3 +19,24 @@ def parse_iso(text: str | None) -> datetime | None:
 def iso(t: datetime) -> str:
     """UTC, to the second, with a Z."""
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def objectid_time(oid: object) -> str | None:
+    """Creation time of a Mongo ObjectId (the Hub's `_id`): its first 8 hex digits are Unix seconds.
+
+    The real org overview has no `createdAt`; this is how an org's age is known. None when the
+    value is not a 24-hex ObjectId or its time is not plausible (before 2015, or unrepresentable).
+    """
+    if not isinstance(oid, str) or len(oid) != 24:
+        return None
+    try:
+        seconds = int(oid[:8], 16)
+        int(oid[8:], 16)
+    except ValueError:
+        return None
+    if seconds < _HUB_EPOCH:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+_HUB_EPOCH = 1420070400  # 2015-01-01: no Hub object is older

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import quote
 
+from monitor.detect.times import objectid_time, parse_iso
 from monitor.errors import NotFound
 from monitor.hub.client import HubClient
 
@@ -24,13 +25,15 @@ class Namespace:
     kind: str  # org | user
     fullname: str
     verified: bool | None  # users carry no verification flag
-    followers: int
-    models: int
-    datasets: int
-    spaces: int
+    # The real org overview may omit its counts: None is "unknown", never 0.
+    followers: int | None
+    models: int | None
+    datasets: int | None
+    spaces: int | None
     members: int | None
-    created_at: str | None  # not every Hub answer has it; the oldest repo is the fallback
+    created_at: str | None  # users: `createdAt`; orgs have none, so the time in their `_id`
     details: str
+    object_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class RepoStub:
         return self.id.split("/", 1)[-1]
 
 
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
 def _str(v: Any) -> str:
@@ -66,8 +69,9 @@ def _namespace(d: Any, kind: str) -> Namespace:
         followers=_int(d.get("numFollowers")), models=_int(d.get("numModels")),
         datasets=_int(d.get("numDatasets")), spaces=_int(d.get("numSpaces")),
         members=_int(d.get("numUsers")) if kind == "org" else None,
-        created_at=d.get("createdAt") if isinstance(d.get("createdAt"), str) else None,
-        details=_str(d.get("details"))[:2000])
+        created_at=(d.get("createdAt") if parse_iso(d.get("createdAt")) else None) or objectid_time(d.get("_id")),
+        details=_str(d.get("details"))[:2000],
+        object_id=d.get("_id") if isinstance(d.get("_id"), str) else None)
 
 
 def _stub(rtype: str, d: Any) -> RepoStub:

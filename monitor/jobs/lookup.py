@@ -84,7 +84,9 @@ def lookup_now(client: "HubClient", lookalike: "LookalikeSettings", name: str, n
 
 
 def facts_of(hub: NamespaceClient, ns: Namespace) -> lr.Facts:
-    repos = hub.repos_of(ns.name, limit=100) if ns.models else []
+    # Listed unless the Hub says there are none: the real org overview may leave the count out,
+    # and an impostor's copied repos are the strongest evidence there is.
+    repos = hub.repos_of(ns.name, limit=100) if ns.models != 0 else []
     created = ns.created_at or min((r.created_at for r in repos if r.created_at), default=None)
     return lr.Facts(ns.name, ns.kind, ns.verified, ns.fullname, ns.followers, ns.models, created,
                     tuple(r.name for r in repos), ns.members, ns.details)
@@ -118,9 +120,14 @@ def render_text(r: LookupResult) -> str:
              + (f" ({r.kind}{', verified' if r.verified else ', not verified' if r.kind == 'org' else ''})"
                 if r.exists else "")]
     if r.exists:
-        lines.append(f"  created: {r.created_at or 'unknown'}   followers: {r.followers}   models: {r.models}")
+        lines.append(f"  created: {r.created_at or 'unknown'}   followers: {_count(r.followers)}   "
+                     f"models: {_count(r.models)}")
     for m in r.imitates:
         lines.append(f"  imitates {m.target} via {', '.join(m.techniques)} (similarity {m.score:.2f})")
     lines.append(f"  risk: {r.risk.upper()}")
     lines += [f"  - {reason}" for reason in r.reasons]
     return "\n".join(lines)
+
+
+def _count(n: int | None) -> str:
+    return "unknown" if n is None else str(n)
