@@ -18,13 +18,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain, zip_longest
 from typing import Iterable
 
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.detect.lookalike import Screener
 from monitor.detect.names import is_registrable, normalise
+from monitor.detect.probe_order import tiered_queue
 from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
 from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
@@ -57,17 +57,10 @@ def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:
 
 
 def candidate_queue(screener: Screener, protected: Iterable[str], skip: set[str]) -> list[str]:
-    """Every target's candidates, interleaved so each target's likeliest come first."""
-    per_target = [[c for c, _, _ in screener.candidates(t)] for t in protected]
-    out, seen = [], set(skip)
-    for name in chain.from_iterable(zip_longest(*per_target)):
-        if name is None:
-            continue
-        low = name.lower()
-        if low not in seen and is_registrable(name):
-            seen.add(low)
-            out.append(name)
-    return out
+    """Every target's candidates in probe order (`probe_order`): affixed and separator forms, then
+    single edits, then two edits, round-robin over the targets within each tier."""
+    per_target = [(t, [(c, techs) for c, techs, _ in screener.candidates(t)]) for t in protected]
+    return [n for n in tiered_queue(per_target) if n.lower() not in skip and is_registrable(n)]
 
 
 def stems(target: str) -> list[str]:
