@@ -15,6 +15,8 @@ from monitor.errors import NotFound
 from monitor.hub.client import HubClient
 
 REPO_TYPES = ("model", "dataset", "space")
+MAX_LISTED_FILES = 2000  # per repo in a search answer: hostile repos can list any number
+SEARCH_EXPAND = ("createdAt", "downloads", "siblings")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class RepoStub:
     author: str
     created_at: str | None
     object_id: str | None
+    files: tuple[str, ...] = ()  # only when listed with expand=siblings
+    downloads: int | None = None
 
     @property
     def name(self) -> str:
@@ -79,8 +83,11 @@ def _stub(rtype: str, d: Any) -> RepoStub:
         raise ValueError("repo list item has no id")
     rid = d["id"]
     author = d.get("author") if isinstance(d.get("author"), str) else rid.split("/", 1)[0] if "/" in rid else ""
+    siblings = d.get("siblings")
+    files = tuple(s["rfilename"] for s in siblings[:MAX_LISTED_FILES]
+                  if isinstance(s, dict) and isinstance(s.get("rfilename"), str)) if isinstance(siblings, list) else ()
     return RepoStub(rtype, rid, author, d.get("createdAt") if isinstance(d.get("createdAt"), str) else None,
-                    d.get("_id") if isinstance(d.get("_id"), str) else None)
+                    d.get("_id") if isinstance(d.get("_id"), str) else None, files, _int(d.get("downloads")))
 
 
 class NamespaceClient:
@@ -98,10 +105,19 @@ class NamespaceClient:
             return self.client._parsed(_namespace, data, kind)
         return None
 
-    def repos_of(self, author: str, rtype: str = "model", limit: int = 100) -> list[RepoStub]:
-        """Up to `limit` repos of a namespace, newest first (one request)."""
+    def repos_of(self, author: str, rtype: str = "model", limit: int = 100, sort: str = "createdAt"
+                 ) -> list[RepoStub]:
+        """Up to `limit` repos of a namespace, newest (or most `sort`) first (one request)."""
         data, _ = self.client._json("GET", f"{self.endpoint}/api/{rtype}s",
-                                    params={"author": author, "limit": str(limit), "sort": "createdAt"})
+                                    params={"author": author, "limit": str(limit), "sort": sort})
+        if not isinstance(data, list):
+            self.client._parsed(_raise, "repo list is not a list")
+        return [self.client._parsed(_stub, rtype, d) for d in data[:limit]]
+
+    def search_repos(self, term: str, rtype: str = "model", limit: int = 100) -> list[RepoStub]:
+        """Repos whose id contains `term`, with their file lists (one request, one page)."""
+        params = [("search", term), ("limit", str(limit)), *(("expand", k) for k in SEARCH_EXPAND)]
+        data, _ = self.client._json("GET", f"{self.endpoint}/api/{rtype}s", params=params)
         if not isinstance(data, list):
             self.client._parsed(_raise, "repo list is not a list")
         return [self.client._parsed(_stub, rtype, d) for d in data[:limit]]

@@ -27,6 +27,7 @@ from monitor.detect.names import is_registrable, normalise
 from monitor.detect.probe_order import tiered_queue
 from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
+from monitor.jobs.clones import CloneReport, scan_clones
 from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
 from monitor.runtime import Runtime
 
@@ -45,6 +46,7 @@ class LookalikeReport:
     new_findings: tuple[Finding, ...]
     requests: int
     errors: int
+    clones: CloneReport | None = None  # the republished-repo watch, when it ran
 
 
 def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:
@@ -77,7 +79,7 @@ class _Scan:
         self.rt, self.s = rt, rt.settings.lookalike
         self.hub = NamespaceClient(rt.client.with_low_priority())
         self.screener = screener_for(self.s.protected, self.s.allow)
-        self.targets = TargetCache(self.hub)
+        self.targets = TargetCache(self.hub, self.s.allow)
         self.now = rt.clock()
         self.errors = 0
         self.suspects: dict[str, tuple[str, Namespace | None]] = {}
@@ -181,9 +183,10 @@ class _Scan:
         return len(self.suspects), found
 
 
-def scan_lookalikes(rt: Runtime, *, budget: int | None = None, sources: tuple[str, ...] = ("probe", "feed", "search")
-                    ) -> LookalikeReport:
-    """One discovery cycle; a failing source is logged and the others still run."""
+def scan_lookalikes(rt: Runtime, *, budget: int | None = None,
+                    sources: tuple[str, ...] = ("probe", "feed", "search", "clones")) -> LookalikeReport:
+    """One discovery cycle; a failing source is logged and the others still run. `clones` is the
+    republished-repo watch (jobs/clones.py), under its own budget."""
     if not rt.settings.lookalike.protected or rt.stop.is_set():
         return LookalikeReport(0, 0, 0, 0, 0, (), 0, 0)
     started, before = time.monotonic(), rt.client.stats.requests
@@ -193,8 +196,11 @@ def scan_lookalikes(rt: Runtime, *, budget: int | None = None, sources: tuple[st
     authors = scan.feed() if "feed" in sources else 0
     searched = scan.search() if "search" in sources else 0
     assessed, found = scan.assess()
+    clones = scan_clones(rt) if "clones" in sources else None
+    if clones:
+        found += clones.new_findings
     report = LookalikeReport(probed, hits, authors, searched, assessed, tuple(found),
-                             rt.client.stats.requests - before, scan.errors)
+                             rt.client.stats.requests - before, scan.errors, clones)
     log.info("scan_lookalikes: probed %d (%d exist), %d feed authors, %d searches, %d assessed, %d new findings, "
              "%d requests, %d errors", probed, hits, authors, searched, assessed, len(found), report.requests,
              scan.errors, extra={"job": "scan_lookalikes", "duration": round(time.monotonic() - started, 3)})
