@@ -75,12 +75,14 @@ def cmd_once(args: argparse.Namespace) -> int:
     from monitor.detect.findings import severity_rank
     from monitor.jobs.lookalikes import scan_lookalikes
     from monitor.jobs.pins import scan_pins
+    from monitor.jobs.roster import scan_roster
     from monitor.runtime import Runtime
 
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         report = scan_pins(rt, complete=True)
         new = list(report.new_findings) + list(scan_lookalikes(rt).new_findings)
+        new += scan_roster(rt).new_findings
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:

@@ -16,6 +16,7 @@ from monitor.hub.client import HubClient
 
 REPO_TYPES = ("model", "dataset", "space")
 MAX_LISTED_FILES = 2000  # per repo in a search answer: hostile repos can list any number
+MAX_USER_ORGS = 500  # orgs read from one user overview
 SEARCH_EXPAND = ("createdAt", "downloads", "siblings")
 
 
@@ -135,6 +136,24 @@ class NamespaceClient:
             yield [self.client._parsed(_stub, rtype, d) for d in data]
             url, params = r.links.get("next", {}).get("url"), None
 
+    def members(self, org: str, max_pages: int = 20) -> tuple[list[str], int]:
+        """(public member user names, requests made) of an org, paginated; NotFound if no such org.
+        At most `max_pages` pages: a hostile or huge org cannot hold the roster job."""
+        url: str | None = f"{self.endpoint}/api/organizations/{quote(org, safe='')}/members"
+        out: list[str] = []
+        pages = 0
+        while url is not None and pages < max_pages:
+            data, r = self.client._json("GET", url)
+            pages += 1
+            out += self.client._parsed(_member_names, data)
+            url = r.links.get("next", {}).get("url")
+        return out, pages
+
+    def user_orgs(self, user: str) -> tuple[str, ...]:
+        """The orgs a user's public overview lists; NotFound if no such user (an org name included)."""
+        data, _ = self.client._json("GET", f"{self.endpoint}/api/users/{quote(user, safe='')}/overview")
+        return self.client._parsed(_org_names, data)
+
     def quicksearch(self, q: str, limit: int = 50) -> list[tuple[str, str]]:
         """(kind, name) of orgs and users whose name or full name matches `q`."""
         data, _ = self.client._json("GET", f"{self.endpoint}/api/quicksearch",
@@ -158,3 +177,19 @@ def _search_hits(data: Any) -> list[tuple[str, str]]:
             if isinstance(item, dict) and isinstance(item.get(field), str):
                 out.append((kind, item[field]))
     return out
+
+
+def _member_names(data: Any) -> list[str]:
+    if not isinstance(data, list):
+        raise ValueError("members answer is not a list")
+    return [d["user"] for d in data if isinstance(d, dict) and isinstance(d.get("user"), str) and d["user"]]
+
+
+def _org_names(data: Any) -> tuple[str, ...]:
+    if not isinstance(data, dict):
+        raise ValueError("user overview is not an object")
+    orgs = data.get("orgs") or []
+    if not isinstance(orgs, list):
+        raise ValueError("user overview orgs is not a list")
+    return tuple(o["name"] for o in orgs[:MAX_USER_ORGS] if isinstance(o, dict) and isinstance(o.get("name"), str)
+                 and o["name"])
