@@ -103,6 +103,13 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
     elif facts.verified and not copied:
         risk = "low" if risk == "medium" else risk
         reasons.append("verified by the Hub")
+    elif (not copied and risk == "medium" and age_days is not None and age_days >= OLD_DAYS
+          and (facts.followers or 0) >= POPULAR_FOLLOWERS):
+        # Real neighbours one edit apart exist (deepset / deepseek-ai, HuggingFaceM4 / H4): years
+        # of history and a following an impostor cannot fake, and nothing copied.
+        risk = "low"
+        reasons.append(f"older than a year with {facts.followers} followers and nothing copied: "
+                       "most likely a legitimate neighbour")
     return Verdict(risk, tuple(reasons), copied)
 
 
