@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Example: hubwatch run -c /etc/hubwatch/config.toml
 
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
-    look-alike scan. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
+    look-alike scan (with the republished-repo watch) and the roster watch. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
     (an invalid new config is logged and the old one kept).
     """
     settings = _settings(args)
