@@ -26,6 +26,7 @@ CONFIG = ('[lookalike]\nprotected = {}\nallow = ["openai-community"]\nevery = "1
 @pytest.fixture
 def env(hub, slack, tmp_path):
     e = PinsEnv(tmp_path, hub, slack)
+    hub.rate_limit(1_000_000)  # emulator quota windows run in real time; budgets here are the config's
     e.extra = CONFIG.format(json.dumps(PROTECTED), "")
     hub.add_org("openai", fullname="OpenAI", verified=True, followers=90000, created_at=now_iso(2000))
     hub.add_repo("openai/privacy-filter", files={"model.safetensors": b"w"}, downloads=5000, created_at=now_iso(30))

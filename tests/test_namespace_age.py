@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from monitor.detect.times import objectid_time
+from monitor.detect.times import object_id_time
 from monitor.hub.namespaces import _namespace
 from monitor.jobs.lookalikes import scan_lookalikes
 from monitor.runtime import Runtime, utcnow
@@ -16,26 +16,15 @@ from tests.test_lookalike_discovery import env  # noqa: F401 - the shared fixtur
 GPT2_ID = "621ffdc036468d709f174328"  # openai-community/gpt2 on the real Hub
 
 
-def oid_at(t: datetime) -> str:
-    return f"{int(t.timestamp()):08x}" + "a1b2c3d4e5f6a7b8"
-
-
-def real_org_overview(name: str, created: datetime, fullname: str = "") -> str:
-    """An org overview shaped like huggingface.co's (HUB_API.md): no createdAt, no type, no counts."""
-    return json.dumps({"_id": oid_at(created), "name": name, "fullname": fullname or name,
-                       "avatarUrl": f"/avatars/{name}.svg", "details": "", "isVerified": False,
-                       "isFollowing": False, "plan": "NO_PLAN"})
-
-
-def test_objectid_time_is_the_creation_second():
-    assert objectid_time(GPT2_ID) == "2022-03-02T23:29:04.000Z"
+def test_object_id_time_is_the_creation_second():
+    assert object_id_time(GPT2_ID) == datetime(2022, 3, 2, 23, 29, 4, tzinfo=timezone.utc)
     for bad in (None, 5, "", "621ffdc0", "zz1ffdc036468d709f174328", "000000003646 8d709f17432"):
-        assert objectid_time(bad) is None
+        assert object_id_time(bad) is None
 
 
 def test_overview_without_createdat_or_counts_is_aged_from_id_and_counts_unknown():
     ns = _namespace({"_id": GPT2_ID, "name": "x", "isVerified": False}, "org")
-    assert ns.created_at == "2022-03-02T23:29:04.000Z"
+    assert ns.created_at == "2022-03-02T23:29:04Z"
     assert (ns.followers, ns.models, ns.datasets, ns.spaces, ns.members) == (None,) * 5
     user = _namespace({"_id": GPT2_ID, "user": "u", "createdAt": "2023-01-01T00:00:00.000Z",
                        "numFollowers": 0}, "user")
@@ -44,16 +33,14 @@ def test_overview_without_createdat_or_counts_is_aged_from_id_and_counts_unknown
 
 def test_day_old_impostor_without_counts_is_critical_with_its_age(env, hub, slack):  # noqa: F811
     created = utcnow() - timedelta(days=1, hours=2)
-    hub.add_org("EleuterAI", fullname="EleutherAI", created_at=created)
+    hub.add_org("EleuterAI", fullname="EleutherAI", created_at=created, hide_counts=True)
     hub.add_repo("EleuterAI/gpt-j-6B", files={"pytorch_model.bin": b"poison"}, created_at=created)
-    hub.respond(r"(?i)GET /api/organizations/eleuterai/overview", body=real_org_overview("EleuterAI", created,
-                                                                                          "EleutherAI"), times=None)
     r = env.run("lookup", "EleuterAI", "--json")
     assert r.code == 0, r
     out = json.loads(r.out)
     assert out["risk"] == "critical"
     assert out["created_at"] == datetime.fromtimestamp(int(created.timestamp()), timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%S.000Z")
+        "%Y-%m-%dT%H:%M:%SZ")
     assert out["models"] is None and out["followers"] is None
     reasons = " | ".join(out["reasons"])
     assert "created 1 day(s) ago" in reasons and "copies repo names of EleutherAI: gpt-j-6B" in reasons
@@ -73,9 +60,7 @@ def test_day_old_impostor_without_counts_is_critical_with_its_age(env, hub, slac
 
 def test_hidden_counts_without_copies_still_high_when_new(env, hub, slack):  # noqa: F811
     created = utcnow() - timedelta(days=5)
-    hub.add_org("EleutherAl")
-    hub.respond(r"(?i)GET /api/organizations/eleutheral/overview",
-                body=real_org_overview("EleutherAl", created), times=None)
+    hub.add_org("EleutherAl", created_at=created, hide_counts=True)
     out = json.loads(env.run("lookup", "EleutherAl", "--json").out)
     assert out["risk"] == "high" and "created 5 day(s) ago" in out["reasons"]
     assert "no public models" in out["reasons"]  # listed, and the listing is empty

@@ -57,6 +57,7 @@ def test_glyph_edits_counts_a_glyph_pair_as_one():
 
 def test_official_org_found_within_three_cycles_without_quick_search(hub, slack, tmp_path):
     env = PinsEnv(tmp_path, hub, slack)
+    hub.rate_limit(1_000_000)  # emulator quota windows run in real time; budgets here are the config's
     # default probe_budget; the request ceiling is lifted only because the emulator has no quota
     env.extra = (f'[lookalike]\nprotected = {json.dumps(PROTECTED)}\nevery = "1h"\n'
                  '[limits]\nhub_requests_per_5min = 1000000\n')

@@ -52,6 +52,7 @@ def config(allow=()) -> str:
 @pytest.fixture
 def env(hub, slack, tmp_path):
     e = PinsEnv(tmp_path, hub, slack)
+    hub.rate_limit(1_000_000)  # emulator quota windows run in real time; budgets here are the config's
     e.extra = config()
     # the protected side
     hub.add_org("EleutherAI", fullname="EleutherAI", verified=True, followers=9000, created_at=now_iso(1800))

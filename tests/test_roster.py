@@ -27,6 +27,7 @@ def roster_config(orgs=("acme",), users=(), budget=200) -> str:
 @pytest.fixture
 def env(hub, slack, tmp_path):
     e = PinsEnv(tmp_path, hub, slack)
+    hub.rate_limit(1_000_000)  # emulator quota windows run in real time; budgets here are the config's
     e.extra = roster_config()
     hub.add_org("EleutherAI", verified=True, followers=5000, created_at=now_iso(2000))
     hub.add_org("acme", verified=True, members=["alice", "bob"], created_at=now_iso(1000))

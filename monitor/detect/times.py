@@ -21,22 +21,13 @@ def iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def objectid_time(oid: object) -> str | None:
-    """Creation time of a Mongo ObjectId (the Hub's `_id`): its first 8 hex digits are Unix seconds.
-
-    The real org overview has no `createdAt`; this is how an org's age is known. None when the
-    value is not a 24-hex ObjectId or its time is not plausible (before 2015, or unrepresentable).
-    """
-    if not isinstance(oid, str) or len(oid) != 24:
+def object_id_time(object_id: str | None) -> datetime | None:
+    """Creation time of a Hub object from its `_id`, a Mongo ObjectId whose first 8 hex digits are
+    the creation Unix second. The real org overview has no `createdAt`: this is how an org's age is known."""
+    if not isinstance(object_id, str) or len(object_id) != 24:
         return None
     try:
-        seconds = int(oid[:8], 16)
-        int(oid[8:], 16)
-    except ValueError:
+        int(object_id, 16)
+        return datetime.fromtimestamp(int(object_id[:8], 16), timezone.utc)
+    except (ValueError, OverflowError, OSError):
         return None
-    if seconds < _HUB_EPOCH:
-        return None
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-_HUB_EPOCH = 1420070400  # 2015-01-01: no Hub object is older

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import quote
 
-from monitor.detect.times import objectid_time, parse_iso
+from monitor.detect.times import iso, object_id_time, parse_iso
 from monitor.errors import NotFound
 from monitor.hub.client import HubClient
 
@@ -74,9 +74,14 @@ def _namespace(d: Any, kind: str) -> Namespace:
         followers=_int(d.get("numFollowers")), models=_int(d.get("numModels")),
         datasets=_int(d.get("numDatasets")), spaces=_int(d.get("numSpaces")),
         members=_int(d.get("numUsers")) if kind == "org" else None,
-        created_at=(d.get("createdAt") if parse_iso(d.get("createdAt")) else None) or objectid_time(d.get("_id")),
+        created_at=(d.get("createdAt") if parse_iso(d.get("createdAt")) else None) or _id_time(d.get("_id")),
         details=_str(d.get("details"))[:2000],
         object_id=d.get("_id") if isinstance(d.get("_id"), str) else None)
+
+
+def _id_time(object_id: Any) -> str | None:
+    created = object_id_time(object_id)
+    return iso(created) if created else None
 
 
 def _stub(rtype: str, d: Any) -> RepoStub:
