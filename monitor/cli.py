@@ -147,7 +147,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     Example: hubwatch lookup EleuterAI --json
 
     Prints whether the namespace exists, what it is, which protected names it imitates and how
-    (techniques, similarity), and a risk with its reasons. --json prints one object with name,
+    (techniques, similarity), which protected repos it republishes, and a risk with its reasons.
+    Counts the Hub does not publish are unknown (null). --json prints one object with name,
     exists, kind, verified, created_at, followers, models, imitates, risk, reasons. Exit 0
     whatever the verdict; 2 for an invalid name; 75 when the Hub could not answer.
     """

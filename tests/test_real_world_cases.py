@@ -68,11 +68,11 @@ def env(hub, slack, tmp_path):
     hub.add_org("meta-llama", fullname="Meta Llama", verified=True, followers=70000, created_at=now_iso(1100))
     hub.add_repo("meta-llama/Llama-3.1-8B", files={"model.safetensors": b"w"}, downloads=10**6)
     # the impostors, as they were: new, unverified, a copied name and a payload
-    hub.add_org("EleuterAI", fullname="EleutherAI", created_at=now_iso(2))
+    hub.add_org("EleuterAI", fullname="EleutherAI", created_at=now_iso(2), hide_counts=True)
     hub.add_repo("EleuterAI/gpt-j-6B", files={"pytorch_model.bin": b"poison"}, created_at=now_iso(1))
     hub.add_user("meta-IIama", fullname="Meta Llama", created_at=now_iso(6))
     hub.add_repo("meta-IIama/Llama-3-8B-Instruct", files={"model.safetensors": b"w"})
-    hub.add_org("Open-OSS", fullname="Open OSS", created_at=now_iso(3), followers=1)
+    hub.add_org("Open-OSS", fullname="Open OSS", created_at=now_iso(3), followers=1, hide_counts=True)
     hub.add_repo("Open-OSS/privacy-filter", files={"model.safetensors": b"w", "scripts/preprocess.py": "x"},
                  created_at=now_iso(2))
     hub.add_org("deepinsight", fullname="deepinsight", created_at=now_iso(20))

@@ -41,7 +41,7 @@ def findings(rt):
 def test_member_in_unverified_impostor_org_is_critical_once_and_again_when_it_gains_repos(env, hub, slack):
     # Organization Confusion (MITRE ATLAS case study AML.CS0011-style): an unverified org named
     # after a company collects that company's people.
-    hub.add_org("EleuterAI", created_at=now_iso(3))
+    hub.add_org("EleuterAI", created_at=now_iso(3), hide_counts=True)  # counts unknown: repos listed
     hub.add_user("alice", orgs=["acme", "EleuterAI"])
     rt = Runtime.build(env.settings())
     try:
@@ -79,7 +79,7 @@ def test_newly_joined_org_carrying_a_protected_token_is_high_baseline_is_not(env
 
 
 def test_extra_users_pagination_and_unknown_names(env, hub):
-    env.extra = roster_config(users=["carol", "no-such-user", "acme"])
+    env.extra = roster_config(users=["Carol", "no-such-user", "acme"])  # mis-cased: the Hub 307s
     hub.page_size = 1  # two pages of members
     hub.add_org("meta-IIama", created_at=now_iso(1))
     hub.add_user("carol", orgs=["meta-IIama"])
@@ -88,7 +88,7 @@ def test_extra_users_pagination_and_unknown_names(env, hub):
         report = scan_roster(rt)
         assert report.people == 5 and report.errors == 0
         (f,) = findings(rt)
-        assert f.evidence["member"] == "carol" and f.evidence["target"] == "meta-llama"
+        assert f.evidence["member"] == "Carol" and f.evidence["target"] == "meta-llama"
     finally:
         rt.close()
 
