@@ -55,7 +55,7 @@ def test_open_oss_privacy_filter_is_critical_and_alerted_once(env, hub, slack):
         assert f.subject == "Open-OSS/privacy-filter" and f.severity == "critical"
         ev = f.evidence
         assert ev["copies"] == "openai/privacy-filter" and ev["derivative"] == []
-        assert ev["verified"] is False and ev["followers"] == 2 and ev["created_at"]
+        assert ev["verified"] is False and ev["followers"] == 2 and ev["created_at"] and ev["age_days"] == 4
         assert sorted(ev["dangerous_files"]) == ["loader.py", "pytorch_model.bin"]
         assert "created 4 day(s) ago" in ev["reasons"] and "organization is not verified" in ev["reasons"]
         assert "openai/privacy-filter" in f.summary and "runs code when loaded" in f.summary

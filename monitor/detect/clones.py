@@ -136,7 +136,8 @@ def finding(match: CloneMatch, facts: Facts, files: Sequence[str], now: datetime
         "repo_clone", severity, match.foreign, summary, key=[match.foreign.lower()],
         evidence={"repo": match.foreign, "copies": match.original, "derivative": list(match.derivative),
                   "namespace": facts.name, "kind": facts.kind, "verified": facts.verified,
-                  "created_at": facts.created_at, "followers": facts.followers, "reasons": reasons,
+                  "created_at": facts.created_at, "age_days": age_in_days(facts.created_at, now),
+                  "followers": facts.followers, "reasons": reasons,
                   "dangerous_files": list(dangerous[:MAX_DANGEROUS_LISTED]),
                   "dangerous_files_total": len(dangerous)},
         links=(Link("Republished repo", f"{base}/{match.foreign}"), Link("Original", f"{base}/{match.original}")))
