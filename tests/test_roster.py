@@ -147,3 +147,12 @@ def test_distinctive_tokens():
     assert tokens == {"eleuther": "EleutherAI", "llama": "meta-llama", "openai": "openai", "mistral": "mistralai"}
     assert token_in("Eleuther_Research", tokens) == "EleutherAI"
     assert token_in("open-assistant", tokens) is None  # 'open' alone is not OpenAI's
+
+
+def test_once_runs_the_roster_watch(env, hub, slack):
+    hub.add_org("meta-IIama", created_at=now_iso(1))
+    hub.add_user("bob", orgs=["acme", "meta-IIama"])
+    r = env.run("once", "--fail-on", "critical")
+    assert r.code == 1, r  # the roster finding is a new critical finding of this run
+    assert any("bob" in m["text"] and "meta-IIama" in m["text"] for m in slack.messages)
+    assert env.run("once", "--fail-on", "critical").code == 0  # already told
