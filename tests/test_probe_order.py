@@ -33,7 +33,8 @@ def test_tiers_come_in_order(queue):
     assert tiers[q.index("eleuther-ai")] == 0 and tiers[q.index("meta_llama")] == 0
     assert tiers[q.index("eleuterai")] == 1 and tiers[q.index("meta-liama")] == 1  # typo, one homoglyph
     assert tiers[q.index("rneta-llama")] == 1  # rn for m: one glyph
-    assert tiers[q.index("g00gle")] == 2 and tiers[q.index("meta-iiama")] == 2
+    assert tiers[q.index("meta-iiama")] == 1 and tiers[q.index("g00gle")] == 1  # a doubled letter as a whole
+    assert tiers[q.index("g0og1e")] == 2 and tiers[q.index("rneta-liama")] == 2
 
 
 def test_priority_affixes_first_round_robin_over_protected_names(queue):
@@ -51,7 +52,10 @@ def test_round_robin_inside_the_single_edit_tier(queue):
 def test_glyph_edits_counts_a_glyph_pair_as_one():
     assert glyph_edits("rnicrosoft", "microsoft") == 1
     assert glyph_edits("nnicrosoft", "microsoft") == 1
-    assert glyph_edits("g00gle", "google") == 2
+    assert glyph_edits("g00gle", "google") == 1  # "oo" replaced as a whole
+    assert glyph_edits("g0og1e", "google") == 2
+    assert glyph_edits("meta-IIama", "meta-llama") == 1
+    assert glyph_edits("goolgle", "google") == 1
     assert glyph_edits("Meta_Llama", "meta-llama") == 0
 
 

@@ -8,8 +8,8 @@ protected name waits for another's whole tier:
    (``meta-llama-official``, ``hf-google``, ``mistral-ai``, ``meta_llama``). The affixes the
    impersonation cases use most (`PRIORITY_AFFIXES`, as a ``-`` suffix) come first.
 1. single edits: one typo (omission, transposition, ...) or one homoglyph (``EleuterAI``,
-   ``meta-IIama`` counts as two characters but one glyph pair).
-2. two edits and more: two homoglyphs (``g00gle``) and whatever else the engine generates.
+   ``rneta-llama``; ``meta-IIama`` too: a doubled letter replaced as a whole is one substitution).
+2. two edits and more: two homoglyphs (``g0og1e``) and whatever else the engine generates.
 
 The engine (`permutations`) labels each candidate with its techniques; the edit count of a pure
 homoglyph candidate is measured here, with each multi-letter glyph (``rn``, ``vv`` ...) read as
@@ -45,8 +45,16 @@ def _glyphs_as_letters(s: str) -> str:
 
 
 def glyph_edits(candidate: str, target: str) -> int:
-    """Edits between two names, separators and case ignored, a multi-letter glyph counting as one."""
-    return OSA.distance(_glyphs_as_letters(compact(candidate)), _glyphs_as_letters(compact(target)))
+    """Edits between two names, separators and case ignored, a multi-letter glyph counting as one,
+    and so does a doubled letter replaced as a whole (``ll`` -> ``II``, ``oo`` -> ``00``): one
+    substitution for dnstwist, and for the engine's edit count."""
+    a, b = _glyphs_as_letters(compact(candidate)), _glyphs_as_letters(compact(target))
+    d = OSA.distance(a, b)
+    if d == 2 and len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == a[diff[1]] and b[diff[0]] == b[diff[1]]:
+            return 1
+    return d
 
 
 def probe_tier(candidate: str, target: str, techniques: Iterable[str]) -> tuple[int, int]:
