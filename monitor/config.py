@@ -161,11 +161,19 @@ def valid_repo_id(repo: Any) -> str | None:
     parts = repo.split("/")
     if len(parts) != 2:
         return f"bad repo id {repo!r} (expected 'namespace/name')"
+    if _dot_segment(repo):
+        return f"bad repo id {repo!r} ('.' and '..' are path segments, not names)"
     for part in parts:
         if (not _NAME_PART.match(part) or part[0] in "-." or part[-1] in "-."
                 or "--" in part or ".." in part or part.endswith(".git")):
             return f"bad repo id {repo!r} (names use A-Z a-z 0-9 _ . - and no leading/trailing - or .)"
     return None
+
+
+def _dot_segment(path: str) -> bool:
+    """True when a `/`-separated part is `.` or `..`: URL clients resolve those, so the request
+    would reach another Hub path than the one named."""
+    return any(part in (".", "..") for part in path.split("/"))
 
 
 class _Reader:
@@ -346,7 +354,7 @@ class _Loader:
             if revision is not None and not (isinstance(revision, str) and _SHA.match(revision)):
                 raise r.error("revision", f"must be a full 40-hex commit sha, not {revision!r}")
             track = r.get("track", None)
-            if track is not None and not (isinstance(track, str) and _REF.match(track)
+            if track is not None and not (isinstance(track, str) and _REF.match(track) and not _dot_segment(track)
                                           and ".." not in track and not track.startswith(("/", "-"))):
                 raise r.error("track", f"must be a branch or tag name, not {track!r}")
             if revision is None and track is None:

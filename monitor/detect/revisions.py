@@ -100,7 +100,9 @@ def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit]
             summary += " — history rewritten (force-push)"
     if hits:
         severity = max_severity(severity, *(h.severity for h in hits))
-        summary += "; " + "; ".join(h.detail for h in hits[:2])
+        # what a cap left unread is always said, even past the two rules shown
+        shown = list(hits[:2]) + [h for h in hits[2:] if h.rule == "not_inspected"]
+        summary += "; " + "; ".join(h.detail for h in shown)
     elif commits:
         summary += f" ({len(commits)} commit{'s' if len(commits) != 1 else ''} by {', '.join(authors) or 'unknown'})"
     if new_authors:
@@ -137,6 +139,19 @@ def pin_unreachable(repo: RepoId, base: str, sha: str, reason: str, cause: str) 
         f"pinned commit {sha[:7]} is no longer reachable: {reason}",
         key=[sha, cause], evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "reason": reason,
                                     "cause": cause},
+        links=links(base, repo, None))
+
+
+def pin_unverified(repo: RepoId, base: str, sha: str, walked: int, branches: int, reason: str) -> Finding:
+    """A capped reachability walk could neither find the pin nor finish: unknown, said out loud.
+    One alert per pinned commit; a later proof either way supersedes it in the state."""
+    return Finding.make(
+        "pin_unverified", "high", repo.web_path,
+        f"could not verify pinned commit {sha[:7]} is still on a branch: {reason}; "
+        f"searched {walked} of {branches} distinct branch head(s), the rest were not inspected",
+        key=[sha, "unverified"],
+        evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "branches_walked": walked,
+                  "branches": branches, "reason": reason},
         links=links(base, repo, None))
 
 

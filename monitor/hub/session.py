@@ -61,6 +61,15 @@ class HubStats:
 
 STATS = HubStats()
 BUDGET = Budget()
+_thread = threading.local()
+
+
+def thread_requests() -> int:
+    """Hub requests sent so far by the calling thread (retries and redirect hops included).
+
+    A pin check runs in one thread, so the difference between two readings is what the check
+    spent: that is how its per-check request cap is held, whatever retries or renames cost."""
+    return getattr(_thread, "requests", 0)
 _prepared: str | None = None
 _lock = threading.Lock()
 
@@ -80,6 +89,7 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
         def on_request(request: "httpx2.Request") -> None:
             STATS.on_request()
             BUDGET.count()
+            _thread.requests = getattr(_thread, "requests", 0) + 1
 
         def on_response(response: "httpx2.Response") -> None:
             info = parse_ratelimit_headers(response.headers)

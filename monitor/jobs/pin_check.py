@@ -14,12 +14,14 @@ from typing import Iterable, Sequence
 from monitor.config import Pin, PinsSettings
 from monitor.detect import revisions as rv
 from monitor.detect.findings import Finding
-from monitor.detect.risk import assess, config_watch_paths
+from monitor.detect.risk import assess, config_watch_paths, inspection_order
 from monitor.detect.state import RepoState
 from monitor.detect.times import iso, parse_iso
 from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, Transient
-from monitor.hub.client import HubClient
+from monitor.hub.client import FileTooLarge, HubClient
 from monitor.hub.models import Commit, Refs, RepoId, RepoInfo
+from monitor.jobs.check_caps import (MAX_CONFIG_READS, MAX_REACH_BRANCHES, MAX_REACH_PAGES_PER_BRANCH,
+                                     MAX_REACH_REQUESTS, CheckCaps, walk_order)
 
 MAX_MOVE_PAGES = 3  # commits listed in an alert: enough to show what changed, bounded in requests
 
@@ -141,6 +143,7 @@ class PinChecker:
     def _observe(self, w: RepoWatch, st: RepoState, refs: Refs, now: datetime, complete: bool,
                  prefetched: RepoInfo | None = None) -> CheckResult:
         findings: list[Finding] = []
+        caps = CheckCaps()
         branches, tags = dict(refs.branches), dict(refs.tags)
         heads = {t: refs.head(t) for t in w.tracked}
         if refs.canonical_id.lower() != w.repo.id.lower():
@@ -158,18 +161,18 @@ class PinChecker:
         recreated = self._identity(w, st, info, findings)
         authors = set(st.authors)
         if not st.baseline:
-            authors |= self._seed_authors(w, heads, branches)
+            authors |= self._seed_authors(w, heads, branches, caps)
         manifests: dict[str, dict[str, str]] = {k: dict(v) for k, v in st.manifests.items()}
         if info is not None:
             manifests[info.sha] = rv.manifest(info)
         fast_forward: dict[str, bool | None] = {}
         if not recreated:
             for mv in moves:
-                finding, commits, ff = self._describe(w, mv, info, manifests, sorted(authors))
+                finding, commits, ff = self._describe(w, mv, info, manifests, sorted(authors), caps)
                 findings.append(finding)
                 fast_forward[mv.ref] = ff
                 authors |= {a for c in commits for a in c.authors}
-        reachable = self._reachability(w, st, branches, tags, fast_forward, findings)
+        reachable = self._reachability(w, st, branches, tags, fast_forward, findings, caps)
         keep = {s for s in list(heads.values()) + list(w.exact) if s}
         if info is not None:
             keep.add(info.sha)
@@ -229,49 +232,99 @@ class PinChecker:
             findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
         return recreated
 
-    def _seed_authors(self, w: RepoWatch, heads: dict[str, str | None], branches: dict[str, str]) -> set[str]:
+    def _seed_authors(self, w: RepoWatch, heads: dict[str, str | None], branches: dict[str, str],
+                      caps: CheckCaps | None = None) -> set[str]:
         """Authors of recent history, so a later commit can be flagged as a first-time author."""
         head = next((s for s in heads.values() if s), None) or branches.get("main")
-        if head is None:
+        if head is None or (caps is not None and not caps.allows(1)):
             return set()
         history = self.client.history(w.repo, head, max_pages=1)
         return {a for c in history.commits for a in c.authors}
 
     def _manifest(self, w: RepoWatch, sha: str | None, info: RepoInfo | None,
-                  manifests: dict[str, dict[str, str]]) -> dict[str, str] | None:
+                  manifests: dict[str, dict[str, str]],
+                  sizes: dict[str, int | None] | None = None) -> dict[str, str] | None:
+        """The file manifest at `sha`; `sizes` (when given) receives the file sizes the Hub listed,
+        so a file too large to read is known before any download."""
         if sha is None:
             return None
+        if info is not None and info.sha == sha and sizes is not None:
+            sizes.update({f.path: f.size for f in info.files})
         if sha not in manifests:
             try:
-                manifests[sha] = rv.manifest(self.client.info(w.repo, sha, security=False))
+                fetched = self.client.info(w.repo, sha, security=False)
             except RevisionNotFound:  # e.g. an old commit garbage-collected after a force-push
                 return None
+            manifests[sha] = rv.manifest(fetched)
+            if sizes is not None:
+                sizes.update({f.path: f.size for f in fetched.files})
         return manifests[sha]
 
     def _describe(self, w: RepoWatch, mv: rv.Move, info: RepoInfo | None, manifests: dict[str, dict[str, str]],
-                  known_authors: list[str]) -> tuple[Finding, tuple[Commit, ...], bool | None]:
+                  known_authors: list[str], caps: CheckCaps | None = None,
+                  ) -> tuple[Finding, tuple[Commit, ...], bool | None]:
+        caps = caps or CheckCaps()
+        skipped: list[str] = []
         commits: tuple[Commit, ...] = ()
         ff: bool | None = None
         if mv.new is not None:
-            history = self.client.history(w.repo, mv.new, stop_at=[mv.old],
-                                          max_pages=MAX_MOVE_PAGES if mv.ref_type == "branch" else 1)
-            ff = True if history.reached else (False if history.complete else None)
-            commits = history.commits if history.reached else history.commits[:20]
-        old_m = self._manifest(w, mv.old, info, manifests)
-        new_m = self._manifest(w, mv.new, info, manifests)
-        files = rv.diff_files(old_m, new_m)
-        hits = ()
+            pages = min(MAX_MOVE_PAGES if mv.ref_type == "branch" else 1, caps.left)
+            if pages < 1:
+                skipped.append("commit history (request cap of this check spent)")
+            else:
+                history = self.client.history(w.repo, mv.new, stop_at=[mv.old], max_pages=pages)
+                ff = True if history.reached else (False if history.complete else None)
+                commits = history.commits if history.reached else history.commits[:20]
+                if ff is None and mv.ref_type == "branch":  # tags are high whatever their history
+                    skipped.append(f"history past {len(history.commits)} commits (fast-forward unverified)")
+        sizes: dict[str, int | None] = {}
+        files: rv.FileDiff | None = None
+        if not caps.allows(len([s for s in (mv.old, mv.new) if s is not None and s not in manifests])):
+            skipped.append("the file list (request cap of this check spent)")
+        else:
+            files = rv.diff_files(self._manifest(w, mv.old, info, manifests),
+                                  self._manifest(w, mv.new, info, manifests, sizes))
+        hits: tuple = ()
         if files is not None:
-            configs = {}
-            for path in config_watch_paths(list(files.added) + list(files.modified)):
-                old_text = self.client.file_text(w.repo, mv.old, path) if path in files.modified else None
-                configs[path] = (old_text, self.client.file_text(w.repo, mv.new, path))
-            hits = assess(files.added, files.removed, files.modified, configs)
+            configs = self._read_configs(w, mv, files, sizes, caps, skipped)
+            hits = assess(files.added, files.removed, files.modified, configs, skipped)
+        elif skipped:
+            hits = assess((), (), (), None, skipped)
         return rv.describe_move(w.repo, self.base, mv, commits, ff, files, hits, known_authors), commits, ff
 
+    def _read_configs(self, w: RepoWatch, mv: rv.Move, files: rv.FileDiff, sizes: dict[str, int | None],
+                      caps: CheckCaps, skipped: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Read the changed config files, most telling first, within the check's caps; whatever is
+        too large or past a cap is added to `skipped` (reported as not inspected)."""
+        configs: dict[str, tuple[str | None, str | None]] = {}
+        capped: list[str] = []
+        paths = inspection_order(config_watch_paths(list(files.added) + list(files.modified)), files.added)
+        for path in paths:
+            modified = path in files.modified
+            if caps.configs_left < 1 or not caps.allows(2 if modified else 1):
+                capped.append(path)
+                continue
+            caps.configs_left -= 1
+            try:
+                new_text = self.client.file_text(w.repo, mv.new, path, sizes.get(path))
+            except FileTooLarge as e:
+                skipped.append(str(e))
+                continue
+            try:
+                old_text = self.client.file_text(w.repo, mv.old, path) if modified else None
+            except FileTooLarge:
+                old_text = None  # unknown before: any remote-code entry now counts as added
+            configs[path] = (old_text, new_text)
+        if capped:
+            skipped.append(f"{len(capped)} config file(s) not read (cap: {MAX_CONFIG_READS} per check): "
+                           f"{', '.join(capped[:3])}{' and more' if len(capped) > 3 else ''}")
+        return configs
+
     def _reachability(self, w: RepoWatch, st: RepoState, branches: dict[str, str], tags: dict[str, str],
-                      fast_forward: dict[str, bool | None], findings: list[Finding]) -> dict[str, bool]:
+                      fast_forward: dict[str, bool | None], findings: list[Finding],
+                      caps: CheckCaps | None = None) -> dict[str, bool]:
         """Is every exact pin still in some branch's history? Walk history only when it may have changed."""
+        reach = (caps or CheckCaps()).share(MAX_REACH_REQUESTS)
         reachable: dict[str, bool] = {}
         heads = set(branches.values()) | set(tags.values())
         branch_changed = st.branches != branches
@@ -285,14 +338,34 @@ class PinChecker:
             if sha in st.reachable and not branch_changed:
                 reachable[sha] = st.reachable[sha]  # nothing moved: the last verdict stands
                 continue
-            verdicts = [self.client.contains(w.repo, name, sha) for name in sorted(branches)]
-            if True in verdicts:
+            order = walk_order(branches, w.tracked, st.branches)
+            verdict, walked = self._walk_for(w, sha, order, reach)
+            if verdict is True:
                 reachable[sha] = True
-            elif None in verdicts:  # history too long to walk now: unknown, keep the old answer
+            elif verdict is None:  # a cap or a long history stopped the walk: unknown, said out loud
                 reachable[sha] = bool(st.reachable.get(sha, True))
+                findings.append(rv.pin_unverified(
+                    w.repo, self.base, sha, walked, len(order),
+                    f"the walk stopped at its cap ({MAX_REACH_REQUESTS} history pages, "
+                    f"{MAX_REACH_BRANCHES} branches per check)"))
             else:
                 reachable[sha] = False
                 findings.append(rv.pin_unreachable(
                     w.repo, self.base, sha, "it is in the history of no branch (history rewritten or reset)",
                     "orphaned"))
         return reachable
+
+    def _walk_for(self, w: RepoWatch, sha: str, order: list[str], reach: CheckCaps) -> tuple[bool | None, int]:
+        """Walk the branch heads in `order` until one holds `sha` -> (True | False | None, heads walked).
+        False only when every head was walked to its root; None when a cap stopped the walk."""
+        walked, complete = 0, True
+        for name in order[:MAX_REACH_BRANCHES]:
+            pages = min(MAX_REACH_PAGES_PER_BRANCH, reach.left)
+            if pages < 1:
+                break
+            walked += 1
+            verdict = self.client.contains(w.repo, name, sha, max_pages=pages)
+            if verdict is True:
+                return True, walked
+            complete = complete and verdict is False
+        return (False if complete and walked == len(order) else None), walked
