@@ -147,7 +147,8 @@ class NamespaceClient:
 
     def members(self, org: str, max_pages: int = 20) -> tuple[list[str], int]:
         """(public member user names, requests made) of an org, paginated; NotFound if no such org.
-        At most `max_pages` pages: a hostile or huge org cannot hold the roster job."""
+        At most `max_pages` pages: a hostile or huge org cannot hold the roster job; a `Link` to
+        another origin is not followed (OffOrigin, a HubError)."""
         url: str | None = f"{self.endpoint}/api/organizations/{quote(org, safe='')}/members"
         out: list[str] = []
         pages = 0
@@ -155,7 +156,7 @@ class NamespaceClient:
             data, r = self.client._json("GET", url)
             pages += 1
             out += self.client._parsed(_member_names, data)
-            url = r.links.get("next", {}).get("url")
+            url = self.client._next_page(r)  # only within the endpoint's origin: the token goes along
         return out, pages
 
     def user_orgs(self, user: str) -> tuple[str, ...]:
