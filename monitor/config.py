@@ -48,6 +48,7 @@ class Secret:
 class HubSettings:
     endpoint: str = DEFAULT_ENDPOINT
     token: Secret | None = None
+    token_source: str | None = None  # where the token came from ("hub.token_file", "$HF_TOKEN"), for messages
     timeout: float = 15.0
     concurrency: int = 32
     retries: int = 2
@@ -129,7 +130,7 @@ class Settings:
     http: HttpSettings = HttpSettings()
     hub_webhook_secret: Secret | None = None
     slack_signing_secret: Secret | None = None
-    hub_requests_per_5min: int = 1000
+    hub_requests_per_5min: int | None = None  # None: the quota the Hub advertises (RateLimit-Policy)
     roster: RosterSettings = RosterSettings()
 
     def secrets(self) -> list[str]:
@@ -296,7 +297,7 @@ class _Loader:
         hook_r.done()
         roster = self.roster(_Reader(self.path, "roster", top.get("roster", {})))
         limits = _Reader(self.path, "limits", top.get("limits", {}))
-        quota = limits.get("hub_requests_per_5min", 1000, _int(10, 1_000_000))
+        quota = limits.get("hub_requests_per_5min", None, _int(10, 1_000_000))
         limits.done()
         top.done()
         return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike, http,
@@ -311,11 +312,13 @@ class _Loader:
     def hub(self, r: _Reader) -> HubSettings:
         endpoint = r.get("endpoint", None, _url) or self.env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
         token = self.secret_file(r, "token_file")
+        source = "hub.token_file" if token is not None else None
         if token is None and self.env.get("HF_TOKEN"):
-            token = Secret(self.env["HF_TOKEN"].strip())
+            token, source = Secret(self.env["HF_TOKEN"].strip()), "$HF_TOKEN"
         s = HubSettings(
             endpoint=endpoint.rstrip("/"),
             token=token,
+            token_source=source,
             timeout=r.get("timeout", 15.0, parse_duration),
             concurrency=r.get("concurrency", 32, _int(1, 256)),
             retries=r.get("retries", 2, _int(0, 10)),

@@ -15,11 +15,12 @@ from typing import Any, Callable, Iterable
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from monitor.config import HubSettings
-from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, Transient
+from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
 from monitor.hub import parse, session
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
+BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -68,7 +69,17 @@ class HubClient:
         return view
 
     # --- transport -----------------------------------------------------------------------
-    def _request(self, method: str, url: str, *, stream: bool = False, headers: dict | None = None, **kw: Any):
+    def _request(self, method: str, url: str, **kw: Any):
+        """One call. The process's first call goes alone: the others wait for its answer (quota,
+        remaining requests, a rejected token) before they fan out."""
+        first = self.budget.first_call()
+        try:
+            return self._send(method, url, **kw)
+        finally:
+            if first:
+                self.budget.first_done()
+
+    def _send(self, method: str, url: str, *, stream: bool = False, headers: dict | None = None, **kw: Any):
         import httpx2
         from huggingface_hub import errors as hf_errors
 
@@ -93,11 +104,15 @@ class HubClient:
         except hf_errors.RemoteEntryNotFoundError as e:
             raise EntryNotFound(_msg("file not found", e), status=_status(e)) from None
         except hf_errors.RepositoryNotFoundError as e:
+            if _token_rejected(e):  # the message only in the body: huggingface_hub reads the header
+                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
             raise NotFound(_msg("repository not found", e), status=_status(e)) from None
         except hf_errors.DisabledRepoError as e:
             raise Disabled(_msg("repository disabled", e), status=_status(e)) from None
         except hf_errors.HfHubHTTPError as e:
             status = _status(e)
+            if _token_rejected(e):
+                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
             if status == 429:
                 rl = self._hf.parse_ratelimit_headers(e.response.headers)
                 raise Transient("Hub rate limit (429)", status=429,
@@ -106,7 +121,7 @@ class HubClient:
                 raise Transient(f"Hub error {status}", status=status) from None
             if status == 404:
                 raise NotFound(_msg("not found", e), status=404) from None
-            if status == 401 and _is_repo_url(url) and not _bad_token(e):
+            if status == 401 and _is_repo_url(url):  # not the token (checked above)
                 # What the real Hub answers anonymously for a missing or private repo: 401 without an
                 # X-Error-Code (the client maps it to RepositoryNotFoundError on https:// only).
                 raise NotFound(_msg("repository not found", e), status=401) from None
@@ -259,16 +274,23 @@ def _is_repo_url(url: str) -> bool:
     return _REPO_URL.search(urlsplit(url).path) is not None
 
 
-def _bad_token(e: Any) -> bool:
-    """401 `Invalid credentials in Authorization header`: the token is bad, nothing is said of any repo."""
-    response = getattr(e, "response", None)
-    return (response is not None
-            and response.headers.get("X-Error-Message") == "Invalid credentials in Authorization header")
-
-
 def _status(e: Any) -> int | None:
     response = getattr(e, "response", None)
     return getattr(response, "status_code", None)
+
+
+def _token_rejected(e: Any) -> bool:
+    """401 "Invalid credentials in Authorization header": about the token, never about a repo."""
+    response = getattr(e, "response", None)
+    if response is None or _status(e) != 401:
+        return False
+    if response.headers.get("X-Error-Message") == BAD_TOKEN_MESSAGE:
+        return True
+    try:
+        body = response.json()
+    except Exception:  # an unreadable body is not the Hub's token answer
+        return False
+    return isinstance(body, dict) and body.get("error") == BAD_TOKEN_MESSAGE
 
 
 def _msg(what: str, e: Any) -> str:

@@ -12,18 +12,20 @@ from datetime import datetime
 from typing import Iterable, Sequence
 
 from monitor.config import Pin, PinsSettings
+from monitor.detect import identity
 from monitor.detect import revisions as rv
 from monitor.detect.findings import Finding
 from monitor.detect.risk import assess, config_watch_paths, inspection_order
 from monitor.detect.state import RepoState
 from monitor.detect.times import iso, parse_iso
-from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, Transient
+from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
 from monitor.hub.client import FileTooLarge, HubClient
 from monitor.hub.models import Commit, Refs, RepoId, RepoInfo
 from monitor.jobs.check_caps import (MAX_CONFIG_READS, MAX_REACH_BRANCHES, MAX_REACH_PAGES_PER_BRANCH,
                                      MAX_REACH_REQUESTS, CheckCaps, walk_order)
 
 MAX_MOVE_PAGES = 3  # commits listed in an alert: enough to show what changed, bounded in requests
+NO_ACCESS = "gated, no access for this token"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class RepoWatch:
 @dataclass(frozen=True)
 class CheckResult:
     key: str
-    status: str  # ok | unknown | unavailable
+    status: str  # ok | unknown | unavailable | token_rejected
     state: RepoState
     findings: tuple[Finding, ...]
     error: str | None = None
@@ -65,9 +67,10 @@ def _answered(now: datetime) -> dict:
 
 def _metadata(info: RepoInfo, now: datetime) -> dict:
     """State fields read from a metadata answer: identity, access flags, security scan."""
+    scan = None if info.scan_issues is None else tuple(f"{i.level}:{i.path}" for i in info.scan_issues)
     return dict(object_id=info.object_id, created_at=info.created_at, last_modified=info.last_modified,
                 private=info.private, gated=info.gated, disabled=info.disabled, scan_sha=info.sha,
-                scan_issues=info.scan_issues, metadata_at=iso(now))
+                scan_issues=scan, metadata_at=iso(now))
 
 
 class PinChecker:
@@ -83,6 +86,8 @@ class PinChecker:
                     return done
             refs = self.client.refs(w.repo)
             return self._observe(w, st, refs, now, complete, prefetched)
+        except TokenRejected as e:  # about our token, never about this repo: no finding, no unknown streak
+            return CheckResult(w.key, "token_rejected", st.with_(unknown_since=None, last_error=str(e)), (), str(e))
         except (NotFound, Disabled) as e:
             return self._unavailable(w, st, now, e)
         except HubError as e:  # any failure mid-way: nothing from this check is trusted
@@ -108,7 +113,7 @@ class PinChecker:
         findings: list[Finding] = []
         if info.id.lower() != w.repo.id.lower():
             findings.append(rv.renamed(w.repo, self.base, info.id))
-        self._identity(w, st, info, findings)
+        self._identity(w, st, info, findings, now)
         manifests = {k: dict(v) for k, v in st.manifests.items()}
         manifests[info.sha] = rv.manifest(info)
         state = st.with_(manifests=manifests, **_answered(now), **_metadata(info, now))
@@ -154,14 +159,20 @@ class PinChecker:
                 findings.append(rv.missing_ref(w.repo, self.base, ref))
         moves = rv.find_moves(st.branches, st.tags, branches, tags, set(w.tracked)) if st.baseline else []
         primary = w.exact[0] if w.exact else next((s for s in heads.values() if s), None) or branches.get("main")
+        # A path that now answers for another repo must be checked by `_id` at once, not next hour.
+        redirected = st.baseline and refs.canonical_id != st.canonical_id
         if prefetched is not None and prefetched.sha == primary:
             info = prefetched
         else:
-            info = self._metadata(w, st, primary, heads, moves, now, complete, findings)
-        recreated = self._identity(w, st, info, findings)
+            info = self._metadata(w, st, primary, heads, moves, now, complete or redirected, findings)
+        recreated = self._identity(w, st, info, findings, now)
         authors = set(st.authors)
         if not st.baseline:
-            authors |= self._seed_authors(w, heads, branches, caps)
+            seeded = self._seed_authors(w, heads, branches, caps)
+            if seeded is not None:
+                authors |= seeded
+            elif not (info is not None and info.disabled):  # a takedown is alerted on its own
+                findings.append(rv.history_unreadable(w.repo, self.base, NO_ACCESS))
         manifests: dict[str, dict[str, str]] = {k: dict(v) for k, v in st.manifests.items()}
         if info is not None:
             manifests[info.sha] = rv.manifest(info)
@@ -206,39 +217,39 @@ class PinChecker:
                                                "unresolvable"))
         return self.client.info(w.repo, fallback)
 
-    def _identity(self, w: RepoWatch, st: RepoState, info: RepoInfo | None, findings: list[Finding]) -> bool:
-        """Namespace reuse, newly gated or private: what a 200 answer can reveal about identity."""
-        if info is None or not st.baseline:
+    def _identity(self, w: RepoWatch, st: RepoState, info: RepoInfo | None, findings: list[Finding],
+                  now: datetime) -> bool:
+        """Namespace reuse, takedown, newly gated or private: what a 200 answer can reveal."""
+        if info is None:
             return False
-        recreated = False
-        if st.object_id and info.object_id and st.object_id != info.object_id:
-            findings.append(rv.recreated(w.repo, self.base, st.object_id, info.object_id,
-                                         f"repository object id changed {st.object_id} → {info.object_id}"))
-            recreated = True
-        else:
-            created, last = parse_iso(info.created_at), parse_iso(st.last_modified)
-            if created and last and created > last:
-                findings.append(rv.recreated(w.repo, self.base, st.object_id, info.object_id,
-                                             f"created {info.created_at}, after the last known commit "
-                                             f"{st.last_modified}"))
-                recreated = True
-        if info.disabled and not st.disabled:  # a takedown answers 200 with disabled: true (and gated "auto")
-            findings.append(rv.disabled(w.repo, self.base, info.sha))
-        elif info.gated and not st.gated and not info.disabled:
+        if info.disabled and not (st.baseline and st.disabled):  # definitive, even at the first observation
+            findings.append(rv.disabled(w.repo, self.base, iso(now), info.sha))
+        if info.scan_issues:
+            findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
+        if not st.baseline:
+            return False
+        reason = identity.recreation(identity.Identity(st.object_id, st.created_at), st.last_modified,
+                                     identity.Identity(info.object_id, info.created_at))
+        if reason:
+            findings.append(rv.recreated(w.repo, self.base, st.object_id, info.object_id, reason))
+        # A disabled repo also answers gated: "auto"; the takedown is the news, not a gate.
+        if info.gated and not st.gated and not info.disabled:
             findings.append(rv.access_changed(w.repo, self.base, f"newly gated ({info.gated})"))
         if info.private and not st.private:
             findings.append(rv.access_changed(w.repo, self.base, "newly private"))
-        if info.scan_issues:
-            findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
-        return recreated
+        return reason is not None
 
     def _seed_authors(self, w: RepoWatch, heads: dict[str, str | None], branches: dict[str, str],
-                      caps: CheckCaps | None = None) -> set[str]:
-        """Authors of recent history, so a later commit can be flagged as a first-time author."""
+                      caps: CheckCaps | None = None) -> set[str] | None:
+        """Authors of recent history, so a later commit can be flagged as a first-time author.
+        None when the history is not readable to us (gated without access, disabled)."""
         head = next((s for s in heads.values() if s), None) or branches.get("main")
         if head is None or (caps is not None and not caps.allows(1)):
             return set()
-        history = self.client.history(w.repo, head, max_pages=1)
+        try:
+            history = self.client.history(w.repo, head, max_pages=1)
+        except (Gated, Disabled):
+            return None
         return {a for c in history.commits for a in c.authors}
 
     def _manifest(self, w: RepoWatch, sha: str | None, info: RepoInfo | None,
@@ -267,16 +278,21 @@ class PinChecker:
         skipped: list[str] = []
         commits: tuple[Commit, ...] = ()
         ff: bool | None = None
+        history_denied, configs_denied = False, []
         if mv.new is not None:
             pages = min(MAX_MOVE_PAGES if mv.ref_type == "branch" else 1, caps.left)
             if pages < 1:
                 skipped.append("commit history (request cap of this check spent)")
             else:
-                history = self.client.history(w.repo, mv.new, stop_at=[mv.old], max_pages=pages)
-                ff = True if history.reached else (False if history.complete else None)
-                commits = history.commits if history.reached else history.commits[:20]
-                if ff is None and mv.ref_type == "branch":  # tags are high whatever their history
-                    skipped.append(f"history past {len(history.commits)} commits (fast-forward unverified)")
+                try:
+                    history = self.client.history(w.repo, mv.new, stop_at=[mv.old], max_pages=pages)
+                except (Gated, Disabled):  # refs and the file list are readable; the commits are not
+                    history_denied = True
+                else:
+                    ff = True if history.reached else (False if history.complete else None)
+                    commits = history.commits if history.reached else history.commits[:20]
+                    if ff is None and mv.ref_type == "branch":  # tags are high whatever their history
+                        skipped.append(f"history past {len(history.commits)} commits (fast-forward unverified)")
         sizes: dict[str, int | None] = {}
         files: rv.FileDiff | None = None
         if not caps.allows(len([s for s in (mv.old, mv.new) if s is not None and s not in manifests])):
@@ -286,16 +302,24 @@ class PinChecker:
                                   self._manifest(w, mv.new, info, manifests, sizes))
         hits: tuple = ()
         if files is not None:
-            configs = self._read_configs(w, mv, files, sizes, caps, skipped)
+            configs = self._read_configs(w, mv, files, sizes, caps, skipped, configs_denied)
             hits = assess(files.added, files.removed, files.modified, configs, skipped)
         elif skipped:
             hits = assess((), (), (), None, skipped)
-        return rv.describe_move(w.repo, self.base, mv, commits, ff, files, hits, known_authors), commits, ff
+        not_read = None
+        if history_denied or configs_denied:
+            # Unlike a cap, a refusal says nothing about the content: the severity stays what was readable.
+            reason = "disabled by the Hub" if info is not None and info.disabled else NO_ACCESS
+            not_read = rv.NotRead(reason, history_denied, tuple(configs_denied))
+        return (rv.describe_move(w.repo, self.base, mv, commits, ff, files, hits, known_authors, not_read),
+                commits, ff)
 
     def _read_configs(self, w: RepoWatch, mv: rv.Move, files: rv.FileDiff, sizes: dict[str, int | None],
-                      caps: CheckCaps, skipped: list[str]) -> dict[str, tuple[str | None, str | None]]:
+                      caps: CheckCaps, skipped: list[str],
+                      denied: list[str]) -> dict[str, tuple[str | None, str | None]]:
         """Read the changed config files, most telling first, within the check's caps; whatever is
-        too large or past a cap is added to `skipped` (reported as not inspected)."""
+        too large or past a cap is added to `skipped` (reported as not inspected), whatever the Hub
+        refuses us (gated without access, disabled) to `denied`."""
         configs: dict[str, tuple[str | None, str | None]] = {}
         capped: list[str] = []
         paths = inspection_order(config_watch_paths(list(files.added) + list(files.modified)), files.added)
@@ -310,10 +334,16 @@ class PinChecker:
             except FileTooLarge as e:
                 skipped.append(str(e))
                 continue
+            except (Gated, Disabled):
+                denied.append(path)
+                continue
             try:
                 old_text = self.client.file_text(w.repo, mv.old, path) if modified else None
             except FileTooLarge:
                 old_text = None  # unknown before: any remote-code entry now counts as added
+            except (Gated, Disabled):
+                denied.append(path)
+                continue
             configs[path] = (old_text, new_text)
         if capped:
             skipped.append(f"{len(capped)} config file(s) not read (cap: {MAX_CONFIG_READS} per check): "
@@ -339,7 +369,11 @@ class PinChecker:
                 reachable[sha] = st.reachable[sha]  # nothing moved: the last verdict stands
                 continue
             order = walk_order(branches, w.tracked, st.branches)
-            verdict, walked = self._walk_for(w, sha, order, reach)
+            try:
+                verdict, walked = self._walk_for(w, sha, order, reach)
+            except (Gated, Disabled):  # history not readable to us: unknown, and no cap to blame
+                reachable[sha] = bool(st.reachable.get(sha, True))
+                continue
             if verdict is True:
                 reachable[sha] = True
             elif verdict is None:  # a cap or a long history stopped the walk: unknown, said out loud
