@@ -51,10 +51,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     Example: hubwatch run -c /etc/hubwatch/config.toml
 
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
-    look-alike scan and the daily digest. SIGTERM finishes running jobs and exits 0; SIGHUP
-    reloads the config (an invalid new config is logged and the old one kept). Logs one INFO
-    line per scan cycle (pins checked, changed, unknown, Hub requests, budget left) and per
-    delivery batch; -q hides them, --log-format json makes them JSON objects.
+    look-alike scan (with the republished-repo watch), the roster watch and the daily digest.
+    SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config (an invalid new config
+    is logged and the old one kept). Logs one INFO line per scan cycle (pins checked, changed,
+    unknown, Hub requests, budget left) and per delivery batch; -q hides them, --log-format json
+    makes them JSON objects.
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -83,13 +84,15 @@ def cmd_once(args: argparse.Namespace) -> int:
     from monitor.detect.findings import severity_rank
     from monitor.jobs.lookalikes import scan_lookalikes
     from monitor.jobs.pins import scan_pins
+    from monitor.jobs.roster import scan_roster
     from monitor.runtime import Runtime
 
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         report = scan_pins(rt, complete=True)
         la_report = scan_lookalikes(rt)
-        new = list(report.new_findings) + list(la_report.new_findings)
+        roster_new = list(scan_roster(rt).new_findings)
+        new = list(report.new_findings) + list(la_report.new_findings) + roster_new
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
@@ -106,7 +109,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         if problem is not None:
             code = problem[0] if code == EXIT_OK else code
             _outcome(args, problem[1], problem[2])
-    _once_summary(args, settings, report, la_report)
+    _once_summary(args, settings, report, la_report, len(roster_new))
     if code != EXIT_OK:
         return code
     if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
@@ -147,17 +150,17 @@ def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:
           file=sys.stderr, flush=True)
 
 
-def _once_summary(args, settings, report, la_report) -> None:
+def _once_summary(args, settings, report, la_report, roster_findings: int = 0) -> None:
     from monitor.jobs.summary import lookalike_fields, lookalike_line, pin_counts, summary_line
-
     from monitor.logs import json_record
 
     counts = pin_counts(report)
     discovery = bool(settings.lookalike.protected)
-    line = summary_line(counts, len(la_report.new_findings))
+    others = len(la_report.new_findings) + roster_findings  # Z counts every new finding of the run
+    line = summary_line(counts, others)
     if args.log_format == "json":
         obj = {"event": "summary", "checked": counts.checked, "changed": counts.changed,
-               "unknown": counts.unknown, "new_findings": counts.new_findings + len(la_report.new_findings),
+               "unknown": counts.unknown, "new_findings": counts.new_findings + others,
                "pin_findings": counts.new_findings}
         if discovery:
             obj["lookalikes"] = lookalike_fields(la_report)
@@ -348,7 +351,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     Example: hubwatch lookup EleuterAI --json
 
     Prints whether the namespace exists, what it is, which protected names it imitates and how
-    (techniques, similarity), and a risk with its reasons. --json prints one object with name,
+    (techniques, similarity), which protected repos it republishes, and a risk with its reasons.
+    Counts the Hub does not publish are unknown (null). --json prints one object with name,
     exists, kind, verified, created_at, followers, models, imitates, risk, reasons. Exit 0
     whatever the verdict; 2 for an invalid name; 75 when the Hub could not answer.
     """
