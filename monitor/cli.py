@@ -12,6 +12,7 @@ import os
 import sqlite3
 import sys
 import textwrap
+from pathlib import Path
 from typing import Callable, Sequence
 
 from monitor import __version__
@@ -229,6 +230,96 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_refs(args: argparse.Namespace) -> int:
+    """Find the Hub repos our code, notebooks and configs load (refs scan), for audits and CI.
+
+    Example: hubwatch refs scan src/ notebooks/ configs/ --fail-if unpinned,lookalike
+             hubwatch refs scan . -c config.toml --write-pins pins.toml
+             hubwatch refs scan --from-cache --offline --json
+
+    Reads Python (from_pretrained, hf_hub_download, snapshot_download, pipeline, load_dataset ...),
+    notebooks' code cells and YAML/JSON configs (model_name_or_path ...). --json prints one
+    object per reference: repo, type, file, line, revision, pinned, lookalike_of (against
+    [lookalike] protected) and, unless --offline, hub_state (exists, renamed, missing, unknown)
+    and renamed_to. --fail-if unpinned,missing,lookalike (also renamed, unknown) exits 1 when a
+    reference meets one (75 when the Hub could not answer for one). --write-pins FILE writes
+    [[pin]] entries (revision = the commit the Hub serves now, track = the referenced branch or
+    tag, or main) for [pins] include = ["FILE"]. --from-cache adds the revisions in the local
+    Hugging Face cache (--cache-dir, else HF_HUB_CACHE). Files that cannot be parsed are reported
+    on stderr, one line each, and never stop the scan.
+    """
+    from monitor.refs import cache, check, pins_file, walk
+    from monitor.refs.report import ONLINE_CONDITIONS, parse_conditions
+
+    try:
+        conditions = parse_conditions(args.fail_if) if args.fail_if else ()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.offline and (args.write_pins or set(conditions) & set(ONLINE_CONDITIONS)):
+        raise UsageError("--write-pins and --fail-if missing/renamed/unknown need the Hub: drop --offline")
+    if not args.paths and not args.from_cache:
+        raise UsageError("refs scan needs PATH... or --from-cache")
+    for path in args.paths:
+        if not os.path.exists(path):
+            raise UsageError(f"no such file or directory: {path}")
+    settings = _lookalike_settings(args)
+    _logging(args, settings)
+    result = walk.scan(args.paths)
+    refs, problems = list(result.references), list(result.problems)
+    if args.from_cache:
+        cached = cache.scan(Path(args.cache_dir) if args.cache_dir else cache.default_dir())
+        refs += cached.references
+        problems += cached.problems
+    screener = None
+    la = settings.lookalike if settings else config_mod.LookalikeSettings()
+    if la.protected:
+        from monitor.jobs.lookup import screener_for
+
+        screener = screener_for(la.protected, la.allow)
+    client = None
+    if not args.offline:
+        from monitor.hub.client import HubClient
+
+        hub = settings.hub if settings else config_mod.HubSettings(
+            endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT))
+        client = HubClient(hub)
+        workers = min(8, hub.concurrency)
+    checked = check.check(refs, screener, client, workers if client else 1)
+    for c in checked:
+        print(json.dumps(c.to_json(), sort_keys=True) if args.json else c.to_text())
+    for p in problems:
+        print(_one_line(f"hubwatch: refs: {p.file}: {p.message}"), file=sys.stderr)
+    for u in result.unresolved if args.verbose else ():
+        where = f"{u.file}" + (f" cell {u.cell}" if u.cell else "") + f":{u.line}"
+        print(_one_line(f"hubwatch: refs: {where}: {u.via}: not resolved ({u.why})"), file=sys.stderr)
+    states = [c.hub.state for c in checked if c.hub]
+    print(f"hubwatch: refs: {result.files} file(s), {len(checked)} reference(s): "
+          f"{sum(not c.ref.pinned for c in checked)} unpinned, {sum(bool(c.lookalike_of) for c in checked)} "
+          f"look-alike" + (f", {states.count('missing')} missing, {states.count('renamed')} renamed, "
+                           f"{states.count('unknown')} unknown" if client else "")
+          + f"; {len(problems)} not inspected, {len(result.unresolved)} unresolved call(s)"
+          + ("" if args.verbose or not result.unresolved else " (-v lists them)"), file=sys.stderr)
+    unknown_pins = 0
+    if args.write_pins:
+        text, skipped, unknown_pins = pins_file.render(
+            checked, f"written by hubwatch refs scan; load it with [pins] include = [\"{Path(args.write_pins).name}\"]")
+        pins_file.write(Path(args.write_pins), text)
+        for line in skipped:
+            print(_one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
+    if any(c.meets(cond) for c in checked for cond in conditions):
+        return EXIT_FINDINGS
+    if (set(conditions) & {"missing", "renamed"} and "unknown" in states) or unknown_pins:
+        print("hubwatch: refs: the Hub could not answer for every repo (see hub_error): result incomplete",
+              file=sys.stderr)
+        return EXIT_TEMPFAIL
+    return EXIT_OK
+
+
+def _one_line(text: str) -> str:
+    """File names and parser messages come from the scanned tree: keep each report on one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "once": cmd_once,
@@ -237,6 +328,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "lookup": cmd_lookup,
     "screen": cmd_screen,
     "webhooks": cmd_webhooks,
+    "refs": cmd_refs,
 }
 
 
@@ -275,7 +367,20 @@ def build_parser() -> argparse.ArgumentParser:
     subs["screen"].add_argument("--json", action="store_true", help="one JSON object per match")
     subs["webhooks"].add_argument("action", choices=("install", "list"), help="install or list")
     subs["webhooks"].add_argument("--url", metavar="PUBLIC_URL", help="where the Hub should POST events")
+    _refs_arguments(subs["refs"])
     return parser
+
+
+def _refs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("scan",), help="scan")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="files or directories to scan")
+    p.add_argument("--json", action="store_true", help="one JSON object per reference")
+    p.add_argument("--fail-if", metavar="CONDITIONS",
+                   help="exit 1 when a reference is unpinned, missing, lookalike (comma-separated; also renamed, unknown)")
+    p.add_argument("--offline", action="store_true", help="no Hub requests (no hub_state)")
+    p.add_argument("--write-pins", metavar="FILE", help="write [[pin]] entries for [pins] include")
+    p.add_argument("--from-cache", action="store_true", help="add the revisions in the local Hugging Face cache")
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache to read (default: HF_HUB_CACHE, HF_HOME/hub)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
