@@ -252,7 +252,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
     from monitor.refs.report import ONLINE_CONDITIONS, parse_conditions
 
     try:
-        conditions = parse_conditions(args.fail_if) if args.fail_if else ()
+        conditions = parse_conditions(args.fail_if) if args.fail_if is not None else ()
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.offline and (args.write_pins or set(conditions) & set(ONLINE_CONDITIONS)):

@@ -34,7 +34,9 @@ def key(rtype: str, repo: str) -> tuple[str, str]:
 def look_up(client: "HubClient", repos: Iterable[tuple[str, str]], workers: int = 8
             ) -> dict[tuple[str, str], HubState]:
     """(type, repo) pairs -> their state, keyed by `key()`; each distinct repo asked once."""
-    unique = {key(t, r): (t, r) for t, r in repos}
+    unique: dict[tuple[str, str], tuple[str, str]] = {}
+    for t, r in repos:
+        unique.setdefault(key(t, r), (t, r))  # the first spelling seen is the one asked
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unique) or 1))) as pool:
         states = pool.map(lambda tr: state_of(client, *tr), unique.values())
         return dict(zip(unique, states))
