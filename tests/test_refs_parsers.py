@@ -204,3 +204,12 @@ def test_walk_skips_tool_dirs_and_reports_bad_files(tmp_path):
     assert sorted(x.repo for x in r.references) == ["org/a", "org/c"]
     assert [(p.file.split("/")[-1], p.message.split(" (")[0]) for p in r.problems] == [("b.py", "not valid Python")]
     assert r.files == 4
+
+
+def test_walk_in_worker_processes_finds_the_same(tmp_path):
+    for i in range(12):
+        (tmp_path / f"m{i}.py").write_text(f'AutoModel.from_pretrained("org/m{i}")\n')
+    (tmp_path / "bad.py").write_text("def (:  # from_pretrained\n")
+    serial = walk.scan([str(tmp_path)], workers=1)
+    parallel = walk.scan([str(tmp_path)], workers=2, parallel_from=0)
+    assert parallel == serial and len(serial.references) == 12 and len(serial.problems) == 1

@@ -41,11 +41,11 @@ def parse(raw: bytes | str, file: str) -> Parsed:
         if isinstance(tree, Problem):
             problems.append(tree)
         else:
-            trees.append((index, tree))
-    constants = python.module_constants(t for _, t in trees)
+            trees.append((index, tree, source))
+    constants = python.module_constants(t for _, t, _ in trees)
     refs, unresolved = [], []
-    for index, tree in trees:
-        r, u = python.references(tree, file, constants, cell=index)
+    for index, tree, source in trees:
+        r, u = python.references(tree, file, constants, cell=index, source=source)
         refs += r
         unresolved += u
     return Parsed(tuple(refs), tuple(unresolved), tuple(problems))

@@ -11,6 +11,7 @@ references because the AST never shows them as call arguments.
 from __future__ import annotations
 
 import ast
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -51,7 +52,7 @@ def parse(source: bytes | str, file: str) -> Parsed:
     tree = parse_tree(source, file)
     if isinstance(tree, Problem):
         return Parsed(problems=(tree,))
-    refs, unresolved = references(tree, file, module_constants([tree]))
+    refs, unresolved = references(tree, file, module_constants([tree]), source=source)
     return Parsed(tuple(refs), tuple(unresolved))
 
 
@@ -81,16 +82,17 @@ def _assignments(stmt: ast.stmt) -> Iterable[tuple[str, ast.expr | None]]:
             yield from ((n, stmt.value if isinstance(t, ast.Name) else None) for n in _names(t))
     elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and isinstance(stmt.target, ast.Name):
         yield stmt.target.id, getattr(stmt, "value", None) if isinstance(stmt, ast.AnnAssign) else None
-    elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.If, ast.Try, ast.While,
-                           ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
-        # Bound in a block, by an import or a def: not a plain constant, so it poisons the name.
+    elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield stmt.name, None  # what a body assigns is local to it
+    elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        yield from ((a.asname or a.name.split(".")[0], None) for a in stmt.names)
+    elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.If, ast.Try, ast.While)):
+        # Bound in a block: maybe, maybe not, maybe twice: not a constant, so it poisons the name.
         for node in ast.walk(stmt):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 yield node.id, None
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            yield stmt.name, None
-        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            yield from ((a.asname or a.name.split(".")[0], None) for a in stmt.names)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                yield node.name, None
 
 
 def _names(target: ast.expr) -> Iterable[str]:
@@ -107,27 +109,55 @@ def _literal(node: ast.expr) -> str | None:
     return None
 
 
-def references(tree: ast.Module, file: str, constants: dict[str, str], cell: int | None = None
-               ) -> tuple[list[Reference], list[Unresolved]]:
-    finder = _Finder(file, constants, cell)
+def references(tree: ast.Module, file: str, constants: dict[str, str], cell: int | None = None,
+               source: bytes | str | None = None) -> tuple[list[Reference], list[Unresolved]]:
+    """The loader calls in `tree`. With `source`, only the statements spanning a line that
+    mentions a loader name are visited: the AST decides, the text only says where to look."""
+    finder = _Finder(file, constants, cell, trigger_lines(source) if source is not None else None)
     finder.visit(tree)
     return finder.refs, finder.unresolved
 
 
-class _Finder(ast.NodeVisitor):
-    def __init__(self, file: str, constants: dict[str, str], cell: int | None):
-        self.file, self.constants, self.cell = file, constants, cell
+def trigger_lines(source: bytes | str) -> list[int]:
+    """Sorted 1-based numbers of the lines holding a loader's name."""
+    raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
+    lines = set()
+    for word in TRIGGERS:
+        pos = raw.find(word)
+        while pos != -1:
+            lines.add(raw.count(b"\n", 0, pos) + 1)
+            pos = raw.find(word, pos + len(word))
+    return sorted(lines)
+
+
+class _Finder:
+    def __init__(self, file: str, constants: dict[str, str], cell: int | None, lines: list[int] | None):
+        self.file, self.constants, self.cell, self.lines = file, constants, cell, lines
         self.refs: list[Reference] = []
         self.unresolved: list[Unresolved] = []
         self._scopes: list[ast.AST] = []
         self._bound: dict[int, frozenset[str]] = {}
 
-    def _scoped(self, node: ast.AST) -> None:
-        self._scopes.append(node)
-        self.generic_visit(node)
-        self._scopes.pop()
+    def _relevant(self, node: ast.AST) -> bool:
+        lo = getattr(node, "lineno", None)
+        if self.lines is None or lo is None:
+            return True
+        i = bisect_left(self.lines, lo)
+        return i < len(self.lines) and self.lines[i] <= (getattr(node, "end_lineno", None) or lo)
 
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _scoped
+    def visit(self, node: ast.AST) -> None:
+        # An explicit stack, not recursion: deeply nested code must not overflow ours.
+        stack: list[tuple[ast.AST, int]] = [(node, len(self._scopes))]
+        while stack:
+            node, depth = stack.pop()
+            del self._scopes[depth:]
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                self._scopes.append(node)
+            elif isinstance(node, ast.Call):
+                self.visit_Call(node)
+            level = len(self._scopes)
+            stack.extend((child, level) for child in reversed(list(ast.iter_child_nodes(node)))
+                         if self._relevant(child))
 
     def _local(self, name: str) -> bool:
         """Bound inside an enclosing function (a parameter, an assignment): it shadows the constant."""
@@ -142,7 +172,6 @@ class _Finder(ast.NodeVisitor):
         return False
 
     def visit_Call(self, node: ast.Call) -> None:
-        self.generic_visit(node)
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         spec = CALLS.get(name) if name else None

@@ -37,24 +37,41 @@ class ScanResult:
     files: int  # files read
 
 
-def scan(paths: Iterable[str]) -> ScanResult:
-    refs: list[Reference] = []
-    unresolved: list[Unresolved] = []
+PARALLEL_FROM = 500  # files; below this, starting worker processes costs more than it saves
+CHUNK = 100
+
+
+def scan(paths: Iterable[str], workers: int | None = None, parallel_from: int = PARALLEL_FROM) -> ScanResult:
+    """Parse every readable file under `paths`; big trees are parsed by one process per CPU
+    (parsing is CPU-bound and the GIL would serialise threads)."""
     problems: list[Problem] = []
-    files = 0
+    todo: list[tuple[str, str]] = []
     for path in paths:
         for file, explicit in _files(path, problems):
             suffix = os.path.splitext(file)[1].lower()
-            if suffix not in READERS:
-                if explicit:
-                    problems.append(Problem(file, "not a Python, notebook, YAML or JSON file"))
-                continue
-            files += 1
-            parsed = read(file, suffix)
-            refs += parsed.references
-            unresolved += parsed.unresolved
-            problems += parsed.problems
-    return ScanResult(tuple(refs), tuple(unresolved), tuple(problems), files)
+            if suffix in READERS:
+                todo.append((file, suffix))
+            elif explicit:
+                problems.append(Problem(file, "not a Python, notebook, YAML or JSON file"))
+    workers = workers if workers is not None else min(8, len(os.sched_getaffinity(0)))
+    if workers > 1 and len(todo) >= parallel_from:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
+        # spawn, not fork: the caller may hold threads (an HTTP pool, a test server).
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parsed = [p for batch in pool.map(read_many, chunks) for p in batch]
+    else:
+        parsed = read_many(todo)
+    refs = [r for p in parsed for r in p.references]
+    unresolved = [u for p in parsed for u in p.unresolved]
+    problems += [pr for p in parsed for pr in p.problems]
+    return ScanResult(tuple(refs), tuple(unresolved), tuple(problems), len(todo))
+
+
+def read_many(files: list[tuple[str, str]]) -> list[Parsed]:
+    return [read(file, suffix) for file, suffix in files]
 
 
 def read(file: str, suffix: str) -> Parsed:
