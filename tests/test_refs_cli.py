@@ -291,3 +291,19 @@ def test_from_cache_write_pins_keeps_the_cached_commit_and_tracks_its_ref(env, h
     text = pins.read_text()
     assert f'revision = "{"b" * 40}"\ntrack = "main"' in text and f'revision = "{"c" * 40}"\ntrack = "v2"' in text
     assert "EleuterAI" not in text.split("\n", 1)[1]
+
+
+def test_gated_private_and_disabled_repos(env, hub, tmp_path):
+    """Gated and disabled repos exist (we just may not read them); a private repo answers like a
+    missing one to us, which is what the code loading it anonymously would meet too."""
+    hub.add_repo("org/gated")
+    hub.set_gated("org/gated", "manual")
+    hub.add_repo("org/disabled")
+    hub.set_disabled("org/disabled")
+    hub.add_repo("org/private", private=True)
+    src = tree(tmp_path / "src", {"a.py": 'AutoModel.from_pretrained("org/gated")\n'
+                                          'AutoModel.from_pretrained("org/disabled")\n'
+                                          'AutoModel.from_pretrained("org/private")\n'})
+    r = env.run("refs", "scan", str(src), "--json")
+    assert [(o["repo"], o["hub_state"]) for o in rows(r)] == [
+        ("org/gated", "exists"), ("org/disabled", "exists"), ("org/private", "missing")]
