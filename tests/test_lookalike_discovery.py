@@ -26,6 +26,9 @@ def now_iso(days_ago: int) -> str:
 @pytest.fixture
 def env(hub, slack, tmp_path):
     e = PinsEnv(tmp_path, hub, slack)
+    # A plan whose Hub quota matches the config's limit: these tests probe thousands of names, and
+    # with fake clocks, while the emulator's quota windows run in real time.
+    hub.rate_limit(1_000_000)
     e.extra = LOOKALIKE.format(json.dumps(PROTECTED), json.dumps(ALLOW), 4000)
     hub.add_org("EleutherAI", fullname="EleutherAI", verified=True, followers=5000, created_at=now_iso(2000))
     hub.add_repo("EleutherAI/gpt-j-6b", files={"config.json": "{}"}, created_at=now_iso(1500))

@@ -198,6 +198,18 @@ def missing_ref(repo: RepoId, base: str, ref: str) -> Finding:
         links=links(base, repo, None))
 
 
+def disabled(repo: RepoId, base: str, sha: str) -> Finding:
+    """A 200 answer with `disabled: true` is definitive: the Hub took the repo down (its answer to
+    malware such as PoisonGPT's). No confirmation over several checks is needed."""
+    return Finding.make(
+        "repo_unavailable", "critical", repo.web_path,
+        "disabled by the Hub (taken down): its files can no longer be downloaded; find out why before "
+        "trusting any copy of it",
+        key=["disabled"], evidence={"repo": repo.id, "type": repo.type, "reason": "disabled by the Hub",
+                                    "sha": sha},
+        links=links(base, repo, None))
+
+
 def access_changed(repo: RepoId, base: str, what: str) -> Finding:
     return Finding.make(
         "repo_unavailable", "high", repo.web_path, f"{what}: consumers may lose access",

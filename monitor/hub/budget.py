@@ -36,12 +36,14 @@ class Budget:
         self._used = 0
         self._reserved = 0  # admitted calls whose first request has not been seen yet
         self._hub_remaining: int | None = None
+        self._hub_limit: int | None = None  # the quota the Hub advertises (RateLimit-Policy q=)
         self._hub_reset_at = 0.0
         self.denied = 0
 
     def reset(self) -> None:
         with self._lock:
             self._start, self._used, self._reserved, self._hub_remaining, self.denied = self.clock(), 0, 0, None, 0
+            self._hub_limit = None
 
     def configure(self, quota: int) -> None:
         with self._lock:
@@ -65,10 +67,12 @@ class Budget:
             if self._hub_remaining is not None:
                 self._hub_remaining = max(0, self._hub_remaining - 1)
 
-    def observe(self, remaining: int, reset_in: float) -> None:
+    def observe(self, remaining: int, reset_in: float, limit: int | None = None) -> None:
         """The Hub's RateLimit header: how many requests it still allows, and when it resets."""
         with self._lock:
             self._hub_remaining, self._hub_reset_at = remaining, self.clock() + reset_in
+            if limit:
+                self._hub_limit = limit
 
     def allow(self, low_priority: bool = False) -> bool:
         """May one more call start now? Low-priority calls leave a reserve for pin checks."""
@@ -78,7 +82,9 @@ class Budget:
             limit = int(self.quota * (LOW_PRIORITY_SHARE if low_priority else SAFETY))
             ok = self._used < limit
             if ok and self._hub_remaining is not None:
-                ok = self._hub_remaining > self.quota * (1 - (LOW_PRIORITY_SHARE if low_priority else SAFETY))
+                # The reserve is a share of the Hub's own quota when it told us one.
+                hub_quota = min(self.quota, self._hub_limit or self.quota)
+                ok = self._hub_remaining > hub_quota * (1 - (LOW_PRIORITY_SHARE if low_priority else SAFETY))
             if not ok:
                 self.denied += 1
             else:

@@ -89,6 +89,10 @@ class HubClient:
                 raise Transient(f"Hub error {status}", status=status) from None
             if status == 404:
                 raise NotFound(_msg("not found", e), status=404) from None
+            if status == 401 and _is_repo_url(url) and not _bad_token(e):
+                # What the real Hub answers anonymously for a missing or private repo: 401 without an
+                # X-Error-Code (the client maps it to RepositoryNotFoundError on https:// only).
+                raise NotFound(_msg("repository not found", e), status=401) from None
             raise HubError(_msg(f"Hub refused ({status})", e), status=status) from None
         except (httpx2.TransportError, OSError) as e:
             raise Transient(f"Hub unreachable: {type(e).__name__}") from None
@@ -163,6 +167,20 @@ class HubClient:
             return None
         body = r.content[:MAX_TEXT_BYTES]
         return body.decode("utf-8", errors="replace")
+
+
+_REPO_URL = re.compile(r"/api/(models|datasets|spaces)/|/resolve/")
+
+
+def _is_repo_url(url: str) -> bool:
+    return _REPO_URL.search(urlsplit(url).path) is not None
+
+
+def _bad_token(e: Any) -> bool:
+    """401 `Invalid credentials in Authorization header`: the token is bad, nothing is said of any repo."""
+    response = getattr(e, "response", None)
+    return (response is not None
+            and response.headers.get("X-Error-Message") == "Invalid credentials in Authorization header")
 
 
 def _status(e: Any) -> int | None:

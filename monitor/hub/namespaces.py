@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 from urllib.parse import quote
 
+from monitor.detect.times import iso, object_id_time
 from monitor.errors import NotFound
 from monitor.hub.client import HubClient
 
@@ -66,8 +67,13 @@ def _namespace(d: Any, kind: str) -> Namespace:
         followers=_int(d.get("numFollowers")), models=_int(d.get("numModels")),
         datasets=_int(d.get("numDatasets")), spaces=_int(d.get("numSpaces")),
         members=_int(d.get("numUsers")) if kind == "org" else None,
-        created_at=d.get("createdAt") if isinstance(d.get("createdAt"), str) else None,
+        created_at=d.get("createdAt") if isinstance(d.get("createdAt"), str) else _id_time(d.get("_id")),
         details=_str(d.get("details"))[:2000])
+
+
+def _id_time(object_id: Any) -> str | None:
+    created = object_id_time(object_id)
+    return iso(created) if created else None
 
 
 def _stub(rtype: str, d: Any) -> RepoStub:

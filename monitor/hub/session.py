@@ -89,7 +89,7 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
                                          time.monotonic())
             STATS.on_response(response.status_code, snap, _retry_after(response.headers.get("Retry-After")))
             if info is not None:
-                BUDGET.observe(info.remaining, float(info.reset_in_seconds))
+                BUDGET.observe(info.remaining, float(info.reset_in_seconds), info.limit)
 
         def factory() -> "httpx2.Client":
             return httpx2.Client(

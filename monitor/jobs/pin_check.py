@@ -219,7 +219,9 @@ class PinChecker:
                                              f"created {info.created_at}, after the last known commit "
                                              f"{st.last_modified}"))
                 recreated = True
-        if info.gated and not st.gated:
+        if info.disabled and not st.disabled:  # a takedown answers 200 with disabled: true (and gated "auto")
+            findings.append(rv.disabled(w.repo, self.base, info.sha))
+        elif info.gated and not st.gated and not info.disabled:
             findings.append(rv.access_changed(w.repo, self.base, f"newly gated ({info.gated})"))
         if info.private and not st.private:
             findings.append(rv.access_changed(w.repo, self.base, "newly private"))
