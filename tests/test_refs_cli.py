@@ -307,3 +307,27 @@ def test_gated_private_and_disabled_repos(env, hub, tmp_path):
     r = env.run("refs", "scan", str(src), "--json")
     assert [(o["repo"], o["hub_state"]) for o in rows(r)] == [
         ("org/gated", "exists"), ("org/disabled", "exists"), ("org/private", "missing")]
+
+
+def test_legacy_name_redirect_is_renamed_and_pinned_under_its_canonical_id(env, hub, tmp_path):
+    head = hub.add_repo("openai-community/gpt2")
+    hub.add_redirect("gpt2", "openai-community/gpt2")
+    src = tree(tmp_path / "src", {"a.py": 'AutoTokenizer.from_pretrained("gpt2")\n'})
+    pins = tmp_path / "pins.toml"
+    r = env.run("refs", "scan", str(src), "--json", "--write-pins", str(pins))
+    assert r.code == 0, r
+    assert [(o["repo"], o["hub_state"], o["renamed_to"]) for o in rows(r)] == [
+        ("gpt2", "renamed", "openai-community/gpt2")]
+    assert f'repo = "openai-community/gpt2"\ntype = "model"\nrevision = "{head}"\ntrack = "main"' in pins.read_text()
+
+
+def test_a_rejected_token_is_unknown_never_missing(env, hub, tmp_path):
+    hub.add_repo("org/m")
+    env.token = hub.add_token("hf_refs_scan_token")
+    hub.revoke_token("hf_refs_scan_token")
+    src = tree(tmp_path / "src", {"a.py": 'AutoModel.from_pretrained("org/m")\n'})
+    r = env.run("refs", "scan", str(src), "--json", "--fail-if", "missing")
+    assert r.code == 75
+    (o,) = rows(r)
+    assert o["hub_state"] == "unknown" and "401" in o["hub_error"]
+    assert "hf_refs_scan_token" not in r.out + r.err
