@@ -248,7 +248,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
     Hugging Face cache (--cache-dir, else HF_HUB_CACHE). Files that cannot be parsed are reported
     on stderr, one line each, and never stop the scan.
     """
-    from monitor.refs import cache, check, pins_file, walk
+    from monitor.refs import cache, check, pins_file, report, walk
     from monitor.refs.report import ONLINE_CONDITIONS, parse_conditions
 
     try:
@@ -268,56 +268,37 @@ def cmd_refs(args: argparse.Namespace) -> int:
     refs, problems = list(result.references), list(result.problems)
     if args.from_cache:
         cached = cache.scan(Path(args.cache_dir) if args.cache_dir else cache.default_dir())
-        refs += cached.references
-        problems += cached.problems
-    screener = None
-    la = settings.lookalike if settings else config_mod.LookalikeSettings()
-    if la.protected:
-        from monitor.jobs.lookup import screener_for
-
-        screener = screener_for(la.protected, la.allow)
-    client = None
+        refs, problems = refs + list(cached.references), problems + list(cached.problems)
+    client, hub = None, settings.hub if settings else config_mod.HubSettings(
+        endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT))
     if not args.offline:
         from monitor.hub.client import HubClient
 
-        hub = settings.hub if settings else config_mod.HubSettings(
-            endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT))
         client = HubClient(hub)
-        workers = min(8, hub.concurrency)
-    checked = check.check(refs, screener, client, workers if client else 1)
+        if settings:
+            client.budget.configure(settings.hub_requests_per_5min)
+    la = settings.lookalike if settings else config_mod.LookalikeSettings()
+    checked = check.check(refs, check.screener(la), client, min(8, hub.concurrency))
     for c in checked:
         print(json.dumps(c.to_json(), sort_keys=True) if args.json else c.to_text())
-    for p in problems:
-        print(_one_line(f"hubwatch: refs: {p.file}: {p.message}"), file=sys.stderr)
-    for u in result.unresolved if args.verbose else ():
-        where = f"{u.file}" + (f" cell {u.cell}" if u.cell else "") + f":{u.line}"
-        print(_one_line(f"hubwatch: refs: {where}: {u.via}: not resolved ({u.why})"), file=sys.stderr)
-    states = [c.hub.state for c in checked if c.hub]
-    print(f"hubwatch: refs: {result.files} file(s), {len(checked)} reference(s): "
-          f"{sum(not c.ref.pinned for c in checked)} unpinned, {sum(bool(c.lookalike_of) for c in checked)} "
-          f"look-alike" + (f", {states.count('missing')} missing, {states.count('renamed')} renamed, "
-                           f"{states.count('unknown')} unknown" if client else "")
-          + f"; {len(problems)} not inspected, {len(result.unresolved)} unresolved call(s)"
-          + ("" if args.verbose or not result.unresolved else " (-v lists them)"), file=sys.stderr)
+    for line in report.problem_lines(problems, result.unresolved if args.verbose else ()):
+        print(line, file=sys.stderr)
+    print(report.summary(result.files, checked, len(problems), len(result.unresolved), args.verbose),
+          file=sys.stderr)
     unknown_pins = 0
     if args.write_pins:
         text, skipped, unknown_pins = pins_file.render(
             checked, f"written by hubwatch refs scan; load it with [pins] include = [\"{Path(args.write_pins).name}\"]")
         pins_file.write(Path(args.write_pins), text)
         for line in skipped:
-            print(_one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
+            print(report.one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
     if any(c.meets(cond) for c in checked for cond in conditions):
         return EXIT_FINDINGS
-    if (set(conditions) & {"missing", "renamed"} and "unknown" in states) or unknown_pins:
+    if (set(conditions) & {"missing", "renamed"} and any(c.meets("unknown") for c in checked)) or unknown_pins:
         print("hubwatch: refs: the Hub could not answer for every repo (see hub_error): result incomplete",
               file=sys.stderr)
         return EXIT_TEMPFAIL
     return EXIT_OK
-
-
-def _one_line(text: str) -> str:
-    """File names and parser messages come from the scanned tree: keep each report on one line."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

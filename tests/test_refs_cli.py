@@ -331,3 +331,14 @@ def test_a_rejected_token_is_unknown_never_missing(env, hub, tmp_path):
     (o,) = rows(r)
     assert o["hub_state"] == "unknown" and "401" in o["hub_error"]
     assert "hf_refs_scan_token" not in r.out + r.err
+
+
+def test_pins_file_stays_valid_toml_whatever_the_file_names(env, hub, tmp_path):
+    hub.add_repo("org/m")
+    src = tree(tmp_path / "src", {'we"ird\rname\x1b.py': 'AutoModel.from_pretrained("org/m")\n'})
+    pins = tmp_path / "pins\nfile.toml"
+    assert env.run("refs", "scan", str(src), "--write-pins", str(pins)).code == 0
+    import tomllib
+
+    assert tomllib.loads(pins.read_text())["pin"] == [{"repo": "org/m", "type": "model",
+                                                       "revision": hub.repo_head("org/m"), "track": "main"}]

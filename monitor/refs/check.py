@@ -10,8 +10,18 @@ from monitor.refs.report import Checked
 from monitor.refs.model import Reference
 
 if TYPE_CHECKING:
+    from monitor.config import LookalikeSettings
     from monitor.detect.lookalike import Screener
     from monitor.hub.client import HubClient
+
+
+def screener(lookalike: "LookalikeSettings") -> "Screener | None":
+    """The configured name engine, or None without protected names (no look-alike possible)."""
+    if not lookalike.protected:
+        return None
+    from monitor.jobs.lookup import screener_for
+
+    return screener_for(lookalike.protected, lookalike.allow)
 
 
 def lookalikes(refs: Sequence[Reference], screener: "Screener | None") -> dict[str, str]:

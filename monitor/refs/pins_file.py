@@ -16,14 +16,15 @@ import tempfile
 from pathlib import Path
 
 from monitor.config import valid_repo_id
-from monitor.refs.report import Checked
+from monitor.refs.report import Checked, one_line
 
 _TRACK = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")  # the rule config.py applies to `track`
 
 
 def render(checked: list[Checked], header: str) -> tuple[str, list[str], int]:
     """-> (TOML text, one line per skipped reference, how many were skipped as unknown)."""
-    lines, skipped, unknown, seen = [f"# {header}", ""], [], 0, set()
+    # A comment in TOML must not hold control characters: file names come from the scanned tree.
+    lines, skipped, unknown, seen = [one_line(f"# {header}"), ""], [], 0, set()
     for c in checked:
         r, where = c.ref, f"{c.ref.file}" + (f":{c.ref.line}" if c.ref.line is not None else "")
         pin, why = _pin(c)
@@ -35,7 +36,7 @@ def render(checked: list[Checked], header: str) -> tuple[str, list[str], int]:
         if ident in seen:
             continue
         seen.add(ident)
-        lines.append(f"[[pin]]  # {where}"[:300].replace("\n", " "))
+        lines.append(one_line(f"[[pin]]  # {where}"[:300]))
         lines += [f"{k} = {json.dumps(v)}" for k, v in pin.items()] + [""]
     return "\n".join(lines), skipped, unknown
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from monitor.refs.hub_state import HubState
-from monitor.refs.model import Reference
+from monitor.refs.model import Problem, Reference, Unresolved
 
 FAIL_CONDITIONS = ("unpinned", "missing", "lookalike", "renamed", "unknown")
 ONLINE_CONDITIONS = ("missing", "renamed", "unknown")
@@ -65,3 +65,29 @@ def parse_conditions(text: str) -> tuple[str, ...]:
         raise ValueError(f"--fail-if takes a comma-separated list of {', '.join(FAIL_CONDITIONS)}, "
                          f"not {text[:80]!r}")
     return items
+
+
+def one_line(text: str) -> str:
+    """File names and parser messages come from the scanned tree: keep each report on one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def problem_lines(problems: Iterable[Problem], unresolved: Iterable[Unresolved] = ()) -> Iterable[str]:
+    for p in problems:
+        yield one_line(f"hubwatch: refs: {p.file}: {p.message}")
+    for u in unresolved:
+        where = u.file + (f" cell {u.cell}" if u.cell else "") + f":{u.line}"
+        yield one_line(f"hubwatch: refs: {where}: {u.via}: not resolved ({u.why})")
+
+
+def summary(files: int, checked: Sequence[Checked], problems: int, unresolved: int, listed: bool) -> str:
+    """The last stderr line: what was read, found and could not be inspected."""
+    states = [c.hub.state for c in checked if c.hub is not None]
+    online = any(c.hub is not None for c in checked)
+    return (f"hubwatch: refs: {files} file(s), {len(checked)} reference(s): "
+            f"{sum(not c.ref.pinned for c in checked)} unpinned, "
+            f"{sum(c.lookalike_of is not None for c in checked)} look-alike"
+            + (f", {states.count('missing')} missing, {states.count('renamed')} renamed, "
+               f"{states.count('unknown')} unknown" if online else "")
+            + f"; {problems} not inspected, {unresolved} unresolved call(s)"
+            + (" (-v lists them)" if unresolved and not listed else ""))
