@@ -213,3 +213,12 @@ def test_walk_in_worker_processes_finds_the_same(tmp_path):
     serial = walk.scan([str(tmp_path)], workers=1)
     parallel = walk.scan([str(tmp_path)], workers=2, parallel_from=0)
     assert parallel == serial and len(serial.references) == 12 and len(serial.problems) == 1
+
+
+@pytest.mark.parametrize("parse,text", [
+    (configs.parse_json, json.dumps([{"model_name_or_path": f"o/m{i}"} for i in range(configs.MAX_NODES)])),
+    (configs.parse_yaml, "".join(f"- model_name_or_path: o/m{i}\n" for i in range(configs.MAX_NODES // 2))),
+])
+def test_config_node_cap_is_reported_not_silent(parse, text):
+    p = parse(text, "big")
+    assert 0 < len(p.references) < configs.MAX_NODES and "not fully read" in p.problems[0].message

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict, deque
 from typing import Any, Iterator
 
 import yaml
@@ -52,7 +53,7 @@ def parse_yaml(raw: bytes | str, file: str) -> Parsed:
     try:
         for doc in yaml.compose_all(raw, Loader=_LOADER):
             if doc is not None:
-                refs += _yaml_refs(doc, file)
+                _yaml_refs(doc, file, refs)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -68,8 +69,9 @@ class _TooBig(Exception):
     pass
 
 
-def _yaml_refs(root: yaml.Node, file: str) -> list[Reference]:
-    refs, seen, stack = [], set(), [root]
+def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference]) -> None:
+    """Appends to `refs` as it goes, so what was found before a cap is kept."""
+    seen, stack = set(), [root]
     while stack:
         node = stack.pop()
         if id(node) in seen:
@@ -93,7 +95,6 @@ def _yaml_refs(root: yaml.Node, file: str) -> list[Reference]:
                         revision = _revision(hit[1], {k: n.value for k, n in scalars.items()})
                         refs.append(Reference(hit[0], hit[1], file, v.start_mark.line + 1, revision, name))
             stack.extend(reversed([v for _, v in node.value]))
-    return refs
 
 
 def _revision(rtype: str, siblings: dict[str, Any]) -> str | None:
@@ -110,47 +111,66 @@ def parse_json(raw: bytes | str, file: str) -> Parsed:
     except (ValueError, RecursionError) as e:
         return Parsed(problems=(Problem(file, f"not valid JSON: {str(e)[:80]}"),))
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    lines = _LineFinder(text)
-    refs = [Reference(repo, rtype, file, lines.find(key, repo), rev, key)
-            for key, repo, rtype, rev in _json_hits(doc)]
+    lines = _json_lines(text)
+    refs: list[Reference] = []
+    try:
+        for key, repo, rtype, rev in _json_hits(doc):
+            refs.append(Reference(repo, rtype, file, lines[(key, repo)].popleft() if lines[(key, repo)] else 1,
+                                  rev, key))
+    except _TooBig:
+        return Parsed(tuple(refs), problems=(Problem(file, f"more than {MAX_NODES} JSON nodes: not fully read"),))
     return Parsed(tuple(refs))
 
 
 def _json_hits(doc: Any) -> Iterator[tuple[str, str, str, str | None]]:
-    """Depth first in document order, so the line finder can search forward."""
-    stack: list[Iterator[Any]] = [iter([doc])]
+    """Depth first in document order, as the line scan below meets them."""
+    stack: list[tuple[Iterator[Any], dict | None]] = [(iter([doc]), None)]
     count = 0
-    while stack and count < MAX_NODES:
-        node = next(stack[-1], _END)
-        if node is _END:
+    while stack:
+        it, parent = stack[-1]
+        item = next(it, _END)
+        if item is _END:
             stack.pop()
             continue
         count += 1
-        if isinstance(node, list):
-            stack.append(iter(node))
-        elif isinstance(node, dict):
-            for key, value in node.items():
-                for v in value if isinstance(value, list) and key in KEYS else [value]:
-                    hit = _accept(key, v)
-                    if hit:
-                        yield key, hit[0], hit[1], _revision(hit[1], node)
-            stack.append(iter([v for v in node.values() if isinstance(v, (dict, list))]))
+        if count > MAX_NODES:
+            raise _TooBig
+        key, value = item if parent is not None else (None, item)
+        for v in value if isinstance(value, list) and key in KEYS else [value]:
+            hit = _accept(key, v) if key is not None else None
+            if hit:
+                yield key, hit[0], hit[1], _revision(hit[1], parent)
+        if isinstance(value, dict):
+            stack.append((iter(value.items()), value))
+        elif isinstance(value, list):
+            stack.append((iter(value), None))
 
 
 _END = object()
+_KEY = re.compile(r'"(' + "|".join(sorted(map(re.escape, KEYS), key=len, reverse=True)) + r')"\s*:\s*')
+_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"')
+_GAP = re.compile(r"[\s,]*")
 
 
-class _LineFinder:
-    """Line of a `"key": "value"` pair, searched forward in document order (JSON keeps no positions)."""
-
-    def __init__(self, text: str):
-        self.text, self.pos = text, 0
-
-    def find(self, key: str, value: str) -> int:
-        token = re.escape(json.dumps(value, ensure_ascii=False))
-        for pattern in (re.escape(json.dumps(key, ensure_ascii=False)) + r"\s*:\s*\[?[^\]]*?" + token, token):
-            m = re.compile(pattern).search(self.text, self.pos) or re.compile(pattern).search(self.text)
-            if m:
-                self.pos = m.end()
-                return self.text.count("\n", 0, m.end()) + 1
-        return 1
+def _json_lines(text: str) -> defaultdict[tuple[str, str], deque[int]]:
+    """(key, value) -> the lines it occurs on, in order: JSON parsers keep no positions, so one
+    linear pass over the text finds each watched key and the string (or strings) after it."""
+    out: defaultdict[tuple[str, str], deque[int]] = defaultdict(deque)
+    line, last = 1, 0
+    for m in _KEY.finditer(text):
+        found, pos = [], m.end()
+        if text.startswith("[", pos):
+            pos += 1
+            while (s := _STRING.match(text, _GAP.match(text, pos).end())) is not None:
+                found.append(s)
+                pos = s.end()
+        elif (s := _STRING.match(text, pos)) is not None:
+            found.append(s)
+        for s in found:
+            line += text.count("\n", last, s.start())
+            last = s.start()
+            try:
+                out[(m.group(1), json.loads(s.group()))].append(line)
+            except ValueError:
+                continue
+    return out
