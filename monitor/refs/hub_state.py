@@ -51,6 +51,8 @@ def state_of(client: "HubClient", rtype: str, repo: str) -> HubState:
         return HubState("missing")
     except HubError as e:  # transient, or about our token: never about the repo
         return HubState("unknown", reason=str(e))
+    except Exception as e:  # noqa: BLE001 - one odd answer must not sink the whole scan's report
+        return HubState("unknown", reason=f"unexpected error ({type(e).__name__})")
     if refs.canonical_id.lower() != repo.lower():
         return HubState("renamed", renamed_to=refs.canonical_id, refs=refs)
     return HubState("exists", refs=refs)
