@@ -171,6 +171,7 @@ def test_cache_layout(tmp_path):
     _cache_repo(tmp_path, "models--EleutherAI--gpt-j-6b", {"main": a, "refs/pr/1": b}, [a, b])
     _cache_repo(tmp_path, "datasets--org--data", {"main": c}, [])  # ref whose snapshot is gone
     _cache_repo(tmp_path, "models--gpt2", {"main": "not a sha"}, [a])
+    _cache_repo(tmp_path, "models--..--..--api--x?y", {"main": a}, [a])  # would be a path in a Hub URL
     (tmp_path / ".locks").mkdir()
     (tmp_path / "version.txt").write_text("1")
     p = cache.scan(tmp_path)
@@ -179,7 +180,7 @@ def test_cache_layout(tmp_path):
                    ("EleutherAI/gpt-j-6b", "model", a, ("main",), True),
                    ("EleutherAI/gpt-j-6b", "model", b, ("refs/pr/1",), True),
                    ("gpt2", "model", a, (), True)]
-    assert [pr.message for pr in p.problems] == ["ref main does not hold a commit sha"]
+    assert [pr.message for pr in p.problems] == ["not a Hub repo id", "ref main does not hold a commit sha"]
     assert cache.scan(tmp_path / "nope").problems
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from monitor.refs.model import SHA, Parsed, Problem, Reference
+from monitor.refs.model import SHA, Parsed, Problem, Reference, is_hub_id
 
 _TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 MAX_REFS = 1000  # per repo: a bound on a hostile cache
@@ -42,6 +42,9 @@ def scan(cache_dir: Path) -> Parsed:
         if not sep or prefix not in _TYPES or not entry.is_dir():
             continue  # .locks, version.txt, xet/ ...: not repos
         repo = rest.replace("--", "/")
+        if not is_hub_id(repo):  # it becomes part of a Hub URL: never let "..", "/" or "?" through
+            problems.append(Problem(str(entry), "not a Hub repo id"))
+            continue
         found, problem = _revisions(entry)
         if problem:
             problems.append(Problem(str(entry), problem))
