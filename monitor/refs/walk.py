@@ -53,21 +53,31 @@ def scan(paths: Iterable[str], workers: int | None = None, parallel_from: int = 
                 todo.append((file, suffix))
             elif explicit:
                 problems.append(Problem(file, "not a Python, notebook, YAML or JSON file"))
-    workers = workers if workers is not None else min(8, len(os.sched_getaffinity(0)))
-    if workers > 1 and len(todo) >= parallel_from:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
-        # spawn, not fork: the caller may hold threads (an HTTP pool, a test server).
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            parsed = [p for batch in pool.map(read_many, chunks) for p in batch]
-    else:
+    if workers is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = min(8, cpus or 1)
+    parsed = _parallel(todo, workers) if workers > 1 and len(todo) >= parallel_from else None
+    if parsed is None:
         parsed = read_many(todo)
     refs = [r for p in parsed for r in p.references]
     unresolved = [u for p in parsed for u in p.unresolved]
     problems += [pr for p in parsed for pr in p.problems]
     return ScanResult(tuple(refs), tuple(unresolved), tuple(problems), len(todo))
+
+
+def _parallel(todo: list[tuple[str, str]], workers: int) -> list[Parsed] | None:
+    """None when worker processes cannot be had (a sandbox, no /dev/shm): the caller goes serial."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    try:
+        # spawn, not fork: the caller may hold threads (an HTTP pool, a test server).
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return [p for batch in pool.map(read_many, chunks) for p in batch]
+    except (OSError, BrokenProcessPool):
+        return None
 
 
 def read_many(files: list[tuple[str, str]]) -> list[Parsed]:
@@ -85,7 +95,10 @@ def read(file: str, suffix: str) -> Parsed:
         return Parsed(problems=(Problem(file, f"larger than {limit // _MB} MB: not inspected"),))
     if not any(t in raw for t in triggers):
         return Parsed()
-    return parser(raw, file)
+    try:
+        return parser(raw, file)
+    except Exception as e:  # noqa: BLE001 - a file our parsers choke on is reported; the scan goes on
+        return Parsed(problems=(Problem(file, f"not inspected: parser error ({type(e).__name__})"),))
 
 
 def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
