@@ -11,10 +11,13 @@ import json
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitor.refs import cache, configs, notebook, python, walk
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def found(parsed):
@@ -223,3 +226,21 @@ def test_walk_in_worker_processes_finds_the_same(tmp_path):
 def test_config_node_cap_is_reported_not_silent(parse, text):
     p = parse(text, "big")
     assert 0 < len(p.references) < configs.MAX_NODES and "not fully read" in p.problems[0].message
+
+
+# Hostile or broken files: every reader returns references and problems, never raises, and a
+# problem is one line.
+_TEXT = st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+                  st.lists(st.sampled_from(['AutoModel.from_pretrained("o/m"', ")", "(", '"""', "%%time", "!ls \\",
+                                            "model_name_or_path: ", "[", "{", '"', "&a", "*a", "\n", "    ", "?", "\\"]),
+                           max_size=40).map("".join))
+
+
+@FUZZ
+@given(_TEXT)
+def test_readers_never_raise(text):
+    nb = json.dumps({"cells": [{"cell_type": "code", "source": text}]})
+    for parsed in (python.parse(text, "f"), notebook.parse(nb, "f"), notebook.parse(text, "f"),
+                   configs.parse_yaml(text, "f"), configs.parse_json(text, "f")):
+        assert all("\n" not in p.message for p in parsed.problems)
+        assert all(r.repo and r.type in ("model", "dataset", "space") for r in parsed.references)

@@ -57,7 +57,8 @@ def parse_yaml(raw: bytes | str, file: str) -> Parsed:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        return Parsed(problems=(Problem(file, f"not valid YAML{where}: {getattr(e, 'problem', None) or e}"),))
+        why = " ".join(str(getattr(e, "problem", None) or e).split())[:120]  # PyYAML's own text spans lines
+        return Parsed(problems=(Problem(file, f"not valid YAML{where}: {why}"),))
     except (RecursionError, MemoryError, ValueError) as e:
         return Parsed(problems=(Problem(file, f"YAML not parsed ({type(e).__name__})"),))
     except _TooBig:

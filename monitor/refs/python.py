@@ -11,6 +11,7 @@ references because the AST never shows them as call arguments.
 from __future__ import annotations
 
 import ast
+import warnings
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Iterable
@@ -58,7 +59,9 @@ def parse(source: bytes | str, file: str) -> Parsed:
 
 def parse_tree(source: bytes | str, file: str, where: str = "") -> ast.Module | Problem:
     try:
-        return ast.parse(source, filename=file)
+        with warnings.catch_warnings():  # "invalid escape sequence" in someone's code is not our news
+            warnings.simplefilter("ignore")
+            return ast.parse(source, filename=file)
     except SyntaxError as e:
         return Problem(file, f"{where}not valid Python (line {e.lineno}: {e.msg})")
     except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, absurd nesting
