@@ -68,7 +68,8 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     A complete check reads every signal of every pin (refs, metadata, security scan), whatever
     cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
-    sent (they stay queued for the next real run).
+    sent (they stay queued for the next real run). When the Hub rejects the token (401 Invalid
+    credentials), a line says so, naming where the token came from, and the exit code is 78.
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -81,6 +82,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         report = scan_pins(rt, complete=True)
+        if report.token_rejected:
+            print(_token_rejected_line(settings), file=sys.stderr)
         new = list(report.new_findings) + list(scan_lookalikes(rt).new_findings)
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
@@ -89,9 +92,17 @@ def cmd_once(args: argparse.Namespace) -> int:
                     ignore_backoff=True)
     finally:
         rt.close()
+    if report.token_rejected:  # a configuration problem: before "findings" and "all unknown"
+        return EXIT_CONFIG
     if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _token_rejected_line(settings) -> str:
+    source = settings.hub.token_source or "no configured token"
+    return (f"hubwatch: the Hub rejected the token from {source} (401 Invalid credentials in "
+            f"Authorization header): pins cannot be checked until it is replaced")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -109,7 +109,9 @@ class NamespaceClient:
         return [self.client._parsed(_stub, rtype, d) for d in data[:limit]]
 
     def newest(self, rtype: str, page_size: int = 1000, max_pages: int = 5) -> Iterator[list[RepoStub]]:
-        """Pages of the newest repos of a type, newest first; the caller stops when it meets what it saw."""
+        """Pages of the newest repos of a type, newest first; the caller stops when it meets what it saw.
+
+        Pagination follows `Link: rel=next` only within the endpoint's origin."""
         url: str | None = f"{self.endpoint}/api/{rtype}s"
         params: dict | None = {"sort": "createdAt", "limit": str(page_size)}
         for _ in range(max_pages):
@@ -119,7 +121,9 @@ class NamespaceClient:
             if not isinstance(data, list):
                 self.client._parsed(_raise, "repo list is not a list")
             yield [self.client._parsed(_stub, rtype, d) for d in data]
-            url, params = r.links.get("next", {}).get("url"), None
+            # A Link to another origin raises OffOrigin (a HubError): the caller keeps its cursor,
+            # so the feed is re-read next cycle rather than assumed complete.
+            url, params = self.client._next_page(r), None
 
     def quicksearch(self, q: str, limit: int = 50) -> list[tuple[str, str]]:
         """(kind, name) of orgs and users whose name or full name matches `q`."""
