@@ -303,6 +303,10 @@ def cmd_refs(args: argparse.Namespace) -> int:
         pins_file.write(Path(args.write_pins), text)
         for line in skipped:
             print(report.one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
+    if any(c.hub is not None and c.hub.token_rejected for c in checked):  # as `once`: the config is wrong
+        print(_token_rejected_line(settings).replace("pins cannot be checked", "hub_state is unknown"),
+              file=sys.stderr)
+        return EXIT_CONFIG
     if any(c.meets(cond) for c in checked for cond in conditions):
         return EXIT_FINDINGS
     if (set(conditions) & {"missing", "renamed"} and any(c.meets("unknown") for c in checked)) or unknown_pins:

@@ -327,7 +327,7 @@ def test_a_rejected_token_is_unknown_never_missing(env, hub, tmp_path):
     hub.revoke_token("hf_refs_scan_token")
     src = tree(tmp_path / "src", {"a.py": 'AutoModel.from_pretrained("org/m")\n'})
     r = env.run("refs", "scan", str(src), "--json", "--fail-if", "missing")
-    assert r.code == 75
+    assert r.code == 78 and "the Hub rejected the token from" in r.err, "a config problem, as for once"
     (o,) = rows(r)
     assert o["hub_state"] == "unknown" and "401" in o["hub_error"]
     assert "hf_refs_scan_token" not in r.out + r.err

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from monitor.errors import Disabled, Gated, HubError, NotFound
+from monitor.errors import Disabled, Gated, HubError, NotFound, TokenRejected
 from monitor.hub.models import Refs, RepoId
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ class HubState:
     renamed_to: str | None = None
     refs: Refs | None = None        # branch and tag heads, when the Hub showed them
     reason: str | None = None       # why unknown (or why refs are absent)
+    token_rejected: bool = False    # unknown because the Hub refused our token: a config problem
 
 
 def key(rtype: str, repo: str) -> tuple[str, str]:
@@ -49,6 +50,8 @@ def state_of(client: "HubClient", rtype: str, repo: str) -> HubState:
         return HubState("exists", reason=str(e))
     except NotFound:
         return HubState("missing")
+    except TokenRejected as e:  # about our token, never about this repo
+        return HubState("unknown", reason=str(e), token_rejected=True)
     except HubError as e:  # transient, or about our token: never about the repo
         return HubState("unknown", reason=str(e))
     except Exception as e:  # noqa: BLE001 - one odd answer must not sink the whole scan's report
