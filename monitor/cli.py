@@ -286,8 +286,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
         from monitor.hub.client import HubClient
 
         client = HubClient(hub)
-        if settings:
-            client.budget.configure(settings.hub_requests_per_5min)
+        client.budget.configure(settings.hub_requests_per_5min if settings else None, token=hub.token is not None)
     la = settings.lookalike if settings else config_mod.LookalikeSettings()
     checked = check.check(refs, check.screener(la), client, min(8, hub.concurrency))
     for c in checked:
