@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Example: hubwatch run -c /etc/hubwatch/config.toml
 
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
-    look-alike scan. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
+    look-alike scan (with the republished-repo watch) and the roster watch. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
     (an invalid new config is logged and the old one kept).
     """
     settings = _settings(args)
@@ -77,6 +77,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     from monitor.detect.findings import severity_rank
     from monitor.jobs.lookalikes import scan_lookalikes
     from monitor.jobs.pins import scan_pins
+    from monitor.jobs.roster import scan_roster
     from monitor.runtime import Runtime
 
     rt = Runtime.build(settings, stdout=sys.stdout)
@@ -85,6 +86,7 @@ def cmd_once(args: argparse.Namespace) -> int:
         if report.token_rejected:
             print(_token_rejected_line(settings), file=sys.stderr)
         new = list(report.new_findings) + list(scan_lookalikes(rt).new_findings)
+        new += scan_roster(rt).new_findings
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
@@ -157,7 +159,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     Example: hubwatch lookup EleuterAI --json
 
     Prints whether the namespace exists, what it is, which protected names it imitates and how
-    (techniques, similarity), and a risk with its reasons. --json prints one object with name,
+    (techniques, similarity), which protected repos it republishes, and a risk with its reasons.
+    Counts the Hub does not publish are unknown (null). --json prints one object with name,
     exists, kind, verified, created_at, followers, models, imitates, risk, reasons. Exit 0
     whatever the verdict; 2 for an invalid name; 75 when the Hub could not answer.
     """

@@ -96,6 +96,18 @@ class LookalikeSettings:
     every: float = 3600.0
     probe_budget: int = 50
     reprobe_after: float = 86400.0
+    clone_watch: int = 50  # most downloaded repos per protected namespace searched for copies
+    clone_budget: int = 50  # Hub requests per cycle for that search
+
+
+@dataclass(frozen=True)
+class RosterSettings:
+    """Our people: members of `orgs` plus `users`, whose own org memberships are watched."""
+
+    orgs: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    every: float = 21600.0
+    budget: int = 200  # Hub requests per roster cycle
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class Settings:
     hub_webhook_secret: Secret | None = None
     slack_signing_secret: Secret | None = None
     hub_requests_per_5min: int | None = None  # None: the quota the Hub advertises (RateLimit-Policy)
+    roster: RosterSettings = RosterSettings()
 
     def secrets(self) -> list[str]:
         """Every secret value, for tests and log scrubbing."""
@@ -283,12 +296,13 @@ class _Loader:
         hook_r = _Reader(self.path, "hub_webhook", top.get("hub_webhook", {}))
         hook_secret = self.secret_file(hook_r, "secret_file")
         hook_r.done()
+        roster = self.roster(_Reader(self.path, "roster", top.get("roster", {})))
         limits = _Reader(self.path, "limits", top.get("limits", {}))
         quota = limits.get("hub_requests_per_5min", None, _int(10, 1_000_000))
         limits.done()
         top.done()
         return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike, http,
-                        hook_secret, signing, quota)
+                        hook_secret, signing, quota, roster=roster)
 
     def http(self, r: _Reader) -> HttpSettings:
         listen = r.get("listen", ("127.0.0.1", 8787), _listen)
@@ -412,6 +426,18 @@ class _Loader:
             every=r.get("every", 3600.0, parse_duration),
             probe_budget=r.get("probe_budget", 50, _int(0, 100000)),
             reprobe_after=r.get("reprobe_after", 86400.0, parse_duration),
+            clone_watch=r.get("clone_watch", 50, _int(0, 1000)),
+            clone_budget=r.get("clone_budget", 50, _int(0, 100000)),
+        )
+        r.done()
+        return s
+
+    def roster(self, r: _Reader) -> RosterSettings:
+        s = RosterSettings(
+            orgs=r.get("orgs", (), _names),
+            users=r.get("users", (), _names),
+            every=r.get("every", 21600.0, parse_duration),
+            budget=r.get("budget", 200, _int(1, 100000)),
         )
         r.done()
         return s
