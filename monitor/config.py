@@ -81,6 +81,7 @@ class PinsSettings:
     degraded_after: float = 3600.0
     unavailable_after: int = 2
     jitter: float = 30.0
+    include: tuple[Path, ...] = ()  # pin files (`hubwatch refs scan --write-pins`), resolved
 
 
 @dataclass(frozen=True)
@@ -325,7 +326,7 @@ class _Loader:
         state_path = self.resolve(state.get("path", "state.db", _str))
         state.done()
         pins = self.pins_settings(_Reader(self.path, "pins", top.get("pins", {})))
-        pin = self.pins(top.get("pin", []))
+        pin = self.included_pins(self.pins(top.get("pin", [])), pins.include)
         alerts_r = _Reader(self.path, "alerts", top.get("alerts", {}))
         alerts = AlertSettings(
             every=alerts_r.get("every", 30.0, parse_duration),
@@ -385,9 +386,52 @@ class _Loader:
             degraded_after=r.get("degraded_after", 3600.0, parse_duration),
             unavailable_after=r.get("unavailable_after", 2, _int(1, 100)),
             jitter=r.get("jitter", 30.0, lambda v: 0.0 if v in (0, "0") else parse_duration(v)),
+            include=r.get("include", (), self.includes),
         )
         r.done()
         return s
+
+    def includes(self, value: Any) -> tuple[Path, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ValueError('must be a list of file names, e.g. ["pins.toml"]')
+        return tuple(self.resolve(v.strip()) for v in value)
+
+    def included_pins(self, own: tuple[Pin, ...], files: tuple[Path, ...]) -> tuple[Pin, ...]:
+        """[pins] include: each file holds only [[pin]] tables, checked like the config's own. A pin
+        the config already lists is not an error here: a generated file overlaps hand-written pins."""
+        pins, seen = list(own), {(p.key, p.revision, p.track) for p in own}
+        outer = _PROBLEMS.get()
+        for i, path in enumerate(files):
+            key = f"pins.include[{i}]"
+            inner = _Problems()  # the included file's own problems, reported under pins.include[i]
+            token = _PROBLEMS.set(inner)
+            try:
+                data = tomllib.loads(path.read_bytes().decode("utf-8"))
+                r = _Reader(path, "", data)
+                tables = r.get("pin", [])
+                r.done()
+                included = _Loader(path, self.env).pins(tables)
+                inner.raise_first()
+            except OSError as e:
+                problem = ConfigError(str(self.path), key, f"cannot read {path}: {e.strerror or e}")
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
+                problem = ConfigError(str(self.path), key, f"{path}: invalid TOML: {e}")
+            except ConfigError as e:
+                problem = ConfigError(str(self.path), key, str(e))
+            else:
+                problem = None
+            finally:
+                _PROBLEMS.reset(token)
+            if problem is not None:
+                if outer is None:
+                    raise problem
+                (outer.unknown if inner.unknown else outer.other).append(problem)
+                continue
+            for pin in included:
+                if (pin.key, pin.revision, pin.track) not in seen:
+                    seen.add((pin.key, pin.revision, pin.track))
+                    pins.append(pin)
+        return tuple(pins)
 
     def pins(self, tables: Any) -> tuple[Pin, ...]:
         if not isinstance(tables, list):

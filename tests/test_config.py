@@ -159,6 +159,7 @@ def _check_config(tmp_path, text: str):
     ('[pins]\nevery = "forever"\nevry = "10m"\n', "pins.evry"),
     ('[hub]\ntimeout = "-1s"\n[[pin]]\nrepo = "a/b"\nrevison = "abc"\n', "pin[0].revison"),
     ('[[pin]]\ntrack = "main"\n[slakc]\nwebhook_url = "x"\n', "slakc"),
+    ('[pins]\ninclude = ["absent.toml"]\n[[pin]]\nrepo = "a/b"\ntrakc = "main"\n', "pin[0].trakc"),
 ])
 def test_unknown_key_is_reported_before_any_other_problem(tmp_path, text, key):
     code, err = _check_config(tmp_path, text)
