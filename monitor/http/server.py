@@ -99,7 +99,8 @@ class HttpServer:
         self.max_connections = max_connections
         self.lookups = OnDemandLookups(backend.lookup, per_minute=settings.lookups_per_minute, slots=LOOKUP_SLOTS)
         self.slack = SlackCommands(self.lookups.lookup, deadline=slack_deadline,
-                                   allowed_prefixes=tuple(response_url_prefixes), max_jobs=slack_jobs)
+                                   allowed_prefixes=tuple(response_url_prefixes), max_jobs=slack_jobs,
+                                   ack=getattr(backend, "ack", None))
         self.context = Context(backend, self.slack, clock, self.lookups, ReplayCache())
         self._lock = threading.Lock()
         self._server: _Server | None = None
