@@ -70,7 +70,7 @@ def test_lookalike_discovery_gets_its_own_line(env, hub):
 
 @pytest.mark.parametrize("endpoint, why", [
     (None, "connection refused"),
-    ("http://hubwatch-test-host.invalid", "DNS"),
+    ("https://hubwatch-test-host.invalid", "DNS"),  # https: plain http is for loopback only
 ])
 def test_unreachable_hub_exits_75_and_says_why(tmp_path, endpoint, why):
     url = endpoint or f"http://127.0.0.1:{_closed_port()}"
