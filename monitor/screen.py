@@ -11,6 +11,7 @@ JSON object ``{"name", "target", "techniques", "score"}`` with `as_json`, else a
 from __future__ import annotations
 
 import json
+import re
 from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
@@ -18,6 +19,9 @@ from monitor.detect.lookalike import Match, Screener
 from monitor.detect.names import validate_name
 
 BATCH = 65536
+# Lines of names only: no blank line, no comment, no padding, every character allowed.
+_PLAIN = re.compile(r"(?:[A-Za-z0-9._-]+\n)*[A-Za-z0-9._-]*")
+_TOO_LONG = re.compile(r"[^\n]{97}")
 _SHOWN = 60  # characters of an invalid line echoed back
 
 
@@ -26,8 +30,7 @@ def screen_stream(lines: Iterable[str], screener: Screener, out: TextIO, err: Te
     """Screen every name in `lines`; write matches to `out`, bad lines to `err`.  Returns the
     number of matches written."""
     matches = 0
-    names = _names(lines, err)
-    while batch := list(islice(names, BATCH)):
+    for batch in _batches(lines, err):
         for match in screener.screen_many(batch):
             out.write(_render(match, as_json) + "\n")
             matches += 1
@@ -35,8 +38,27 @@ def screen_stream(lines: Iterable[str], screener: Screener, out: TextIO, err: Te
     return matches
 
 
-def _names(lines: Iterable[str], err: TextIO) -> Iterator[str]:
-    for lineno, line in enumerate(lines, 1):
+def _batches(lines: Iterable[str], err: TextIO) -> Iterator[list[str]]:
+    """Lists of valid names.  A block of lines that holds only names (the usual case: no blank
+    line, comment, padding or bad character) is split with one C-level call; any other block
+    goes line by line, so the reports keep their line numbers."""
+    it = iter(lines)
+    lineno = 0
+    while block := list(islice(it, BATCH)):
+        text = "".join(block)
+        ends = len(block) - (not block[-1].endswith("\n"))  # lines read from a file end in \n
+        if text.count("\n") == ends and _PLAIN.fullmatch(text) and not _TOO_LONG.search(text):
+            names = text.split("\n")
+            if names[-1] == "":
+                names.pop()
+            yield names
+        else:
+            yield list(_names(block, err, lineno))
+        lineno += len(block)
+
+
+def _names(lines: Iterable[str], err: TextIO, offset: int = 0) -> Iterator[str]:
+    for lineno, line in enumerate(lines, offset + 1):
         name = line.strip()
         if not name or name.startswith("#"):
             continue
