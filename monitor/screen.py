@@ -16,12 +16,12 @@ from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
 from monitor.detect.lookalike import Match, Screener
-from monitor.detect.names import validate_name
+from monitor.detect.names import MAX_LEN, validate_name
 
 BATCH = 65536
 # Lines of names only: no blank line, no comment, no padding, every character allowed.
 _PLAIN = re.compile(r"(?:[A-Za-z0-9._-]+\n)*[A-Za-z0-9._-]*")
-_TOO_LONG = re.compile(r"[^\n]{97}")
+BLOCK_CHARS = 1 << 20
 _SHOWN = 60  # characters of an invalid line echoed back
 
 
@@ -42,19 +42,31 @@ def _batches(lines: Iterable[str], err: TextIO) -> Iterator[list[str]]:
     """Lists of valid names.  A block of lines that holds only names (the usual case: no blank
     line, comment, padding or bad character) is split with one C-level call; any other block
     goes line by line, so the reports keep their line numbers."""
-    it = iter(lines)
     lineno = 0
-    while block := list(islice(it, BATCH)):
-        text = "".join(block)
-        ends = len(block) - (not block[-1].endswith("\n"))  # lines read from a file end in \n
-        if text.count("\n") == ends and _PLAIN.fullmatch(text) and not _TOO_LONG.search(text):
-            names = text.split("\n")
-            if names[-1] == "":
-                names.pop()
+    for text in _blocks(lines):
+        names = text.split("\n")
+        if names[-1] == "":
+            names.pop()
+        if _PLAIN.fullmatch(text) and max(map(len, names), default=0) <= MAX_LEN:
             yield names
         else:
-            yield list(_names(block, err, lineno))
-        lineno += len(block)
+            yield list(_names(names, err, lineno))
+        lineno += len(names)
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[str]:
+    """The input as blocks of whole lines (a file is read a few megabytes at a time)."""
+    read = getattr(lines, "read", None)
+    if read is not None and getattr(lines, "readline", None) is not None:
+        while text := read(BLOCK_CHARS):
+            if not text.endswith("\n"):
+                text += lines.readline()
+            yield text
+        return
+    it = iter(lines)
+    while block := list(islice(it, BATCH)):
+        # lines from an iterable may lack their newline: join what is one line per item
+        yield "".join(line if line.endswith("\n") else line + "\n" for line in block)
 
 
 def _names(lines: Iterable[str], err: TextIO, offset: int = 0) -> Iterator[str]:

@@ -46,8 +46,8 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from monitor.detect.names import (MAX_LEN, compact, is_valid_name, light_skeleton, normalise,
-                                  separator_runs, skeleton, validate_name)
+from monitor.detect.names import (MAX_LEN, compact, fold_pairs, is_valid_name, light_skeleton,
+                                  normalise, separator_runs, skeleton, validate_name)
 from monitor.detect.permutations import (AFFIXES, MIN_TYPO_LEN, TECHNIQUE_BIT, TECHNIQUE_RANK,
                                          edit_techniques, homoglyph_sketches, strip_affix,
                                          structural_variants, techniques_of)
@@ -60,7 +60,7 @@ _HOMOGLYPH, _SEPARATOR, _HYPHENATION, _AFFIX, _AI_SUFFIX, _NEAR_MISS = (
     TECHNIQUE_BIT[t] for t in ("homoglyph", "separator", "hyphenation", "affix", "ai_suffix",
                                "near_miss"))
 _FLOORS = tuple((TECHNIQUE_BIT[t], floor) for t, floor in SCORE_FLOORS.items())
-_OUTSIDE_ALPHABET = re.compile(r"[^A-Za-z0-9._\n-]")  # newline is the batch separator
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-\n"  # \n: separator
 _ALT = "|".join(sorted(AFFIXES, key=len, reverse=True))
 _AFFIX_SUFFIX = re.compile(rf"-(?:{_ALT})\n")  # on "\n" + normal forms + "\n"
 _AFFIX_PREFIX = re.compile(rf"\n(?:{_ALT})-")
@@ -199,7 +199,8 @@ class Screener:
         names, blob = _valid_batch(names)
         if not names or not self.targets:
             return
-        skel_blob, light_blob = skeleton(blob), light_skeleton(blob)
+        light_blob = light_skeleton(blob)
+        skel_blob = fold_pairs(light_blob)
         skels = skel_blob.split("\n")
         index_hits = list(map(self._skel.get, skels))
         hits = list(compress(range(len(names)), index_hits))
@@ -287,7 +288,7 @@ class Screener:
 # Letters of a (light) skeleton -> 0..25; anything else (never in a skeleton) -> 26.
 _CODE = np.full(256, 26, dtype=np.int64)
 _CODE[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)] = np.arange(26)
-_TABLE_BITS = 22
+_TABLE_BITS = 18
 _TABLE_MASK = (1 << _TABLE_BITS) - 1
 # Bucket keys: which first (c0..c3) and last (z3..z0) characters of a string a key is made of.
 # A one-character edit at any position of a string of six or more leaves one of the five
@@ -298,19 +299,27 @@ _LONG_KEYS = (("c0", "c1", "c2", "c3"), ("c0", "c1", "c2", "z0"), ("c0", "c1", "
 _SHORT_KEYS = (("c0", "c1", "c2"), ("z2", "z1", "z0"), ("c0", "c1", "z0"), ("c0", "z1", "z0"))
 
 
-def _keys(lengths, chars: dict) -> list:
-    """The bucket keys of strings of these `lengths` (numpy arrays or ints), whose end
+def _keys(lengths: np.ndarray, chars: dict, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, owner of each key): the bucket keys of strings of these `lengths`, whose end
     characters are given as codes in `chars` (c0 c1 c2 c3: the first four; z3 z2 z1 z0: the
     last four); strings of five characters get the short keys, longer ones the long keys."""
-    short = np.asarray(lengths) == MIN_TYPO_LEN
-    out = []
-    for kind, (family, use) in enumerate(((_LONG_KEYS, ~short), (_SHORT_KEYS, short))):
+    keys, whose = [], []
+    short = lengths == MIN_TYPO_LEN
+    for kind, (family, pick) in enumerate(((_LONG_KEYS, ~short), (_SHORT_KEYS, short))):
+        rows = np.flatnonzero(pick)
+        if not len(rows):
+            continue
+        base = lengths[rows] * 16 + kind * 8
+        picked = {part: chars[part][rows] for part in ("c0", "c1", "c2", "c3", "z3", "z2", "z1", "z0")}
         for n, parts in enumerate(family):
-            key = lengths * 16 + kind * 8 + n
+            key = base + n
             for part in parts:
-                key = key * 27 + chars[part]
-            out.append(np.where(use, key, -1))
-    return out
+                key = key * 27 + picked[part]
+            keys.append(key)
+            whose.append(owners[rows])
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(keys), np.concatenate(whose)
 
 
 def _end_codes(codes, starts, lengths) -> dict:
@@ -343,8 +352,6 @@ class _NearMissIndex:
         self._owners = [(tid, extra) for _, tid, extra in entries]
         self._limits = np.array([max_distance(len(s)) for s in self._choices], dtype=np.int64)
         self._max = int(self._limits.max()) if entries else 0
-        self._keys = self._entries = np.zeros(0, dtype=np.int64)
-        self._present = np.zeros(1 << _TABLE_BITS, dtype=bool)  # a quick first filter
         if not entries:
             return
         blob = "\n".join(self._choices)
@@ -359,12 +366,13 @@ class _NearMissIndex:
         entry = np.repeat(np.arange(len(entries)), spans)
         length = np.repeat(lows, spans) + np.arange(len(entry)) - np.repeat(np.cumsum(spans) - spans,
                                                                           spans)
-        keys = np.concatenate(_keys(length, {part: c[entry] for part, c in ends.items()}))
-        owners = np.tile(entry, len(keys) // len(entry))
-        keep = keys >= 0
-        order = np.argsort(keys[keep], kind="stable")
-        self._keys, self._entries = keys[keep][order], owners[keep][order]
-        self._present[self._keys & _TABLE_MASK] = True
+        keys, owners = _keys(length, {part: c[entry] for part, c in ends.items()}, entry)
+        # keys grouped by slot (their low bits): a query finds its group with two reads
+        order = np.argsort(keys & _TABLE_MASK, kind="stable")
+        self._keys, self._entries = keys[order], owners[order]
+        slots = np.bincount(self._keys & _TABLE_MASK, minlength=1 << _TABLE_BITS)
+        self._count = slots.astype(np.int32)
+        self._start = (np.cumsum(slots) - slots).astype(np.int32)
 
     def search(self, skels: list[str], blob: str | None = None, skip: Sequence[int] = ()
                ) -> Iterator[tuple[int, int, int]]:
@@ -384,19 +392,18 @@ class _NearMissIndex:
         if not len(rows):
             return
         codes = _CODE[chars]
-        keys = _keys(lengths[rows], _end_codes(codes, starts[rows], lengths[rows]))
-        qkeys = np.concatenate(keys)
-        qrows = np.tile(rows, len(keys))
-        sel = (qkeys >= 0) & self._present[qkeys & _TABLE_MASK]
-        qkeys, qrows = qkeys[sel], qrows[sel]
-        lo = np.searchsorted(self._keys, qkeys, "left")
-        count = np.searchsorted(self._keys, qkeys, "right") - lo
+        qkeys, qrows = _keys(lengths[rows], _end_codes(codes, starts[rows], lengths[rows]), rows)
+        slot = qkeys & _TABLE_MASK
+        count = self._count[slot]
+        sel = np.flatnonzero(count)
+        qkeys, qrows, lo, count = qkeys[sel], qrows[sel], self._start[slot[sel]], count[sel]
         total = int(count.sum())
         if not total:
             return
         first = np.repeat(np.cumsum(count) - count, count)
-        pair_entries = self._entries[np.repeat(lo, count) + np.arange(total) - first]
-        pair_rows = np.repeat(qrows, count)
+        at = np.repeat(lo, count) + np.arange(total) - first
+        same = self._keys[at] == np.repeat(qkeys, count)  # a slot may hold other keys too
+        pair_entries, pair_rows = self._entries[at[same]], np.repeat(qrows, count)[same]
         # Letters present differ in at most two per edit: most unrelated pairs stop here.
         letters = _presence(codes, starts)
         near = (np.bitwise_count(letters[pair_rows] ^ self._letters[pair_entries])
@@ -437,7 +444,8 @@ def _valid_batch(names: list[str]) -> tuple[list[str], str]:
         blob = "\n".join(names)
     except TypeError:
         blob = ""
-    if not (blob and _OUTSIDE_ALPHABET.search(blob) is None and "\n\n" not in blob
+    if not (blob and blob.isascii() and not blob.encode().translate(None, _ALPHABET)
+            and "\n\n" not in blob
             and blob.count("\n") == len(names) - 1 and blob[0] != "\n" and blob[-1] != "\n"
             and max(map(len, names)) <= MAX_LEN):
         names = [n for n in names if is_valid_name(n)]
