@@ -11,16 +11,15 @@ JSON object ``{"name", "target", "techniques", "score"}`` with `as_json`, else a
 from __future__ import annotations
 
 import json
-import re
 from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
-from monitor.detect.lookalike import Match, Screener
+from monitor.detect.lookalike import Match, Screener, line_lengths
 from monitor.detect.names import MAX_LEN, validate_name
 
 BATCH = 65536
 # Lines of names only: no blank line, no comment, no padding, every character allowed.
-_PLAIN = re.compile(r"(?:[A-Za-z0-9._-]+\n)*[A-Za-z0-9._-]*")
+_NAME_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 BLOCK_CHARS = 1 << 20
 _SHOWN = 60  # characters of an invalid line echoed back
 
@@ -47,11 +46,22 @@ def _batches(lines: Iterable[str], err: TextIO) -> Iterator[list[str]]:
         names = text.split("\n")
         if names[-1] == "":
             names.pop()
-        if _PLAIN.fullmatch(text) and max(map(len, names), default=0) <= MAX_LEN:
+        if _plain(text):
             yield names
         else:
             yield list(_names(names, err, lineno))
         lineno += len(names)
+
+
+def _plain(text: str) -> bool:
+    """True if `text` is lines of names only: no blank line, comment, padding or bad character."""
+    if not text.isascii():
+        return False
+    data = text.encode()
+    if data.translate(None, _NAME_BYTES + b"\n"):
+        return False
+    lengths = line_lengths(data if data.endswith(b"\n") else data + b"\n")[:-1]
+    return not len(lengths) or (lengths.min() > 0 and lengths.max() <= MAX_LEN)
 
 
 def _blocks(lines: Iterable[str]) -> Iterator[str]:

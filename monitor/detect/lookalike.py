@@ -232,7 +232,7 @@ class Screener:
         # HuggingFaceH4, a typo of huggingface): only the pairs already found are skipped.
         near = list(self._near.search(lights, light_blob))
         # Two-letter glyphs shorten the full skeleton: compare those names on it as well.
-        folded = np.flatnonzero(_line_lengths(skel_blob) != _line_lengths(light_blob)).tolist()
+        folded = np.flatnonzero(line_lengths(skel_blob) != line_lengths(light_blob)).tolist()
         if folded:
             near += [(folded[r], tid, extra) for r, tid, extra
                      in self._near_full.search([skels[i] for i in folded])]
@@ -337,8 +337,9 @@ def _presence(codes, starts) -> np.ndarray:
     return np.bitwise_or.reduceat(np.left_shift(1, codes), starts) & ((1 << 26) - 1)  # not \n
 
 
-def _line_lengths(blob: str) -> np.ndarray:
-    chars = np.frombuffer(blob.encode("ascii"), dtype=np.uint8)
+def line_lengths(blob: str | bytes) -> np.ndarray:
+    """Length of each line of an ASCII block."""
+    chars = np.frombuffer(blob.encode() if isinstance(blob, str) else blob, dtype=np.uint8)
     ends = np.append(np.flatnonzero(chars == 10), len(chars))
     return np.diff(np.concatenate(([-1], ends))) - 1
 
@@ -356,7 +357,7 @@ class _NearMissIndex:
             return
         blob = "\n".join(self._choices)
         codes = _CODE[np.frombuffer(blob.encode("ascii"), dtype=np.uint8)]
-        lengths = _line_lengths(blob)
+        lengths = line_lengths(blob)
         starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
         self._letters = _presence(codes, starts)
         ends = _end_codes(codes, starts, lengths)
@@ -384,7 +385,7 @@ class _NearMissIndex:
         chars = np.frombuffer(blob.encode("ascii"), dtype=np.uint8)
         if not len(chars):
             return
-        lengths = _line_lengths(blob)
+        lengths = line_lengths(blob)
         starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
         active = lengths >= MIN_TYPO_LEN
         active[list(skip)] = False
@@ -444,10 +445,11 @@ def _valid_batch(names: list[str]) -> tuple[list[str], str]:
         blob = "\n".join(names)
     except TypeError:
         blob = ""
-    if not (blob and blob.isascii() and not blob.encode().translate(None, _ALPHABET)
-            and "\n\n" not in blob
-            and blob.count("\n") == len(names) - 1 and blob[0] != "\n" and blob[-1] != "\n"
-            and max(map(len, names)) <= MAX_LEN):
-        names = [n for n in names if is_valid_name(n)]
-        blob = "\n".join(names)
-    return names, blob
+    if blob and blob.isascii():
+        data = blob.encode()
+        if not data.translate(None, _ALPHABET):
+            lengths = line_lengths(data)
+            if len(lengths) == len(names) and lengths.min() > 0 and lengths.max() <= MAX_LEN:
+                return names, blob
+    names = [n for n in names if is_valid_name(n)]
+    return names, "\n".join(names)
