@@ -78,20 +78,42 @@ def random_name(rng: random.Random) -> str:
     return name.upper() if rng.random() < 0.02 else name
 
 
-def run_measured(cmd: list[str]) -> tuple[float, float, bytes]:
-    """Like run_child, with the child's own peak RSS (wait4 rusage, not the sum of all children)."""
+# Runs each measured command from a small process started before the names are generated: a
+# child forked from this (by then large) process would count this process's pages in its own
+# peak RSS (Linux keeps the pre-exec high-water mark in ru_maxrss).
+RUNNER = r"""
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    cmd, out_path = json.loads(line)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    chunks = []
-    while data := proc.stdout.read(1 << 20):
-        chunks.append(data)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} exited {proc.returncode}: {err.decode()[-500:]}")
-    return wall, usage.ru_maxrss / 1024, b"".join(chunks)
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    print(json.dumps({"wall": time.perf_counter() - t0, "rss": usage.ru_maxrss / 1024,
+                      "cpu": usage.ru_utime + usage.ru_stime,
+                      "code": os.waitstatus_to_exitcode(status), "err": err.decode()[-500:]}),
+          flush=True)
+"""
+
+
+class Runner:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", RUNNER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def run(self, cmd: list[str], out_path: Path) -> tuple[float, float, float]:
+        """(wall seconds, peak RSS in MB, CPU seconds) of one child, start to exit."""
+        self.proc.stdin.write(json.dumps([cmd, str(out_path)]) + "\n")
+        self.proc.stdin.flush()
+        result = json.loads(self.proc.stdout.readline())
+        if result["code"] != 0:
+            sys.exit(f"{' '.join(cmd)} exited {result['code']}: {result['err']}")
+        return result["wall"], result["rss"], result["cpu"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def main() -> None:
@@ -103,6 +125,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3, help="end-to-end runs; best and median shown")
     args = ap.parse_args()
+    runner = Runner()
     rng = random.Random(args.seed)
     hubwatch = shutil.which("hubwatch", path=str(Path(sys.executable).parent)) or "hubwatch"
 
@@ -129,18 +152,23 @@ def main() -> None:
     empty.write_text("")
     config.write_text("[lookalike]\nprotected = [" + ", ".join(f'"{p}"' for p in protected) + "]\n")
 
-    imports, builds, runs, rss = [], [], [], []
-    out = b""
+    imports, builds, runs, rss, cpu = [], [], [], [], []
+    out_file = tmp / "out.jsonl"
     for _ in range(args.repeat):
-        imports.append(run_measured([sys.executable, "-c", IMPORTS])[0])
-        builds.append(run_measured([hubwatch, "screen", str(empty), "-c", str(config)])[0])
-        wall, peak, out = run_measured([hubwatch, "screen", str(names_file), "-c", str(config),
-                                        "--json"])
+        imports.append(runner.run([sys.executable, "-c", IMPORTS], out_file)[0])
+        builds.append(runner.run([hubwatch, "screen", str(empty), "-c", str(config)], out_file)[0])
+        wall, peak, used = runner.run([hubwatch, "screen", str(names_file), "-c", str(config),
+                                       "--json"], out_file)
         runs.append(wall)
         rss.append(peak)
+        cpu.append(used)
+    runner.close()
+    out = out_file.read_bytes()
     best, med = min(runs), statistics.median(runs)
     print(f"hubwatch screen  {best:6.2f} s best, {med:.2f} s median of {len(runs)} "
           f"({', '.join(f'{r:.2f}' for r in runs)} s), end to end, cold")
+    print(f"  CPU time       {min(cpu):6.2f} s best, {statistics.median(cpu):.2f} s median "
+          "(user + sys: what the wall time is on an idle machine)")
     print(f"  imports        {min(imports):6.2f} s best, {statistics.median(imports):.2f} s median")
     print(f"  + config and index build (screen of an empty file) "
           f"{min(builds):.2f} s best, {statistics.median(builds):.2f} s median")
