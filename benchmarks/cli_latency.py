@@ -60,8 +60,18 @@ def report(what: str, runs: list[float], target: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--source", metavar="DIR",
+                    help="run the hubwatch package found in DIR (e.g. an extracted older "
+                         "commit: `git archive main | tar -x -C DIR`) instead of the installed "
+                         "one, to compare before and after in the same conditions")
     args = ap.parse_args()
-    hubwatch = shutil.which("hubwatch", path=str(Path(sys.executable).parent)) or "hubwatch"
+    hubwatch = [shutil.which("hubwatch", path=str(Path(sys.executable).parent)) or "hubwatch"]
+    if args.source:
+        # -S: no site hooks, so the installed (editable) package cannot shadow DIR
+        site = [p for p in sys.path if p.endswith("site-packages")]
+        hubwatch = [sys.executable, "-S", "-c",
+                    f"import sys; sys.path[:0] = {[str(Path(args.source).resolve()), *site]!r}; "
+                    "sys.argv[0] = 'hubwatch'; from monitor.cli import main; sys.exit(main())"]
 
     server = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, cwd=ROOT,
@@ -74,10 +84,10 @@ def main() -> None:
                           f'[lookalike]\nprotected = {PROTECTED!r}\n'.replace("'", '"'))
         env = {**os.environ, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(tmp / "hf")}
         print(f"{os.cpu_count()} CPUs, emulator at {url}")
-        report("hubwatch --help", timed([hubwatch, "--help"], env, args.runs), 0.3)
-        report("hubwatch check-config", timed([hubwatch, "check-config", "-c", str(config)], env,
+        report("hubwatch --help", timed([*hubwatch, "--help"], env, args.runs), 0.3)
+        report("hubwatch check-config", timed([*hubwatch, "check-config", "-c", str(config)], env,
                                               args.runs), 0.3)
-        report("hubwatch lookup (cold)", timed([hubwatch, "lookup", "EleuterAI", "-c", str(config)],
+        report("hubwatch lookup (cold)", timed([*hubwatch, "lookup", "EleuterAI", "-c", str(config)],
                                                env, args.runs), 0.5)
     finally:
         server.stdin.close()

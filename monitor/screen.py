@@ -14,7 +14,8 @@ import json
 from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
-from monitor.detect.lookalike import Match, Screener, line_lengths
+from monitor.detect.lookalike import Match, Screener
+from monitor.detect.nearmiss import line_lengths
 from monitor.detect.names import MAX_LEN, validate_name
 
 BATCH = 65536
