@@ -32,6 +32,7 @@ for i in range(n):
     if i % 10 == 0:
         emu.create_tag(f"org{i % 50}/model-{i}", "v1")
 emu.latency(latency)
+emu.rate_limit(10_000_000)  # the fake clock packs hours of cycles into seconds of real quota windows
 print(emu.url, flush=True)
 sys.stdin.read()
 """
@@ -68,9 +69,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     pins = "".join(f'[[pin]]\nrepo = "org{i % 50}/model-{i}"\ntrack = "main"\n' for i in range(args.pins))
     (tmp / "config.toml").write_text(
         f'[hub]\nendpoint = "{url}"\nconcurrency = {args.concurrency}\n[state]\npath = "state.db"\n'
-        f'[pins]\nevery = "10m"\nmetadata_every = "1h"\n'
-        # The emulator has no quota; the fake clock packs hours of cycles into seconds.
-        f'[limits]\nhub_requests_per_5min = 1000000\n' + pins)
+        # No [limits]: the budget follows the quota the emulator advertises (lifted in SERVER).
+        f'[pins]\nevery = "10m"\nmetadata_every = "1h"\n' + pins)
     settings = config_mod.load(tmp / "config.toml")
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
     rt = Runtime.build(settings, clock=lambda: now[0])

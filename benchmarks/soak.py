@@ -41,6 +41,7 @@ for i in range(n):
     if i % 10 == 0:
         emu.create_tag(repo, "v1")
 emu.latency(0)
+emu.rate_limit(10_000_000)  # hundreds of fake-clock cycles run within one real quota window
 print(emu.url, flush=True)
 for line in sys.stdin:
     cmd = json.loads(line)

@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Example: hubwatch run -c /etc/hubwatch/config.toml
 
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
-    look-alike scan. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
+    look-alike scan (with the republished-repo watch) and the roster watch. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
     (an invalid new config is logged and the old one kept).
     """
     settings = _settings(args)
@@ -67,7 +67,8 @@ def cmd_once(args: argparse.Namespace) -> int:
 
     A complete check reads every signal of every pin (refs, metadata, security scan), whatever
     cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
-    sent (they stay queued for the next real run).
+    sent (they stay queued for the next real run). When the Hub rejects the token (401 Invalid
+    credentials), a line says so, naming where the token came from, and the exit code is 78.
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -75,12 +76,16 @@ def cmd_once(args: argparse.Namespace) -> int:
     from monitor.detect.findings import severity_rank
     from monitor.jobs.lookalikes import scan_lookalikes
     from monitor.jobs.pins import scan_pins
+    from monitor.jobs.roster import scan_roster
     from monitor.runtime import Runtime
 
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         report = scan_pins(rt, complete=True)
+        if report.token_rejected:
+            print(_token_rejected_line(settings), file=sys.stderr)
         new = list(report.new_findings) + list(scan_lookalikes(rt).new_findings)
+        new += scan_roster(rt).new_findings
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
@@ -88,9 +93,17 @@ def cmd_once(args: argparse.Namespace) -> int:
                     ignore_backoff=True)
     finally:
         rt.close()
+    if report.token_rejected:  # a configuration problem: before "findings" and "all unknown"
+        return EXIT_CONFIG
     if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _token_rejected_line(settings) -> str:
+    source = settings.hub.token_source or "no configured token"
+    return (f"hubwatch: the Hub rejected the token from {source} (401 Invalid credentials in "
+            f"Authorization header): pins cannot be checked until it is replaced")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -145,7 +158,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     Example: hubwatch lookup EleuterAI --json
 
     Prints whether the namespace exists, what it is, which protected names it imitates and how
-    (techniques, similarity), and a risk with its reasons. --json prints one object with name,
+    (techniques, similarity), which protected repos it republishes, and a risk with its reasons.
+    Counts the Hub does not publish are unknown (null). --json prints one object with name,
     exists, kind, verified, created_at, followers, models, imitates, risk, reasons. Exit 0
     whatever the verdict; 2 for an invalid name; 75 when the Hub could not answer.
     """

@@ -48,6 +48,7 @@ class Secret:
 class HubSettings:
     endpoint: str = DEFAULT_ENDPOINT
     token: Secret | None = None
+    token_source: str | None = None  # where the token came from ("hub.token_file", "$HF_TOKEN"), for messages
     timeout: float = 15.0
     concurrency: int = 32
     retries: int = 2
@@ -94,6 +95,18 @@ class LookalikeSettings:
     every: float = 3600.0
     probe_budget: int = 50
     reprobe_after: float = 86400.0
+    clone_watch: int = 50  # most downloaded repos per protected namespace searched for copies
+    clone_budget: int = 50  # Hub requests per cycle for that search
+
+
+@dataclass(frozen=True)
+class RosterSettings:
+    """Our people: members of `orgs` plus `users`, whose own org memberships are watched."""
+
+    orgs: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    every: float = 21600.0
+    budget: int = 200  # Hub requests per roster cycle
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,8 @@ class Settings:
     http: HttpSettings = HttpSettings()
     hub_webhook_secret: Secret | None = None
     slack_signing_secret: Secret | None = None
-    hub_requests_per_5min: int = 1000
+    hub_requests_per_5min: int | None = None  # None: the quota the Hub advertises (RateLimit-Policy)
+    roster: RosterSettings = RosterSettings()
 
     def secrets(self) -> list[str]:
         """Every secret value, for tests and log scrubbing."""
@@ -148,11 +162,19 @@ def valid_repo_id(repo: Any) -> str | None:
     parts = repo.split("/")
     if len(parts) != 2:
         return f"bad repo id {repo!r} (expected 'namespace/name')"
+    if _dot_segment(repo):
+        return f"bad repo id {repo!r} ('.' and '..' are path segments, not names)"
     for part in parts:
         if (not _NAME_PART.match(part) or part[0] in "-." or part[-1] in "-."
                 or "--" in part or ".." in part or part.endswith(".git")):
             return f"bad repo id {repo!r} (names use A-Z a-z 0-9 _ . - and no leading/trailing - or .)"
     return None
+
+
+def _dot_segment(path: str) -> bool:
+    """True when a `/`-separated part is `.` or `..`: URL clients resolve those, so the request
+    would reach another Hub path than the one named."""
+    return any(part in (".", "..") for part in path.split("/"))
 
 
 class _Reader:
@@ -273,12 +295,13 @@ class _Loader:
         hook_r = _Reader(self.path, "hub_webhook", top.get("hub_webhook", {}))
         hook_secret = self.secret_file(hook_r, "secret_file")
         hook_r.done()
+        roster = self.roster(_Reader(self.path, "roster", top.get("roster", {})))
         limits = _Reader(self.path, "limits", top.get("limits", {}))
-        quota = limits.get("hub_requests_per_5min", 1000, _int(10, 1_000_000))
+        quota = limits.get("hub_requests_per_5min", None, _int(10, 1_000_000))
         limits.done()
         top.done()
         return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike, http,
-                        hook_secret, signing, quota)
+                        hook_secret, signing, quota, roster=roster)
 
     def http(self, r: _Reader) -> HttpSettings:
         listen = r.get("listen", ("127.0.0.1", 8787), _listen)
@@ -289,11 +312,13 @@ class _Loader:
     def hub(self, r: _Reader) -> HubSettings:
         endpoint = r.get("endpoint", None, _url) or self.env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
         token = self.secret_file(r, "token_file")
+        source = "hub.token_file" if token is not None else None
         if token is None and self.env.get("HF_TOKEN"):
-            token = Secret(self.env["HF_TOKEN"].strip())
+            token, source = Secret(self.env["HF_TOKEN"].strip()), "$HF_TOKEN"
         s = HubSettings(
             endpoint=endpoint.rstrip("/"),
             token=token,
+            token_source=source,
             timeout=r.get("timeout", 15.0, parse_duration),
             concurrency=r.get("concurrency", 32, _int(1, 256)),
             retries=r.get("retries", 2, _int(0, 10)),
@@ -332,7 +357,7 @@ class _Loader:
             if revision is not None and not (isinstance(revision, str) and _SHA.match(revision)):
                 raise r.error("revision", f"must be a full 40-hex commit sha, not {revision!r}")
             track = r.get("track", None)
-            if track is not None and not (isinstance(track, str) and _REF.match(track)
+            if track is not None and not (isinstance(track, str) and _REF.match(track) and not _dot_segment(track)
                                           and ".." not in track and not track.startswith(("/", "-"))):
                 raise r.error("track", f"must be a branch or tag name, not {track!r}")
             if revision is None and track is None:
@@ -370,6 +395,18 @@ class _Loader:
             every=r.get("every", 3600.0, parse_duration),
             probe_budget=r.get("probe_budget", 50, _int(0, 100000)),
             reprobe_after=r.get("reprobe_after", 86400.0, parse_duration),
+            clone_watch=r.get("clone_watch", 50, _int(0, 1000)),
+            clone_budget=r.get("clone_budget", 50, _int(0, 100000)),
+        )
+        r.done()
+        return s
+
+    def roster(self, r: _Reader) -> RosterSettings:
+        s = RosterSettings(
+            orgs=r.get("orgs", (), _names),
+            users=r.get("users", (), _names),
+            every=r.get("every", 21600.0, parse_duration),
+            budget=r.get("budget", 200, _int(1, 100000)),
         )
         r.done()
         return s

@@ -67,6 +67,16 @@ class Daemon:
         if report.new_findings:
             self._kick("deliver")
 
+    def job_scan_roster(self) -> None:
+        from monitor.jobs.roster import scan_roster
+
+        if self.stop.is_set():
+            return
+        report = scan_roster(self.rt)
+        self.metrics.new_findings(report.new_findings)
+        if report.new_findings:
+            self._kick("deliver")
+
     def job_deliver(self) -> None:
         from monitor.alerts.delivery import deliver
 
@@ -142,6 +152,8 @@ class Daemon:
         }
         if s.lookalike.protected:
             out["scan_lookalikes"] = (self.job_scan_lookalikes, s.lookalike.every, s.pins.jitter)
+        if s.roster.orgs or s.roster.users:
+            out["scan_roster"] = (self.job_scan_roster, s.roster.every, s.pins.jitter)
         return out
 
     # --- scheduling -------------------------------------------------------------------------------

@@ -47,6 +47,12 @@ class RevisionNotFound(HubError):
     """Definitive: the repository exists but this revision does not resolve."""
 
 
+class TokenRejected(HubError):
+    """Definitive about the token, never about a repo: the Hub answered 401 "Invalid credentials in
+    Authorization header" (revoked, mistyped or expired token). Nothing can be checked until an
+    operator replaces it, so retrying with the same token cannot help."""
+
+
 class Transient(HubError):
     """Unknown outcome (5xx, 429, timeout, garbled body): retry later, never alert on it."""
 

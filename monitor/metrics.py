@@ -28,7 +28,8 @@ class Metrics:
                                    registry=self.registry)
         self.alerts_failed = Counter("hubwatch_alerts_failed", "Failed deliveries (retried or dead-lettered).",
                                      ["sink", "outcome"], registry=self.registry)
-        self.pin_checks = Counter("hubwatch_pin_checks", "Repo checks by outcome (ok, unknown, unavailable, error).",
+        self.pin_checks = Counter("hubwatch_pin_checks",
+                                  "Repo checks by outcome (ok, unknown, unavailable, error, token_rejected).",
                                   ["outcome"], registry=self.registry)
         self.registry.register(_StateCollector(runtime))
 
@@ -42,7 +43,7 @@ class Metrics:
             self.findings.labels(f.kind, f.severity).inc()
 
     def scan(self, report) -> None:
-        for outcome in ("ok", "unknown", "unavailable", "errors"):
+        for outcome in ("ok", "unknown", "unavailable", "errors", "token_rejected"):
             n = getattr(report, outcome, 0)
             if n:
                 self.pin_checks.labels(outcome.rstrip("s")).inc(n)

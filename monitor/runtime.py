@@ -44,7 +44,7 @@ class Runtime:
               clock: Callable[[], datetime] = utcnow) -> "Runtime":
         store = Store.open(settings.state_path)
         client = HubClient(settings.hub)
-        client.budget.configure(settings.hub_requests_per_5min)
+        client.budget.configure(settings.hub_requests_per_5min, token=settings.hub.token is not None)
         return cls(settings, store, client, build_sinks(settings, stdout), clock)
 
     def close(self) -> None:

@@ -98,3 +98,42 @@ def test_probing_yields_to_pin_checks_and_the_hub_quota_is_never_hit(hub, slack,
         assert rt.store.findings() == []
     finally:
         rt.close()
+
+
+def test_quota_before_the_first_answer_is_the_hubs_default_then_what_it_advertises():
+    t = FakeTime()
+    anonymous, token, capped = Budget(clock=t, token=False), Budget(clock=t), Budget(300, clock=t)
+    assert (anonymous.quota, token.quota, capped.quota) == (500, 1000, 300)
+    for b in (anonymous, token, capped):
+        b.observe(remaining=2400, reset_in=200, quota=2500)  # a PRO token
+    assert (anonymous.quota, token.quota, capped.quota) == (2500, 2500, 300), "configured: the lower of the two"
+    capped.observe(remaining=90, reset_in=200, quota=100)
+    assert capped.quota == 100 and capped.snapshot().quota == 100
+
+
+def test_the_first_call_goes_alone_and_the_others_wait_for_its_answer():
+    import threading
+
+    b = Budget(100)
+    assert b.first_call() is True, "the process's first call"
+    waiting = threading.Event()
+    released = []
+
+    def other():
+        waiting.set()
+        released.append(b.first_call())
+
+    threads = [threading.Thread(target=other) for _ in range(4)]
+    for th in threads:
+        th.start()
+    waiting.wait(5)
+    for th in threads:
+        th.join(timeout=0.2)
+    assert released == [] and all(th.is_alive() for th in threads), "nobody fans out before the first answer"
+    b.first_done()
+    for th in threads:
+        th.join(timeout=5)
+    assert released == [False] * 4
+    assert b.first_call() is False, "after the first answer, calls go at once"
+    b.reset()
+    assert b.first_call() is True, "a reset is a new process"

@@ -135,3 +135,13 @@ def test_http_defaults_and_listen_parsing(tmp_path):
         config.load(write(tmp_path, '[http]\nlisten = "8787"\n'), env={})
     s = config.load(write(tmp_path, '[limits]\nhub_requests_per_5min = 2500\n'), env={})
     assert s.hub_requests_per_5min == 2500
+
+
+def test_token_source_is_known_and_the_quota_follows_the_hub_unless_set(tmp_path):
+    (tmp_path / "tok").write_text("hf_from_file\n")
+    s = config.load(write(tmp_path, '[hub]\ntoken_file = "tok"\n'), env={"HF_TOKEN": "hf_env"})
+    assert (s.hub.token.reveal(), s.hub.token_source) == ("hf_from_file", "hub.token_file")
+    s = config.load(write(tmp_path, ""), env={"HF_TOKEN": "hf_env"})
+    assert (s.hub.token.reveal(), s.hub.token_source) == ("hf_env", "$HF_TOKEN")
+    s = config.load(write(tmp_path, ""), env={})
+    assert (s.hub.token, s.hub.token_source, s.hub_requests_per_5min) == (None, None, None)

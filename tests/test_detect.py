@@ -8,7 +8,7 @@ from monitor.detect import revisions as rv
 from monitor.detect.findings import Finding, fingerprint, max_severity
 from monitor.detect.risk import assess, remote_code_entries
 from monitor.detect.state import RepoState
-from monitor.hub.models import Commit, RepoId
+from monitor.hub.models import Commit, RepoId, ScanIssue
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 REPO = RepoId("model", "org/model")
@@ -100,7 +100,7 @@ def test_fingerprints_are_stable_and_distinct():
 
 
 def test_finding_roundtrip_and_validation():
-    f = rv.scan_flagged(REPO, "h", A, ["pytorch_model.bin"])
+    f = rv.scan_flagged(REPO, "h", A, [ScanIssue("pytorch_model.bin", "unsafe")])
     assert Finding.from_dict(f.to_dict()) == f
     with pytest.raises(ValueError):
         Finding("k", "urgent", "s", "x", {}, (), "fp")

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import re
-import time
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -124,8 +124,9 @@ def test_dataset_info_and_types_are_separate(hub, api):
     info = api.dataset_info("acme/data", files_metadata=True)
     assert (info.id, info.sha, info.author) == ("acme/data", sha, "acme")
     assert "modelId" not in raw(hub, "/api/datasets/acme/data").json()
-    with pytest.raises(RepositoryNotFoundError):
+    with pytest.raises(HfHubHTTPError) as e:  # no model of that name: anonymous 401, as the Hub answers
         api.model_info("acme/data")
+    assert e.value.response.status_code == 401
     assert [c.commit_id for c in api.list_repo_commits("acme/data", repo_type="dataset")][0] == sha
 
 
@@ -205,9 +206,12 @@ def test_private_and_missing_repos_401_anonymous_404_with_token(hub):
     hub.add_repo("acme/secret", files={"a": "1"}, private=True)
     anon, outsider, owner = HfApi(), HfApi(token=TOKEN), HfApi(token="hf_owner")
     for repo in ("acme/secret", "acme/absent"):
-        with pytest.raises(RepositoryNotFoundError) as e:
+        # The real Hub sends no X-Error-Code here; the client maps that to RepositoryNotFoundError only
+        # on https:// URLs, so over the emulator's http:// it stays a plain 401.
+        with pytest.raises(HfHubHTTPError) as e:
             anon.model_info(repo)
-        assert e.value.response.status_code == 401
+        assert e.value.response.status_code == 401 and "X-Error-Code" not in e.value.response.headers
+        assert e.value.response.json() == {"error": "Invalid username or password."}
         with pytest.raises(RepositoryNotFoundError) as e:
             outsider.model_info(repo)
         assert e.value.response.status_code == 404
@@ -235,11 +239,13 @@ def test_gated_repo_metadata_public_downloads_refused(hub, tmp_path):
 def test_disabled_repo(hub, api):
     hub.add_repo("acme/bad", files={"a": "1"})
     hub.set_disabled("acme/bad")
+    info = api.model_info("acme/bad")  # a takedown is a 200 answer with disabled: true
+    assert (info.disabled, info.gated) == (True, "auto")
+    assert api.list_repo_refs("acme/bad").branches
+    with pytest.raises(GatedRepoError):
+        api.list_repo_commits("acme/bad")
     with pytest.raises(DisabledRepoError):
-        api.model_info("acme/bad")
-    with pytest.raises(DisabledRepoError):
-        api.list_repo_refs("acme/bad")
-    assert raw(hub, "/api/models/acme/bad").status_code == 403
+        hf_raise_for_status(raw(hub, "/acme/bad/resolve/main/a"))
 
 
 def test_revision_not_found(hub, api):
@@ -335,10 +341,8 @@ def test_fault_garbled_json(hub, api):
 def test_fault_timeout_hits_client_timeout(hub, api):
     hub.add_repo("acme/m", files={"a": "1"})
     hub.fail("acme/m", kind="timeout")
-    started = time.monotonic()
     with pytest.raises(httpx2.TimeoutException):
         api.model_info("acme/m", timeout=0.2)
-    assert time.monotonic() - started < 1.5
     assert api.model_info("acme/m", timeout=2).id == "acme/m"
 
 
@@ -366,15 +370,19 @@ def test_fault_probability_is_seeded(hub):
 
 
 def test_latency_and_tcp_nodelay(hub):
+    """No wall-clock assertions: the server's sockets are inspected, and latency is shown by a
+    client timeout it exceeds."""
     hub.add_repo("acme/m", files={"a": "1"})
-    started = time.monotonic()
-    for _ in range(40):  # ~40 ms each if Nagle/delayed-ACK stalled responses
-        assert raw(hub, "/api/models/acme/m").status_code == 200
-    assert time.monotonic() - started < 1.0
-    hub.latency(0.15)
-    started = time.monotonic()
-    raw(hub, "/api/models/acme/m")
-    assert time.monotonic() - started >= 0.15
+    with socket.create_connection(("127.0.0.1", hub.port)) as client:
+        client.sendall(b"GET /api/models/acme/m HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(12).startswith(b"HTTP/1.1 200")
+        live = list(hub._server.live)  # Nagle + delayed ACK would stall every answer ~40 ms
+        assert live and all(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for sock in live)
+    hub.latency(0.5)
+    with pytest.raises(httpx2.TimeoutException):
+        get_session().get(f"{hub.url}/api/models/acme/m", timeout=0.1)
+    hub.latency(0)
+    assert raw(hub, "/api/models/acme/m").status_code == 200
 
 
 def test_rate_limit_headers_and_429(hub, api):
@@ -387,7 +395,7 @@ def test_rate_limit_headers_and_429(hub, api):
         api.model_info("acme/m")
     info = parse_ratelimit_headers(e.value.response.headers)
     assert e.value.response.status_code == 429 and info.remaining == 0 and 0 < info.reset_in_seconds <= 60
-    assert int(e.value.response.headers["Retry-After"]) == info.reset_in_seconds
+    assert "Retry-After" not in e.value.response.headers  # the Hub sends none; RateLimit says when
     assert raw(hub, "/acme/m/resolve/main/a").status_code == 200  # downloads are another bucket
 
 
@@ -423,7 +431,8 @@ def test_list_models_sorted_by_created_at_with_paging(hub, api):
     assert hub.count(r"^GET /api/models\?") == 3
     assert [m.id for m in api.list_models(search="M9")] == ["other/m9"]
     listed = raw(hub, "/api/models", params={"author": "acme", "limit": 1}).json()[0]
-    assert {"_id", "id", "author", "createdAt", "lastModified", "private"} <= set(listed)
+    assert {"_id", "id", "createdAt", "private", "modelId"} <= set(listed)
+    assert not {"author", "lastModified", "sha"} & set(listed), "the real list item has none of these"
     expanded = raw(hub, "/api/models", params={"author": "acme", "limit": 1, "expand": "createdAt"}).json()[0]
     assert set(expanded) == {"_id", "id", "createdAt"}
 

@@ -138,7 +138,6 @@ def test_flaky_hub_no_false_findings_and_every_real_change_once(hub, runtime, tm
 
     hub.timeout_sleep = 1.2  # just past the client's 1 s timeout
     inject_hub_faults(hub, seed=7)
-    started = time.monotonic()
     reports = []
     for cycle in range(50):
         for change in changes.get(cycle, ()):
@@ -150,7 +149,6 @@ def test_flaky_hub_no_false_findings_and_every_real_change_once(hub, runtime, tm
     for _ in range(2):
         clock.advance(600)
         reports.append(scan_pins(rt))
-    elapsed = time.monotonic() - started
 
     faults = Counter(r.fault for r in hub.requests if r.fault)
     assert {"status", "timeout", "garbled", "truncated", "reset"} <= set(faults), faults
@@ -167,7 +165,6 @@ def test_flaky_hub_no_false_findings_and_every_real_change_once(hub, runtime, tm
     assert len({f.fingerprint for f in found}) == len(found) == len(expected) == 4
     gamma_alert = next(f for f in found if f.kind == "risky_change")
     assert "pytorch_model.bin" in gamma_alert.evidence["files_added"]
-    assert elapsed < 40, f"{elapsed:.1f} s"
 
 
 def test_long_unknown_is_one_degraded_alert_and_recovery_is_quiet(hub, runtime, tmp_path):

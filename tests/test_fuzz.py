@@ -123,7 +123,9 @@ def test_parse_commits_returns_commits_or_value_error(data):
 def test_parse_namespace_overview_or_value_error(data, kind):
     out = value_or_value_error(namespaces._namespace, data, kind)
     if out is not None:
-        assert isinstance(out, Namespace) and out.name and isinstance(out.followers, int)
+        assert isinstance(out, Namespace) and out.name
+        assert out.followers is None or (isinstance(out.followers, int) and out.followers >= 0)
+        assert out.created_at is None or isinstance(out.created_at, str)
 
 
 @FUZZ

@@ -26,6 +26,9 @@ def now_iso(days_ago: int) -> str:
 @pytest.fixture
 def env(hub, slack, tmp_path):
     e = PinsEnv(tmp_path, hub, slack)
+    # A plan whose Hub quota matches the config's limit: these tests probe thousands of names, and
+    # with fake clocks, while the emulator's quota windows run in real time.
+    hub.rate_limit(1_000_000)
     e.extra = LOOKALIKE.format(json.dumps(PROTECTED), json.dumps(ALLOW), 4000)
     hub.add_org("EleutherAI", fullname="EleutherAI", verified=True, followers=5000, created_at=now_iso(2000))
     hub.add_repo("EleutherAI/gpt-j-6b", files={"config.json": "{}"}, created_at=now_iso(1500))
@@ -119,7 +122,9 @@ def test_feed_pages_until_last_seen(env, hub, slack):
         hub.clear_log()
         report = scan_lookalikes(rt, sources=("feed",))
         # 8 new models at 3 per page: 3 pages, then the page holding the last seen repo stops it
-        assert hub.count(r"GET /api/models\?") == 3 + 1  # +1 for the suspect's own repo list
+        # +1 for the suspect's own repo list, +1 for the one protected org that exists (EleutherAI):
+        # its repo names are what a republished copy would carry
+        assert hub.count(r"GET /api/models\?") == 3 + 1 + 1
         assert report.feed_authors == 8
         (f,) = [s.finding for s in rt.store.findings(kind="lookalike")]
         assert f.subject == "meta-IIama" and f.evidence["target"] == "meta-llama"

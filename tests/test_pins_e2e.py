@@ -131,10 +131,12 @@ def test_repo_unavailable_needs_two_definitive_answers(env, hub, slack):
 def test_disabled_repo_is_unavailable(env, hub, slack):
     baseline(env, hub)
     hub.set_disabled(REPO, True)
-    env.once()
-    env.once()
+    env.once()  # definitive at once: a 200 answer with disabled: true needs no confirmation
     (f,) = env.findings()
-    assert f["kind"] == "repo_unavailable" and "disabled" in f["evidence"]["reason"]
+    assert f["kind"] == "repo_unavailable" and f["severity"] == "critical"
+    assert f["summary"].startswith("disabled by the Hub") and "gated" not in f["summary"]
+    env.once()
+    assert len(env.findings()) == 1
 
 
 def test_newly_gated_is_reported(env, hub, slack):

@@ -34,8 +34,8 @@ class Facts:
     kind: str  # org | user
     verified: bool | None
     fullname: str
-    followers: int
-    models: int
+    followers: int | None  # None: the Hub did not say (never read as 0)
+    models: int | None
     created_at: str | None
     repo_names: tuple[str, ...]  # names (without namespace) of its repos
     members: int | None = None
@@ -81,26 +81,44 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
         reasons.append("organization is not verified")
     elif facts.kind == "user":
         reasons.append("a user account, not an organization")
-    created = parse_iso(facts.created_at)
-    age_days = (now - created).days if created else None
+    age_days = age_in_days(facts.created_at, now)
     if age_days is not None and age_days < NEW_DAYS:
         risk = _raise(risk, "high")
         reasons.append(f"created {age_days} day(s) ago")
-    if facts.followers < FEW_FOLLOWERS:
+    elif age_days is None:
+        reasons.append("creation date unknown")
+    if facts.followers is None:
+        reasons.append("follower count not published")
+    elif facts.followers < FEW_FOLLOWERS:
         reasons.append(f"few followers ({facts.followers})")
-    if facts.models == 0 and not copied:
+    if not facts.repo_names and not copied and facts.models in (0, None):
         reasons.append("no public models")
     if facts.members:
         reasons.append(f"{facts.members} member(s) — people may have joined it thinking it is {match.target}")
     established = (facts.verified and age_days is not None and age_days >= OLD_DAYS
-                   and facts.followers >= POPULAR_FOLLOWERS)
+                   and (facts.followers or 0) >= POPULAR_FOLLOWERS)
     if established:
         risk = "low"
         reasons.append("verified, older than a year and widely followed: most likely legitimate")
     elif facts.verified and not copied:
         risk = "low" if risk == "medium" else risk
         reasons.append("verified by the Hub")
+    elif (not copied and risk == "medium" and age_days is not None and age_days >= OLD_DAYS
+          and (facts.followers or 0) >= POPULAR_FOLLOWERS):
+        # Real neighbours one edit apart exist (deepset / deepseek-ai, HuggingFaceM4 / H4): years
+        # of history and a following an impostor cannot fake, and nothing copied.
+        risk = "low"
+        reasons.append(f"older than a year with {facts.followers} followers and nothing copied: "
+                       "most likely a legitimate neighbour")
     return Verdict(risk, tuple(reasons), copied)
+
+
+def age_in_days(created_at: str | None, now: datetime) -> int | None:
+    """Whole days since `created_at`; None when unknown or in the future (untrusted data)."""
+    created = parse_iso(created_at)
+    if created is None or created > now:
+        return None
+    return (now - created).days
 
 
 def finding(facts: Facts, match: Match, verdict: Verdict, base: str) -> Finding:

@@ -32,6 +32,9 @@ VOWELS = "aeiou"
 HUB_ALPHABET = frozenset(ALNUM + SEPARATORS)
 
 _VALID = re.compile(r"[A-Za-z0-9._-]{1,96}")
+# Path segments, not names: in a URL they walk up the path (`/api/organizations/../overview`),
+# so a lookup of `..` would send our token to another Hub endpoint.
+DOT_SEGMENTS = (".", "..")
 _BAD_CHAR = re.compile(r"[^A-Za-z0-9._-]")
 _SEP_RUN = re.compile(r"[-_.]+")
 
@@ -42,7 +45,7 @@ def is_valid_name(name: object) -> bool:
     Legacy names that break today's creation rules (``ram--charan``) are valid here: they exist
     on the Hub, so they must be screened, not rejected.
     """
-    return isinstance(name, str) and _VALID.fullmatch(name) is not None
+    return isinstance(name, str) and _VALID.fullmatch(name) is not None and name not in DOT_SEGMENTS
 
 
 def validate_name(name: object) -> str | None:
@@ -60,6 +63,8 @@ def validate_name(name: object) -> str | None:
                 "(only A-Z a-z 0-9 . _ -)")
     if len(name) > MAX_LEN:
         return f"{len(name)} characters, at most {MAX_LEN} allowed"
+    if name in DOT_SEGMENTS:
+        return f"{name!r} is a path segment, not a name"
     return None
 
 

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 from monitor.detect.findings import Finding, Link, max_severity
 from monitor.detect.risk import RuleHit
-from monitor.hub.models import Commit, RepoId, RepoInfo
+from monitor.hub.models import Commit, RepoId, RepoInfo, ScanIssue
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,15 @@ class FileDiff:
     @property
     def count(self) -> int:
         return len(self.added) + len(self.removed) + len(self.modified)
+
+
+@dataclass(frozen=True)
+class NotRead:
+    """What a move's description could not read (gated without access, disabled), and why."""
+
+    reason: str
+    history: bool = False  # the commits between old and new
+    configs: tuple[str, ...] = ()  # changed config files whose content the remote-code rule needs
 
 
 def manifest(info: RepoInfo) -> dict[str, str]:
@@ -79,8 +88,10 @@ def links(base: str, repo: RepoId, sha: str | None) -> tuple[Link, ...]:
 
 
 def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit], fast_forward: bool | None,
-                  files: FileDiff | None, hits: Sequence[RuleHit], known_authors: Sequence[str]) -> Finding:
-    """One alert for one move: what changed, who changed it, and which rule fired."""
+                  files: FileDiff | None, hits: Sequence[RuleHit], known_authors: Sequence[str],
+                  not_read: NotRead | None = None) -> Finding:
+    """One alert for one move: what changed, who changed it, and which rule fired. What could not
+    be read is said, never assumed clean; the severity comes from what was readable."""
     seen = set(known_authors)
     authors = sorted({a for c in commits for a in c.authors})
     new_authors = [a for a in authors if seen and a not in seen]
@@ -100,11 +111,18 @@ def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit]
             summary += " — history rewritten (force-push)"
     if hits:
         severity = max_severity(severity, *(h.severity for h in hits))
-        summary += "; " + "; ".join(h.detail for h in hits[:2])
+        # what a cap left unread is always said, even past the two rules shown
+        shown = list(hits[:2]) + [h for h in hits[2:] if h.rule == "not_inspected"]
+        summary += "; " + "; ".join(h.detail for h in shown)
     elif commits:
         summary += f" ({len(commits)} commit{'s' if len(commits) != 1 else ''} by {', '.join(authors) or 'unknown'})"
     if new_authors:
         summary += f"; first-time author(s): {', '.join(new_authors)}"
+    if not_read is not None and not_read.history:
+        summary += f"; commits not readable ({not_read.reason})"
+    if not_read is not None and not_read.configs:
+        summary += (f"; content of {', '.join(not_read.configs[:3])} could not be read ({not_read.reason}): "
+                    "auto_map/custom_pipelines not checked")
     evidence = {
         "repo": repo.id,
         "type": repo.type,
@@ -120,6 +138,10 @@ def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit]
         "new_authors": new_authors,
         "rules": [h.to_dict() for h in hits],
     }
+    if not_read is not None and (not_read.history or not_read.configs):
+        evidence["not_read"] = {"reason": not_read.reason, "history": not_read.history,
+                                "configs": list(not_read.configs),
+                                "rules_not_checked": ["remote_code_config"] if not_read.configs else []}
     if files is not None:
         evidence.update(files_added=list(files.added), files_removed=list(files.removed),
                         files_modified=list(files.modified))
@@ -140,17 +162,37 @@ def pin_unreachable(repo: RepoId, base: str, sha: str, reason: str, cause: str) 
         links=links(base, repo, None))
 
 
-def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[str],
-                 contents: Mapping[str, str] | None = None) -> Finding:
-    """Keyed by the flagged files' contents, not the commit: a flagged file that stays the same
-    across later commits is one alert; a new flagged file, or new content under the same name, is
-    another."""
-    contents = contents or {}
+def pin_unverified(repo: RepoId, base: str, sha: str, walked: int, branches: int, reason: str) -> Finding:
+    """A capped reachability walk could neither find the pin nor finish: unknown, said out loud.
+    One alert per pinned commit; a later proof either way supersedes it in the state."""
     return Finding.make(
-        "scan_flagged", "high", repo.web_path,
-        f"the Hub's security scan flags {len(issues)} file(s) at {sha[:7]}: {', '.join(issues[:5])}",
-        key=sorted([p, contents.get(p) or sha] for p in issues),
-        evidence={"repo": repo.id, "type": repo.type, "sha": sha, "files_with_issues": list(issues)},
+        "pin_unverified", "high", repo.web_path,
+        f"could not verify pinned commit {sha[:7]} is still on a branch: {reason}; "
+        f"searched {walked} of {branches} distinct branch head(s), the rest were not inspected",
+        key=[sha, "unverified"],
+        evidence={"repo": repo.id, "type": repo.type, "pinned_sha": sha, "branches_walked": walked,
+                  "branches": branches, "reason": reason},
+        links=links(base, repo, None))
+
+
+def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[ScanIssue],
+                 contents: Mapping[str, str] | None = None) -> Finding:
+    """Keyed by the flagged files' contents and levels, not the commit: a flagged file that stays
+    the same across later commits is one alert; a new flagged file, new content under the same
+    name, or a file going from "caution" to "unsafe" is another. ("unsafe" entries keep the key
+    they had before levels were read, so an upgrade re-sends nothing.)"""
+    contents = contents or {}
+    unsafe = [i.path for i in issues if i.level != "caution"]
+    caution = [i.path for i in issues if i.level == "caution"]
+    parts = [f"{len(unsafe)} unsafe: {', '.join(unsafe[:5])}" if unsafe else "",
+             f"{len(caution)} to use with caution: {', '.join(caution[:5])}" if caution else ""]
+    return Finding.make(
+        "scan_flagged", "high" if unsafe else "medium", repo.web_path,
+        f"the Hub's security scan flags file(s) at {sha[:7]}: {'; '.join(p for p in parts if p)}",
+        key=sorted([i.path, contents.get(i.path) or sha] + ([i.level] if i.level == "caution" else [])
+                   for i in issues),
+        evidence={"repo": repo.id, "type": repo.type, "sha": sha, "files_with_issues": [i.path for i in issues],
+                  "levels": {i.path: i.level for i in issues}},
         links=links(base, repo, sha))
 
 
@@ -178,6 +220,28 @@ def unavailable(repo: RepoId, base: str, what: str, since: str, streak: int) -> 
         f"unavailable: {what} (confirmed by {streak} consecutive checks since {since})",
         key=[what, since], evidence={"repo": repo.id, "type": repo.type, "reason": what, "since": since,
                                      "consecutive_checks": streak},
+        links=links(base, repo, None))
+
+
+def disabled(repo: RepoId, base: str, since: str, sha: str | None = None) -> Finding:
+    """Read from a 200 answer (`disabled: true`), so definitive at once: the Hub's takedown, its
+    answer to malware such as PoisonGPT's. Keyed by when we first saw it, so a repo re-enabled and
+    disabled again is a new alert."""
+    return Finding.make(
+        "repo_unavailable", "critical", repo.web_path,
+        "disabled by the Hub (a takedown, as for malware or abuse): its files can no longer be "
+        "downloaded, and whatever made the Hub act may already be in your copies",
+        key=["disabled", since], evidence={"repo": repo.id, "type": repo.type, "reason": "disabled by the Hub",
+                                           "since": since, "sha": sha},
+        links=links(base, repo, None))
+
+
+def history_unreadable(repo: RepoId, base: str, reason: str) -> Finding:
+    """A repo whose history and files we cannot read from the start (gated, no access granted to
+    our token): said once; refs and the file list are still watched."""
+    return Finding.make(
+        "monitoring_degraded", "low", repo.web_path, f"history not readable: {reason}",
+        key=["history_unreadable", reason], evidence={"repo": repo.id, "type": repo.type, "reason": reason},
         links=links(base, repo, None))
 
 

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from monitor.detect.findings import severity_rank
+
 PICKLE_EXTS = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".dill")
 CODE_EXTS = (".py", ".sh", ".bat", ".ps1", ".exe", ".dll", ".so", ".dylib", ".js", ".cmd")
 CONFIG_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
@@ -41,6 +43,27 @@ def config_watch_paths(paths: Sequence[str]) -> list[str]:
     return [p for p in paths if p.rsplit("/", 1)[-1] in CONFIG_FILES]
 
 
+def inspection_order(configs: Sequence[str], added: Sequence[str]) -> list[str]:
+    """Configs in the order a capped check reads them, so the ones transformers loads come first:
+    the top-level config.json, the other top-level configs, configs next to an added code file
+    (an `auto_map` pair), then the rest shallowest first. However many files a commit adds, the
+    remote-code change that matters is read within the cap."""
+    code_dirs = {p.rpartition("/")[0] for p in added if _ext(p) in CODE_EXTS}
+
+    def rank(path: str) -> tuple:
+        folder, _, name = path.rpartition("/")
+        return (path != "config.json", bool(folder), folder not in code_dirs, path.count("/"), path)
+
+    return sorted(configs, key=rank)
+
+
+def not_inspected(reasons: Sequence[str]) -> RuleHit | None:
+    """A cap cut the inspection short: the change is high at least, and says what went unread."""
+    if not reasons:
+        return None
+    return RuleHit("not_inspected", "high", "not inspected: " + "; ".join(reasons))
+
+
 def remote_code_entries(config_text: str | None) -> dict[str, Any]:
     """The remote-code entries of a config file (empty when absent or unparsable)."""
     if not config_text:
@@ -55,8 +78,10 @@ def remote_code_entries(config_text: str | None) -> dict[str, Any]:
 
 
 def assess(added: Sequence[str], removed: Sequence[str], modified: Sequence[str],
-           configs: dict[str, tuple[str | None, str | None]] | None = None) -> tuple[RuleHit, ...]:
-    """Rules fired by one change. `configs` maps a config path to its (old, new) text."""
+           configs: dict[str, tuple[str | None, str | None]] | None = None,
+           uninspected: Sequence[str] = ()) -> tuple[RuleHit, ...]:
+    """Rules fired by one change, most severe first. `configs` maps a config path to its (old, new)
+    text; `uninspected` says what a cap left unread (a `not_inspected` hit, high)."""
     hits: list[RuleHit] = []
     changed = list(added) + list(modified)
     pickles = [p for p in changed if _ext(p) in PICKLE_EXTS]
@@ -76,4 +101,8 @@ def assess(added: Sequence[str], removed: Sequence[str], modified: Sequence[str]
             keys = ", ".join(sorted(after))
             hits.append(RuleHit("remote_code_config", "critical",
                                 f"{path} adds or changes {keys} (custom code runs with trust_remote_code)"))
-    return tuple(hits)
+    skipped = not_inspected(uninspected)
+    if skipped is not None:
+        hits.append(skipped)
+    # stable: within a severity, the rules keep the order above (not_inspected last)
+    return tuple(sorted(hits, key=lambda h: -severity_rank(h.severity)))

@@ -19,3 +19,15 @@ def parse_iso(text: str | None) -> datetime | None:
 def iso(t: datetime) -> str:
     """UTC, to the second, with a Z."""
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def object_id_time(object_id: str | None) -> datetime | None:
+    """Creation time of a Hub object from its `_id`, a Mongo ObjectId whose first 8 hex digits are
+    the creation Unix second. The real org overview has no `createdAt`: this is how an org's age is known."""
+    if not isinstance(object_id, str) or len(object_id) != 24:
+        return None
+    try:
+        int(object_id, 16)
+        return datetime.fromtimestamp(int(object_id[:8], 16), timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None

@@ -12,18 +12,35 @@ from __future__ import annotations
 import copy
 import re
 from typing import Any, Callable, Iterable
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from monitor.config import HubSettings
-from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, Transient
+from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
 from monitor.hub import parse, session
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
+BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class EntryNotFound(NotFound):
     """Definitive: the file does not exist at that revision."""
+
+
+class OffOrigin(HubError):
+    """A pagination `Link` named another origin than the endpoint: not followed (the token stays home)."""
+
+
+class FileTooLarge(Exception):
+    """A file is larger than we read into memory; `size` is None when only the stream said so.
+
+    Not a HubError: the Hub answered fine, and the caller reports the file as not inspected."""
+
+    def __init__(self, path: str, size: int | None):
+        self.path, self.size = path, size
+        shown = f"{size / 1e6:.0f} MB" if size is not None and size >= 1e6 else "larger than 1 MB"
+        super().__init__(f"{path} is {shown}: too large to inspect")
 
 
 class HubClient:
@@ -53,6 +70,16 @@ class HubClient:
 
     # --- transport -----------------------------------------------------------------------
     def _request(self, method: str, url: str, **kw: Any):
+        """One call. The process's first call goes alone: the others wait for its answer (quota,
+        remaining requests, a rejected token) before they fan out."""
+        first = self.budget.first_call()
+        try:
+            return self._send(method, url, **kw)
+        finally:
+            if first:
+                self.budget.first_done()
+
+    def _send(self, method: str, url: str, *, stream: bool = False, headers: dict | None = None, **kw: Any):
         import httpx2
         from huggingface_hub import errors as hf_errors
 
@@ -63,8 +90,9 @@ class HubClient:
             wait = self.budget.resets_in()
             raise Transient(f"Hub request budget spent for this window (resets in {wait:.0f}s)", retry_after=wait)
         try:
-            r = self._hf.http_backoff(
-                method, url, headers=self._headers, timeout=self.timeout,
+            send = self._open_stream if stream else self._hf.http_backoff
+            r = send(
+                method, url, headers={**self._headers, **(headers or {})}, timeout=self.timeout,
                 max_retries=self.retries, base_wait_time=self.retry_wait,
                 max_wait_time=self.retry_wait * 8, retry_on_status_codes=(500, 502, 503, 504), **kw)
             self._hf.hf_raise_for_status(r)
@@ -76,11 +104,15 @@ class HubClient:
         except hf_errors.RemoteEntryNotFoundError as e:
             raise EntryNotFound(_msg("file not found", e), status=_status(e)) from None
         except hf_errors.RepositoryNotFoundError as e:
+            if _token_rejected(e):  # the message only in the body: huggingface_hub reads the header
+                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
             raise NotFound(_msg("repository not found", e), status=_status(e)) from None
         except hf_errors.DisabledRepoError as e:
             raise Disabled(_msg("repository disabled", e), status=_status(e)) from None
         except hf_errors.HfHubHTTPError as e:
             status = _status(e)
+            if _token_rejected(e):
+                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
             if status == 429:
                 rl = self._hf.parse_ratelimit_headers(e.response.headers)
                 raise Transient("Hub rate limit (429)", status=429,
@@ -89,6 +121,10 @@ class HubClient:
                 raise Transient(f"Hub error {status}", status=status) from None
             if status == 404:
                 raise NotFound(_msg("not found", e), status=404) from None
+            if status == 401 and _is_repo_url(url):  # not the token (checked above)
+                # What the real Hub answers anonymously for a missing or private repo: 401 without an
+                # X-Error-Code (the client maps it to RepositoryNotFoundError on https:// only).
+                raise NotFound(_msg("repository not found", e), status=401) from None
             raise HubError(_msg(f"Hub refused ({status})", e), status=status) from None
         except (httpx2.TransportError, OSError) as e:
             raise Transient(f"Hub unreachable: {type(e).__name__}") from None
@@ -96,6 +132,27 @@ class HubClient:
             # hf_raise_for_status choked formatting an error body it could not read (not UTF-8, JSON
             # that is not an object, "errors": 5, ...): the answer is unreadable, so the outcome unknown.
             raise Transient(f"unreadable error answer from the Hub ({type(e).__name__})") from None
+
+    def _open_stream(self, method: str, url: str, **kw: Any):
+        """An open streamed answer: the caller reads what it needs, then closes it. Error answers
+        are small JSON bodies the classification must read, so those are read whole here."""
+        opened = self._hf.http_stream_backoff(method, url, **kw)
+        r = opened.__enter__()
+        r.hubwatch_stream = opened  # the stream lives while the response does; r.close() ends it
+        if r.status_code >= 400:
+            r.read()
+        return r
+
+    def _next_page(self, r: Any) -> str | None:
+        """The `Link: rel=next` URL of a paginated answer, only when it stays on the endpoint's
+        origin (scheme, host, port): our token goes with every request. OffOrigin otherwise."""
+        link = r.links.get("next", {}).get("url")
+        if link is None:
+            return None
+        url = urljoin(str(r.url), link)
+        if _origin(url) is None or _origin(url) != _origin(self.endpoint):
+            raise OffOrigin(f"pagination link to another origin not followed ({urlsplit(url).netloc[:100]!r})")
+        return url
 
     def _json(self, method: str, url: str, **kw: Any) -> tuple[Any, Any]:
         r = self._request(method, url, **kw)
@@ -145,7 +202,10 @@ class HubClient:
                 if c.sha in stops:
                     return History(tuple(out), True, True)
                 out.append(c)
-            url = r.links.get("next", {}).get("url")
+            try:
+                url = self._next_page(r)
+            except OffOrigin:  # the end of what we may read: the walk stays incomplete (fail closed)
+                return History(tuple(out), False, False)
         return History(tuple(out), False, url is None)
 
     def contains(self, repo: RepoId, revision: str, sha: str, max_pages: int = 50) -> bool | None:
@@ -153,21 +213,84 @@ class HubClient:
         h = self.history(repo, revision, stop_at=[sha], max_pages=max_pages)
         return True if h.reached else (False if h.complete else None)
 
-    def file_text(self, repo: RepoId, revision: str, path: str) -> str | None:
-        """A small text file's content at a revision (None when absent); capped at 1 MB."""
+    def file_text(self, repo: RepoId, revision: str, path: str, size: int | None = None) -> str | None:
+        """A small text file's content at a revision (None when absent).
+
+        Never holds more than MAX_TEXT_BYTES of it: a file whose manifest `size` or whose answer
+        headers (Content-Length, X-Linked-Size) say it is larger is not downloaded, and a body that
+        runs past the cap is abandoned mid-stream; both raise FileTooLarge."""
+        if size is not None and size > MAX_TEXT_BYTES:
+            raise FileTooLarge(path, size)
+        import httpx2
+
         prefix = "" if repo.type == "model" else f"{repo.type}s/"
         url = f"{self.endpoint}/{prefix}{repo.id}/resolve/{quote(revision, safe='')}/{quote(path)}"
         try:
-            r = self._request("GET", url)
+            # identity: a compressed body would be inflated past the cap before we could count it
+            r = self._request("GET", url, stream=True, headers={"Accept-Encoding": "identity"})
         except EntryNotFound:
             return None
-        body = r.content[:MAX_TEXT_BYTES]
+        try:
+            declared = _declared_size(r.headers)
+            if declared is not None and declared > MAX_TEXT_BYTES:
+                raise FileTooLarge(path, declared)
+            body = bytearray()
+            for chunk in r.iter_bytes(chunk_size=65536):
+                body += chunk
+                if len(body) > MAX_TEXT_BYTES:
+                    raise FileTooLarge(path, declared)
+        except (httpx2.TransportError, OSError) as e:
+            raise Transient(f"Hub unreachable: {type(e).__name__}") from None
+        finally:
+            r.close()
         return body.decode("utf-8", errors="replace")
+
+
+def _declared_size(headers: Any) -> int | None:
+    """The size an answer announces: X-Linked-Size (the LFS file behind a redirect) or Content-Length."""
+    for key in ("X-Linked-Size", "Content-Length"):
+        value = headers.get(key)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) with the scheme's default port; None for a URL we cannot read."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+_REPO_URL = re.compile(r"/api/(models|datasets|spaces)/|/resolve/")
+
+
+def _is_repo_url(url: str) -> bool:
+    return _REPO_URL.search(urlsplit(url).path) is not None
 
 
 def _status(e: Any) -> int | None:
     response = getattr(e, "response", None)
     return getattr(response, "status_code", None)
+
+
+def _token_rejected(e: Any) -> bool:
+    """401 "Invalid credentials in Authorization header": about the token, never about a repo."""
+    response = getattr(e, "response", None)
+    if response is None or _status(e) != 401:
+        return False
+    if response.headers.get("X-Error-Message") == BAD_TOKEN_MESSAGE:
+        return True
+    try:
+        body = response.json()
+    except Exception:  # an unreadable body is not the Hub's token answer
+        return False
+    return isinstance(body, dict) and body.get("error") == BAD_TOKEN_MESSAGE
 
 
 def _msg(what: str, e: Any) -> str:

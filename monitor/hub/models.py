@@ -55,6 +55,14 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class ScanIssue:
+    """One file the Hub's security scan flags: `level` is "unsafe" or "caution"."""
+
+    path: str
+    level: str
+
+
+@dataclass(frozen=True)
 class RepoInfo:
     object_id: str | None  # `_id`: changes when a repo is deleted and its name re-created
     id: str
@@ -65,7 +73,8 @@ class RepoInfo:
     gated: str | bool
     disabled: bool
     files: tuple[FileEntry, ...]
-    scan_issues: tuple[str, ...] | None  # None when the Hub did not report a scan
+    # None when the Hub reported no scan, or one not done yet (`scansDone: false`): neither clean nor flagged
+    scan_issues: tuple[ScanIssue, ...] | None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from monitor.hub.models import Commit, FileEntry, Refs, RepoInfo
+from monitor.hub.models import Commit, FileEntry, Refs, RepoInfo, ScanIssue
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -48,6 +48,14 @@ def _file(item: Any) -> FileEntry:
     return FileEntry(path, blob, size, sha256)
 
 
+def _scan_issue(item: Any) -> ScanIssue:
+    """A flagged file. A level we do not know (or none) counts as "unsafe": fail closed."""
+    if not isinstance(item, dict):
+        return ScanIssue(str(item), "unsafe")
+    level = item.get("level")
+    return ScanIssue(str(item.get("path", item)), level if level in ("unsafe", "caution") else "unsafe")
+
+
 def repo_info(data: Any) -> RepoInfo:
     repo_id = _require(data, "id", str)
     sha = _sha(_require(data, "sha", str), "sha")
@@ -55,12 +63,12 @@ def repo_info(data: Any) -> RepoInfo:
     if not isinstance(siblings, list):
         raise ValueError("siblings is not a list")
     status = data.get("securityRepoStatus")
-    scan: tuple[str, ...] | None = None
-    if isinstance(status, dict):
+    scan: tuple[ScanIssue, ...] | None = None
+    if isinstance(status, dict) and status.get("scansDone", True) is not False:
         issues = status.get("filesWithIssues") or []
         if not isinstance(issues, list):
             raise ValueError("securityRepoStatus.filesWithIssues is not a list")
-        scan = tuple(sorted(str(i.get("path", i)) if isinstance(i, dict) else str(i) for i in issues))
+        scan = tuple(sorted({_scan_issue(i) for i in issues}, key=lambda i: (i.path, i.level)))
     gated = data.get("gated", False)
     if gated not in (False, True, "auto", "manual"):
         gated = str(gated)

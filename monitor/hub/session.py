@@ -8,6 +8,7 @@ to read the Hub's RateLimit headers, which the quota budget and the benchmarks r
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -61,6 +62,15 @@ class HubStats:
 
 STATS = HubStats()
 BUDGET = Budget()
+_thread = threading.local()
+
+
+def thread_requests() -> int:
+    """Hub requests sent so far by the calling thread (retries and redirect hops included).
+
+    A pin check runs in one thread, so the difference between two readings is what the check
+    spent: that is how its per-check request cap is held, whatever retries or renames cost."""
+    return getattr(_thread, "requests", 0)
 _prepared: str | None = None
 _lock = threading.Lock()
 
@@ -80,6 +90,7 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
         def on_request(request: "httpx2.Request") -> None:
             STATS.on_request()
             BUDGET.count()
+            _thread.requests = getattr(_thread, "requests", 0) + 1
 
         def on_response(response: "httpx2.Response") -> None:
             info = parse_ratelimit_headers(response.headers)
@@ -88,8 +99,10 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
                 snap = RateLimitSnapshot(info.remaining, float(info.reset_in_seconds), info.limit,
                                          time.monotonic())
             STATS.on_response(response.status_code, snap, _retry_after(response.headers.get("Retry-After")))
-            if info is not None:
-                BUDGET.observe(info.remaining, float(info.reset_in_seconds))
+            # Only the "api" bucket is the one our calls spend (file downloads have their own).
+            if info is not None and info.resource_type == "api":
+                BUDGET.observe(info.remaining, float(info.reset_in_seconds),
+                               api_quota(response.headers.get("RateLimit-Policy")))
 
         def factory() -> "httpx2.Client":
             return httpx2.Client(
@@ -106,6 +119,22 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
 
         logs.adopt_third_party("huggingface_hub")
         _prepared = endpoint
+
+
+_POLICY_QUOTA = re.compile(r"(?:^|;)\s*q\s*=\s*(\d+)\s*(?:;|$)")
+
+
+def api_quota(policy: str | None) -> int | None:
+    """The quota of the "api" policy in a RateLimit-Policy header, e.g. `"fixed window";"api";q=1000;w=300`.
+
+    Read here rather than from huggingface_hub's parse, which takes the first q= of any policy
+    and none at all when the RateLimit header is missing."""
+    for item in (policy or "").split(","):
+        params = [p.strip() for p in item.split(";")]
+        if '"api"' in params:
+            m = _POLICY_QUOTA.search(item)
+            return int(m.group(1)) if m else None
+    return None
 
 
 def _retry_after(value: str | None) -> float | None:

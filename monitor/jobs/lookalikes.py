@@ -18,15 +18,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain, zip_longest
 from typing import Iterable
 
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.detect.lookalike import Screener
 from monitor.detect.names import is_registrable, normalise
+from monitor.detect.probe_order import tiered_queue
 from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
+from monitor.jobs.clones import CloneReport, scan_clones
 from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
 from monitor.runtime import Runtime
 
@@ -45,6 +46,7 @@ class LookalikeReport:
     new_findings: tuple[Finding, ...]
     requests: int
     errors: int
+    clones: CloneReport | None = None  # the republished-repo watch, when it ran
 
 
 def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:
@@ -57,17 +59,10 @@ def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:
 
 
 def candidate_queue(screener: Screener, protected: Iterable[str], skip: set[str]) -> list[str]:
-    """Every target's candidates, interleaved so each target's likeliest come first."""
-    per_target = [[c for c, _, _ in screener.candidates(t)] for t in protected]
-    out, seen = [], set(skip)
-    for name in chain.from_iterable(zip_longest(*per_target)):
-        if name is None:
-            continue
-        low = name.lower()
-        if low not in seen and is_registrable(name):
-            seen.add(low)
-            out.append(name)
-    return out
+    """Every target's candidates in probe order (`probe_order`): affixed and separator forms, then
+    single edits, then two edits, round-robin over the targets within each tier."""
+    per_target = [(t, [(c, techs) for c, techs, _ in screener.candidates(t)]) for t in protected]
+    return [n for n in tiered_queue(per_target) if n.lower() not in skip and is_registrable(n)]
 
 
 def stems(target: str) -> list[str]:
@@ -84,7 +79,7 @@ class _Scan:
         self.rt, self.s = rt, rt.settings.lookalike
         self.hub = NamespaceClient(rt.client.with_low_priority())
         self.screener = screener_for(self.s.protected, self.s.allow)
-        self.targets = TargetCache(self.hub)
+        self.targets = TargetCache(self.hub, self.s.allow)
         self.now = rt.clock()
         self.errors = 0
         self.suspects: dict[str, tuple[str, Namespace | None]] = {}
@@ -188,9 +183,10 @@ class _Scan:
         return len(self.suspects), found
 
 
-def scan_lookalikes(rt: Runtime, *, budget: int | None = None, sources: tuple[str, ...] = ("probe", "feed", "search")
-                    ) -> LookalikeReport:
-    """One discovery cycle; a failing source is logged and the others still run."""
+def scan_lookalikes(rt: Runtime, *, budget: int | None = None,
+                    sources: tuple[str, ...] = ("probe", "feed", "search", "clones")) -> LookalikeReport:
+    """One discovery cycle; a failing source is logged and the others still run. `clones` is the
+    republished-repo watch (jobs/clones.py), under its own budget."""
     if not rt.settings.lookalike.protected or rt.stop.is_set():
         return LookalikeReport(0, 0, 0, 0, 0, (), 0, 0)
     started, before = time.monotonic(), rt.client.stats.requests
@@ -200,8 +196,11 @@ def scan_lookalikes(rt: Runtime, *, budget: int | None = None, sources: tuple[st
     authors = scan.feed() if "feed" in sources else 0
     searched = scan.search() if "search" in sources else 0
     assessed, found = scan.assess()
+    clones = scan_clones(rt) if "clones" in sources else None
+    if clones:
+        found += clones.new_findings
     report = LookalikeReport(probed, hits, authors, searched, assessed, tuple(found),
-                             rt.client.stats.requests - before, scan.errors)
+                             rt.client.stats.requests - before, scan.errors, clones)
     log.info("scan_lookalikes: probed %d (%d exist), %d feed authors, %d searches, %d assessed, %d new findings, "
              "%d requests, %d errors", probed, hits, authors, searched, assessed, len(found), report.requests,
              scan.errors, extra={"job": "scan_lookalikes", "duration": round(time.monotonic() - started, 3)})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
+from monitor.detect import clones as dc
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.lookalike import Match, Screener
 from monitor.hub.namespaces import Namespace, NamespaceClient
@@ -50,8 +51,9 @@ class LookupResult:
 class TargetCache:
     """Repo names and display names of protected orgs, fetched once per cycle (they change slowly)."""
 
-    def __init__(self, hub: NamespaceClient):
+    def __init__(self, hub: NamespaceClient, allow: Iterable[str] = ()):
         self.hub = hub
+        self.allow = frozenset(a.lower() for a in allow)
         self._lock = threading.Lock()
         self._data: dict[str, tuple[tuple[str, ...], str, str]] = {}
 
@@ -80,11 +82,14 @@ def screener_for(protected: Iterable[str], allow: Iterable[str]) -> Screener:
 def lookup_now(client: "HubClient", lookalike: "LookalikeSettings", name: str, now: datetime) -> LookupResult:
     """An on-demand lookup (CLI, HTTP, Slack): a fresh target cache, the configured protected names."""
     hub = NamespaceClient(client)
-    return lookup(name, hub, screener_for(lookalike.protected, lookalike.allow), TargetCache(hub), now)
+    return lookup(name, hub, screener_for(lookalike.protected, lookalike.allow), TargetCache(hub, lookalike.allow),
+                  now)
 
 
 def facts_of(hub: NamespaceClient, ns: Namespace) -> lr.Facts:
-    repos = hub.repos_of(ns.name, limit=100) if ns.models else []
+    # Listed unless the Hub says there are none: the real org overview may leave the count out,
+    # and an impostor's copied repos are the strongest evidence there is.
+    repos = hub.repos_of(ns.name, limit=100) if ns.models != 0 else []
     created = ns.created_at or min((r.created_at for r in repos if r.created_at), default=None)
     return lr.Facts(ns.name, ns.kind, ns.verified, ns.fullname, ns.followers, ns.models, created,
                     tuple(r.name for r in repos), ns.members, ns.details)
@@ -103,13 +108,33 @@ def lookup(name: str, hub: NamespaceClient, screener: Screener, targets: TargetC
         return LookupResult(name, False, None, None, None, None, None, matches, "none", reasons)
     facts = facts_of(hub, ns)
     if not matches:
+        copies = _republished(facts, screener, targets, skip=None)
+        if not copies:
+            return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, (),
+                                "none", ("does not imitate a protected name",), facts)
+        risk, why = dc.republish_risk(copies, facts, now)
+        reasons = ("its name does not imitate a protected name", *why, *dc.namespace_reasons(facts, now)[1])
         return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, (),
-                            "none", ("does not imitate a protected name",), facts)
+                            risk, reasons, facts)
     best = matches[0]
     target_repos, target_fullname, target_details = targets.get(best.target)
     verdict = lr.assess(facts, best, target_repos, target_fullname, now, target_details)
+    copies = _republished(facts, screener, targets, skip=best.target)  # the imitated org's: assess did those
+    if copies:
+        risk, why = dc.republish_risk(copies, facts, now)
+        verdict = lr.Verdict(dc.raise_risk(verdict.risk, risk), verdict.reasons + tuple(why), verdict.copied_repos)
     return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, matches,
                         verdict.risk, verdict.reasons, facts, verdict)
+
+
+def _republished(facts: lr.Facts, screener: Screener, targets: TargetCache, skip: str | None
+                 ) -> list[dc.CloneMatch]:
+    """Protected repos this namespace republishes (exact names or derivatives); the protected
+    repo lists cost two requests per protected name, once per TargetCache."""
+    if not facts.repo_names or facts.name.lower() in targets.allow | {t.lower() for t in screener.targets}:
+        return []
+    originals = {t: targets.get(t)[0] for t in screener.targets if t != skip}
+    return dc.republished(facts.repo_names, facts.name, originals)
 
 
 def render_text(r: LookupResult) -> str:
@@ -118,9 +143,14 @@ def render_text(r: LookupResult) -> str:
              + (f" ({r.kind}{', verified' if r.verified else ', not verified' if r.kind == 'org' else ''})"
                 if r.exists else "")]
     if r.exists:
-        lines.append(f"  created: {r.created_at or 'unknown'}   followers: {r.followers}   models: {r.models}")
+        lines.append(f"  created: {r.created_at or 'unknown'}   followers: {_count(r.followers)}   "
+                     f"models: {_count(r.models)}")
     for m in r.imitates:
         lines.append(f"  imitates {m.target} via {', '.join(m.techniques)} (similarity {m.score:.2f})")
     lines.append(f"  risk: {r.risk.upper()}")
     lines += [f"  - {reason}" for reason in r.reasons]
     return "\n".join(lines)
+
+
+def _count(n: int | None) -> str:
+    return "unknown" if n is None else str(n)

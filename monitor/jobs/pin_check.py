@@ -12,16 +12,20 @@ from datetime import datetime
 from typing import Iterable, Sequence
 
 from monitor.config import Pin, PinsSettings
+from monitor.detect import identity
 from monitor.detect import revisions as rv
 from monitor.detect.findings import Finding
-from monitor.detect.risk import assess, config_watch_paths
+from monitor.detect.risk import assess, config_watch_paths, inspection_order
 from monitor.detect.state import RepoState
 from monitor.detect.times import iso, parse_iso
-from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, Transient
-from monitor.hub.client import HubClient
+from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
+from monitor.hub.client import FileTooLarge, HubClient
 from monitor.hub.models import Commit, Refs, RepoId, RepoInfo
+from monitor.jobs.check_caps import (MAX_CONFIG_READS, MAX_REACH_BRANCHES, MAX_REACH_PAGES_PER_BRANCH,
+                                     MAX_REACH_REQUESTS, CheckCaps, walk_order)
 
 MAX_MOVE_PAGES = 3  # commits listed in an alert: enough to show what changed, bounded in requests
+NO_ACCESS = "gated, no access for this token"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class RepoWatch:
 @dataclass(frozen=True)
 class CheckResult:
     key: str
-    status: str  # ok | unknown | unavailable
+    status: str  # ok | unknown | unavailable | token_rejected
     state: RepoState
     findings: tuple[Finding, ...]
     error: str | None = None
@@ -63,9 +67,10 @@ def _answered(now: datetime) -> dict:
 
 def _metadata(info: RepoInfo, now: datetime) -> dict:
     """State fields read from a metadata answer: identity, access flags, security scan."""
+    scan = None if info.scan_issues is None else tuple(f"{i.level}:{i.path}" for i in info.scan_issues)
     return dict(object_id=info.object_id, created_at=info.created_at, last_modified=info.last_modified,
                 private=info.private, gated=info.gated, disabled=info.disabled, scan_sha=info.sha,
-                scan_issues=info.scan_issues, metadata_at=iso(now))
+                scan_issues=scan, metadata_at=iso(now))
 
 
 class PinChecker:
@@ -81,6 +86,8 @@ class PinChecker:
                     return done
             refs = self.client.refs(w.repo)
             return self._observe(w, st, refs, now, complete, prefetched)
+        except TokenRejected as e:  # about our token, never about this repo: no finding, no unknown streak
+            return CheckResult(w.key, "token_rejected", st.with_(unknown_since=None, last_error=str(e)), (), str(e))
         except (NotFound, Disabled) as e:
             return self._unavailable(w, st, now, e)
         except HubError as e:  # any failure mid-way: nothing from this check is trusted
@@ -106,7 +113,7 @@ class PinChecker:
         findings: list[Finding] = []
         if info.id.lower() != w.repo.id.lower():
             findings.append(rv.renamed(w.repo, self.base, info.id))
-        self._identity(w, st, info, findings)
+        self._identity(w, st, info, findings, now)
         manifests = {k: dict(v) for k, v in st.manifests.items()}
         manifests[info.sha] = rv.manifest(info)
         state = st.with_(manifests=manifests, **_answered(now), **_metadata(info, now))
@@ -141,6 +148,7 @@ class PinChecker:
     def _observe(self, w: RepoWatch, st: RepoState, refs: Refs, now: datetime, complete: bool,
                  prefetched: RepoInfo | None = None) -> CheckResult:
         findings: list[Finding] = []
+        caps = CheckCaps()
         branches, tags = dict(refs.branches), dict(refs.tags)
         heads = {t: refs.head(t) for t in w.tracked}
         if refs.canonical_id.lower() != w.repo.id.lower():
@@ -151,25 +159,31 @@ class PinChecker:
                 findings.append(rv.missing_ref(w.repo, self.base, ref))
         moves = rv.find_moves(st.branches, st.tags, branches, tags, set(w.tracked)) if st.baseline else []
         primary = w.exact[0] if w.exact else next((s for s in heads.values() if s), None) or branches.get("main")
+        # A path that now answers for another repo must be checked by `_id` at once, not next hour.
+        redirected = st.baseline and refs.canonical_id != st.canonical_id
         if prefetched is not None and prefetched.sha == primary:
             info = prefetched
         else:
-            info = self._metadata(w, st, primary, heads, moves, now, complete, findings)
-        recreated = self._identity(w, st, info, findings)
+            info = self._metadata(w, st, primary, heads, moves, now, complete or redirected, findings)
+        recreated = self._identity(w, st, info, findings, now)
         authors = set(st.authors)
         if not st.baseline:
-            authors |= self._seed_authors(w, heads, branches)
+            seeded = self._seed_authors(w, heads, branches, caps)
+            if seeded is not None:
+                authors |= seeded
+            elif not (info is not None and info.disabled):  # a takedown is alerted on its own
+                findings.append(rv.history_unreadable(w.repo, self.base, NO_ACCESS))
         manifests: dict[str, dict[str, str]] = {k: dict(v) for k, v in st.manifests.items()}
         if info is not None:
             manifests[info.sha] = rv.manifest(info)
         fast_forward: dict[str, bool | None] = {}
         if not recreated:
             for mv in moves:
-                finding, commits, ff = self._describe(w, mv, info, manifests, sorted(authors))
+                finding, commits, ff = self._describe(w, mv, info, manifests, sorted(authors), caps)
                 findings.append(finding)
                 fast_forward[mv.ref] = ff
                 authors |= {a for c in commits for a in c.authors}
-        reachable = self._reachability(w, st, branches, tags, fast_forward, findings)
+        reachable = self._reachability(w, st, branches, tags, fast_forward, findings, caps)
         keep = {s for s in list(heads.values()) + list(w.exact) if s}
         if info is not None:
             keep.add(info.sha)
@@ -203,73 +217,144 @@ class PinChecker:
                                                "unresolvable"))
         return self.client.info(w.repo, fallback)
 
-    def _identity(self, w: RepoWatch, st: RepoState, info: RepoInfo | None, findings: list[Finding]) -> bool:
-        """Namespace reuse, newly gated or private: what a 200 answer can reveal about identity."""
-        if info is None or not st.baseline:
+    def _identity(self, w: RepoWatch, st: RepoState, info: RepoInfo | None, findings: list[Finding],
+                  now: datetime) -> bool:
+        """Namespace reuse, takedown, newly gated or private: what a 200 answer can reveal."""
+        if info is None:
             return False
-        recreated = False
-        if st.object_id and info.object_id and st.object_id != info.object_id:
-            findings.append(rv.recreated(w.repo, self.base, st.object_id, info.object_id,
-                                         f"repository object id changed {st.object_id} → {info.object_id}"))
-            recreated = True
-        else:
-            created, last = parse_iso(info.created_at), parse_iso(st.last_modified)
-            if created and last and created > last:
-                findings.append(rv.recreated(w.repo, self.base, st.object_id, info.object_id,
-                                             f"created {info.created_at}, after the last known commit "
-                                             f"{st.last_modified}"))
-                recreated = True
-        if info.gated and not st.gated:
+        if info.disabled and not (st.baseline and st.disabled):  # definitive, even at the first observation
+            findings.append(rv.disabled(w.repo, self.base, iso(now), info.sha))
+        if info.scan_issues:
+            findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
+        if not st.baseline:
+            return False
+        reason = identity.recreation(identity.Identity(st.object_id, st.created_at), st.last_modified,
+                                     identity.Identity(info.object_id, info.created_at))
+        if reason:
+            findings.append(rv.recreated(w.repo, self.base, st.object_id, info.object_id, reason))
+        # A disabled repo also answers gated: "auto"; the takedown is the news, not a gate.
+        if info.gated and not st.gated and not info.disabled:
             findings.append(rv.access_changed(w.repo, self.base, f"newly gated ({info.gated})"))
         if info.private and not st.private:
             findings.append(rv.access_changed(w.repo, self.base, "newly private"))
-        if info.scan_issues:
-            findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
-        return recreated
+        return reason is not None
 
-    def _seed_authors(self, w: RepoWatch, heads: dict[str, str | None], branches: dict[str, str]) -> set[str]:
-        """Authors of recent history, so a later commit can be flagged as a first-time author."""
+    def _seed_authors(self, w: RepoWatch, heads: dict[str, str | None], branches: dict[str, str],
+                      caps: CheckCaps | None = None) -> set[str] | None:
+        """Authors of recent history, so a later commit can be flagged as a first-time author.
+        None when the history is not readable to us (gated without access, disabled)."""
         head = next((s for s in heads.values() if s), None) or branches.get("main")
-        if head is None:
+        if head is None or (caps is not None and not caps.allows(1)):
             return set()
-        history = self.client.history(w.repo, head, max_pages=1)
+        try:
+            history = self.client.history(w.repo, head, max_pages=1)
+        except (Gated, Disabled):
+            return None
         return {a for c in history.commits for a in c.authors}
 
     def _manifest(self, w: RepoWatch, sha: str | None, info: RepoInfo | None,
-                  manifests: dict[str, dict[str, str]]) -> dict[str, str] | None:
+                  manifests: dict[str, dict[str, str]],
+                  sizes: dict[str, int | None] | None = None) -> dict[str, str] | None:
+        """The file manifest at `sha`; `sizes` (when given) receives the file sizes the Hub listed,
+        so a file too large to read is known before any download."""
         if sha is None:
             return None
+        if info is not None and info.sha == sha and sizes is not None:
+            sizes.update({f.path: f.size for f in info.files})
         if sha not in manifests:
             try:
-                manifests[sha] = rv.manifest(self.client.info(w.repo, sha, security=False))
+                fetched = self.client.info(w.repo, sha, security=False)
             except RevisionNotFound:  # e.g. an old commit garbage-collected after a force-push
                 return None
+            manifests[sha] = rv.manifest(fetched)
+            if sizes is not None:
+                sizes.update({f.path: f.size for f in fetched.files})
         return manifests[sha]
 
     def _describe(self, w: RepoWatch, mv: rv.Move, info: RepoInfo | None, manifests: dict[str, dict[str, str]],
-                  known_authors: list[str]) -> tuple[Finding, tuple[Commit, ...], bool | None]:
+                  known_authors: list[str], caps: CheckCaps | None = None,
+                  ) -> tuple[Finding, tuple[Commit, ...], bool | None]:
+        caps = caps or CheckCaps()
+        skipped: list[str] = []
         commits: tuple[Commit, ...] = ()
         ff: bool | None = None
+        history_denied, configs_denied = False, []
         if mv.new is not None:
-            history = self.client.history(w.repo, mv.new, stop_at=[mv.old],
-                                          max_pages=MAX_MOVE_PAGES if mv.ref_type == "branch" else 1)
-            ff = True if history.reached else (False if history.complete else None)
-            commits = history.commits if history.reached else history.commits[:20]
-        old_m = self._manifest(w, mv.old, info, manifests)
-        new_m = self._manifest(w, mv.new, info, manifests)
-        files = rv.diff_files(old_m, new_m)
-        hits = ()
+            pages = min(MAX_MOVE_PAGES if mv.ref_type == "branch" else 1, caps.left)
+            if pages < 1:
+                skipped.append("commit history (request cap of this check spent)")
+            else:
+                try:
+                    history = self.client.history(w.repo, mv.new, stop_at=[mv.old], max_pages=pages)
+                except (Gated, Disabled):  # refs and the file list are readable; the commits are not
+                    history_denied = True
+                else:
+                    ff = True if history.reached else (False if history.complete else None)
+                    commits = history.commits if history.reached else history.commits[:20]
+                    if ff is None and mv.ref_type == "branch":  # tags are high whatever their history
+                        skipped.append(f"history past {len(history.commits)} commits (fast-forward unverified)")
+        sizes: dict[str, int | None] = {}
+        files: rv.FileDiff | None = None
+        if not caps.allows(len([s for s in (mv.old, mv.new) if s is not None and s not in manifests])):
+            skipped.append("the file list (request cap of this check spent)")
+        else:
+            files = rv.diff_files(self._manifest(w, mv.old, info, manifests),
+                                  self._manifest(w, mv.new, info, manifests, sizes))
+        hits: tuple = ()
         if files is not None:
-            configs = {}
-            for path in config_watch_paths(list(files.added) + list(files.modified)):
-                old_text = self.client.file_text(w.repo, mv.old, path) if path in files.modified else None
-                configs[path] = (old_text, self.client.file_text(w.repo, mv.new, path))
-            hits = assess(files.added, files.removed, files.modified, configs)
-        return rv.describe_move(w.repo, self.base, mv, commits, ff, files, hits, known_authors), commits, ff
+            configs = self._read_configs(w, mv, files, sizes, caps, skipped, configs_denied)
+            hits = assess(files.added, files.removed, files.modified, configs, skipped)
+        elif skipped:
+            hits = assess((), (), (), None, skipped)
+        not_read = None
+        if history_denied or configs_denied:
+            # Unlike a cap, a refusal says nothing about the content: the severity stays what was readable.
+            reason = "disabled by the Hub" if info is not None and info.disabled else NO_ACCESS
+            not_read = rv.NotRead(reason, history_denied, tuple(configs_denied))
+        return (rv.describe_move(w.repo, self.base, mv, commits, ff, files, hits, known_authors, not_read),
+                commits, ff)
+
+    def _read_configs(self, w: RepoWatch, mv: rv.Move, files: rv.FileDiff, sizes: dict[str, int | None],
+                      caps: CheckCaps, skipped: list[str],
+                      denied: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Read the changed config files, most telling first, within the check's caps; whatever is
+        too large or past a cap is added to `skipped` (reported as not inspected), whatever the Hub
+        refuses us (gated without access, disabled) to `denied`."""
+        configs: dict[str, tuple[str | None, str | None]] = {}
+        capped: list[str] = []
+        paths = inspection_order(config_watch_paths(list(files.added) + list(files.modified)), files.added)
+        for path in paths:
+            modified = path in files.modified
+            if caps.configs_left < 1 or not caps.allows(2 if modified else 1):
+                capped.append(path)
+                continue
+            caps.configs_left -= 1
+            try:
+                new_text = self.client.file_text(w.repo, mv.new, path, sizes.get(path))
+            except FileTooLarge as e:
+                skipped.append(str(e))
+                continue
+            except (Gated, Disabled):
+                denied.append(path)
+                continue
+            try:
+                old_text = self.client.file_text(w.repo, mv.old, path) if modified else None
+            except FileTooLarge:
+                old_text = None  # unknown before: any remote-code entry now counts as added
+            except (Gated, Disabled):
+                denied.append(path)
+                continue
+            configs[path] = (old_text, new_text)
+        if capped:
+            skipped.append(f"{len(capped)} config file(s) not read (cap: {MAX_CONFIG_READS} per check): "
+                           f"{', '.join(capped[:3])}{' and more' if len(capped) > 3 else ''}")
+        return configs
 
     def _reachability(self, w: RepoWatch, st: RepoState, branches: dict[str, str], tags: dict[str, str],
-                      fast_forward: dict[str, bool | None], findings: list[Finding]) -> dict[str, bool]:
+                      fast_forward: dict[str, bool | None], findings: list[Finding],
+                      caps: CheckCaps | None = None) -> dict[str, bool]:
         """Is every exact pin still in some branch's history? Walk history only when it may have changed."""
+        reach = (caps or CheckCaps()).share(MAX_REACH_REQUESTS)
         reachable: dict[str, bool] = {}
         heads = set(branches.values()) | set(tags.values())
         branch_changed = st.branches != branches
@@ -283,14 +368,38 @@ class PinChecker:
             if sha in st.reachable and not branch_changed:
                 reachable[sha] = st.reachable[sha]  # nothing moved: the last verdict stands
                 continue
-            verdicts = [self.client.contains(w.repo, name, sha) for name in sorted(branches)]
-            if True in verdicts:
-                reachable[sha] = True
-            elif None in verdicts:  # history too long to walk now: unknown, keep the old answer
+            order = walk_order(branches, w.tracked, st.branches)
+            try:
+                verdict, walked = self._walk_for(w, sha, order, reach)
+            except (Gated, Disabled):  # history not readable to us: unknown, and no cap to blame
                 reachable[sha] = bool(st.reachable.get(sha, True))
+                continue
+            if verdict is True:
+                reachable[sha] = True
+            elif verdict is None:  # a cap or a long history stopped the walk: unknown, said out loud
+                reachable[sha] = bool(st.reachable.get(sha, True))
+                findings.append(rv.pin_unverified(
+                    w.repo, self.base, sha, walked, len(order),
+                    f"the walk stopped at its cap ({MAX_REACH_REQUESTS} history pages, "
+                    f"{MAX_REACH_BRANCHES} branches per check)"))
             else:
                 reachable[sha] = False
                 findings.append(rv.pin_unreachable(
                     w.repo, self.base, sha, "it is in the history of no branch (history rewritten or reset)",
                     "orphaned"))
         return reachable
+
+    def _walk_for(self, w: RepoWatch, sha: str, order: list[str], reach: CheckCaps) -> tuple[bool | None, int]:
+        """Walk the branch heads in `order` until one holds `sha` -> (True | False | None, heads walked).
+        False only when every head was walked to its root; None when a cap stopped the walk."""
+        walked, complete = 0, True
+        for name in order[:MAX_REACH_BRANCHES]:
+            pages = min(MAX_REACH_PAGES_PER_BRANCH, reach.left)
+            if pages < 1:
+                break
+            walked += 1
+            verdict = self.client.contains(w.repo, name, sha, max_pages=pages)
+            if verdict is True:
+                return True, walked
+            complete = complete and verdict is False
+        return (False if complete and walked == len(order) else None), walked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from monitor.detect.findings import Finding
 from monitor.detect.state import RepoState
 from monitor.jobs.pin_check import CheckResult, PinChecker, RepoWatch, group_pins
+from monitor.jobs.token import note_token
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.pins")
@@ -40,6 +42,7 @@ class ScanReport:
     new_findings: tuple[Finding, ...]
     requests: int
     seconds: float
+    token_rejected: int = 0  # repos not checked because the Hub rejected our token
 
 
 def _observation(before: RepoState, result: CheckResult) -> str | None:
@@ -62,10 +65,13 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     watches = [w for w in group_pins(rt.settings.pin) if only is None or w.key in only]
     checker = PinChecker(rt.client, rt.settings.pins, rt.settings.hub.endpoint)
     sinks = list(rt.sinks)
+    rejected = threading.Event()  # the token is refused: every further request would be too
 
     def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...]]:
         if rt.stop.is_set():  # shutting down: repos not checked yet wait for the next start
             return "skipped", ()
+        if rejected.is_set():
+            return "token_rejected", ()
         now = rt.clock()
         before = RepoState.from_json(rt.store.load_state(w.key))
         try:
@@ -73,6 +79,8 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
         except Exception:  # a bug must not sink the scan: log it, treat the repo as unknown
             log.exception("check of %s failed unexpectedly", w.repo.id)
             return "error", ()
+        if result.status == "token_rejected":
+            rejected.set()
         new = rt.store.record(w.key, result.state.to_json(), result.findings, sinks, now,
                               observation=_observation(before, result))
         for f in new:
@@ -82,16 +90,26 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
             log.info("%s: %s (%s)", w.repo.id, result.status, result.error)
         return result.status, tuple(new)
 
+    # The first repo alone: its answer tells the quota and whether the token is accepted before
+    # the others fan out.
+    outcomes = [one(w) for w in watches[:1]]
     with ThreadPoolExecutor(max_workers=max(1, rt.settings.hub.concurrency),
                             thread_name_prefix="pin") as pool:
-        outcomes = list(pool.map(one, watches))
+        outcomes += list(pool.map(one, watches[1:]))
     _release_freed_memory()
     statuses = [s for s, _ in outcomes]
+    token_news = note_token(rt, rejected="token_rejected" in statuses,
+                            worked=bool({"ok", "unavailable"} & set(statuses)), now=rt.clock())
+    if "token_rejected" in statuses:
+        log.warning("token from %s refused by the Hub (401 Invalid credentials): %d repo(s) not checked",
+                    rt.settings.hub.token_source or "no configured token", statuses.count("token_rejected"),
+                    extra={"job": "scan_pins"})
     report = ScanReport(
         checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
         unavailable=statuses.count("unavailable"), errors=statuses.count("error"),
-        new_findings=tuple(f for _, fs in outcomes for f in fs),
-        requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started)
+        new_findings=tuple(f for _, fs in outcomes for f in fs) + tuple(token_news),
+        requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started,
+        token_rejected=statuses.count("token_rejected"))
     log.info("scan_pins: %d repos, %d ok, %d unknown, %d unavailable, %d errors, %d new findings, %d requests",
              report.checked, report.ok, report.unknown, report.unavailable, report.errors,
              len(report.new_findings), report.requests,

@@ -27,6 +27,8 @@ from .hub_state import HubState
 
 FAULT_KINDS = ("status", "timeout", "garbled", "truncated", "reset", "redirect_loop")
 MAX_BODY = 10 * 1024 * 1024
+# The Hub's API quotas per 5-minute window (shared/HUB_API.md): anonymous per client, a free token per user.
+QUOTA_ANONYMOUS, QUOTA_TOKEN, QUOTA_WINDOW = 500, 1000, 300
 MAX_DELAY = 30.0
 LOG_LIMIT = 50_000
 
@@ -142,7 +144,8 @@ class HubEmulator(HubState):
     def _init_transport(self) -> None:
         self._faults: list[Fault] = []
         self._latency = 0.0
-        self._rate: dict | None = None
+        self._rate: dict | None = None  # an override of the Hub's quotas, for every identity
+        self._buckets: dict[str, dict] = {}  # identity -> {"start", "used"} of its current window
         self._log: deque[RequestRecord] = deque(maxlen=LOG_LIMIT)
         self.errors: deque[str] = deque(maxlen=100)  # tracebacks of emulator bugs (answered as 500)
         self.timeout_sleep = 2.0
@@ -215,11 +218,12 @@ class HubEmulator(HubState):
         with self._lock:
             self._latency = float(seconds)
 
-    def rate_limit(self, quota: int | None, window: int = 300) -> None:
-        """Fixed window over all /api/ requests; `quota=None` removes the limit."""
+    def rate_limit(self, quota: int | None, window: int = QUOTA_WINDOW) -> None:
+        """Every identity gets `quota` /api/ requests per fixed `window`; `quota=None` restores the
+        Hub's own quotas (anonymous 500, token 1000 per 300 s). Windows start afresh."""
         with self._lock:
-            self._rate = None if quota is None else {"quota": int(quota), "window": int(window),
-                                                     "start": time.monotonic(), "used": 0}
+            self._rate = None if quota is None else {"quota": int(quota), "window": int(window)}
+            self._buckets.clear()
 
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
@@ -232,22 +236,33 @@ class HubEmulator(HubState):
                 return f
         return None
 
-    def _rate_headers(self, path: str) -> tuple[bool, list]:
-        """-> (allowed, headers). Consumes quota for an allowed /api/ request."""
+    def _rate_headers(self, path: str, identity: str | None) -> tuple[bool, list]:
+        """-> (allowed, headers) for one /api/ request of `identity` (a user name, None: anonymous).
+        Like the Hub, every API answer (200, 307, 4xx, 429) carries RateLimit and RateLimit-Policy;
+        a 429 has no Retry-After."""
         with self._lock:
-            rl = self._rate
-            if rl is None or not path.startswith("/api/"):
+            if not path.startswith("/api/"):
                 return True, []
+            if self._rate is not None:
+                quota, window = self._rate["quota"], self._rate["window"]
+            else:
+                quota, window = (QUOTA_ANONYMOUS if identity is None else QUOTA_TOKEN), QUOTA_WINDOW
             now = time.monotonic()
-            if now >= rl["start"] + rl["window"]:
-                rl["start"] += rl["window"] * math.floor((now - rl["start"]) / rl["window"])
+            rl = self._buckets.setdefault(identity or "", {"start": now, "used": 0})
+            if now >= rl["start"] + window:
+                rl["start"] += window * math.floor((now - rl["start"]) / window)
                 rl["used"] = 0
-            reset = max(1, math.ceil(rl["start"] + rl["window"] - now))
-            allowed = rl["used"] < rl["quota"]
+            reset = max(1, math.ceil(round(rl["start"] + window - now, 6)))
+            allowed = rl["used"] < quota
             rl["used"] += allowed
-            policy = f'"fixed window";"api";q={rl["quota"]};w={rl["window"]}'
-            headers = [("RateLimit", f'"api";r={rl["quota"] - rl["used"]};t={reset}'), ("RateLimit-Policy", policy)]
-            return allowed, headers + ([] if allowed else [("Retry-After", str(reset))])
+            policy = f'"fixed window";"api";q={quota};w={window}'
+            return allowed, [("RateLimit", f'"api";r={quota - rl["used"]};t={reset}'), ("RateLimit-Policy", policy)]
+
+    def _identity(self, auth: str | None) -> str | None:
+        scheme, _, token = (auth or "").partition(" ")
+        with self._lock:
+            found = self._user_for(token.strip()) if scheme.lower() == "bearer" else None
+        return found[0] if found else None
 
     # ---- request log -------------------------------------------------------------------------
     @property
@@ -293,7 +308,7 @@ class HubEmulator(HubState):
             self._record(status=0, fault="timeout", **log)  # logged now: the answer comes after the client left
             if wake.wait(min(self.timeout_sleep, MAX_DELAY)):
                 return self._abort(h, None, "timeout")
-        allowed, rl_headers = self._rate_headers(path)
+        allowed, rl_headers = self._rate_headers(path, self._identity(auth))
         if not allowed:
             resp = error(429, "You have exceeded our rate limit. Please retry later.")
         else:

@@ -16,7 +16,7 @@ from email.message import Message
 from html import escape
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from .hub_state import HubState, Repo, git_oid, iso
+from .hub_state import HubState, Repo, git_oid, hub_created, iso
 
 PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 SUBPATHS = {"revision", "refs", "commits", "tree", "paths-info", "resolve", "discussions", "settings"}
@@ -40,6 +40,8 @@ SORT_KEYS = {
     "id": lambda st, r: 0,
 }
 DISABLED_MESSAGE = "Access to this resource is disabled."
+LIST_KEYS = frozenset({"_id", "id", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+                       "library_name", "createdAt", "modelId"})
 
 
 @dataclass
@@ -91,6 +93,12 @@ def jresp(obj, status: int = 200, headers=()) -> Response:
 def error(status: int, message: str, code: str | None = None) -> Response:
     headers = [("X-Error-Message", message)] + ([("X-Error-Code", code)] if code else [])
     return jresp({"error": message}, status, headers)
+
+
+def redirect(location: str) -> Response:
+    """The Hub's 307: a relative Location (path + query)."""
+    return Response(307, f"Temporary Redirect. Redirecting to {location}".encode(),
+                    [("Location", location), ("Content-Type", "text/plain; charset=utf-8")])
 
 
 def not_found() -> Response:
@@ -148,11 +156,15 @@ def _repo_api(st: HubState, req: Request, rtype: str, segs: list[str]) -> Respon
         return _info(st, req, repo, "/".join(unquote(s) for s in rest[1:]))
     if rest == ["refs"] and get:
         return _refs(repo, req)
+    if rest[0] in ("commits", "tree", "paths-info"):
+        _require_history(st, req, repo)
     if rest[0] == "commits" and get:
         return _commits(st, req, repo, "/".join(unquote(s) for s in rest[1:]) or "main")
     if rest[0] == "tree" and len(rest) > 1 and get:
         rev, path = _rev_and_path(rest[1:])
         return _tree(st, req, repo, rev, path)
+    if rest == ["discussions"] and get:  # open even on gated and disabled repos
+        return jresp({"discussions": [], "count": 0, "start": 0, "numClosedDiscussions": 0})
     if rest[0] == "paths-info" and len(rest) > 1 and req.method == "POST":
         return _paths_info(st, req, repo, "/".join(unquote(s) for s in rest[1:]))
     return not_found()
@@ -175,16 +187,26 @@ def _rev_and_path(segs: list[str]) -> tuple[str, str]:
 def _lookup(st: HubState, req: Request, rtype: str, prefix: list[str], segs: list[str], n: int) -> Repo:
     repo, how = st._find(rtype, "/".join(unquote(s) for s in segs[:n]))
     if repo is None or not st._visible(repo, req.user):
-        _fail(error(401 if req.user is None else 404, "Repository not found", "RepoNotFound"))
+        if req.user is None:  # the real Hub: no X-Error-Code on this one (shared/HUB_API.md)
+            _fail(error(401, "Invalid username or password."))
+        _fail(error(404, "Repository not found", "RepoNotFound"))
     if how != "exact":
         # Renamed or mis-cased: a relative 307 to the same URL under the canonical id, query kept.
         parts = prefix + [quote(p, safe="") for p in repo.repo_id.split("/")] + segs[n:]
         location = "/" + "/".join(parts) + (f"?{req.query}" if req.query else "")
-        _fail(Response(307, f"Temporary Redirect. Redirecting to {location}".encode(),
-                       [("Location", location), ("Content-Type", "text/plain; charset=utf-8")]))
-    if repo.disabled:
-        _fail(error(403, DISABLED_MESSAGE))
+        _fail(redirect(location))
     return repo
+
+
+def _require_history(st: HubState, req: Request, repo: Repo) -> None:
+    """Commits, trees and files of a gated repo we were not granted, or of a disabled one: 401
+    `GatedRepo` anonymously, 403 with a token (info and refs stay 200)."""
+    if not st._history_readable(repo, req.user):
+        anonymous = req.user is None
+        msg = (f"Access to {repo.type} {repo.repo_id} is restricted. You must have access to it and be "
+               f"authenticated to access it. Please log in." if anonymous else
+               f"Access to {repo.type} {repo.repo_id} is restricted and you are not in the authorized list.")
+        _fail(error(401 if anonymous else 403, msg, "GatedRepo"))
 
 
 def _commit_or_404(st: HubState, repo: Repo, rev: str):
@@ -217,8 +239,9 @@ def _full_info(st: HubState, repo: Repo, commit, *, blobs: bool = False) -> dict
     d = {"_id": repo.oid, "id": repo.repo_id}
     if repo.type == "model":
         d["modelId"] = repo.repo_id
-    d.update(author=repo.author, sha=commit.sha, lastModified=iso(commit.date), createdAt=iso(repo.created_at),
-             private=repo.private, gated=repo.gated, disabled=repo.disabled, likes=repo.likes,
+    d.update(author=repo.author, sha=commit.sha, lastModified=iso(commit.date),
+             createdAt=iso(hub_created(repo.created_at)), private=repo.private,
+             gated="auto" if repo.disabled else repo.gated, disabled=repo.disabled, likes=repo.likes,
              tags=list(repo.tags), trendingScore=0, usedStorage=sum(b.size for b in tree.values()))
     if repo.type != "space":
         d["downloads"] = repo.downloads
@@ -257,7 +280,9 @@ def _info(st: HubState, req: Request, repo: Repo, rev: str) -> Response:
     if expanded is not None:
         return jresp(expanded)
     if req.flag("securityStatus"):
-        full["securityRepoStatus"] = {"scansDone": True, "filesWithIssues": st._security_for(repo, commit.sha)}
+        done = st._scan_done(repo, commit.sha)
+        full["securityRepoStatus"] = {"scansDone": done,
+                                      "filesWithIssues": st._security_for(repo, commit.sha) if done else []}
     return jresp(full)
 
 
@@ -279,9 +304,10 @@ def _list_repos(st: HubState, req: Request, rtype: str) -> Response:
         full = _full_info(st, r, r.commits[r.branches["main"]])
         expanded = _expand(req, rtype, full)
         if expanded is None:
-            keep = set(full) - {"siblings", "sha", "usedStorage", "spaces"}
+            # The real list item: no author, no lastModified, no sha unless expanded (shared/HUB_API.md).
+            keep = LIST_KEYS
             if req.flag("full"):
-                keep |= {"siblings", "sha"}
+                keep = keep | {"siblings", "sha", "author", "lastModified"}
             expanded = {k: v for k, v in full.items() if k in keep}
         out.append(expanded)
     return jresp(out, headers=headers)
@@ -309,7 +335,7 @@ def _commits(st: HubState, req: Request, repo: Repo, rev: str) -> Response:
         if formatted:
             item["formatted"] = {"title": escape(c.title), "message": escape(c.message)}
         items.append(item)
-    return jresp(items, headers=headers)
+    return jresp(items, headers=headers + [("X-Total-Count", str(len(history)))])
 
 
 # ---- files ---------------------------------------------------------------------------------
@@ -404,11 +430,9 @@ def _resolve(st: HubState, req: Request, segs: list[str]) -> Response:
         return not_found()
     repo = _lookup(st, req, rtype, prefix, segs, n)
     rev, path = _rev_and_path(segs[n + 1:])
-    if not st._can_download(repo, req.user):
-        anonymous = req.user is None
-        msg = (f"Access to {rtype} {repo.repo_id} is restricted. You must have access to it and be authenticated"
-               if anonymous else f"Access to {rtype} {repo.repo_id} is restricted and you are not in the authorized list.")
-        return error(401 if anonymous else 403, msg, "GatedRepo")
+    if repo.disabled:
+        return error(403, DISABLED_MESSAGE)
+    _require_history(st, req, repo)
     commit = _commit_or_404(st, repo, rev)
     blob = commit.tree.get(path)
     if blob is None:
@@ -442,7 +466,7 @@ def _counts(st: HubState, req: Request, ns: str) -> dict:
 
 
 def _org_brief(o) -> dict:
-    return {"_id": o.oid, "name": o.name, "fullname": o.fullname, "avatarUrl": _avatar(o.name), "type": "org"}
+    return {"_id": o.oid, "name": o.name, "fullname": o.fullname, "avatarUrl": _avatar(o.name)}
 
 
 def _user_brief(u) -> dict:
@@ -451,13 +475,14 @@ def _user_brief(u) -> dict:
 
 
 def _org(st: HubState, req: Request, name: str, what: str) -> Response:
-    org = st._namespaces.get(name.lower())
+    org = st._namespaces.get(name.lower())  # case-insensitive, no redirect (`qwen` -> 200 "Qwen")
     if org is None or org.kind != "org":
-        return error(404, "Organization not found")
-    if what == "overview":
+        return not_found()
+    if what == "overview":  # the real overview has no `createdAt` and no `type`; counts may be missing
+        counts = {} if org.hide_counts else {"numUsers": len(org.members), **_counts(st, req, org.name),
+                                             "numFollowers": org.followers, "numPapers": 0}
         return jresp({**_org_brief(org), "details": org.details, "isVerified": org.verified, "isFollowing": False,
-                      "numUsers": len(org.members), **_counts(st, req, org.name), "numFollowers": org.followers,
-                      "numPapers": 0, "createdAt": iso(org.created_at)})
+                      "plan": "team" if org.verified else "free", **counts})
     if what == "members":
         members = [st._namespaces[m.lower()] for m in org.members]
         page, headers = _paginate(st, req, members, 500)
@@ -468,12 +493,16 @@ def _org(st: HubState, req: Request, name: str, what: str) -> Response:
 def _user_overview(st: HubState, req: Request, name: str) -> Response:
     u = st._namespaces.get(name.lower())
     if u is None or u.kind != "user":
-        return error(404, "User not found")
+        return error(404, "This user does not exist")
+    if u.name != name:  # other casing: 307 to the canonical one (orgs answer 200 instead)
+        location = f"/api/users/{quote(u.name, safe='')}/overview" + (f"?{req.query}" if req.query else "")
+        return redirect(location)
     orgs = [o for o in st._namespaces.values()
             if o.kind == "org" and u.name.lower() in {m.lower() for m in o.members}]
     return jresp({**_user_brief(u), "details": "", **_counts(st, req, u.name), "numDiscussions": 0, "numPapers": 0,
                   "numUpvotes": 0, "numLikes": 0, "numFollowers": u.followers, "numFollowing": 0,
-                  "orgs": [_org_brief(o) for o in orgs], "createdAt": iso(u.created_at)})
+                  "orgs": [{"id": o.oid, "name": o.name, "fullname": o.fullname, "avatarUrl": _avatar(o.name)}
+                           for o in orgs], "createdAt": iso(u.created_at)})
 
 
 def _quicksearch(st: HubState, req: Request) -> Response:

@@ -41,6 +41,21 @@ def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+# Every repo created before the Hub's 2022 import reports this `createdAt` (and an `_id` of that second),
+# whatever the dates of its commits (shared/HUB_API.md: gpt2, bert-base-uncased).
+LEGACY_CREATED_AT = datetime(2022, 3, 2, 23, 29, 4, tzinfo=timezone.utc)
+
+
+def object_id(created: datetime) -> str:
+    """A Mongo ObjectId like the Hub's `_id`: the first 8 hex digits are the creation Unix second."""
+    return f"{int(created.timestamp()) & 0xFFFFFFFF:08x}" + secrets.token_hex(8)
+
+
+def hub_created(created: datetime) -> datetime:
+    """What the Hub reports as a repo's creation time: never earlier than the 2022 import."""
+    return max(created, LEGACY_CREATED_AT)
+
+
 def git_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
@@ -97,6 +112,7 @@ class Repo:
     git_tags: dict = field(default_factory=dict)  # name -> sha
     prs: dict = field(default_factory=dict)  # number -> sha
     security: dict = field(default_factory=dict)  # sha or None (all revisions) -> [issue dict]
+    scan_pending: set = field(default_factory=set)  # shas (None: every revision) not scanned yet
     gate_grants: set = field(default_factory=set)  # lower-cased user names
 
     @property
@@ -115,6 +131,7 @@ class Namespace:
     verified: bool = False
     details: str = ""
     members: list = field(default_factory=list)  # orgs only: user names
+    hide_counts: bool = False  # the real org overview may omit its num* counts
 
 
 def _check_type(type: str) -> None:
@@ -163,7 +180,7 @@ class HubState:
             ns = repo_id.split("/")[0] if "/" in repo_id else None
             if ns:
                 self._ensure_namespace(ns, created)
-            repo = Repo(type=type, repo_id=repo_id, oid=secrets.token_hex(12), author=author or ns,
+            repo = Repo(type=type, repo_id=repo_id, oid=object_id(hub_created(created)), author=author or ns,
                         created_at=created, private=private, gated=_gate_value(gated), downloads=downloads,
                         likes=likes, tags=list(tags))
             self._repos[key] = repo
@@ -307,14 +324,25 @@ class HubState:
         with self._lock:
             self._repo(type, repo_id).disabled = bool(disabled)
 
-    def set_security(self, repo_id: str, files_with_issues, sha: str | None = None, *, type: str = "model") -> None:
+    def set_security(self, repo_id: str, files_with_issues, sha: str | None = None, *, type: str = "model",
+                     level: str = "unsafe") -> None:
         """Scan result for one revision (sha or ref) or, with sha=None, for every revision. Entries are
-        paths (served as {"path": p, "level": "unsafe"}) or ready-made dicts."""
+        paths (served as {"path": p, "level": level}; the Hub's levels are "unsafe" and "caution") or
+        ready-made dicts. Marks that revision scanned."""
         with self._lock:
             repo = self._repo(type, repo_id)
             key = self._rev_sha(repo, sha) if sha else None
-            repo.security[key] = [{"path": f, "level": "unsafe"} if isinstance(f, str) else dict(f)
+            repo.security[key] = [{"path": f, "level": level} if isinstance(f, str) else dict(f)
                                   for f in files_with_issues]
+            repo.scan_pending.discard(key)
+
+    def set_scan_pending(self, repo_id: str, sha: str | None = None, pending: bool = True, *,
+                         type: str = "model") -> None:
+        """The Hub has not scanned this revision (sha=None: any revision) yet: `scansDone: false`."""
+        with self._lock:
+            repo = self._repo(type, repo_id)
+            key = self._rev_sha(repo, sha) if sha else None
+            (repo.scan_pending.add if pending else repo.scan_pending.discard)(key)
 
     def update_repo(self, repo_id: str, *, type: str = "model", downloads: int | None = None,
                     likes: int | None = None, tags=None) -> None:
@@ -330,13 +358,16 @@ class HubState:
 
     # ---- namespaces and auth -----------------------------------------------------------------
     def add_org(self, name: str, *, fullname: str | None = None, verified: bool = False, followers: int = 0,
-                members=(), created_at: datetime | str | None = None, details: str = "") -> str:
+                members=(), created_at: datetime | str | None = None, details: str = "",
+                hide_counts: bool = False) -> str:
+        """An org; `hide_counts` makes its overview omit numModels & co, as the real Hub may."""
         with self._lock:
             ns = self._ensure_namespace(name, to_datetime(created_at))
             ns.kind, ns.fullname, ns.verified, ns.followers, ns.details = (
                 "org", fullname or name, verified, followers, details)
+            ns.hide_counts = hide_counts
             if created_at is not None:
-                ns.created_at = to_datetime(created_at)
+                self._set_created(ns, to_datetime(created_at))
             for m in members:
                 self._ensure_namespace(m, ns.created_at)
                 if m.lower() not in {x.lower() for x in ns.members}:
@@ -349,7 +380,7 @@ class HubState:
             ns = self._ensure_namespace(name, to_datetime(created_at))
             ns.kind, ns.fullname, ns.followers = "user", fullname or name, followers
             if created_at is not None:
-                ns.created_at = to_datetime(created_at)
+                self._set_created(ns, to_datetime(created_at))
             for org in orgs:
                 o = self._namespaces.get(org.lower())
                 if o is None or o.kind != "org":
@@ -358,6 +389,19 @@ class HubState:
                 if name.lower() not in {x.lower() for x in o.members}:
                     o.members.append(ns.name)
             return ns.name
+
+    def revoke_token(self, token: str) -> None:
+        """The Hub then answers 401 "Invalid credentials in Authorization header" to every call with it."""
+        with self._lock:
+            self._tokens.pop(token, None)
+
+    def add_redirect(self, old_id: str, new_id: str, *, type: str = "model") -> None:
+        """`old_id` (and every URL under it) 307s to the existing repo `new_id`, which may be a
+        *different* repo object (runwayml/stable-diffusion-v1-5, legacy `gpt2`)."""
+        with self._lock:
+            if self._find(type, old_id)[1] in ("exact", "case"):
+                raise ValueError(f"{type} {old_id} exists; delete it first")
+            self._redirects[(type, old_id.lower())] = self._repo(type, new_id)
 
     def add_token(self, token: str, user: str = "hubwatch-bot", write: bool = False) -> str:
         with self._lock:
@@ -372,10 +416,14 @@ class HubState:
             return [dict(w, owner=owner) for owner, w in self._webhooks]
 
     # ---- internals shared with the routes ------------------------------------------------------
+    @staticmethod
+    def _set_created(ns: Namespace, created: datetime) -> None:
+        ns.created_at, ns.oid = created, object_id(created)
+
     def _ensure_namespace(self, name: str, created: datetime) -> Namespace:
         ns = self._namespaces.get(name.lower())
         if ns is None:
-            ns = Namespace("user", name, secrets.token_hex(12), name, created)
+            ns = Namespace("user", name, object_id(created), name, created)
             self._namespaces[name.lower()] = ns
         return ns
 
@@ -469,3 +517,10 @@ class HubState:
 
     def _security_for(self, repo: Repo, sha: str) -> list[dict]:
         return repo.security.get(sha, repo.security.get(None, []))
+
+    def _scan_done(self, repo: Repo, sha: str) -> bool:
+        return sha not in repo.scan_pending and None not in repo.scan_pending
+
+    def _history_readable(self, repo: Repo, user: str | None) -> bool:
+        """Commits, trees and files: closed to those without access to a gated or disabled repo."""
+        return not repo.disabled and self._can_download(repo, user)

@@ -1,0 +1,209 @@
+"""Issue 9 point 1: the republished-repo watch (`repo_clone`) against the Hub emulator, and the
+pure rules behind it."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from monitor.detect import clones as dc
+from monitor.detect.lookalike_risk import Facts
+from monitor.jobs.clones import scan_clones
+from monitor.jobs.lookalikes import scan_lookalikes
+from monitor.runtime import Runtime, utcnow
+from tests.pins_env import Clock, PinsEnv
+from tests.test_lookalike_discovery import now_iso
+
+PROTECTED = ["openai", "EleutherAI"]
+CONFIG = ('[lookalike]\nprotected = {}\nallow = ["openai-community"]\nevery = "1h"\nprobe_budget = 0\n'
+          '{}[limits]\nhub_requests_per_5min = 1000000\n')
+
+
+@pytest.fixture
+def env(hub, slack, tmp_path):
+    e = PinsEnv(tmp_path, hub, slack)
+    hub.rate_limit(1_000_000)  # emulator quota windows run in real time; budgets here are the config's
+    e.extra = CONFIG.format(json.dumps(PROTECTED), "")
+    hub.add_org("openai", fullname="OpenAI", verified=True, followers=90000, created_at=now_iso(2000))
+    hub.add_repo("openai/privacy-filter", files={"model.safetensors": b"w"}, downloads=5000, created_at=now_iso(30))
+    hub.add_repo("openai/gpt-oss-20b", files={"model.safetensors": b"w"}, downloads=9000, created_at=now_iso(100))
+    hub.add_org("EleutherAI", fullname="EleutherAI", verified=True, followers=5000, created_at=now_iso(2000))
+    hub.add_repo("EleutherAI/gpt-j-6b", files={"config.json": "{}"}, downloads=800, created_at=now_iso(1500))
+    return e
+
+
+def clones(rt) -> dict[str, object]:
+    return {s.finding.subject: s.finding for s in rt.store.findings(kind="repo_clone")}
+
+
+def test_open_oss_privacy_filter_is_critical_and_alerted_once(env, hub, slack):
+    # Open-OSS/privacy-filter (2025): same repo name as openai/privacy-filter, a brand-ish org that
+    # imitates no spelling, an infostealer loader inside.
+    hub.add_org("Open-OSS", fullname="Open OSS", created_at=now_iso(4), followers=2)
+    hub.add_repo("Open-OSS/privacy-filter", files={"loader.py": "import os", "pytorch_model.bin": b"x"},
+                 created_at=now_iso(3))
+    hub.add_repo("Open-OSS/unrelated", files={"a": "b"})
+    rt = Runtime.build(env.settings())
+    try:
+        report = scan_clones(rt)
+        assert report.watched == 3 and report.searched == 3 and report.hits == 1
+        (f,) = clones(rt).values()
+        assert f.subject == "Open-OSS/privacy-filter" and f.severity == "critical"
+        ev = f.evidence
+        assert ev["copies"] == "openai/privacy-filter" and ev["derivative"] == []
+        assert ev["verified"] is False and ev["followers"] == 2 and ev["created_at"] and ev["age_days"] == 4
+        assert sorted(ev["dangerous_files"]) == ["loader.py", "pytorch_model.bin"]
+        assert "created 4 day(s) ago" in ev["reasons"] and "organization is not verified" in ev["reasons"]
+        assert "openai/privacy-filter" in f.summary and "runs code when loaded" in f.summary
+        assert scan_clones(rt).new_findings == ()  # same repo: no second alert
+    finally:
+        rt.close()
+    env.once()
+    env.once()
+    assert sum("Open-OSS/privacy-filter" in m["text"] for m in slack.messages) == 1
+
+
+@pytest.mark.parametrize("owner,kwargs,files,name,severity", [
+    # no dangerous file: high, not critical
+    ("Open-OSS", dict(created_at=now_iso(4)), {"model.safetensors": b"w"}, "privacy-filter", "high"),
+    # old and followed, unverified: low (a real following is not a throw-away account)
+    ("oldlab", dict(created_at=now_iso(900), followers=300), {"a.bin": b"x"}, "PRIVACY-Filter", "low"),
+    # verified, new: low
+    ("newlab", dict(created_at=now_iso(2), verified=True), {"a.py": "x"}, "privacy-filter", "low"),
+    # derivatives: low from an established namespace, medium from a new unverified one
+    ("quantizer", dict(created_at=now_iso(900), followers=300), {"m.gguf": b"x"}, "privacy-filter-GGUF", "low"),
+    ("fresh", dict(created_at=now_iso(3)), {"m.gguf": b"x"}, "privacy-filter-AWQ-4bit", "medium"),
+])
+def test_severity_comes_from_the_namespace_facts(env, hub, owner, kwargs, files, name, severity):
+    hub.add_org(owner, **kwargs)
+    hub.add_repo(f"{owner}/{name}", files=files)
+    rt = Runtime.build(env.settings())
+    try:
+        scan_clones(rt)
+        (f,) = clones(rt).values()
+        assert (f.subject, f.severity) == (f"{owner}/{name}", severity)
+        assert bool(f.evidence["derivative"]) == ("GGUF" in name or "AWQ" in name)
+    finally:
+        rt.close()
+
+
+def test_user_accounts_allowed_and_protected_namespaces(env, hub):
+    hub.add_user("someone", created_at=now_iso(10))
+    hub.add_repo("someone/gpt-j-6B", files={"pytorch_model.bin": b"x"})
+    hub.add_repo("openai-community/privacy-filter", files={"x.bin": b"x"})  # allowed
+    hub.add_repo("EleutherAI/privacy-filter", files={"x.bin": b"x"})  # protected
+    rt = Runtime.build(env.settings())
+    try:
+        scan_clones(rt)
+        found = clones(rt)
+        assert set(found) == {"someone/gpt-j-6B"}
+        f = found["someone/gpt-j-6B"]
+        assert f.severity == "critical" and "a user account, not an organization" in f.evidence["reasons"]
+        assert f.evidence["copies"] == "EleutherAI/gpt-j-6b"
+    finally:
+        rt.close()
+
+
+def test_round_robin_under_the_budget_covers_every_watched_repo(env, hub):
+    env.extra = CONFIG.format('["acme"]', "clone_watch = 12\nclone_budget = 5\n")
+    hub.add_org("acme", verified=True, created_at=now_iso(1000))
+    for i in range(15):
+        hub.add_repo(f"acme/model-{i:02d}", files={"a": "b"}, downloads=100 * i)
+    hub.add_org("evil", created_at=now_iso(1))
+    hub.add_repo("evil/model-03", files={"a.py": "x"})  # among the 12 most downloaded
+    hub.add_repo("evil/model-01", files={"a.py": "x"})  # not watched: 13th most downloaded
+    clock = Clock(utcnow())
+    rt = Runtime.build(env.settings(), clock=clock)
+    searched: list[str] = []
+    try:
+        for _ in range(4):
+            hub.clear_log()
+            report = scan_clones(rt)
+            assert len(hub.requests) <= 5, "never more Hub requests than clone_budget"
+            searched += [parse_qs(urlsplit(r.target).query)["search"][0] for r in hub.requests
+                         if re.search(r"GET /api/models\?.*search=", r.target)]
+            clock.advance(3600)
+        watched = [f"model-{i:02d}" for i in range(14, 2, -1)]
+        assert searched[:12] == watched, "most downloaded first, each once, in round-robin order"
+        assert searched[12:] == watched[:len(searched) - 12], "then round again from the top"
+        assert set(clones(rt)) == {"evil/model-03"}
+        assert report.watched == 12
+    finally:
+        rt.close()
+
+
+def test_search_errors_are_not_findings_and_are_searched_again(env, hub):
+    hub.add_org("Open-OSS", created_at=now_iso(4))
+    hub.add_repo("Open-OSS/privacy-filter", files={"a.bin": b"x"})
+    hub.fail(r"search=privacy-filter", status=503, times=None)
+    rt = Runtime.build(env.settings())
+    try:
+        report = scan_clones(rt)
+        assert report.errors >= 1 and clones(rt) == {}
+        hub.clear_faults()
+        for _ in range(3):
+            scan_clones(rt)
+        assert set(clones(rt)) == {"Open-OSS/privacy-filter"}
+    finally:
+        rt.close()
+
+
+def test_clone_watch_runs_in_the_discovery_cycle_and_once(env, hub, slack):
+    hub.add_org("Open-OSS", created_at=now_iso(4))
+    hub.add_repo("Open-OSS/privacy-filter", files={"a.bin": b"x"})
+    rt = Runtime.build(env.settings())
+    try:
+        report = scan_lookalikes(rt)
+        assert report.clones is not None and [f.subject for f in report.new_findings] == ["Open-OSS/privacy-filter"]
+    finally:
+        rt.close()
+    env.extra = env.extra.replace("probe_budget = 0", "probe_budget = 0\nclone_watch = 0")
+    assert env.run("once", "--fail-on", "high").code == 0  # already recorded; clone_watch = 0 disables
+
+
+def test_lookup_says_a_namespace_republishes_protected_repos(env, hub):
+    hub.add_org("Open-OSS", fullname="Open OSS", created_at=now_iso(4))
+    hub.add_repo("Open-OSS/privacy-filter", files={"a.bin": b"x"})
+    out = json.loads(env.run("lookup", "Open-OSS", "--json").out)
+    assert out["imitates"] == [] and out["risk"] == "high"
+    assert "republishes protected repo(s) under its own name: openai/privacy-filter" in out["reasons"]
+    # a look-alike that also copies another protected org's repo: that raises it too
+    hub.add_org("EleutherAl", created_at=now_iso(800), followers=3)
+    hub.add_repo("EleutherAl/gpt-oss-20b", files={"a": "b"})
+    out = json.loads(env.run("lookup", "EleutherAl", "--json").out)
+    assert out["risk"] == "high" and any("openai/gpt-oss-20b" in r for r in out["reasons"])
+    # no copies: the old answer
+    hub.add_org("plain-org", created_at=now_iso(4))
+    hub.add_repo("plain-org/something", files={"a": "b"})
+    out = json.loads(env.run("lookup", "plain-org", "--json").out)
+    assert out["risk"] == "none" and out["reasons"] == ["does not imitate a protected name"]
+
+
+def facts(**kw) -> Facts:
+    base = dict(name="x", kind="org", verified=False, fullname="", followers=0, models=None, created_at=None,
+                repo_names=())
+    return Facts(**{**base, **kw})
+
+
+def test_clone_rules_table():
+    now = utcnow()
+    old = (now - timedelta(days=400)).isoformat()
+    new = (now - timedelta(days=10)).isoformat()
+    index = dc.CloneIndex(["openai/privacy-filter", "meta-llama/Llama-3.1-8B"], ["openai", "allowed"])
+    assert index.match("Open-OSS/Privacy_Filter").derivative == ()
+    assert index.match("x/Llama-3.1-8B-Instruct") is None  # a different model, not a copy
+    assert index.match("x/llama-3.1-8b-GGUF").derivative == ("gguf",)
+    assert index.match("x/Llama-3.1-8B-bnb-4bit").derivative == ("bnb4bit",)
+    assert index.match("allowed/privacy-filter") is None and index.match("OPENAI/privacy-filter") is None
+    assert dc.clone_severity(facts(created_at=new), now, False)[0] == "high"
+    assert dc.clone_severity(facts(created_at=new), now, False, ["a.pt"])[0] == "critical"
+    assert dc.clone_severity(facts(created_at=old, followers=None), now, False)[0] == "high"  # unknown: not safe
+    assert dc.clone_severity(facts(created_at=None, followers=10**4), now, False)[0] == "high"
+    assert dc.clone_severity(facts(created_at=old, followers=50), now, False)[0] == "low"
+    assert dc.clone_severity(facts(created_at=new, verified=True), now, False, ["a.py"])[0] == "low"
+    assert dc.clone_severity(facts(created_at=None), now, True)[0] == "medium"
+    assert dc.dangerous_files(["a/B.PY", "w.safetensors", "x.ckpt", "README.md"]) == ("a/B.PY", "x.ckpt")

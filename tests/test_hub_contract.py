@@ -1,0 +1,296 @@
+"""Contract tests: one per row of shared/HUB_API.md "What the real Hub answers".
+
+Each test runs twice: against the emulator seeded with mirrors of the public repos it names
+(tests/emulator/public_hub.py), and against huggingface.co under `pytest -m online` (the
+pre-release check; skipped by default). The assertions are the same: an emulator kinder than the
+Hub hides product bugs. Raw HTTP (`requests`, redirects not followed) because the rows are about
+what the Hub sends, not about what huggingface_hub makes of it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pytest
+import requests
+
+from tests import conftest
+from tests.emulator import public_hub as pub
+
+LEGACY = "2022-03-02T23:29:04.000Z"
+RATE = re.compile(r'^"api";r=(\d+);t=(\d+)$')
+POLICY = re.compile(r'^"fixed window";"api";q=(\d+);w=(\d+)$')
+BAD_TOKEN = "hf_" + "x" * 34  # well-formed, never issued
+TOKEN = "hf_contract_reader"
+
+
+@dataclass
+class Target:
+    base: str
+    online: bool
+    token: str | None  # a valid read token (online: $HF_TOKEN when the run has one)
+
+    def get(self, path: str, *, token: str | None = None, params=None, method: str = "GET") -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with requests.Session() as s:
+            s.trust_env = False
+            return s.request(method, self.base + path, headers=headers, params=params, timeout=30,
+                             allow_redirects=False)
+
+    def follow(self, path: str) -> requests.Response:
+        with requests.Session() as s:
+            s.trust_env = False
+            return s.get(self.base + path, timeout=30)
+
+
+@pytest.fixture(params=["emulator", pytest.param("hub", marks=pytest.mark.online)])
+def target(request) -> Target:
+    if request.param == "hub":
+        return Target("https://huggingface.co", True, conftest.ONLINE_TOKEN)
+    hub = request.getfixturevalue("hub")
+    pub.seed(hub)
+    hub.add_token(TOKEN, user="hubwatch-bot")
+    return Target(hub.url, False, TOKEN)
+
+
+def id_time(object_id: str) -> datetime:
+    assert re.fullmatch(r"[0-9a-f]{24}", object_id), object_id
+    return datetime.fromtimestamp(int(object_id[:8], 16), timezone.utc)
+
+
+def hub_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def error_of(r: requests.Response) -> str:
+    return r.json().get("error", "")
+
+
+# ---- repos ----------------------------------------------------------------------------------------
+def test_missing_repo_anonymous_is_401_without_code(target):
+    for path in ("/api/models/openai-community/no-such-model-hubwatch-contract",
+                 "/api/models/no-such-namespace-hubwatch-x/no-such-model"):
+        r = target.get(path)
+        assert r.status_code == 401
+        assert r.json() == {"error": "Invalid username or password."}
+        assert r.headers["X-Error-Message"] == "Invalid username or password."
+        assert "X-Error-Code" not in r.headers
+
+
+def test_missing_repo_with_token_is_404_repo_not_found(target):
+    if target.token is None:
+        pytest.skip("needs a read token: set HF_TOKEN for the online run")
+    r = target.get("/api/models/openai-community/no-such-model-hubwatch-contract", token=target.token)
+    assert r.status_code == 404 and r.headers["X-Error-Code"] == "RepoNotFound"
+
+
+def test_revoked_token_is_401_invalid_credentials_on_every_call(target):
+    for path in (f"/api/models/{pub.GPT2}", f"/api/models/{pub.GPT2}/refs", f"/api/models/{pub.GPT2}/commits/main",
+                 f"/api/organizations/{pub.ORG}/overview", f"/{pub.GPT2}/resolve/main/config.json"):
+        r = target.get(path, token=BAD_TOKEN)
+        assert r.status_code == 401, path
+        assert r.headers["X-Error-Message"] == "Invalid credentials in Authorization header", path
+
+
+def test_gated_repo_without_access(target):
+    info = target.get(f"/api/models/{pub.LLAMA}")
+    assert info.status_code == 200
+    body = info.json()
+    assert body["gated"] == "manual" and body["siblings"] and body.get("disabled") is False
+    assert target.get(f"/api/models/{pub.LLAMA}/refs").json()["branches"]
+    commits = target.get(f"/api/models/{pub.LLAMA}/commits/main")
+    assert commits.status_code == 401 and commits.headers["X-Error-Code"] == "GatedRepo"
+    download = target.get(f"/{pub.LLAMA}/resolve/main/config.json")
+    assert download.status_code == 401 and download.headers["X-Error-Code"] == "GatedRepo"
+    assert target.get(f"/api/models/{pub.LLAMA}/discussions").status_code == 200
+    if target.token is not None and not target.online:  # online: the token's owner may have been granted
+        r = target.get(f"/api/models/{pub.LLAMA}/commits/main", token=target.token)
+        assert r.status_code == 403 and r.headers["X-Error-Code"] == "GatedRepo"
+
+
+def test_disabled_repo_answers_info_200_disabled(target):
+    info = target.get(f"/api/models/{pub.GPT4CHAN}")
+    assert info.status_code == 200
+    body = info.json()
+    assert body["disabled"] is True and body["gated"] == "auto"
+    commits = target.get(f"/api/models/{pub.GPT4CHAN}/commits/main")
+    assert commits.status_code == 401 and commits.headers["X-Error-Code"] == "GatedRepo"
+    assert target.get(f"/api/models/{pub.GPT4CHAN}/discussions").status_code == 200
+    file = body["siblings"][0]["rfilename"]
+    download = target.get(f"/{pub.GPT4CHAN}/resolve/main/{file}", token=target.token)
+    assert download.status_code in (401, 403)
+    if download.status_code == 403:
+        assert download.headers["X-Error-Message"] == "Access to this resource is disabled."
+
+
+def test_unknown_revision_is_404_revision_not_found(target):
+    r = target.get(f"/api/models/{pub.GPT2}/revision/no-such-branch-hubwatch")
+    assert r.status_code == 404 and r.headers["X-Error-Code"] == "RevisionNotFound"
+
+
+def test_legacy_repos_report_the_import_placeholder_as_created_at(target):
+    for repo in (pub.GPT2, pub.BERT):
+        body = target.get(f"/api/models/{repo}").json()
+        assert body["createdAt"] == LEGACY, repo
+        assert id_time(body["_id"]) == hub_time(LEGACY), repo
+    # ... and its history has commits older than that: createdAt vs commit dates proves nothing.
+    oldest, url = None, f"{target.base}/api/models/{pub.GPT2}/commits/main"
+    with requests.Session() as s:
+        s.trust_env = False
+        for _ in range(10):
+            r = s.get(url, timeout=30)
+            dates = [hub_time(c["date"]) for c in r.json()]
+            oldest = min(dates + ([oldest] if oldest else []))
+            nxt = r.links.get("next", {}).get("url")
+            if not nxt:
+                break
+            url = nxt if nxt.startswith("http") else target.base + nxt
+    assert oldest < hub_time(LEGACY)
+
+
+def test_object_id_first_8_hex_digits_are_the_creation_second(target):
+    repo = target.get(f"/api/models/{pub.SD15}").json()
+    assert id_time(repo["_id"]) == hub_time(repo["createdAt"])
+    org = target.get(f"/api/organizations/{pub.ORG}/overview").json()
+    assert datetime(2016, 1, 1, tzinfo=timezone.utc) < id_time(org["_id"]) < datetime.now(timezone.utc)
+    user = target.get(f"/api/users/{pub.USER}/overview").json()
+    assert abs((id_time(user["_id"]) - hub_time(user["createdAt"])).total_seconds()) < 86400
+
+
+def test_renamed_legacy_and_miscased_ids_answer_307_relative(target):
+    cases = {f"/api/models/gpt2": f"/api/models/{pub.GPT2}",
+             f"/api/models/gpt2/commits/main": f"/api/models/{pub.GPT2}/commits/main",
+             f"/api/models/{pub.GPT2.upper()}/refs": f"/api/models/{pub.GPT2}/refs"}
+    for path, location in cases.items():
+        r = target.get(path, params={"expand": "sha"} if path.endswith("gpt2") else None)
+        assert r.status_code == 307, path
+        assert r.headers["Location"].split("?")[0] == location, path
+        assert not r.headers["Location"].startswith("http"), "relative Location"
+    assert target.get("/api/models/gpt2", params={"expand": "sha"}).headers["Location"].endswith("?expand=sha")
+
+
+def test_path_may_redirect_to_a_different_repo(target):
+    r = target.get(f"/api/models/{pub.RUNWAY}")
+    assert r.status_code == 307 and r.headers["Location"].split("?")[0] == f"/api/models/{pub.SD15}"
+    landed = target.follow(f"/api/models/{pub.RUNWAY}").json()
+    assert landed["id"] == pub.SD15
+    assert id_time(landed["_id"]) >= datetime(2024, 8, 30, tzinfo=timezone.utc), "a repo created 2024-08-30"
+
+
+# ---- namespaces -----------------------------------------------------------------------------------
+ORG_KEYS = {"_id", "name", "fullname", "avatarUrl", "details", "isVerified", "isFollowing", "plan", "numUsers",
+            "numModels", "numSpaces", "numDatasets", "numFollowers", "numPapers"}
+
+
+def test_org_overview_shape_and_case_insensitivity(target):
+    r = target.get(f"/api/organizations/{pub.ORG.lower()}/overview")
+    assert r.status_code == 200, "case-insensitive, no redirect"
+    body = r.json()
+    assert body["name"] == pub.ORG and isinstance(body["isVerified"], bool)
+    assert "createdAt" not in body and "type" not in body
+    assert set(body) <= ORG_KEYS and {"_id", "name", "isVerified"} <= set(body)
+    assert target.get("/api/organizations/openai-community/overview").json()["isVerified"] is False
+    user = target.get(f"/api/organizations/{pub.USER}/overview")
+    assert user.status_code == 404 and error_of(user) == "Sorry, we can't find the page you are looking for."
+
+
+def test_user_overview_shape_case_redirect_and_org_404(target):
+    body = target.get(f"/api/users/{pub.USER}/overview").json()
+    assert body["user"] == pub.USER and body["type"] == "user" and hub_time(body["createdAt"])
+    assert isinstance(body["orgs"], list) and body["orgs"]
+    assert all("id" in o and "_id" not in o and "name" in o for o in body["orgs"])
+    moved = target.get(f"/api/users/{pub.USER.upper()}/overview")
+    assert moved.status_code == 307 and moved.headers["Location"].split("?")[0] == f"/api/users/{pub.USER}/overview"
+    org = target.get(f"/api/users/{pub.ORG}/overview")
+    assert org.status_code == 404 and error_of(org) == "This user does not exist"
+
+
+def test_org_members_are_public_and_paginated(target):
+    r = target.get(f"/api/organizations/{pub.MEMBERS_OF}/members")
+    assert r.status_code == 200
+    members = r.json()
+    assert members and all(m["type"] == "user" and {"_id", "user", "fullname", "avatarUrl", "isPro"} <= set(m)
+                           for m in members)
+
+
+def test_model_list_items_and_cursor(target):
+    r = target.get("/api/models", params={"author": "openai-community", "limit": 1})
+    assert r.status_code == 200
+    (item,) = r.json()
+    assert {"_id", "id", "likes", "private", "downloads", "tags", "createdAt", "modelId"} <= set(item)
+    assert not {"author", "lastModified", "sha"} & set(item)
+    if len(target.follow("/api/models?author=openai-community&limit=2").json()) > 1:
+        assert "cursor=" in r.links["next"]["url"]
+
+
+def test_commit_list_shape_total_and_page_links(target):
+    r = target.get(f"/api/models/{pub.GPT2}/commits/main")
+    items = r.json()
+    assert items and all({"id", "title", "message", "authors", "date"} <= set(c) for c in items)
+    assert all(isinstance(a.get("user"), str) for c in items for a in c["authors"] if a)
+    total = int(r.headers["X-Total-Count"])
+    assert total >= len(items)
+    if total > len(items):
+        assert "p=1" in r.links["next"]["url"]
+
+
+def test_security_status_levels(target):
+    body = target.get(f"/api/models/{pub.GPT2}", params={"securityStatus": "true"}).json()
+    status = body["securityRepoStatus"]
+    assert isinstance(status["scansDone"], bool) and isinstance(status["filesWithIssues"], list)
+    assert all(f["level"] in ("unsafe", "caution") for f in status["filesWithIssues"])
+
+
+def test_every_api_answer_carries_rate_limit_headers(target):
+    answers = [target.get(f"/api/models/{pub.GPT2}"),                                 # 200
+               target.get("/api/models/gpt2"),                                         # 307
+               target.get("/api/models/openai-community/no-such-model-hubwatch"),    # 401
+               target.get(f"/api/models/{pub.GPT2}/revision/no-such-branch-hubwatch"),  # 404
+               target.get(f"/api/organizations/{pub.USER}/overview")]                 # 404
+    assert [a.status_code for a in answers] == [200, 307, 401, 404, 404]
+    for a in answers:
+        rate, policy = RATE.match(a.headers["RateLimit"]), POLICY.match(a.headers["RateLimit-Policy"])
+        assert rate and policy, a.url
+        assert int(policy.group(1)) == 500 and int(policy.group(2)) == 300, "anonymous: 500 per 5 minutes"
+        assert 0 <= int(rate.group(1)) < 500 and 0 <= int(rate.group(2)) <= 300
+
+
+# ---- emulator-only rows: what cannot be provoked on the real Hub on demand --------------------------
+def test_emulator_429_carries_the_same_headers_and_no_retry_after(hub):
+    hub.add_repo("acme/m")
+    hub.rate_limit(1, window=60)
+    assert hub_get(hub, "/api/models/acme/m").status_code == 200
+    r = hub_get(hub, "/api/models/acme/m")
+    assert r.status_code == 429 and "Retry-After" not in r.headers
+    assert RATE.match(r.headers["RateLimit"]).group(1) == "0"
+    assert POLICY.match(r.headers["RateLimit-Policy"]).group(1) == "1"
+
+
+def test_emulator_token_gets_the_free_quota(hub):
+    hub.add_repo("acme/m")
+    hub.add_token(TOKEN)
+    r = hub_get(hub, "/api/models/acme/m", token=TOKEN)
+    assert POLICY.match(r.headers["RateLimit-Policy"]).group(1) == "1000"
+
+
+def test_emulator_scan_caution_and_not_scanned_yet(hub):
+    hub.add_repo("acme/m", files={"a.pkl": b"x", "b.bin": b"y"})
+    hub.set_security("acme/m", ["a.pkl"], level="caution")
+    status = hub_get(hub, "/api/models/acme/m", params={"securityStatus": "true"}).json()["securityRepoStatus"]
+    assert status == {"scansDone": True, "filesWithIssues": [{"path": "a.pkl", "level": "caution"}]}
+    hub.set_scan_pending("acme/m")
+    status = hub_get(hub, "/api/models/acme/m", params={"securityStatus": "true"}).json()["securityRepoStatus"]
+    assert status == {"scansDone": False, "filesWithIssues": []}
+
+
+def test_emulator_org_overview_may_omit_counts(hub):
+    hub.add_org("fresh-org", hide_counts=True, created_at="2026-11-01T00:00:00Z")
+    body = hub_get(hub, "/api/organizations/fresh-org/overview").json()
+    assert not any(k.startswith("num") for k in body)
+    assert id_time(body["_id"]) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def hub_get(hub, path: str, *, token: str | None = None, params=None) -> requests.Response:
+    return Target(hub.url, False, None).get(path, token=token, params=params)
