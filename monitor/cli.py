@@ -170,15 +170,16 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid name {args.name[:100]!r}: {problem}")
     settings = _lookalike_settings(args)
     _logging(args, settings)
+    from datetime import datetime, timezone  # not monitor.runtime.utcnow: runtime loads the store
+
     from monitor.config import HubSettings
     from monitor.hub.client import HubClient
     from monitor.jobs.lookup import lookup_now, render_text
-    from monitor.runtime import utcnow
 
     hub_settings = settings.hub if settings else HubSettings(endpoint=os.environ.get("HF_ENDPOINT",
                                                                                     config_mod.DEFAULT_ENDPOINT))
     la = settings.lookalike if settings else config_mod.LookalikeSettings()
-    result = lookup_now(HubClient(hub_settings), la, args.name, utcnow())
+    result = lookup_now(HubClient(hub_settings), la, args.name, datetime.now(timezone.utc))
     print(json.dumps(result.to_json(), sort_keys=True) if args.json else render_text(result))
     return EXIT_OK
 
