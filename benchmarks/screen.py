@@ -43,7 +43,7 @@ ONSETS = ["b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", 
 VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou", "y"]
 CODAS = ["", "", "n", "r", "s", "t", "l", "x", "ng", "rk", "st"]
 ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
-IMPORTS = ("import monitor.cli, monitor.config, monitor.screen, monitor.jobs.lookup, "
+IMPORTS = ("import monitor.cli, monitor.config, monitor.screen, "
            "monitor.detect.lookalike")
 
 

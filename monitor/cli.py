@@ -193,14 +193,15 @@ def cmd_screen(args: argparse.Namespace) -> int:
     Prints only the names that imitate a protected name (--json: one object per line with name,
     target, techniques, score). Invalid names are reported on stderr and never stop the run.
     """
-    from monitor.jobs.lookup import screener_for
+    # Offline: the engine alone, not monitor.jobs (which loads the Hub client stack).
+    from monitor.detect.lookalike import Screener
     from monitor.screen import screen_stream
 
     settings = _lookalike_settings(args)
     la = settings.lookalike if settings else config_mod.LookalikeSettings()
     if not la.protected:
         raise UsageError("no protected names: set [lookalike] protected = [...] in the config")
-    screener = screener_for(la.protected, la.allow)
+    screener = Screener(la.protected, la.allow)
     if args.file in (None, "-"):
         screen_stream(sys.stdin, screener, sys.stdout, sys.stderr, as_json=args.json)
     else:
