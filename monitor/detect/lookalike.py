@@ -220,12 +220,13 @@ class Screener:
             if not masks:
                 retry.append((i, core, extra))
 
-        lights = light_blob.split("\n")
         # An index hit may be a near miss of another target too (huggingfaceh: a version of
         # HuggingFaceH4, a typo of huggingface): only the pairs already found are skipped.
-        near = list(self._near.search(lights, light_blob))
+        light_lengths = line_lengths(light_blob)
+        near = list(self._near.search_block(light_blob, light_lengths))
         # Two-letter glyphs shorten the full skeleton: compare those names on it as well.
-        folded = np.flatnonzero(line_lengths(skel_blob) != line_lengths(light_blob)).tolist()
+        folded = [] if len(skel_blob) == len(light_blob) else np.flatnonzero(
+            line_lengths(skel_blob) != light_lengths).tolist()
         if folded:
             near += [(folded[r], tid, extra) for r, tid, extra
                      in self._near_full.search([skels[i] for i in folded])]

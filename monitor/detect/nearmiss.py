@@ -11,7 +11,7 @@ transposition is one edit).  Pure: numpy arrays in, (row, target, techniques) ou
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 import numpy as np
 from rapidfuzz import process
@@ -117,21 +117,23 @@ class NearMissIndex:
         self._count = slots.astype(np.int32)
         self._start = (np.cumsum(slots) - slots).astype(np.int32)
 
-    def search(self, skels: list[str], blob: str | None = None, skip: Sequence[int] = ()
-               ) -> Iterator[tuple[int, int, int]]:
+    def search(self, skels: list[str]) -> Iterator[tuple[int, int, int]]:
         """(row, target id, extra techniques) for each near miss of ``skels[row]``."""
-        if not self._choices or not skels:
+        return self.search_block("\n".join(skels)) if skels else iter(())
+
+    def search_block(self, blob: str, lengths: np.ndarray | None = None
+                     ) -> Iterator[tuple[int, int, int]]:
+        """Like `search`, for skeletons joined by newlines (with their `lengths` if known): only
+        the lines compared are ever cut out of the block."""
+        if not self._choices:
             return
-        if blob is None:
-            blob = "\n".join(skels)
         chars = np.frombuffer(blob.encode("ascii"), dtype=np.uint8)
         if not len(chars):
             return
-        lengths = line_lengths(blob)
+        if lengths is None:
+            lengths = line_lengths(blob)
         starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-        active = lengths >= MIN_TYPO_LEN
-        active[list(skip)] = False
-        rows = np.flatnonzero(active)
+        rows = np.flatnonzero(lengths >= MIN_TYPO_LEN)
         if not len(rows):
             return
         codes = _CODE[chars]
@@ -156,7 +158,8 @@ class NearMissIndex:
             return
         pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]  # a pair once
         pair_rows, pair_entries = np.divmod(pairs, len(self._choices))
-        queries = [skels[r] for r in pair_rows.tolist()]
+        queries = [blob[a:a + n] for a, n in zip(starts[pair_rows].tolist(),
+                                                 lengths[pair_rows].tolist())]
         choices = [self._choices[e] for e in pair_entries.tolist()]
         dist = process.cpdist(queries, choices, scorer=OSA.distance, score_cutoff=self._max)
         close = np.flatnonzero(dist <= self._limits[pair_entries])
