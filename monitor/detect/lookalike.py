@@ -161,10 +161,14 @@ class Screener:
                 spelled.append(sketch)
                 owners.append((tid, low, _HOMOGLYPH))
         keys = skeleton("\n".join(spelled)).split("\n") if spelled else []
-        for key, (tid, variant, mask) in zip(keys, owners):
-            if mask == _HOMOGLYPH and key == self._skeletons[tid]:
-                continue  # a substitution the skeleton folds anyway: the target's own key
-            self._add_skeleton(key, tid, variant, mask)
+        index, own = self._skel, self._skeletons
+        for key, entry in zip(keys, owners):
+            old = index.get(key)
+            if old is None:  # most keys belong to one target only
+                index[key] = (entry,)
+            elif not (entry[2] == _HOMOGLYPH and key == own[entry[0]]):
+                # (a substitution the skeleton folds anyway is the target's own key)
+                self._add_skeleton(key, *entry)
 
     def _add_skeleton(self, key: str, tid: int, variant: str, mask: int) -> None:
         old = self._skel.get(key, ())
