@@ -168,9 +168,11 @@ def _homoglyph(s: str) -> Generated:
     once = dict(_homoglyph_once(s))
     for c, strong in once.items():
         yield c, "homoglyph", 0 if strong else 1
+    letters = compact(s)
     for c, strong in once.items():
         for twice, strong_too in _homoglyph_once(c):
-            if twice not in once:
+            # dl -> d then b -> lb across a separator only moves the separator: not a homoglyph
+            if twice not in once and compact(twice) != letters:
                 yield twice, "homoglyph", 2 if strong and strong_too else 3
 
 
