@@ -1,20 +1,22 @@
 """Hub names: validation, normal forms, look-alike skeletons and keyboard tables. Pure.
 
-Three views of a name, from strict to loose:
+Four views of a name, from strict to loose:
 
 - ``name.lower()``   the Hub id: ids are case-insensitive, so ``EleutherAI`` IS ``eleutherai``.
 - ``normalise``      lower-cased, every run of ``- _ .`` folded to one ``-``, edges trimmed:
-                     ``Meta_Llama`` -> ``meta-llama``.  Keys of the permutation index.
-- ``skeleton``       what a reader sees: one-letter homoglyphs folded on the name as written
-                     (``I 1 i`` -> ``l``, ``0 O`` -> ``o``, ``3`` -> ``e`` ...), lower-cased,
-                     separators dropped, two-letter glyphs folded (``rn`` -> ``m``, ``vv`` -> ``w``,
-                     ``cl`` -> ``d``): ``meta-IIama`` -> ``metallama`` == skeleton(``meta-llama``).
+                     ``Meta_Llama`` -> ``meta-llama``.  Where affix words are looked for.
+- ``light_skeleton`` one-letter homoglyphs folded on the name as written (``I 1 i`` -> ``l``,
+                     ``0 O`` -> ``o``, ``3`` -> ``e`` ...), lower-cased, separators dropped:
+                     one character per character, so a typo stays one edit (near misses).
+- ``skeleton``       what a reader sees: the light skeleton with two-letter glyphs folded too
+                     (``rn`` -> ``m``, ``vv`` -> ``w``, ``cl`` -> ``d``):
+                     ``meta-IIama`` -> ``metallama`` == skeleton(``meta-llama``).  Index keys.
 
 The glyph table folds ``I``, ``i``, ``1`` and ``l`` alike.  The Hub shows a namespace in the casing
 it was registered with but a config usually lists it lower-case, so the skeleton must not depend
 on case: ``skeleton(x) == skeleton(x.lower())`` for every x.
 
-``normalise`` and ``skeleton`` work line by line on a newline-joined block of names as well,
+``normalise`` and the skeletons work line by line on a newline-joined block of names as well,
 which is how the screener folds a whole batch with a handful of C-level string calls.
 """
 
