@@ -66,12 +66,21 @@ def _plain(text: str) -> bool:
 
 
 def _blocks(lines: Iterable[str]) -> Iterator[str]:
-    """The input as blocks of whole lines (a file is read a few megabytes at a time)."""
+    """The input as blocks of whole lines (a file is read a megabyte at a time).  Memory stays
+    bounded on hostile input: of a line longer than a block only the start is kept, enough for
+    it to be reported as too long on its own line number."""
     read = getattr(lines, "read", None)
-    if read is not None and getattr(lines, "readline", None) is not None:
+    readline = getattr(lines, "readline", None)
+    if read is not None and readline is not None:
         while text := read(BLOCK_CHARS):
             if not text.endswith("\n"):
-                text += lines.readline()
+                text += readline(BLOCK_CHARS)
+                while not text.endswith("\n"):  # still inside one enormous line: skip the rest
+                    rest = readline(BLOCK_CHARS)
+                    if not rest:
+                        break
+                    if rest.endswith("\n"):
+                        text += "\n"
             yield text
         return
     it = iter(lines)
