@@ -12,6 +12,7 @@ import os
 import sqlite3
 import sys
 import textwrap
+from pathlib import Path
 from typing import Callable, Sequence
 
 from monitor import __version__
@@ -41,7 +42,8 @@ def _settings(args: argparse.Namespace):
 def _logging(args: argparse.Namespace, settings=None) -> None:
     from monitor import logs
 
-    logs.configure(args.verbose, args.log_format, settings.secrets() if settings else ())
+    logs.configure(args.verbose, args.log_format, settings.secrets() if settings else (),
+                   quiet=getattr(args, "quiet", False))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -50,8 +52,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     Example: hubwatch run -c /etc/hubwatch/config.toml
 
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
-    look-alike scan (with the republished-repo watch) and the roster watch. SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config
-    (an invalid new config is logged and the old one kept).
+    look-alike scan (with the republished-repo watch), the roster watch and the daily digest.
+    SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config (an invalid new config
+    is logged and the old one kept). Logs one INFO line per scan cycle (pins checked, changed,
+    unknown, Hub requests, budget left) and per delivery batch; -q hides them, --log-format json
+    makes them JSON objects.
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -61,14 +66,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_once(args: argparse.Namespace) -> int:
-    """Run every job once as a complete check, attempt every pending delivery, exit 0.
+    """Run every job once as a complete check, attempt every pending delivery, say what happened.
 
     Example: hubwatch once -c config.toml --dry-run
 
     A complete check reads every signal of every pin (refs, metadata, security scan), whatever
     cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
-    sent (they stay queued for the next real run). When the Hub rejects the token (401 Invalid
-    credentials), a line says so, naming where the token came from, and the exit code is 78.
+    sent (they stay queued for the next real run). Ends with one line on stderr,
+    "checked N pins: X changed, Y unknown, Z new findings" (and one for look-alike discovery when
+    protected names are configured; --log-format json: one {"event": "summary", ...} object).
+    Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why);
+    78 when the Hub rejects the token (401 Invalid credentials: a line names where the token
+    came from).
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -82,10 +91,9 @@ def cmd_once(args: argparse.Namespace) -> int:
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         report = scan_pins(rt, complete=True)
-        if report.token_rejected:
-            print(_token_rejected_line(settings), file=sys.stderr)
-        new = list(report.new_findings) + list(scan_lookalikes(rt).new_findings)
-        new += scan_roster(rt).new_findings
+        la_report = scan_lookalikes(rt)
+        roster_new = list(scan_roster(rt).new_findings)
+        new = list(report.new_findings) + list(la_report.new_findings) + roster_new
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
@@ -93,17 +101,80 @@ def cmd_once(args: argparse.Namespace) -> int:
                     ignore_backoff=True)
     finally:
         rt.close()
-    if report.token_rejected:  # a configuration problem: before "findings" and "all unknown"
-        return EXIT_CONFIG
+    sys.stdout.flush()
+    # Problems first, each with its own line and exit code, in order of precedence (the first one
+    # found sets the exit code); the summary line always comes last.
+    code = EXIT_OK
+    for check in ONCE_PROBLEMS:
+        problem = check(settings, report, rt)
+        if problem is not None:
+            code = problem[0] if code == EXIT_OK else code
+            _outcome(args, problem[1], problem[2])
+    _once_summary(args, settings, report, la_report, len(roster_new))
+    if code != EXIT_OK:
+        return code
     if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _once_unreachable(settings, report, rt) -> tuple[int, str, dict] | None:
+    from monitor.jobs.summary import endpoint_host, unreachable_line, unreachable_reason
+
+    reason = unreachable_reason(report, rt.client.stats)
+    if reason is None:
+        return None
+    return EXIT_TEMPFAIL, unreachable_line(settings.hub.endpoint, reason), {
+        "event": "hub_unreachable", "endpoint": endpoint_host(settings.hub.endpoint), "reason": reason}
 
 
 def _token_rejected_line(settings) -> str:
     source = settings.hub.token_source or "no configured token"
     return (f"hubwatch: the Hub rejected the token from {source} (401 Invalid credentials in "
             f"Authorization header): pins cannot be checked until it is replaced")
+
+
+def _once_token_rejected(settings, report, rt) -> tuple[int, str, dict] | None:
+    """A configuration problem: it comes before "findings" and "all unknown"."""
+    if not report.token_rejected:
+        return None
+    return EXIT_CONFIG, _token_rejected_line(settings).removeprefix("hubwatch: "), {
+        "event": "token_rejected", "token_source": settings.hub.token_source or "no configured token"}
+
+
+# `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->
+# (exit code, plain line, JSON object) or None.
+ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_unreachable]
+
+
+def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:
+    """One outcome line on stderr: plain text, or a JSON object with --log-format json."""
+    from monitor.logs import json_record
+
+    print(json_record(line, "error", **obj) if args.log_format == "json" else f"hubwatch: {line}",
+          file=sys.stderr, flush=True)
+
+
+def _once_summary(args, settings, report, la_report, roster_findings: int = 0) -> None:
+    from monitor.jobs.summary import lookalike_fields, lookalike_line, pin_counts, summary_line
+    from monitor.logs import json_record
+
+    counts = pin_counts(report)
+    discovery = bool(settings.lookalike.protected)
+    others = len(la_report.new_findings) + roster_findings  # Z counts every new finding of the run
+    line = summary_line(counts, others)
+    if args.log_format == "json":
+        obj = {"event": "summary", "checked": counts.checked, "changed": counts.changed,
+               "unknown": counts.unknown, "new_findings": counts.new_findings + others,
+               "pin_findings": counts.new_findings}
+        if discovery:
+            obj["lookalikes"] = lookalike_fields(la_report)
+        print(json_record(line, **obj), file=sys.stderr, flush=True)
+        return
+    print(line, file=sys.stderr)
+    if discovery:
+        print(lookalike_line(la_report), file=sys.stderr)
+    sys.stderr.flush()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -123,15 +194,16 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
     Example: hubwatch findings --json --kind tag_moved
 
-    --json prints one object per line with kind, severity, subject, summary, evidence,
-    fingerprint, first_seen (ISO 8601 UTC).
+    Acknowledged findings (hubwatch ack) are hidden unless --all. --json prints one object per
+    line with kind, severity, subject, summary, evidence, fingerprint, first_seen (ISO 8601 UTC),
+    acked_at and ack_note (null unless acknowledged).
     """
     settings = _settings(args)
     from monitor.store import Store
 
     store = Store.open(settings.state_path)
     try:
-        rows = store.findings(kind=args.kind)
+        rows = store.findings(kind=args.kind, include_acked=args.all)
     finally:
         store.close()
     for row in rows:
@@ -139,9 +211,135 @@ def cmd_findings(args: argparse.Namespace) -> int:
             print(json.dumps(row.to_json_dict(), sort_keys=True))
         else:
             f = row.finding
+            # The fingerprint is what `hubwatch ack` takes.
             print(f"{row.to_json_dict()['first_seen']}  {f.severity:<8} {f.kind:<20} {f.subject}: "
-                  f"{f.summary.replace(chr(10), ' ')}")
+                  f"{f.summary.replace(chr(10), ' ')} ({f.fingerprint}){' [acknowledged]' if row.acked_at else ''}")
     return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show the state of every pin and of look-alike discovery (reads the database; no Hub request).
+
+    Example: hubwatch status --json
+
+    One row per pin: state (ok, pending, unknown, unreachable, unavailable, gated, disabled,
+    ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
+    ref's head, open findings and the last error; then one row for look-alike discovery (last
+    run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
+    discovery with "kind": "lookalikes". Safe while the daemon runs (opens the database read-only).
+    """
+    settings = _settings(args)
+    from monitor.jobs.lookalikes import LAST_RUN
+    from monitor.jobs.status import lookalike_status, pin_statuses, render_lookalikes, render_pin
+    from monitor.store import Store
+
+    states: dict = {}
+    open_counts: dict = {}
+    probes: dict = {}
+    last_run = None
+    if settings.state_path.exists():
+        store = Store.open_readonly(settings.state_path)
+        try:
+            states, open_counts = store.load_states(), store.open_findings_by_subject()
+            probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
+        finally:
+            store.close()
+    else:
+        print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
+    rows = pin_statuses(settings.pin, states, open_counts)
+    discovery = lookalike_status(settings.lookalike, probes, last_run)
+    for row in rows:
+        print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))
+    if discovery is not None:
+        print(json.dumps(discovery, sort_keys=True) if args.json else render_lookalikes(discovery))
+    return EXIT_OK
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    """Send the daily digest now (the daemon sends it at [alerts] digest local time).
+
+    Example: hubwatch digest -c config.toml --dry-run
+
+    One message: pins watched, changes and new look-alikes in the last 24 h, pins unknown or
+    unavailable now, open findings, look-alike coverage. Queued for every sink and delivered like
+    an alert (a sink that is down gets it later). --dry-run prints it and queues nothing.
+    """
+    settings = _settings(args)
+    _logging(args, settings)
+    from monitor.alerts.delivery import deliver
+    from monitor.alerts.render_report import report_slack, report_text
+    from monitor.jobs.digest import build, queue_digest
+    from monitor.runtime import Runtime
+
+    rt = Runtime.build(settings, stdout=sys.stdout)
+    try:
+        if args.dry_run:
+            report = build(rt, rt.clock())
+            print(json.dumps(report_slack(report), indent=2, ensure_ascii=False) if "slack" in rt.sinks
+                  else report_text(report))
+            return EXIT_OK
+        queue_digest(rt)
+        result = deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
+    finally:
+        rt.close()
+    if result.retried or result.dead:
+        return _fatal(EXIT_TEMPFAIL, "digest queued; a sink failed, it is retried by the next delivery")
+    return EXIT_OK
+
+
+MAX_NOTE = 1000
+
+
+def _fingerprints(values: Sequence[str]) -> list[str]:
+    from monitor.triage import parse_fingerprint
+
+    out = []
+    for v in values:
+        fp = parse_fingerprint(v)
+        if fp is None:
+            raise UsageError(f"not a finding fingerprint (32 hex digits): {v[:80]!r}")
+        out.append(fp)
+    return out
+
+
+def _triage(args: argparse.Namespace, acking: bool) -> int:
+    fps = _fingerprints(args.fingerprint)
+    note = getattr(args, "note", None)
+    if note is not None and (not note.strip() or len(note) > MAX_NOTE):
+        raise UsageError(f"--note must be 1 to {MAX_NOTE} characters")
+    settings = _settings(args)
+    from monitor.runtime import utcnow
+    from monitor.store import Store
+    from monitor.triage import acknowledge, withdraw
+
+    store = Store.open(settings.state_path)
+    try:
+        done = acknowledge(store, fps, note, utcnow()) if acking else withdraw(store, fps)
+    finally:
+        store.close()
+    for line in done:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    """Acknowledge findings: hidden from `findings`, and never alerted again.
+
+    Example: hubwatch ack 3f2a9c0e1b7d4e6f8a9b0c1d2e3f4a5b --note "checked with the vendor"
+
+    Takes one or more fingerprints (shown in every alert and by `hubwatch findings`). Alerts of
+    these findings not yet delivered are not sent. A later change has a new fingerprint and
+    alerts as usual. Exit 2, changing nothing, when a fingerprint is malformed or unknown.
+    """
+    return _triage(args, True)
+
+
+def cmd_unack(args: argparse.Namespace) -> int:
+    """Withdraw acknowledgements: the findings show again, their unsent alerts go out.
+
+    Example: hubwatch unack 3f2a9c0e1b7d4e6f8a9b0c1d2e3f4a5b
+    """
+    return _triage(args, False)
 
 
 def _lookalike_settings(args: argparse.Namespace):
@@ -245,14 +443,93 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_refs(args: argparse.Namespace) -> int:
+    """Find the Hub repos our code, notebooks and configs load (refs scan), for audits and CI.
+
+    Example: hubwatch refs scan src/ notebooks/ configs/ --fail-if unpinned,lookalike
+             hubwatch refs scan . -c config.toml --write-pins pins.toml
+             hubwatch refs scan --from-cache --offline --json
+
+    Reads Python (from_pretrained, hf_hub_download, snapshot_download, pipeline, load_dataset ...),
+    notebooks' code cells and YAML/JSON configs (model_name_or_path ...). --json prints one
+    object per reference: repo, type, file, line, revision, pinned, lookalike_of (against
+    [lookalike] protected) and, unless --offline, hub_state (exists, renamed, missing, unknown)
+    and renamed_to. --fail-if unpinned,missing,lookalike (also renamed, unknown) exits 1 when a
+    reference meets one (75 when the Hub could not answer for one). --write-pins FILE writes
+    [[pin]] entries (revision = the commit the Hub serves now, track = the referenced branch or
+    tag, or main) for [pins] include = ["FILE"]. --from-cache adds the revisions in the local
+    Hugging Face cache (--cache-dir, else HF_HUB_CACHE). Files that cannot be parsed are reported
+    on stderr, one line each, and never stop the scan.
+    """
+    from monitor.refs import cache, check, pins_file, report, walk
+    from monitor.refs.report import ONLINE_CONDITIONS, parse_conditions
+
+    try:
+        conditions = parse_conditions(args.fail_if) if args.fail_if is not None else ()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.offline and (args.write_pins or set(conditions) & set(ONLINE_CONDITIONS)):
+        raise UsageError("--write-pins and --fail-if missing/renamed/unknown need the Hub: drop --offline")
+    if not args.paths and not args.from_cache:
+        raise UsageError("refs scan needs PATH... or --from-cache")
+    for path in args.paths:
+        if not os.path.exists(path):
+            raise UsageError(f"no such file or directory: {path}")
+    settings = _lookalike_settings(args)
+    _logging(args, settings)
+    result = walk.scan(args.paths)
+    refs, problems = list(result.references), list(result.problems)
+    if args.from_cache:
+        cached = cache.scan(Path(args.cache_dir) if args.cache_dir else cache.default_dir())
+        refs, problems = refs + list(cached.references), problems + list(cached.problems)
+    client, hub = None, settings.hub if settings else config_mod.HubSettings(
+        endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT))
+    if not args.offline:
+        from monitor.hub.client import HubClient
+
+        client = HubClient(hub)
+        client.budget.configure(settings.hub_requests_per_5min if settings else None, token=hub.token is not None)
+    la = settings.lookalike if settings else config_mod.LookalikeSettings()
+    checked = check.check(refs, check.screener(la), client, min(8, hub.concurrency))
+    for c in checked:
+        print(json.dumps(c.to_json(), sort_keys=True) if args.json else c.to_text())
+    for line in report.problem_lines(problems, result.unresolved if args.verbose else ()):
+        print(line, file=sys.stderr)
+    print(report.summary(result.files, checked, len(problems), len(result.unresolved), args.verbose),
+          file=sys.stderr)
+    unknown_pins = 0
+    if args.write_pins:
+        text, skipped, unknown_pins = pins_file.render(
+            checked, f"written by hubwatch refs scan; load it with [pins] include = [\"{Path(args.write_pins).name}\"]")
+        pins_file.write(Path(args.write_pins), text)
+        for line in skipped:
+            print(report.one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
+    if any(c.hub is not None and c.hub.token_rejected for c in checked):  # as `once`: the config is wrong
+        print(_token_rejected_line(settings).replace("pins cannot be checked", "hub_state is unknown"),
+              file=sys.stderr)
+        return EXIT_CONFIG
+    if any(c.meets(cond) for c in checked for cond in conditions):
+        return EXIT_FINDINGS
+    if (set(conditions) & {"missing", "renamed"} and any(c.meets("unknown") for c in checked)) or unknown_pins:
+        print("hubwatch: refs: the Hub could not answer for every repo (see hub_error): result incomplete",
+              file=sys.stderr)
+        return EXIT_TEMPFAIL
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "once": cmd_once,
     "check-config": cmd_check_config,
+    "status": cmd_status,
+    "digest": cmd_digest,
     "findings": cmd_findings,
+    "ack": cmd_ack,
+    "unack": cmd_unack,
     "lookup": cmd_lookup,
     "screen": cmd_screen,
     "webhooks": cmd_webhooks,
+    "refs": cmd_refs,
 }
 
 
@@ -262,16 +539,27 @@ def _help(fn: Callable) -> tuple[str, str]:
     return first, textwrap.dedent(rest).strip()
 
 
+def _example(fn: Callable) -> str | None:
+    """The first line of a command's `Example:` (every command has one; test_cli_help checks)."""
+    for line in textwrap.dedent(fn.__doc__ or "").splitlines():
+        if line.strip().startswith("Example: "):
+            return line.strip()[len("Example: "):]
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", metavar="CONFIG",
                         help="config file (default: $HUBWATCH_CONFIG, else /etc/hubwatch/config.toml)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v, -vv)")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="less log output (run: no line per scan cycle or delivery batch)")
     common.add_argument("--log-format", choices=("text", "json"), default="text", help="log line format")
     parser = _Parser(prog="hubwatch", formatter_class=argparse.RawDescriptionHelpFormatter, description=(
         "Guard your use of the Hugging Face Hub: alert on silent changes to pinned models and\n"
         "datasets, and on look-alike namespaces of the orgs you protect.\n\n"
         "Exit codes: 0 ok, 1 findings (--fail-on), 2 usage, 75 temporary failure, 78 config error."))
+    parser.epilog = "Examples:\n" + "\n".join(f"  {ex}" for ex in map(_example, COMMANDS.values()) if ex)
     parser.add_argument("--version", action="version", version=f"hubwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -285,13 +573,32 @@ def build_parser() -> argparse.ArgumentParser:
                               help="exit 1 when a new finding has at least this severity")
     subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
     subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
+    subs["findings"].add_argument("--all", action="store_true", help="include acknowledged findings")
+    subs["status"].add_argument("--json", action="store_true", help="one JSON object per line")
+    subs["digest"].add_argument("--dry-run", action="store_true", help="print the digest, queue nothing")
+    for name in ("ack", "unack"):
+        subs[name].add_argument("fingerprint", metavar="FINGERPRINT", nargs="+", help="a finding's fingerprint")
+    subs["ack"].add_argument("--note", metavar="TEXT", help="why (who checked what); shown by findings --json")
     subs["lookup"].add_argument("name", metavar="NAME", help="an org or user name")
     subs["lookup"].add_argument("--json", action="store_true", help="one JSON object")
     subs["screen"].add_argument("file", metavar="FILE", nargs="?", help="names file, or - for stdin (default)")
     subs["screen"].add_argument("--json", action="store_true", help="one JSON object per match")
     subs["webhooks"].add_argument("action", choices=("install", "list"), help="install or list")
     subs["webhooks"].add_argument("--url", metavar="PUBLIC_URL", help="where the Hub should POST events")
+    _refs_arguments(subs["refs"])
     return parser
+
+
+def _refs_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("scan",), help="scan")
+    p.add_argument("paths", metavar="PATH", nargs="*", help="files or directories to scan")
+    p.add_argument("--json", action="store_true", help="one JSON object per reference")
+    p.add_argument("--fail-if", metavar="CONDITIONS",
+                   help="exit 1 when a reference is unpinned, missing, lookalike (comma-separated; also renamed, unknown)")
+    p.add_argument("--offline", action="store_true", help="no Hub requests (no hub_state)")
+    p.add_argument("--write-pins", metavar="FILE", help="write [[pin]] entries for [pins] include")
+    p.add_argument("--from-cache", action="store_true", help="add the revisions in the local Hugging Face cache")
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache to read (default: HF_HUB_CACHE, HF_HOME/hub)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

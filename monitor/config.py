@@ -8,10 +8,12 @@ the value.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,6 +81,7 @@ class PinsSettings:
     degraded_after: float = 3600.0
     unavailable_after: int = 2
     jitter: float = 30.0
+    include: tuple[Path, ...] = ()  # pin files (`hubwatch refs scan --write-pins`), resolved
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class AlertSettings:
     every: float = 30.0
     min_interval: float = 1.0
     timeout: float = 10.0
+    digest: tuple[int, int] | None = None  # (hour, minute), local time; None = no daily digest
 
 
 @dataclass(frozen=True)
@@ -177,14 +181,45 @@ def _dot_segment(path: str) -> bool:
     return any(part in (".", "..") for part in path.split("/"))
 
 
-class _Reader:
-    """Walks one TOML table, consuming keys so leftovers can be reported as unknown."""
+class _Problems:
+    """Problems found while reading, reported once the whole file has been read: an unknown key
+    (most likely a typo) first, because it explains the others ("give revision or track" after
+    `trakc = "main"`); then the first other problem."""
 
-    def __init__(self, path: Path, prefix: str, table: Any):
+    def __init__(self) -> None:
+        self.unknown: list[ConfigError] = []
+        self.other: list[ConfigError] = []
+
+    def raise_first(self) -> None:
+        for e in self.unknown + self.other:
+            raise e
+
+
+# Set while `load` reads a file, so every _Reader made during it records instead of raising.
+_PROBLEMS: contextvars.ContextVar[_Problems | None] = contextvars.ContextVar("config_problems", default=None)
+
+
+class _Reader:
+    """Walks one TOML table, consuming keys so leftovers can be reported as unknown.
+
+    With `problems`, bad values are recorded there (the default is used meanwhile) so the whole
+    file is read and an unknown key anywhere is reported before them; without, they raise."""
+
+    def __init__(self, path: Path, prefix: str, table: Any, problems: _Problems | None = None):
         self.path, self.prefix = path, prefix
+        self.problems = problems if problems is not None else _PROBLEMS.get()
         if not isinstance(table, dict):
-            raise ConfigError(str(path), prefix, "must be a table")
+            self.table: dict = {}
+            self.fail("", "must be a table")
+            return
         self.table = dict(table)
+
+    def fail(self, name: str, problem: str) -> None:
+        """Record (or raise) a problem with key `name` ('' for the table itself)."""
+        e = self.error(name, problem) if name else ConfigError(str(self.path), self.prefix, problem)
+        if self.problems is None:
+            raise e
+        self.problems.other.append(e)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -201,12 +236,16 @@ class _Reader:
         try:
             return conv(value)
         except (ValueError, TypeError) as e:
-            raise self.error(name, str(e)) from None
+            self.fail(name, str(e))
+            return default
 
     def done(self) -> None:
         if self.table:
             name = sorted(self.table)[0]
-            raise self.error(name, "unknown key")
+            if self.problems is None:
+                raise self.error(name, "unknown key")
+            self.problems.unknown.append(self.error(name, "unknown key"))
+            self.table.clear()
 
 
 def _str(value: Any) -> str:
@@ -227,6 +266,16 @@ def _names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and _NAME_PART.match(v) for v in value):
         raise ValueError("must be a list of Hub names (A-Z a-z 0-9 _ . -)")
     return tuple(value)
+
+
+def _time_of_day(value: Any) -> tuple[int, int]:
+    """'09:00' -> (9, 0): a local time of day, 24-hour clock (a TOML time, 09:00:00, works too)."""
+    if isinstance(value, dt_time):
+        return value.hour, value.minute
+    m = re.match(r"^\s*(\d{1,2}):(\d{2})\s*$", value) if isinstance(value, str) else None
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise ValueError(f"must be a local time of day HH:MM (00:00 to 23:59), not {value!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 def _listen(value: Any) -> tuple[str, int]:
@@ -260,12 +309,14 @@ class _Loader:
         try:
             text = p.read_text().strip()
         except OSError as e:
-            raise r.error(name, f"cannot read {p}: {e.strerror or e}") from None
+            r.fail(name, f"cannot read {p}: {e.strerror or e}")
+            return None
         except ValueError as e:  # not UTF-8 (never quote the bytes: it is a secret), or a NUL in the path
-            raise r.error(name, f"cannot read {p}: "
-                                f"{'not UTF-8 text' if isinstance(e, UnicodeDecodeError) else e}") from None
+            r.fail(name, f"cannot read {p}: {'not UTF-8 text' if isinstance(e, UnicodeDecodeError) else e}")
+            return None
         if not text:
-            raise r.error(name, f"{p} is empty")
+            r.fail(name, f"{p} is empty")
+            return None
         return Secret(text)
 
     def load(self, data: dict[str, Any]) -> Settings:
@@ -275,12 +326,13 @@ class _Loader:
         state_path = self.resolve(state.get("path", "state.db", _str))
         state.done()
         pins = self.pins_settings(_Reader(self.path, "pins", top.get("pins", {})))
-        pin = self.pins(top.get("pin", []))
+        pin = self.included_pins(self.pins(top.get("pin", [])), pins.include)
         alerts_r = _Reader(self.path, "alerts", top.get("alerts", {}))
         alerts = AlertSettings(
             every=alerts_r.get("every", 30.0, parse_duration),
             min_interval=alerts_r.get("min_interval", 1.0, lambda v: parse_duration(v) if v else 0.0),
             timeout=alerts_r.get("timeout", 10.0, parse_duration),
+            digest=alerts_r.get("digest", None, _time_of_day),
         )
         alerts_r.done()
         slack_r = _Reader(self.path, "slack", top.get("slack", {}))
@@ -334,53 +386,109 @@ class _Loader:
             degraded_after=r.get("degraded_after", 3600.0, parse_duration),
             unavailable_after=r.get("unavailable_after", 2, _int(1, 100)),
             jitter=r.get("jitter", 30.0, lambda v: 0.0 if v in (0, "0") else parse_duration(v)),
+            include=r.get("include", (), self.includes),
         )
         r.done()
         return s
 
+    def includes(self, value: Any) -> tuple[Path, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ValueError('must be a list of file names, e.g. ["pins.toml"]')
+        return tuple(self.resolve(v.strip()) for v in value)
+
+    def included_pins(self, own: tuple[Pin, ...], files: tuple[Path, ...]) -> tuple[Pin, ...]:
+        """[pins] include: each file holds only [[pin]] tables, checked like the config's own. A pin
+        the config already lists is not an error here: a generated file overlaps hand-written pins."""
+        pins, seen = list(own), {(p.key, p.revision, p.track) for p in own}
+        outer = _PROBLEMS.get()
+        for i, path in enumerate(files):
+            key = f"pins.include[{i}]"
+            inner = _Problems()  # the included file's own problems, reported under pins.include[i]
+            token = _PROBLEMS.set(inner)
+            try:
+                data = tomllib.loads(path.read_bytes().decode("utf-8"))
+                r = _Reader(path, "", data)
+                tables = r.get("pin", [])
+                r.done()
+                included = _Loader(path, self.env).pins(tables)
+                inner.raise_first()
+            except OSError as e:
+                problem = ConfigError(str(self.path), key, f"cannot read {path}: {e.strerror or e}")
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as e:
+                problem = ConfigError(str(self.path), key, f"{path}: invalid TOML: {e}")
+            except ConfigError as e:
+                problem = ConfigError(str(self.path), key, str(e))
+            else:
+                problem = None
+            finally:
+                _PROBLEMS.reset(token)
+            if problem is not None:
+                if outer is None:
+                    raise problem
+                (outer.unknown if inner.unknown else outer.other).append(problem)
+                continue
+            for pin in included:
+                if (pin.key, pin.revision, pin.track) not in seen:
+                    seen.add((pin.key, pin.revision, pin.track))
+                    pins.append(pin)
+        return tuple(pins)
+
     def pins(self, tables: Any) -> tuple[Pin, ...]:
         if not isinstance(tables, list):
-            raise ConfigError(str(self.path), "pin", "must be an array of tables ([[pin]])")
+            _Reader(self.path, "pin", {}).fail("", "must be an array of tables ([[pin]])")
+            return ()
         pins, seen = [], set()
         for i, table in enumerate(tables):
             r = _Reader(self.path, f"pin[{i}]", table)
-            repo = r.get("repo", None)
-            if repo is None:
-                raise r.error("repo", "missing (every [[pin]] needs repo = 'namespace/name')")
-            problem = valid_repo_id(repo)
-            if problem:
-                raise r.error("repo", problem)
-            rtype = r.get("type", "model")
-            if rtype not in REPO_TYPES:
-                raise r.error("type", f"must be one of {', '.join(REPO_TYPES)}, not {rtype!r}")
-            revision = r.get("revision", None)
-            if revision is not None and not (isinstance(revision, str) and _SHA.match(revision)):
-                raise r.error("revision", f"must be a full 40-hex commit sha, not {revision!r}")
-            track = r.get("track", None)
-            if track is not None and not (isinstance(track, str) and _REF.match(track) and not _dot_segment(track)
-                                          and ".." not in track and not track.startswith(("/", "-"))):
-                raise r.error("track", f"must be a branch or tag name, not {track!r}")
-            if revision is None and track is None:
-                raise r.error("revision", "give revision (a commit sha), track (a branch or tag), or both")
-            r.done()
-            pin = Pin(repo, rtype, revision.lower() if revision else None, track)
+            repo, rtype = r.get("repo", None), r.get("type", "model")
+            revision, track = r.get("revision", None), r.get("track", None)
+            r.done()  # a typo'd key explains a "missing" one: it is reported first
+            pin = self._pin(r, repo, rtype, revision, track)
+            if pin is None:
+                continue
             ident = (pin.key, pin.revision, pin.track)
             if ident in seen:
-                raise r.error("repo", f"duplicate pin for {repo}")
+                r.fail("repo", f"duplicate pin for {repo}")
             seen.add(ident)
             pins.append(pin)
         return tuple(pins)
+
+    def _pin(self, r: _Reader, repo: Any, rtype: Any, revision: Any, track: Any) -> Pin | None:
+        """The validated pin, or None when a problem was recorded."""
+        if repo is None:
+            r.fail("repo", "missing (every [[pin]] needs repo = 'namespace/name')")
+            return None
+        problem = valid_repo_id(repo)
+        if problem:
+            r.fail("repo", problem)
+            return None
+        if rtype not in REPO_TYPES:
+            r.fail("type", f"must be one of {', '.join(REPO_TYPES)}, not {rtype!r}")
+            return None
+        if revision is not None and not (isinstance(revision, str) and _SHA.match(revision)):
+            r.fail("revision", f"must be a full 40-hex commit sha, not {revision!r}")
+            return None
+        if track is not None and not (isinstance(track, str) and _REF.match(track) and not _dot_segment(track)
+                                      and ".." not in track and not track.startswith(("/", "-"))):
+            r.fail("track", f"must be a branch or tag name, not {track!r}")
+            return None
+        if revision is None and track is None:
+            r.fail("revision", "give revision (a commit sha), track (a branch or tag), or both")
+            return None
+        return Pin(repo, rtype, revision.lower() if revision else None, track)
 
     def webhook_url(self, r: _Reader, key: str, env_name: str) -> Secret | None:
         inline = r.get(key, None, _url)
         from_file = self.secret_file(r, f"{key}_file")
         if inline and from_file:
-            raise r.error(key, f"give {key} or {key}_file, not both")
+            r.fail(key, f"give {key} or {key}_file, not both")
+            return None
         if from_file is not None:
             try:
                 _url(from_file.reveal())
             except ValueError:
-                raise r.error(f"{key}_file", "file does not hold an http(s) URL") from None
+                r.fail(f"{key}_file", "file does not hold an http(s) URL")
+                return None
             return from_file
         if inline:
             return Secret(inline)
@@ -425,4 +533,11 @@ def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Settings
         raise ConfigError(str(p), "", f"invalid TOML: {e}") from None
     except RecursionError:
         raise ConfigError(str(p), "", "invalid TOML: arrays or tables nested too deeply") from None
-    return _Loader(p.resolve(), dict(os.environ if env is None else env)).load(data)
+    problems = _Problems()
+    token = _PROBLEMS.set(problems)
+    try:
+        settings = _Loader(p.resolve(), dict(os.environ if env is None else env)).load(data)
+    finally:
+        _PROBLEMS.reset(token)
+    problems.raise_first()
+    return settings

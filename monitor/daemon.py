@@ -19,6 +19,7 @@ from monitor import config as config_mod
 from monitor import sd_notify
 from monitor.config import Settings
 from monitor.errors import ConfigError
+from monitor.jobs.summary import log_delivery, log_lookalike_cycle, log_scan_cycle
 
 log = logging.getLogger("hubwatch.daemon")
 EXIT_OK, EXIT_TEMPFAIL = 0, 75
@@ -54,6 +55,7 @@ class Daemon:
             return
         report = scan_pins(self.rt)
         self.metrics.scan(report)
+        log_scan_cycle(report, self.rt.client.budget)
         if report.new_findings:
             self._kick("deliver")
 
@@ -64,6 +66,7 @@ class Daemon:
             return
         report = scan_lookalikes(self.rt)
         self.metrics.new_findings(report.new_findings)
+        log_lookalike_cycle(report, self.rt.client.budget)
         if report.new_findings:
             self._kick("deliver")
 
@@ -83,6 +86,17 @@ class Daemon:
         report = deliver(self.rt.store, self.rt.sinks, now=self.rt.clock, stop=self.stop,
                          min_interval=self.rt.settings.alerts.min_interval)
         self.metrics.delivery(report)
+        log_delivery(report)
+
+    def job_digest(self) -> None:
+        from monitor.jobs.digest import queue_digest
+
+        if self.stop.is_set():
+            return
+        report = queue_digest(self.rt)
+        log.info("daily digest queued: %d pins, %d changes, %d open findings", report.payload["pins"],
+                 report.payload["changes"], report.payload["open_findings"], extra={"job": "digest"})
+        self._kick("deliver")
 
     def job_check_pin(self, key: str, event: Any = None) -> None:
         """A Hub event for a pinned repo: check that repo now (complete), then record tag moves the
@@ -164,6 +178,19 @@ class Daemon:
                 self._guard(name, fn), "interval", seconds=every, jitter=jitter or None, id=name,
                 name=name, replace_existing=True, coalesce=True, max_instances=1,
                 misfire_grace_time=max(30, int(every)), next_run_time=now + timedelta(seconds=1))
+        self._schedule_digest()
+
+    def _schedule_digest(self) -> None:
+        """The daily digest at `[alerts] digest` local time (cron); dropped when a reload removes it.
+        A daemon down at that time sends it when it comes back within the hour (misfire grace)."""
+        from monitor.jobs.digest import trigger
+
+        at = self.rt.settings.alerts.digest
+        if at is not None:
+            self.scheduler.add_job(self._guard("digest", self.job_digest), trigger(at), id="digest", name="digest",
+                                   replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=3600)
+        elif self.scheduler.get_job("digest") is not None:
+            self.scheduler.remove_job("digest")
 
     def _guard(self, name: str, fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -209,7 +236,7 @@ class Daemon:
         self.rt = Runtime.build(settings)
         self.rt.stop = self.stop
         logs.configure(getattr(self.args, "verbose", 0), getattr(self.args, "log_format", "text"),
-                       settings.secrets())
+                       settings.secrets(), quiet=getattr(self.args, "quiet", False))
         self._schedule()
         # Not old.close() here: a scan or delivery that started before the reload still uses the
         # old store (closing it would fail that scan, or lose a mark_sent and re-send an alert).

@@ -43,6 +43,21 @@ class DaemonApi:
         rt = self.daemon.rt
         return lookup_now(rt.client, rt.settings.lookalike, name, rt.clock())
 
+    def ack(self, fingerprint: str, slack_user: str) -> str:
+        """`/hubwatch ack FINGERPRINT` from Slack: acknowledge, noting who did it."""
+        from monitor.errors import UsageError
+        from monitor.triage import acknowledge
+
+        rt = self.daemon.rt
+        who = "".join(c for c in slack_user if c.isalnum())[:32] or "unknown user"
+        try:
+            (line,) = acknowledge(rt.store, [fingerprint], f"via Slack by {who}", rt.clock())
+        except UsageError as e:
+            e.slack_safe = True  # our own text about a 32-hex fingerprint: safe to show in Slack
+            raise
+        log.warning("finding %s acknowledged via Slack by %s", fingerprint, who)
+        return line
+
     def hub_event(self, event: HubEvent) -> str:
         if event.scope not in REPO_SCOPES and not event.scope.startswith("repo."):
             return f"ignored: scope {event.scope}"

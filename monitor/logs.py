@@ -1,4 +1,5 @@
-"""Logging set-up: quiet text by default, JSON lines on request, secrets scrubbed from every record."""
+"""Logging set-up: warnings and errors by default (plus the daemon's one line per cycle on
+`hubwatch.cycle`, unless quiet), JSON lines on request, secrets scrubbed from every record."""
 
 from __future__ import annotations
 
@@ -42,13 +43,32 @@ class JsonFormatter(logging.Formatter):
         for key in _EXTRA:
             if hasattr(record, key):
                 out[key] = getattr(record, key)
+        fields = getattr(record, "fields", None)  # extra={"fields": {...}}: numbers a machine reads
+        if isinstance(fields, dict):
+            out.update({k: v for k, v in fields.items() if k not in out})
         if record.exc_info or record.exc_text:
             out["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
 
-def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = (), stream=None) -> Redactor:
-    """Install one handler on the root logger. Returns the redactor so a reload can update it."""
+CYCLE_LOGGER = "hubwatch.cycle"
+
+
+def json_record(msg: str, level: str = "info", logger: str = "hubwatch", **fields) -> str:
+    """A JSON object shaped like our log records (ts, level, logger, msg) plus `fields`: for the
+    lines a command prints whatever the verbosity (`hubwatch once`'s summary)."""
+    out = {"ts": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "level": level,
+           "logger": logger, "msg": msg}
+    out.update({k: v for k, v in fields.items() if k not in out})
+    return json.dumps(out, default=str)
+
+
+def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = (), stream=None,
+              quiet: bool = False) -> Redactor:
+    """Install one handler on the root logger. Returns the redactor so a reload can update it.
+
+    The daemon's cycle lines (`hubwatch.cycle`) show at the default verbosity: silence between
+    cycles must not look like a hung daemon. `quiet` hides them (and leaves warnings and errors)."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else
@@ -62,6 +82,7 @@ def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = ()
     handler._hubwatch = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger(CYCLE_LOGGER).setLevel(logging.WARNING if quiet and verbosity <= 0 else logging.INFO)
     # Third-party chatter (httpx request lines carry URLs) stays at WARNING unless -vv.
     # huggingface_hub warns on every retried request; our own logs say what matters.
     global _third_party_level

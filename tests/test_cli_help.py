@@ -38,3 +38,13 @@ def test_usage_errors_exit_2():
     with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
         main(["no-such-command"])
     assert e.value.code == 2
+
+
+def test_top_level_help_gives_an_example_of_every_command():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["--help"])
+    examples = out.getvalue().split("Examples:", 1)[1].splitlines()
+    for name, fn in COMMANDS.items():
+        (line,) = [x for x in (fn.__doc__ or "").splitlines() if "Example: hubwatch " + name in x]
+        assert "  " + line.strip()[len("Example: "):] in examples, name

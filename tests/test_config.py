@@ -137,6 +137,43 @@ def test_http_defaults_and_listen_parsing(tmp_path):
     assert s.hub_requests_per_5min == 2500
 
 
+# --- an unknown key is named before any other problem (through the CLI) ---------------------------
+
+def _check_config(tmp_path, text: str):
+    import contextlib
+    import io
+
+    from monitor.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["check-config", "-c", str(path)])
+    return code, err.getvalue().strip()
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[[pin]]\nrepo = "a/b"\ntrakc = "main"\n', "pin[0].trakc"),
+    ('[[pin]]\nrepo = "a/b"\ntrack = "main"\n[[pin]]\nrepo = "bad repo"\ntrakc = "x"\n', "pin[1].trakc"),
+    ('[pins]\nevery = "forever"\nevry = "10m"\n', "pins.evry"),
+    ('[hub]\ntimeout = "-1s"\n[[pin]]\nrepo = "a/b"\nrevison = "abc"\n', "pin[0].revison"),
+    ('[[pin]]\ntrack = "main"\n[slakc]\nwebhook_url = "x"\n', "slakc"),
+    ('[pins]\ninclude = ["absent.toml"]\n[[pin]]\nrepo = "a/b"\ntrakc = "main"\n', "pin[0].trakc"),
+])
+def test_unknown_key_is_reported_before_any_other_problem(tmp_path, text, key):
+    code, err = _check_config(tmp_path, text)
+    assert code == 78
+    assert err.endswith(f": {key}: unknown key") and len(err.splitlines()) == 1
+
+
+def test_without_unknown_keys_the_first_problem_is_reported(tmp_path):
+    code, err = _check_config(tmp_path, '[[pin]]\nrepo = "a/b"\n')
+    assert code == 78 and err.endswith("pin[0].revision: give revision (a commit sha), track (a branch or tag), or both")
+    code, err = _check_config(tmp_path, '[pins]\nevery = "forever"\n[[pin]]\nrepo = "a/b"\n')
+    assert code == 78 and "pins.every: bad duration 'forever'" in err
+
+
 def test_token_source_is_known_and_the_quota_follows_the_hub_unless_set(tmp_path):
     (tmp_path / "tok").write_text("hf_from_file\n")
     s = config.load(write(tmp_path, '[hub]\ntoken_file = "tok"\n'), env={"HF_TOKEN": "hf_env"})

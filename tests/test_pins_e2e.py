@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.pins_env import PinsEnv
+from tests.pins_env import PinsEnv, json_receiver
 
 REPO = "EleutherAI/gpt-j-6b"
 FILES = {"config.json": '{"model_type": "gptj"}', "model.safetensors": b"\x00weights-v1", "README.md": "# GPT-J"}
@@ -456,7 +456,7 @@ def test_json_logs_carry_job_subject_fingerprint_duration(env, hub, slack):
 def test_quiet_by_default(env, hub, slack):
     baseline(env, hub)
     r = env.run("once")
-    assert r.err == ""
+    assert r.err == "checked 1 pins: 0 changed, 0 unknown, 0 new findings\n", "no log line, only the summary"
 
 
 def test_unusable_state_database_is_a_one_line_temporary_failure(env, hub, slack):
@@ -489,25 +489,9 @@ def test_stop_event_winds_scans_down_without_requests(env, hub, slack):
 
 def test_generic_json_webhook_sink(hub, tmp_path):
     """[webhook] url: the finding as JSON with its fingerprint, once."""
-    import http.server
-    import threading
-
-    received: list[dict] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with json_receiver() as (url, received):
         env = PinsEnv(tmp_path, hub, None)
-        env.extra = f'[webhook]\nurl = "http://127.0.0.1:{server.server_address[1]}/hubwatch"\n'
+        env.extra = f'[webhook]\nurl = "{url}"\n'
         hub.add_repo(REPO, files=FILES)
         env.pins = [{"repo": REPO, "track": "main"}]
         env.once()
@@ -518,5 +502,3 @@ def test_generic_json_webhook_sink(hub, tmp_path):
         (body,) = received
         assert body["kind"] == "ref_moved" and body["subject"] == REPO and body["source"] == "hubwatch"
         assert body["fingerprint"] == env.findings()[0]["fingerprint"] and body["evidence"]["new_sha"]
-    finally:
-        server.shutdown()

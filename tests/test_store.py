@@ -261,7 +261,8 @@ def test_stored_finding_json_dict(store: Store):
     store.record("k", "{}", [mk(7, sha="abc")], SINKS, T0 + timedelta(microseconds=123456))
     sf = store.findings()[0]
     d = sf.to_json_dict()
-    assert d == {**mk(7, sha="abc").to_dict(), "first_seen": "2026-11-27T02:21:35Z", "id": sf.id}
+    assert d == {**mk(7, sha="abc").to_dict(), "first_seen": "2026-11-27T02:21:35Z", "id": sf.id,
+                 "acked_at": None, "ack_note": None}
     json.dumps(d)  # serialisable as is
 
 

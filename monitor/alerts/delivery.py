@@ -129,7 +129,10 @@ class _Pass:
     def attempt(self, item: Any) -> bool:
         """Send one row and record the outcome; False means stop this sink for this pass."""
         try:
-            self.sink.send(item.finding)
+            if item.report is not None:
+                self.sink.send_report(item.report)
+            else:
+                self.sink.send(item.finding)
         except SinkError as exc:
             error, permanent, retry_after = str(exc), exc.permanent, exc.retry_after
         except Exception as exc:  # a sink bug: retry (maybe fixed by an upgrade), never crash the pass
@@ -145,8 +148,9 @@ class _Pass:
         if permanent or (self.max_attempts is not None and failures >= self.max_attempts):
             self.store.mark_dead(item, self.now(), error)
             self.dead += 1
-            log.error("dead-lettered %s alert %s (%s) for sink %s after %d attempt(s): %s",
-                      finding.severity, finding.fingerprint, clean(finding.kind), self.name, failures, error)
+            what = (f"{finding.severity} alert {finding.fingerprint} ({clean(finding.kind)})" if finding is not None
+                    else item.label)
+            log.error("dead-lettered %s for sink %s after %d attempt(s): %s", what, self.name, failures, error)
             return True
         delay = max(retry_after or 0.0, self.min_interval,
                     backoff_seconds(item.attempts, base=self.base_backoff, cap=self.max_backoff, rng=self.rng))
@@ -154,7 +158,7 @@ class _Pass:
         owned = self.store.mark_retry(item, t, t + timedelta(seconds=delay), error)
         self.retried += 1
         log.warning("alert %s for sink %s failed (attempt %d), retrying in %.0fs: %s",
-                    finding.fingerprint, self.name, failures, delay, error)
+                    item.label, self.name, failures, delay, error)
         if not owned:
             log.warning("outbox item %s for sink %s: claim expired before mark_retry", item.id, self.name)
         return False
@@ -191,7 +195,12 @@ def render_pending(store: Any, stream: TextIO, sinks: Mapping[str, Sink] | None 
         sink = (sinks or {}).get(item.sink)
         is_slack = isinstance(sink, SlackSink) if sink is not None else item.sink.startswith("slack")
         stream.write(f"# outbox {item.id} -> {item.sink} (attempts: {item.attempts})\n")
-        if is_slack:
+        if item.report is not None:
+            from monitor.alerts.render_report import report_slack, report_text
+
+            stream.write((json.dumps(report_slack(item.report), indent=2, ensure_ascii=False) if is_slack
+                          else report_text(item.report)) + "\n")
+        elif is_slack:
             stream.write(json.dumps(slack_message(item.finding), indent=2, ensure_ascii=False) + "\n")
         else:
             stream.write(text_line(item.finding) + "\n")

@@ -23,7 +23,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from monitor.alerts.render import clean, json_payload, slack_message, text_line
+from monitor.alerts.render_report import report_json, report_slack, report_text
 from monitor.detect.findings import Finding
+from monitor.detect.reports import Report
 from monitor.errors import SinkError
 
 MAX_RETRY_AFTER = 3600.0  # a bogus huge Retry-After must not silence alerts for days
@@ -35,6 +37,9 @@ class Sink(Protocol):
 
     def send(self, finding: Finding) -> None:
         """Deliver `finding` or raise SinkError(permanent=…, retry_after=…)."""
+
+    def send_report(self, report: Report) -> None:
+        """Deliver a report (the daily digest), same contract as `send`."""
 
 
 class _Secrets(logging.Filter):
@@ -147,11 +152,19 @@ class _HttpSink:
     def _body(self, finding: Finding) -> bytes:
         raise NotImplementedError
 
+    def _report_body(self, report: Report) -> bytes:
+        raise NotImplementedError
+
+    def send_report(self, report: Report) -> None:
+        self._post(self._report_body(report))
+
     def _permanent(self, status: int) -> bool:
         return 400 <= status < 500 and status not in (408, 429)
 
     def send(self, finding: Finding) -> None:
-        data = self._body(finding)
+        self._post(self._body(finding))
+
+    def _post(self, data: bytes) -> None:
         error: SinkError | None = None
         try:
             resp = self._session.post(self._url, data=data, headers=self._headers,
@@ -182,6 +195,9 @@ class SlackSink(_HttpSink):
     def _body(self, finding: Finding) -> bytes:
         return json.dumps(slack_message(finding), ensure_ascii=False).encode("utf-8")
 
+    def _report_body(self, report: Report) -> bytes:
+        return json.dumps(report_slack(report), ensure_ascii=False).encode("utf-8")
+
 
 class WebhookSink(_HttpSink):
     """Generic JSON webhook: the finding as data plus source/version/sent_at."""
@@ -198,6 +214,9 @@ class WebhookSink(_HttpSink):
         payload = json_payload(finding, now=self._clock())
         return json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
 
+    def _report_body(self, report: Report) -> bytes:
+        return json.dumps(report_json(report, now=self._clock()), ensure_ascii=False, default=str).encode("utf-8")
+
 
 class StdoutSink:
     """One line per finding on stdout (or `stream`): for `--sink stdout`, cron mail and debugging."""
@@ -213,9 +232,15 @@ class StdoutSink:
         return "StdoutSink()"
 
     def send(self, finding: Finding) -> None:
+        self._write(text_line(finding))
+
+    def send_report(self, report: Report) -> None:
+        self._write(report_text(report))
+
+    def _write(self, line: str) -> None:
         stream = self._stream or sys.stdout  # looked up late so redirection/capture applies
         try:
-            stream.write(text_line(finding) + "\n")
+            stream.write(line + "\n")
             stream.flush()
         except (OSError, ValueError) as exc:  # broken pipe, closed file
             raise SinkError(f"stdout: {type(exc).__name__}", permanent=False) from None

@@ -31,6 +31,7 @@ class RepoState:
     last_error: str | None = None
     checked_at: str | None = None
     metadata_at: str | None = None
+    last_ok: str | None = None  # when the Hub last answered a check of this repo (hubwatch status)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -57,7 +58,7 @@ class RepoState:
 
 
 _STR_OR_NONE = ("object_id", "canonical_id", "created_at", "last_modified", "scan_sha", "unavailable_kind",
-                "unavailable_since", "unknown_since", "last_error", "checked_at", "metadata_at")
+                "unavailable_since", "unknown_since", "last_error", "checked_at", "metadata_at", "last_ok")
 
 
 def _well_typed(st: RepoState) -> bool:

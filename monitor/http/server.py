@@ -74,7 +74,8 @@ class HttpServer:
         "Looking up…"; `slack_jobs`: lookups in flight at most."""
         self.settings, self.backend, self.timeout = settings, backend, timeout
         self.slack = SlackCommands(backend.lookup, deadline=slack_deadline,
-                                   allowed_prefixes=tuple(response_url_prefixes), max_jobs=slack_jobs)
+                                   allowed_prefixes=tuple(response_url_prefixes), max_jobs=slack_jobs,
+                                   ack=getattr(backend, "ack", None))
         self.context = Context(backend, self.slack, clock)
         self._lock = threading.Lock()
         self._server: _Server | None = None

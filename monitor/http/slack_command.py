@@ -33,6 +33,7 @@ from monitor.alerts.render import fit, u16len
 from monitor.detect.names import validate_name
 from monitor.errors import HubError, Transient
 from monitor.jobs.lookup import LookupResult, render_text
+from monitor.triage import parse_fingerprint
 
 logger = logging.getLogger("hubwatch.http")
 
@@ -94,8 +95,12 @@ def parse_command(body: bytes) -> SlashCommand:
 
 
 def intent(text: str) -> tuple[str, str | None]:
-    """("help", None) | ("lookup", NAME) | ("usage", None) from the text after the command."""
+    """("help", None) | ("lookup", NAME) | ("ack", FINGERPRINT) | ("usage", None) from the text
+    after the command. Only `ack` followed by exactly one 32-hex fingerprint acknowledges;
+    anything else is read as before (a lookup, or usage)."""
     words = text.split()
+    if len(words) == 2 and words[0].lower() == "ack" and parse_fingerprint(words[1]):
+        return "ack", parse_fingerprint(words[1])
     if not words or (len(words) == 1 and words[0].lower() == "help"):
         return "help", None
     if words[0].lower() == "lookup":
@@ -124,6 +129,7 @@ def help_message(command: str) -> dict[str, Any]:
     text = (f"*{cmd}* — is this Hugging Face org or user legit?\n"
             f"• `{cmd} lookup NAME` (or just `{cmd} NAME`): look NAME up on the Hub and judge it "
             f"against our protected orgs\n"
+            f"• `{cmd} ack FINGERPRINT`: acknowledge a finding (it never alerts again)\n"
             f"• `{cmd} help`: this text")
     return ephemeral(text, [_section(text)])
 
@@ -181,8 +187,12 @@ class SlackCommands:
     """Answers slash commands; `answer()` returns within ~`deadline` seconds whatever the Hub does."""
 
     def __init__(self, lookup: Callable[[str], LookupResult], *, deadline: float = 2.5,
-                 allowed_prefixes: Iterable[str] = (), max_jobs: int = 4, post_timeout: float = 10.0):
+                 allowed_prefixes: Iterable[str] = (), max_jobs: int = 4, post_timeout: float = 10.0,
+                 ack: Callable[[str, str], str] | None = None):
+        """`ack(fingerprint, slack_user_id)` acknowledges a finding (a local database write, fast)
+        and returns a plain-text reply; without it `/hubwatch ack` says it is unavailable."""
         self.lookup, self.deadline, self.post_timeout = lookup, deadline, post_timeout
+        self.ack = ack
         self.prefixes = (SLACK_HOOKS, *allowed_prefixes)
         self._slots = threading.BoundedSemaphore(max_jobs)  # lookups in flight (a slow Hub holds them)
 
@@ -202,6 +212,8 @@ class SlackCommands:
             return help_message(cmd.command)
         if kind == "usage" or name is None:
             return usage_message(cmd.command)
+        if kind == "ack":
+            return self._ack(name, cmd.user_id)
         problem = validate_name(name)
         if problem:
             return ephemeral(f"`{fit(name, 100)}` is not a Hub name: {fit(problem, 300)}")
@@ -218,6 +230,16 @@ class SlackCommands:
         if self.may_post(cmd.response_url):
             return ephemeral(f":mag: Looking up `{fit(name, 100)}`…")
         return ephemeral(f":hourglass: Looking up `{fit(name, 100)}` is taking long; try again in a minute.")
+
+    def _ack(self, fingerprint: str, user_id: str) -> dict[str, Any]:
+        if self.ack is None:
+            return ephemeral(":warning: Acknowledging is not available on this hubwatch.")
+        try:
+            text = self.ack(fingerprint, user_id)
+        except Exception as e:  # noqa: BLE001 - an unknown fingerprint or a busy database is an answer
+            logger.warning("Slack ack of %s failed: %s", fingerprint, type(e).__name__)
+            text = str(e) if getattr(e, "slack_safe", False) else f"acknowledging {fingerprint} failed; see the hubwatch log"
+        return ephemeral(fit(text, 1000))
 
     def _run(self, job: _Job, name: str, response_url: str) -> None:
         try:

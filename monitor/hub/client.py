@@ -20,6 +20,9 @@ from monitor.hub import parse, session
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
+UNREACHABLE = "Hub unreachable"  # prefix of every "could not connect" error (status reads it)
+UNREACHABLE_HOLD = 30.0  # seconds every call fails at once after a connection could not be opened
+_UNSURE = "cannot connect"  # a connect failure that says nothing about the next attempt: no hold
 BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -83,6 +86,9 @@ class HubClient:
         import httpx2
         from huggingface_hub import errors as hf_errors
 
+        down = self.stats.unreachable()
+        if down is not None:
+            raise Transient(f"{UNREACHABLE} ({down})")
         paused = self.stats.paused_for()
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
@@ -127,7 +133,12 @@ class HubClient:
                 raise NotFound(_msg("repository not found", e), status=401) from None
             raise HubError(_msg(f"Hub refused ({status})", e), status=status) from None
         except (httpx2.TransportError, OSError) as e:
-            raise Transient(f"Hub unreachable: {type(e).__name__}") from None
+            reason = connect_failure(e)
+            if reason is None:  # connected, then failed (reset, read timeout): this call only
+                raise Transient(f"Hub connection failed: {type(e).__name__}") from None
+            if not reason.startswith(_UNSURE):  # refused, DNS, no route, timeout: the Hub is out of reach
+                self.stats.on_unreachable(reason, UNREACHABLE_HOLD)
+            raise Transient(f"{UNREACHABLE} ({reason})") from None
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
             # hf_raise_for_status choked formatting an error body it could not read (not UTF-8, JSON
             # that is not an object, "errors": 5, ...): the answer is unreadable, so the outcome unknown.
@@ -239,11 +250,45 @@ class HubClient:
                 body += chunk
                 if len(body) > MAX_TEXT_BYTES:
                     raise FileTooLarge(path, declared)
-        except (httpx2.TransportError, OSError) as e:
-            raise Transient(f"Hub unreachable: {type(e).__name__}") from None
+        except (httpx2.TransportError, OSError) as e:  # mid-body: it was reachable (not UNREACHABLE)
+            raise Transient(f"Hub connection failed: {type(e).__name__}") from None
         finally:
             r.close()
         return body.decode("utf-8", errors="replace")
+
+
+def connect_failure(e: BaseException) -> str | None:
+    """Why no connection could be opened ("connection refused", "DNS: …", "network unreachable",
+    "connect timed out"), or None when the failure came after connecting."""
+    import socket
+
+    import httpx2
+
+    if not isinstance(e, (httpx2.ConnectError, httpx2.ConnectTimeout, OSError)):
+        return None
+    if isinstance(e, httpx2.ConnectTimeout):
+        return "connect timed out"
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, socket.gaierror):
+            return f"DNS: {cur.strerror or cur}"
+        if isinstance(cur, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cur, OSError) and cur.errno in (101, 113, 65, 51):  # ENETUNREACH/EHOSTUNREACH (Linux, BSD)
+            return "network unreachable"
+        cur = cur.__cause__ or cur.__context__
+    text = str(e).lower()
+    for needle, reason in (("name or service not known", "DNS: name or service not known"),
+                           ("name resolution", "DNS: temporary failure in name resolution"),
+                           ("nodename nor servname", "DNS: nodename nor servname provided"),
+                           ("refused", "connection refused"), ("unreachable", "network unreachable"),
+                           ("no route to host", "network unreachable")):
+        if needle in text:
+            return reason
+    # e.g. a reset during the TLS handshake: this connection failed, the next one may not.
+    return f"{_UNSURE}: {type(e).__name__}" if isinstance(e, httpx2.ConnectError) else None
 
 
 def _declared_size(headers: Any) -> int | None:

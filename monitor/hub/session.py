@@ -34,6 +34,11 @@ class HubStats:
         self.rate_limited = 0
         self.ratelimit: RateLimitSnapshot | None = None
         self.pause_until = 0.0  # monotonic; set on 429 so no job hammers a limited quota
+        # Set when a connection could not even be opened (refused, DNS, network down): for a short
+        # while every call fails at once, so retries and backoff of hundreds of calls cannot add up
+        # to minutes of waiting on a Hub we know is out of reach.
+        self.unreachable_until = 0.0
+        self.unreachable_reason: str | None = None
 
     def on_request(self) -> None:
         with self._lock:
@@ -41,6 +46,7 @@ class HubStats:
 
     def on_response(self, status: int, ratelimit: RateLimitSnapshot | None, retry_after: float | None = None) -> None:
         with self._lock:
+            self.unreachable_until, self.unreachable_reason = 0.0, None  # it answered: reachable
             self.by_status[status] = self.by_status.get(status, 0) + 1
             if ratelimit is not None:
                 self.ratelimit = ratelimit
@@ -50,6 +56,21 @@ class HubStats:
                 wait = ratelimit.reset_in if ratelimit else retry_after if retry_after is not None else 60.0
                 self.pause_until = max(self.pause_until, time.monotonic() + min(wait, 3600.0))
 
+    def on_unreachable(self, reason: str, hold: float) -> None:
+        with self._lock:
+            self.unreachable_reason = reason
+            self.unreachable_until = max(self.unreachable_until, time.monotonic() + hold)
+
+    def unreachable(self) -> str | None:
+        """Why the Hub is known to be out of reach right now, or None."""
+        with self._lock:
+            return self.unreachable_reason if time.monotonic() < self.unreachable_until else None
+
+    def answers(self) -> int:
+        """HTTP answers received (any status): 0 means the Hub was never reached."""
+        with self._lock:
+            return sum(self.by_status.values())
+
     def paused_for(self) -> float:
         with self._lock:
             return max(0.0, self.pause_until - time.monotonic())
@@ -58,6 +79,7 @@ class HubStats:
         with self._lock:
             self.requests, self.by_status, self.rate_limited = 0, {}, 0
             self.ratelimit, self.pause_until = None, 0.0
+            self.unreachable_until, self.unreachable_reason = 0.0, None
 
 
 STATS = HubStats()

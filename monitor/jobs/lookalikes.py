@@ -24,6 +24,7 @@ from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.detect.lookalike import Screener
 from monitor.detect.names import is_registrable, normalise
+from monitor.detect.times import iso
 from monitor.detect.probe_order import tiered_queue
 from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
@@ -56,6 +57,21 @@ def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:
         return []
     f = lr.finding(result.facts, result.imitates[0], result.verdict, rt.settings.hub.endpoint)
     return rt.store.record(f"namespace:{result.name.lower()}", None, [f], list(rt.sinks), now)
+
+
+LAST_RUN = "lookalike.last_run"
+
+
+def save_last_run(rt: Runtime, report: LookalikeReport) -> None:
+    """What `hubwatch status` and the digest show about discovery: when it last ran, what it did,
+    and the request budget it left."""
+    snap = rt.client.budget.snapshot()
+    rt.store.set_meta(LAST_RUN, json.dumps({
+        "at": iso(rt.clock()), "probed": report.probed, "probe_hits": report.probe_hits,
+        "feed_authors": report.feed_authors, "searched": report.searched, "assessed": report.assessed,
+        "new_findings": len(report.new_findings), "requests": report.requests, "errors": report.errors,
+        "budget": {"quota": snap.quota, "used": snap.used, "remaining": snap.remaining,
+                   "hub_remaining": snap.hub_remaining}}, sort_keys=True))
 
 
 def candidate_queue(screener: Screener, protected: Iterable[str], skip: set[str]) -> list[str]:
@@ -201,6 +217,7 @@ def scan_lookalikes(rt: Runtime, *, budget: int | None = None,
         found += clones.new_findings
     report = LookalikeReport(probed, hits, authors, searched, assessed, tuple(found),
                              rt.client.stats.requests - before, scan.errors, clones)
+    save_last_run(rt, report)
     log.info("scan_lookalikes: probed %d (%d exist), %d feed authors, %d searches, %d assessed, %d new findings, "
              "%d requests, %d errors", probed, hits, authors, searched, assessed, len(found), report.requests,
              scan.errors, extra={"job": "scan_lookalikes", "duration": round(time.monotonic() - started, 3)})

@@ -62,7 +62,7 @@ def group_pins(pins: Iterable[Pin]) -> list[RepoWatch]:
 def _answered(now: datetime) -> dict:
     """State fields of a check the Hub answered: no longer unavailable, no longer unknown."""
     return dict(unavailable_kind=None, unavailable_streak=0, unavailable_since=None,
-                unknown_since=None, last_error=None, checked_at=iso(now))
+                unknown_since=None, last_error=None, checked_at=iso(now), last_ok=iso(now))
 
 
 def _metadata(info: RepoInfo, now: datetime) -> dict:

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,6 +34,17 @@ def _release_freed_memory() -> None:
 
 
 @dataclass(frozen=True)
+class RepoOutcome:
+    """How one repo's check ended, for summaries: `pins` is how many pins watch that repo."""
+
+    key: str
+    status: str  # ok | unknown | unavailable | error | skipped | token_rejected
+    pins: int
+    new_findings: tuple[Finding, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class ScanReport:
     checked: int
     ok: int
@@ -43,6 +55,7 @@ class ScanReport:
     requests: int
     seconds: float
     token_rejected: int = 0  # repos not checked because the Hub rejected our token
+    outcomes: tuple[RepoOutcome, ...] = ()
 
 
 def _observation(before: RepoState, result: CheckResult) -> str | None:
@@ -67,18 +80,18 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     sinks = list(rt.sinks)
     rejected = threading.Event()  # the token is refused: every further request would be too
 
-    def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...]]:
+    def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...], str | None]:
         if rt.stop.is_set():  # shutting down: repos not checked yet wait for the next start
-            return "skipped", ()
+            return "skipped", (), None
         if rejected.is_set():
-            return "token_rejected", ()
+            return "token_rejected", (), None
         now = rt.clock()
         before = RepoState.from_json(rt.store.load_state(w.key))
         try:
             result = checker.check(w, before, now, complete=complete)
         except Exception:  # a bug must not sink the scan: log it, treat the repo as unknown
             log.exception("check of %s failed unexpectedly", w.repo.id)
-            return "error", ()
+            return "error", (), "internal error (see the log)"
         if result.status == "token_rejected":
             rejected.set()
         new = rt.store.record(w.key, result.state.to_json(), result.findings, sinks, now,
@@ -88,7 +101,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
                         extra={"job": "scan_pins", "subject": f.subject, "fingerprint": f.fingerprint})
         if result.status != "ok":
             log.info("%s: %s (%s)", w.repo.id, result.status, result.error)
-        return result.status, tuple(new)
+        return result.status, tuple(new), result.error
 
     # The first repo alone: its answer tells the quota and whether the token is accepted before
     # the others fan out.
@@ -97,7 +110,8 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
                             thread_name_prefix="pin") as pool:
         outcomes += list(pool.map(one, watches[1:]))
     _release_freed_memory()
-    statuses = [s for s, _ in outcomes]
+    statuses = [s for s, _, _ in outcomes]
+    per_key = Counter(p.key for p in rt.settings.pin)
     token_news = note_token(rt, rejected="token_rejected" in statuses,
                             worked=bool({"ok", "unavailable"} & set(statuses)), now=rt.clock())
     if "token_rejected" in statuses:
@@ -107,9 +121,10 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     report = ScanReport(
         checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
         unavailable=statuses.count("unavailable"), errors=statuses.count("error"),
-        new_findings=tuple(f for _, fs in outcomes for f in fs) + tuple(token_news),
+        new_findings=tuple(f for _, fs, _ in outcomes for f in fs) + tuple(token_news),
         requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started,
-        token_rejected=statuses.count("token_rejected"))
+        token_rejected=statuses.count("token_rejected"),
+        outcomes=tuple(RepoOutcome(w.key, s, per_key[w.key], fs, err) for w, (s, fs, err) in zip(watches, outcomes)))
     log.info("scan_pins: %d repos, %d ok, %d unknown, %d unavailable, %d errors, %d new findings, %d requests",
              report.checked, report.ok, report.unknown, report.unavailable, report.errors,
              len(report.new_findings), report.requests,

@@ -15,12 +15,13 @@ from datetime import datetime
 from typing import Sequence
 
 from ..detect.findings import Finding
+from ..detect.reports import Report
 from . import findings as _findings
 from . import migrations as _migrations
 from . import outbox as _outbox
 from . import probes as _probes
 from . import repos as _repos
-from .db import connect
+from .db import connect, connect_readonly
 from .findings import StoredFinding
 from .outbox import OutboxItem, OutboxStats
 
@@ -45,6 +46,23 @@ class Store:
         except BaseException:
             db.close()
             raise
+        return cls(db, os.fspath(path))
+
+    @classmethod
+    def open_readonly(cls, path: str | os.PathLike) -> "Store":
+        """Open an existing database without migrating or writing it (safe while the daemon runs).
+
+        A database from an older hubwatch (migrations pending) is opened normally and migrated
+        once, as any command would: its old schema lacks what the caller is about to read."""
+        db = connect_readonly(path)
+        try:
+            pending = _migrations.MIGRATIONS.pending(db)
+        except BaseException:
+            db.close()
+            raise
+        if pending:
+            db.close()
+            return cls.open(path)
         return cls(db, os.fspath(path))
 
     def close(self) -> None:
@@ -87,9 +105,37 @@ class Store:
             return _findings.insert_new(self.db, findings, sinks, now)
 
     def findings(self, kind: str | None = None,
-                 since: datetime | None = None) -> list[StoredFinding]:
+                 since: datetime | None = None, include_acked: bool = True) -> list[StoredFinding]:
         with self._lock:
-            return _findings.list_findings(self.db, kind, since)
+            return _findings.list_findings(self.db, kind, since, include_acked)
+
+    # --- triage -----------------------------------------------------------------------------------
+
+    def ack(self, fingerprints: Sequence[str], note: str | None, now: datetime) -> list[str]:
+        """Acknowledge findings by fingerprint; their undelivered alerts are never sent. Returns
+        the fingerprints that exist."""
+        with self._lock, self.db.atomic():
+            found = _findings.ack(self.db, fingerprints, note, now)
+            _outbox.skip_acked(self.db)
+            return found
+
+    def unack(self, fingerprints: Sequence[str]) -> list[str]:
+        """Withdraw acknowledgements; alerts skipped because of them are queued again."""
+        with self._lock, self.db.atomic():
+            found, ids = _findings.unack(self.db, fingerprints)
+            _outbox.unskip(self.db, ids)
+            return found
+
+    def open_findings_by_subject(self) -> dict[str, int]:
+        with self._lock:
+            return _findings.open_counts(self.db)
+
+    # --- reports (the daily digest) ---------------------------------------------------------------
+
+    def record_report(self, report: Report, sinks: Sequence[str], now: datetime) -> int:
+        """Queue a report for every sink, in one transaction (delivered and retried like alerts)."""
+        with self._lock, self.db.atomic():
+            return _outbox.insert_report(self.db, report, list(sinks), now)
 
     def has_finding(self, fingerprint: str) -> bool:
         with self._lock:

@@ -54,6 +54,23 @@ def connect(path: str | os.PathLike) -> Database:
     return db
 
 
+def connect_readonly(path: str | os.PathLike) -> Database:
+    """Open an existing database for reading only (`hubwatch status` while the daemon writes).
+
+    `mode=ro` never creates, migrates or writes the file; WAL lets this reader see the last
+    committed state without blocking the daemon. Raises sqlite3.OperationalError if it is absent."""
+    uri = Path(os.fspath(path)).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        db = Database(conn)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
 def _enable_wal(db: Database) -> None:
     """Switch to WAL, waiting out other connections doing the same.
 

@@ -29,11 +29,15 @@ class StoredFinding:
     finding: Finding
     first_seen: datetime
     id: int
+    acked_at: datetime | None = None
+    ack_note: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         d = self.finding.to_dict()
         d["first_seen"] = to_json_time(self.first_seen)
         d["id"] = self.id
+        d["acked_at"] = to_json_time(self.acked_at) if self.acked_at else None
+        d["ack_note"] = self.ack_note
         return d
 
 
@@ -95,23 +99,57 @@ def insert_new(db: Database, findings: Iterable[Finding], sinks: Sequence[str],
 
 
 def list_findings(db: Database, kind: str | None = None,
-                  since: datetime | None = None) -> list[StoredFinding]:
+                  since: datetime | None = None, include_acked: bool = True) -> list[StoredFinding]:
     """Findings oldest first (ties broken by insertion order), optionally filtered."""
     where, params = [], []
+    if not include_acked:
+        where.append("f.acked_at IS NULL")
     if kind is not None:
         where.append("f.kind = ?")
         params.append(kind)
     if since is not None:
         where.append("f.first_seen >= ?")
         params.append(to_db_time(since))
-    sql = f"SELECT f.id, f.first_seen, {FINDING_COLUMNS} FROM findings f"
+    sql = f"SELECT f.id, f.first_seen, f.acked_at, f.ack_note, {FINDING_COLUMNS} FROM findings f"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY f.first_seen, f.id"
     return [
-        StoredFinding(finding_from_row(row), from_db_time(row["first_seen"]), row["id"])
+        StoredFinding(finding_from_row(row), from_db_time(row["first_seen"]), row["id"],
+                      from_db_time(row["acked_at"]) if row["acked_at"] else None, row["ack_note"])
         for row in db.query(sql, params)
     ]
+
+
+def ack(db: Database, fingerprints: Sequence[str], note: str | None, now: datetime) -> list[str]:
+    """Acknowledge findings (inside a transaction); returns the fingerprints that exist. Their
+    undelivered alerts are skipped. Acking again updates the note and keeps the first time."""
+    found = []
+    for fp in dict.fromkeys(fingerprints):
+        cur = db.execute("UPDATE findings SET acked_at = coalesce(acked_at, ?), ack_note = coalesce(?, ack_note) "
+                         "WHERE fingerprint = ?", [to_db_time(now), note, fp])
+        if cur.rowcount == 1:
+            found.append(fp)
+    return found
+
+
+def unack(db: Database, fingerprints: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Withdraw acknowledgements; returns (fingerprints that exist, their finding ids)."""
+    found, ids = [], []
+    for fp in dict.fromkeys(fingerprints):
+        row = db.execute("SELECT id FROM findings WHERE fingerprint = ?", [fp]).fetchone()
+        if row is None:
+            continue
+        db.execute("UPDATE findings SET acked_at = NULL, ack_note = NULL WHERE id = ?", [row[0]])
+        found.append(fp)
+        ids.append(row[0])
+    return found, ids
+
+
+def open_counts(db: Database) -> dict[str, int]:
+    """Unacknowledged findings per lower-cased subject."""
+    rows = db.execute("SELECT lower(subject), count(*) FROM findings WHERE acked_at IS NULL GROUP BY lower(subject)")
+    return dict(rows.fetchall())
 
 
 def has_finding(db: Database, fingerprint: str) -> bool:

@@ -94,6 +94,55 @@ def m002_probes(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m003_triage_and_reports(db: Database) -> None:
+    """Acknowledged findings; reports (the daily digest) delivered through the same outbox.
+
+    An outbox row now carries either a finding or a report, and may be `skipped` (its finding was
+    acknowledged before it went out). SQLite cannot change a CHECK constraint in place, so the
+    outbox is rebuilt (create, copy, drop, rename); its rows and ids are kept. Single statements,
+    not executescript, so the rebuild stays inside the migration's transaction."""
+    for sql in (
+        "ALTER TABLE findings ADD COLUMN acked_at TEXT",
+        "ALTER TABLE findings ADD COLUMN ack_note TEXT",
+        """CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE outbox_new (
+            id INTEGER PRIMARY KEY,
+            finding_id INTEGER REFERENCES findings (id),
+            report_id INTEGER REFERENCES reports (id),
+            sink TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'claimed', 'sent', 'dead', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            claim_token TEXT,
+            claimed_until TEXT,
+            last_error TEXT,
+            sent_at TEXT,
+            dead_at TEXT,
+            CHECK ((finding_id IS NULL) <> (report_id IS NULL)),
+            UNIQUE (finding_id, sink),
+            UNIQUE (report_id, sink)
+        )""",
+        """INSERT INTO outbox_new (id, finding_id, sink, state, attempts, created_at, next_attempt_at,
+                                   claim_token, claimed_until, last_error, sent_at, dead_at)
+           SELECT id, finding_id, sink, state, attempts, created_at, next_attempt_at, claim_token,
+                  claimed_until, last_error, sent_at, dead_at FROM outbox""",
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_new RENAME TO outbox",
+        "CREATE INDEX outbox_sink_state_due ON outbox (sink, state, next_attempt_at)",
+        "CREATE INDEX outbox_state ON outbox (state)",
+        "CREATE INDEX outbox_finding ON outbox (finding_id)",
+    ):
+        db.execute(sql)
+
+
 def apply(db: Database) -> list[str]:
     """Apply pending migrations; return the names applied (empty when already up to date).
 

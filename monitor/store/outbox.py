@@ -19,6 +19,7 @@ fingerprint).
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from typing import Any, Mapping
 from sqlite_utils import Database
 
 from ..detect.findings import Finding
+from ..detect.reports import Report
 from .db import as_utc, from_db_time, to_db_time
 from .findings import FINDING_COLUMNS, finding_from_row
 
@@ -38,21 +40,38 @@ _DUE = """sink = :sink AND (
 # Re-selects after losing candidates to another claimer; bounded so claim() always returns.
 _MAX_ROUNDS = 5
 
+# A row carries a finding or a report (the daily digest), never both.
 _SELECT = f"""SELECT o.id, o.sink, o.attempts, o.claim_token, o.created_at, o.last_error,
-    {FINDING_COLUMNS} FROM outbox o JOIN findings f ON f.id = o.finding_id"""
+    o.report_id, r.kind AS report_kind, r.payload AS report_payload, r.created_at AS report_created_at,
+    {FINDING_COLUMNS} FROM outbox o LEFT JOIN findings f ON f.id = o.finding_id
+    LEFT JOIN reports r ON r.id = o.report_id"""
+
+# Rows of acknowledged findings are never sent: turned `skipped` at the ack, and again by every
+# claim (a row that was in flight during the ack and came back as pending after a failure).
+_SKIP_ACKED = """UPDATE outbox SET state = 'skipped', claim_token = NULL, claimed_until = NULL,
+    last_error = 'finding acknowledged before delivery'
+    WHERE state = 'pending' AND finding_id IN (SELECT id FROM findings WHERE acked_at IS NOT NULL)"""
 
 
 @dataclass(frozen=True)
 class OutboxItem:
-    """One (finding, sink) delivery; ``claim_token`` proves ownership of a claim."""
+    """One (finding or report, sink) delivery; ``claim_token`` proves ownership of a claim."""
 
     id: int
     sink: str
-    finding: Finding
+    finding: Finding | None  # None for a report row
     attempts: int
     claim_token: str | None
     created_at: datetime
     last_error: str | None
+    report: Report | None = None
+
+    @property
+    def label(self) -> str:
+        """What the row announces, for logs: the finding's fingerprint, or `digest report 7`."""
+        if self.finding is not None:
+            return self.finding.fingerprint
+        return f"{self.report.kind if self.report else '?'} report"
 
 
 @dataclass(frozen=True)
@@ -66,8 +85,37 @@ class OutboxStats:
 
 
 def _item(row: Mapping[str, Any]) -> OutboxItem:
+    if row["report_id"] is not None:
+        report = Report(row["report_kind"], json.loads(row["report_payload"]), row["report_created_at"])
+        return OutboxItem(row["id"], row["sink"], None, row["attempts"], row["claim_token"],
+                          from_db_time(row["created_at"]), row["last_error"], report)
     return OutboxItem(row["id"], row["sink"], finding_from_row(row), row["attempts"],
                       row["claim_token"], from_db_time(row["created_at"]), row["last_error"])
+
+
+def insert_report(db: Database, report: Report, sinks: list[str], now: datetime) -> int:
+    """Store a report and one pending row per sink; must run inside a transaction. Returns its id."""
+    ts = to_db_time(now)
+    payload = json.dumps(dict(report.payload), sort_keys=True, separators=(",", ":"))
+    report_id = db.execute("INSERT INTO reports (kind, payload, created_at) VALUES (?, ?, ?)",
+                           [report.kind, payload, report.created_at or ts]).lastrowid
+    for sink in dict.fromkeys(sinks):
+        db.execute("""INSERT INTO outbox (report_id, sink, state, attempts, created_at, next_attempt_at)
+                      VALUES (?, ?, 'pending', 0, ?, ?)""", [report_id, sink, ts, ts])
+    return report_id
+
+
+def skip_acked(db: Database) -> int:
+    return db.execute(_SKIP_ACKED).rowcount
+
+
+def unskip(db: Database, finding_ids: list[int]) -> int:
+    """Rows skipped because of an acknowledgement that was withdrawn: due again at once."""
+    if not finding_ids:
+        return 0
+    marks = ",".join("?" * len(finding_ids))
+    return db.execute(f"""UPDATE outbox SET state = 'pending', next_attempt_at = created_at, last_error = NULL
+                          WHERE state = 'skipped' AND finding_id IN ({marks})""", finding_ids).rowcount
 
 
 def claim(db: Database, sink: str, now: datetime, lease_seconds: float = 300,
@@ -85,6 +133,8 @@ def claim(db: Database, sink: str, now: datetime, lease_seconds: float = 300,
     due = to_db_time(due_by) if due_by is not None else ts
     until = to_db_time(now + timedelta(seconds=lease_seconds))
     tokens: list[str] = []
+    with db.atomic():
+        skip_acked(db)
     for _ in range(_MAX_ROUNDS):
         won, lost = _claim_round(db, sink, ts, due, until, limit - len(tokens))
         tokens += won

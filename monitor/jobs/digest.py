@@ -1,0 +1,59 @@
+"""The daily digest: pins watched, changes, unknown, open findings, look-alike coverage.
+
+A report, not a finding: queued in the outbox for every sink (so a Slack outage delays it, never
+loses it) and sent every day even when nothing happened — silence must never be mistaken for
+health. The daemon queues it at `[alerts] digest` local time (APScheduler cron trigger).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from monitor.detect.reports import DigestFacts, Report, digest
+from monitor.jobs.lookalikes import LAST_RUN
+from monitor.jobs.status import lookalike_status, pin_statuses
+from monitor.jobs.summary import NOT_A_CHANGE
+from monitor.runtime import Runtime
+
+PERIOD = timedelta(days=1)
+UNKNOWN_STATES = frozenset({"unknown", "unreachable"})
+UNAVAILABLE_STATES = frozenset({"unavailable", "gated", "disabled"})
+LOOKALIKE_KINDS = frozenset({"lookalike"})
+
+
+def build(rt: Runtime, now: datetime) -> Report:
+    store, s = rt.store, rt.settings
+    rows = pin_statuses(s.pin, store.load_states(), store.open_findings_by_subject())
+    recent = store.findings(since=now - PERIOD)
+    open_ = store.findings(include_acked=False)
+    coverage = lookalike_status(s.lookalike, store.load_probes(), store.get_meta(LAST_RUN))
+    if coverage is not None:
+        coverage = {k: v for k, v in coverage.items() if k not in ("kind", "last_run")}
+    facts = DigestFacts(
+        pins=len(rows),
+        unknown=sum(1 for r in rows if r.state in UNKNOWN_STATES),
+        unavailable=sum(1 for r in rows if r.state in UNAVAILABLE_STATES),
+        changes=sum(1 for f in recent if f.finding.kind not in NOT_A_CHANGE | LOOKALIKE_KINDS),
+        new_lookalikes=sum(1 for f in recent if f.finding.kind in LOOKALIKE_KINDS),
+        open_findings=len(open_),
+        open_by_severity=dict(Counter(f.finding.severity for f in open_)),
+        lookalike=coverage,
+        pending=sum(1 for r in rows if r.state == "pending"))
+    return digest(facts, now - PERIOD, now)
+
+
+def queue_digest(rt: Runtime) -> Report:
+    """Build today's digest and queue it for every sink in one transaction."""
+    now = rt.clock()
+    report = build(rt, now)
+    rt.store.record_report(report, list(rt.sinks), now)
+    return report
+
+
+def trigger(at: tuple[int, int]):
+    """A cron trigger firing every day at `at` (hour, minute), in this host's local time zone."""
+    from apscheduler.triggers.cron import CronTrigger
+    from tzlocal import get_localzone
+
+    return CronTrigger(hour=at[0], minute=at[1], timezone=get_localzone())

@@ -1,0 +1,111 @@
+"""`hubwatch status`: the state of each pin and of look-alike discovery, read from the database.
+
+Reads only (the CLI opens the database read-only, so it works while the daemon writes); no Hub
+request. The digest reuses these figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from monitor.config import LookalikeSettings, Pin
+from monitor.detect.state import RepoState
+from monitor.hub.client import UNREACHABLE
+from monitor.hub.models import RepoId
+
+# RepoState.unavailable_kind (pin_check._unavailable) -> the state word status shows.
+_UNAVAILABLE = {"disabled by the Hub": "disabled", "gated, no access": "gated"}
+
+
+@dataclass(frozen=True)
+class PinStatus:
+    repo: str
+    type: str
+    track: str | None
+    revision: str | None
+    state: str  # ok | pending | unknown | unreachable | unavailable | gated | disabled | ref_missing | revision_unreachable
+    last_checked: str | None
+    last_ok: str | None
+    heads: Mapping[str, str | None] = field(default_factory=dict)
+    open_findings: int = 0
+    last_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "pin", **asdict(self), "heads": dict(self.heads)}
+
+
+def pin_state(pin: Pin, st: RepoState | None) -> str:
+    """One word for where a pin stands after its last check."""
+    if st is None or st.checked_at is None:
+        return "pending"  # never checked yet
+    if st.unknown_since is not None:
+        return "unreachable" if (st.last_error or "").startswith(UNREACHABLE) else "unknown"
+    if st.unavailable_kind is not None:
+        return _UNAVAILABLE.get(st.unavailable_kind, "unavailable")
+    if st.disabled:
+        return "disabled"
+    if pin.revision and st.reachable.get(pin.revision) is False:
+        return "revision_unreachable"
+    if pin.track and st.baseline and pin.track not in st.branches and pin.track not in st.tags:
+        return "ref_missing"
+    return "ok"
+
+
+def pin_status(pin: Pin, st: RepoState | None, open_by_subject: Mapping[str, int]) -> PinStatus:
+    heads: dict[str, str | None] = {}
+    if pin.track and st is not None and st.baseline:  # before a first answer the head is unknown, not absent
+        heads[pin.track] = st.branches.get(pin.track) or st.tags.get(pin.track)
+    subject = RepoId(pin.type, pin.repo).web_path.lower()
+    return PinStatus(pin.repo, pin.type, pin.track, pin.revision, pin_state(pin, st),
+                     st.checked_at if st else None, st.last_ok if st else None, heads,
+                     open_by_subject.get(subject, 0), st.last_error if st else None)
+
+
+def pin_statuses(pins: tuple[Pin, ...], states: Mapping[str, str], open_by_subject: Mapping[str, int]) -> list[PinStatus]:
+    """`states`: repo key -> stored state JSON (Store.load_states())."""
+    parsed = {key: RepoState.from_json(text) for key, text in states.items()}
+    return [pin_status(p, parsed.get(p.key), open_by_subject) for p in pins]
+
+
+def lookalike_status(la: LookalikeSettings, probes: Mapping[str, tuple[datetime, bool]],
+                     last_run_json: str | None) -> dict[str, Any] | None:
+    """Discovery's last run, how much of the candidate space has been probed, and its budget;
+    None when no protected names are configured (discovery is off)."""
+    if not la.protected:
+        return None
+    from monitor.jobs.lookalikes import candidate_queue
+    from monitor.jobs.lookup import screener_for
+
+    skip = {p.lower() for p in la.protected} | {a.lower() for a in la.allow}
+    candidates = candidate_queue(screener_for(la.protected, la.allow), la.protected, skip)
+    covered = sum(1 for c in candidates if c.lower() in probes)
+    try:
+        last = json.loads(last_run_json) if last_run_json else None
+    except ValueError:
+        last = None
+    last = last if isinstance(last, dict) else None
+    return {"kind": "lookalikes", "protected": len(la.protected), "candidates": len(candidates),
+            "candidates_covered": covered, "known_existing": sum(1 for _, found in probes.values() if found),
+            "probe_budget": la.probe_budget, "every_seconds": la.every,
+            "last_run_at": last.get("at") if last else None, "last_run": last}
+
+
+def render_pin(s: PinStatus) -> str:
+    heads = ", ".join(f"{ref}={(sha or 'absent')[:12]}" for ref, sha in s.heads.items()) or "-"
+    pin = f"{s.type}:{s.repo}" + (f"@{s.track}" if s.track else "") + (f" rev {s.revision[:12]}" if s.revision else "")
+    line = (f"{s.state:<12} {pin}  heads {heads}  checked {s.last_checked or 'never'}  "
+            f"last ok {s.last_ok or 'never'}  open findings {s.open_findings}")
+    return line + (f"  error: {s.last_error}" if s.last_error else "")
+
+
+def render_lookalikes(d: Mapping[str, Any]) -> str:
+    last = d.get("last_run") or {}
+    run = (f"last run {d['last_run_at']} ({last.get('probed', 0)} probed, {last.get('assessed', 0)} assessed, "
+           f"{last.get('requests', 0)} requests, {last.get('errors', 0)} errors)") if d.get("last_run_at") else "never run"
+    budget = last.get("budget") or {}
+    left = f", request budget left then {budget['remaining']} of {budget['quota']}" if "remaining" in budget else ""
+    return (f"look-alike discovery: {run}; {d['candidates_covered']} of {d['candidates']} candidate names covered, "
+            f"{d['known_existing']} exist; probe budget {d['probe_budget']} requests per cycle{left}")

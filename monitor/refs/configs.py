@@ -1,0 +1,177 @@
+"""Hub references in YAML and JSON config files (training recipes, adapter and model configs).
+
+A reference is the string value of a key that names a repo to load (`model_name_or_path`,
+`base_model`, `dataset_name` ...); its revision is a sibling `model_revision` /
+`dataset_revision` / `revision`. Generic keys (`model`, `dataset`, `tokenizer`) count only for an
+`org/name` value, since `model: bert` is as often a local choice as a Hub id.
+
+YAML is composed, never constructed: the node graph carries line numbers, creates no Python
+object from tags, and an alias bomb is walked once per node (visited set, node cap). JSON keeps
+no positions, so a value's line is found by looking its `"key": "value"` text up in order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict, deque
+from typing import Any, Iterator
+
+import yaml
+
+from monitor.refs.model import Parsed, Problem, Reference, is_hub_id
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_NODES = 200_000  # per file: a bound on hostile or generated configs
+
+_ANY_MODEL = ("model_name_or_path", "pretrained_model_name_or_path", "base_model_name_or_path",
+              "_name_or_path", "tokenizer_name_or_path", "tokenizer_name", "model_id", "model_name",
+              "teacher_model_name_or_path", "reward_model_name_or_path", "ref_model_name_or_path")
+_SLASH_MODEL = ("model", "base_model", "tokenizer", "ref_model", "reward_model", "teacher_model", "model_path")
+_ANY_DATASET = ("dataset_name", "dataset_id", "dataset_name_or_path")
+_SLASH_DATASET = ("dataset", "datasets", "dataset_path")
+KEYS: dict[str, tuple[str, bool]] = {  # key -> (type, needs "org/name")
+    **{k: ("model", False) for k in _ANY_MODEL}, **{k: ("model", True) for k in _SLASH_MODEL},
+    **{k: ("dataset", False) for k in _ANY_DATASET}, **{k: ("dataset", True) for k in _SLASH_DATASET}}
+REVISION_KEYS = {"model": ("model_revision", "revision"), "dataset": ("dataset_revision", "revision")}
+# The bytes a file must contain to be worth parsing: every key above contains one of these.
+TRIGGERS = (b"model", b"dataset")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _accept(key: str, value: Any) -> tuple[str, str] | None:
+    spec = KEYS.get(key) if isinstance(key, str) else None
+    if spec is None or not isinstance(value, str) or not is_hub_id(value):
+        return None
+    if spec[1] and "/" not in value:
+        return None
+    return value, spec[0]
+
+
+def parse_yaml(raw: bytes | str, file: str) -> Parsed:
+    refs: list[Reference] = []
+    try:
+        for doc in yaml.compose_all(raw, Loader=_LOADER):
+            if doc is not None:
+                _yaml_refs(doc, file, refs)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        why = " ".join(str(getattr(e, "problem", None) or e).split())[:120]  # PyYAML's own text spans lines
+        return Parsed(problems=(Problem(file, f"not valid YAML{where}: {why}"),))
+    except (RecursionError, MemoryError, ValueError) as e:
+        return Parsed(problems=(Problem(file, f"YAML not parsed ({type(e).__name__})"),))
+    except _TooBig:
+        return Parsed(tuple(refs), problems=(Problem(file, f"more than {MAX_NODES} YAML nodes: not fully read"),))
+    return Parsed(tuple(refs))
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference]) -> None:
+    """Appends to `refs` as it goes, so what was found before a cap is kept."""
+    seen, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > MAX_NODES:
+            raise _TooBig
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            scalars = {k.value: v for k, v in node.value
+                       if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode) and v.tag == _STR_TAG}
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                values = [value] if isinstance(value, yaml.ScalarNode) else (
+                    [v for v in value.value if isinstance(v, yaml.ScalarNode)]
+                    if isinstance(value, yaml.SequenceNode) and name in KEYS else [])
+                for v in values:
+                    hit = _accept(name, v.value) if v.tag == _STR_TAG else None
+                    if hit:
+                        revision = _revision(hit[1], {k: n.value for k, n in scalars.items()})
+                        refs.append(Reference(hit[0], hit[1], file, v.start_mark.line + 1, revision, name))
+            stack.extend(reversed([v for _, v in node.value]))
+
+
+def _revision(rtype: str, siblings: dict[str, Any]) -> str | None:
+    for key in REVISION_KEYS[rtype]:
+        value = siblings.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def parse_json(raw: bytes | str, file: str) -> Parsed:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        return Parsed(problems=(Problem(file, f"not valid JSON: {str(e)[:80]}"),))
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    lines = _json_lines(text)
+    refs: list[Reference] = []
+    try:
+        for key, repo, rtype, rev in _json_hits(doc):
+            refs.append(Reference(repo, rtype, file, lines[(key, repo)].popleft() if lines[(key, repo)] else 1,
+                                  rev, key))
+    except _TooBig:
+        return Parsed(tuple(refs), problems=(Problem(file, f"more than {MAX_NODES} JSON nodes: not fully read"),))
+    return Parsed(tuple(refs))
+
+
+def _json_hits(doc: Any) -> Iterator[tuple[str, str, str, str | None]]:
+    """Depth first in document order, as the line scan below meets them."""
+    stack: list[tuple[Iterator[Any], dict | None]] = [(iter([doc]), None)]
+    count = 0
+    while stack:
+        it, parent = stack[-1]
+        item = next(it, _END)
+        if item is _END:
+            stack.pop()
+            continue
+        count += 1
+        if count > MAX_NODES:
+            raise _TooBig
+        key, value = item if parent is not None else (None, item)
+        for v in value if isinstance(value, list) and key in KEYS else [value]:
+            hit = _accept(key, v) if key is not None else None
+            if hit:
+                yield key, hit[0], hit[1], _revision(hit[1], parent)
+        if isinstance(value, dict):
+            stack.append((iter(value.items()), value))
+        elif isinstance(value, list):
+            stack.append((iter(value), None))
+
+
+_END = object()
+_KEY = re.compile(r'"(' + "|".join(sorted(map(re.escape, KEYS), key=len, reverse=True)) + r')"\s*:\s*')
+_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"')
+_GAP = re.compile(r"[\s,]*")
+
+
+def _json_lines(text: str) -> defaultdict[tuple[str, str], deque[int]]:
+    """(key, value) -> the lines it occurs on, in order: JSON parsers keep no positions, so one
+    linear pass over the text finds each watched key and the string (or strings) after it."""
+    out: defaultdict[tuple[str, str], deque[int]] = defaultdict(deque)
+    line, last = 1, 0
+    for m in _KEY.finditer(text):
+        found, pos = [], m.end()
+        if text.startswith("[", pos):
+            pos += 1
+            while (s := _STRING.match(text, _GAP.match(text, pos).end())) is not None:
+                found.append(s)
+                pos = s.end()
+        elif (s := _STRING.match(text, pos)) is not None:
+            found.append(s)
+        for s in found:
+            line += text.count("\n", last, s.start())
+            last = s.start()
+            try:
+                out[(m.group(1), json.loads(s.group()))].append(line)
+            except ValueError:
+                continue
+    return out

@@ -1,0 +1,66 @@
+"""What a scan finds: references to Hub repos, the ones it could not resolve, the files it could not read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+# A Hub id as code writes it: "org/name" or a legacy single name ("gpt2"). Anything else
+# ("./out", "/data/model", "C:\\x", "a/b/c") is a local path, not a Hub reference.
+_PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+_REPO = re.compile(rf"^{_PART}(?:/{_PART})?$")
+REPO_TYPES = ("model", "dataset", "space")
+
+
+def is_hub_id(text: str) -> bool:
+    return len(text) <= 200 and _REPO.match(text) is not None and "--" not in text and ".." not in text
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One place that loads a Hub repo."""
+
+    repo: str
+    type: str                  # model | dataset | space
+    file: str
+    line: int | None           # 1-based; None for a cache entry (no line to point at)
+    revision: str | None       # as written (branch, tag, sha), None = the default branch
+    via: str                   # the call or config key that names it, or "cache"
+    cell: int | None = None    # notebooks: 1-based index of the cell (line is within the cell)
+    cache_refs: tuple[str, ...] = ()  # cache: the ref names (main, v1) pointing at this revision
+
+    @property
+    def pinned(self) -> bool:
+        """Only a full commit sha pins: a branch or tag can be moved under us."""
+        return self.revision is not None and SHA.match(self.revision) is not None
+
+    @property
+    def namespace(self) -> str | None:
+        return self.repo.split("/", 1)[0] if "/" in self.repo else None
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A loading call whose repo argument is not a constant we can read (a variable, an f-string)."""
+
+    file: str
+    line: int
+    via: str
+    why: str
+    cell: int | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that could not be inspected: reported, never silently assumed clean."""
+
+    file: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Parsed:
+    references: tuple[Reference, ...] = ()
+    unresolved: tuple[Unresolved, ...] = ()
+    problems: tuple[Problem, ...] = ()

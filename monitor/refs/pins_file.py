@@ -1,0 +1,85 @@
+"""`--write-pins FILE`: the scanned references as `[[pin]]` entries a config can include.
+
+Each pin holds `revision` = the commit the Hub serves now for the referenced branch or tag and
+`track` = that branch or tag (`main` when the code names none), so hubwatch alerts when it moves.
+A reference pinned to a sha keeps that sha (tracking the cache's ref name when it came from the
+cache). A reference we cannot pin truthfully (missing, unknown, revision not on the Hub) is
+skipped with its reason: never written from a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from monitor.config import valid_repo_id
+from monitor.refs.report import Checked, one_line
+
+_TRACK = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")  # the rule config.py applies to `track`
+
+
+def render(checked: list[Checked], header: str) -> tuple[str, list[str], int]:
+    """-> (TOML text, one line per skipped reference, how many were skipped as unknown)."""
+    # A comment in TOML must not hold control characters: file names come from the scanned tree.
+    lines, skipped, unknown, seen = [one_line(f"# {header}"), ""], [], 0, set()
+    for c in checked:
+        r, where = c.ref, f"{c.ref.file}" + (f":{c.ref.line}" if c.ref.line is not None else "")
+        pin, why = _pin(c)
+        if pin is None:
+            skipped.append(f"{where}: {r.type} {r.repo}: not pinned: {why}")
+            unknown += c.hub is not None and c.hub.state == "unknown"
+            continue
+        ident = (pin["type"], pin["repo"].lower(), pin["revision"], pin.get("track"))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        lines.append(one_line(f"[[pin]]  # {where}"[:300]))
+        lines += [f"{k} = {json.dumps(v)}" for k, v in pin.items()] + [""]
+    return "\n".join(lines), skipped, unknown
+
+
+def _pin(c: Checked) -> tuple[dict | None, str]:
+    r, hub = c.ref, c.hub
+    if hub is None or hub.state in ("missing", "unknown"):
+        return None, f"Hub state {hub.state if hub else 'not looked up'}" + (
+            f" ({hub.reason})" if hub and hub.reason else "")
+    repo = r.repo if valid_repo_id(r.repo) is None else hub.renamed_to
+    if repo is None or valid_repo_id(repo) is not None:
+        return None, "not an 'org/name' id (a legacy name the Hub did not redirect)"
+    if r.pinned:
+        track = next((n for n in r.cache_refs if not n.startswith("refs/pr/") and _ok_track(n)), None)
+        return {"repo": repo, "type": r.type, "revision": r.revision.lower(),
+                **({"track": track} if track else {})}, ""
+    track = r.revision or "main"
+    if not _ok_track(track):
+        return None, f"revision {track[:60]!r} is not a branch or tag name"
+    if hub.refs is None:
+        return None, f"its branches could not be read ({hub.reason or 'no refs'})"
+    sha = hub.refs.head(track)
+    if sha is None:
+        return None, f"no branch or tag {track!r} on the Hub"
+    return {"repo": repo, "type": r.type, "revision": sha, "track": track}, ""
+
+
+def _ok_track(track: str) -> bool:
+    return bool(_TRACK.match(track)) and ".." not in track and not track.startswith(("/", "-"))
+
+
+def write(path: Path, text: str) -> None:
+    """Atomically: a reader (the daemon's SIGHUP reload) never sees half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent or "."))
+    try:
+        os.fchmod(fd, 0o644)  # a list of public repo ids, read by the daemon's user: not a secret
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,127 @@
+"""Find the files under PATHs and parse each with the right reader.
+
+Directories are walked without following symlinks (no loops); tool and VCS directories
+(`SKIP_DIRS`) are not entered, so a virtualenv's copy of transformers does not drown our own code.
+Each file is read once, up to a size bound; a file without any trigger word (`from_pretrained`,
+`model`, `dataset` ...) cannot hold a reference and is not parsed, which keeps a 10,000-file tree
+to a few seconds. What cannot be read or parsed becomes a Problem and the walk goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from monitor.refs import configs, notebook, python
+from monitor.refs.model import Parsed, Problem, Reference, Unresolved
+
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
+                       "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"})
+_MB = 1_000_000
+# suffix -> (size bound, trigger words, parser); notebooks carry outputs (images), so a larger bound.
+READERS: dict[str, tuple[int, tuple[bytes, ...], Callable[[bytes, str], Parsed]]] = {
+    ".py": (5 * _MB, python.TRIGGERS, python.parse),
+    ".ipynb": (50 * _MB, python.TRIGGERS, notebook.parse),
+    ".yaml": (2 * _MB, configs.TRIGGERS, configs.parse_yaml),
+    ".yml": (2 * _MB, configs.TRIGGERS, configs.parse_yaml),
+    ".json": (5 * _MB, configs.TRIGGERS, configs.parse_json),
+}
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    references: tuple[Reference, ...]
+    unresolved: tuple[Unresolved, ...]
+    problems: tuple[Problem, ...]
+    files: int  # files read
+
+
+PARALLEL_FROM = 500  # files; below this, starting worker processes costs more than it saves
+CHUNK = 100
+
+
+def scan(paths: Iterable[str], workers: int | None = None, parallel_from: int = PARALLEL_FROM) -> ScanResult:
+    """Parse every readable file under `paths`; big trees are parsed by one process per CPU
+    (parsing is CPU-bound and the GIL would serialise threads)."""
+    problems: list[Problem] = []
+    todo: list[tuple[str, str]] = []
+    for path in paths:
+        for file, explicit in _files(path, problems):
+            suffix = os.path.splitext(file)[1].lower()
+            if suffix in READERS:
+                todo.append((file, suffix))
+            elif explicit:
+                problems.append(Problem(file, "not a Python, notebook, YAML or JSON file"))
+    if workers is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = min(8, cpus or 1)
+    parsed = _parallel(todo, workers) if workers > 1 and len(todo) >= parallel_from else None
+    if parsed is None:
+        parsed = read_many(todo)
+    refs = [r for p in parsed for r in p.references]
+    unresolved = [u for p in parsed for u in p.unresolved]
+    problems += [pr for p in parsed for pr in p.problems]
+    return ScanResult(tuple(refs), tuple(unresolved), tuple(problems), len(todo))
+
+
+def _parallel(todo: list[tuple[str, str]], workers: int) -> list[Parsed] | None:
+    """None when worker processes cannot be had (a sandbox, no /dev/shm): the caller goes serial."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    try:
+        # spawn, not fork: the caller may hold threads (an HTTP pool, a test server).
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return [p for batch in pool.map(read_many, chunks) for p in batch]
+    except (OSError, BrokenProcessPool):
+        return None
+
+
+def read_many(files: list[tuple[str, str]]) -> list[Parsed]:
+    return [read(file, suffix) for file, suffix in files]
+
+
+def read(file: str, suffix: str) -> Parsed:
+    limit, triggers, parser = READERS[suffix]
+    try:
+        with open(file, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except OSError as e:
+        return Parsed(problems=(Problem(file, f"cannot read: {e.strerror or e}"),))
+    if len(raw) > limit:
+        return Parsed(problems=(Problem(file, f"larger than {limit // _MB} MB: not inspected"),))
+    if not any(t in raw for t in triggers):
+        return Parsed()
+    try:
+        return parser(raw, file)
+    except Exception as e:  # noqa: BLE001 - a file our parsers choke on is reported; the scan goes on
+        return Parsed(problems=(Problem(file, f"not inspected: parser error ({type(e).__name__})"),))
+
+
+def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
+    if not os.path.isdir(path):
+        yield path, True
+        return
+    stack = [path]
+    while stack:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            problems.append(Problem(top, f"cannot list: {e.strerror or e}"))
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in SKIP_DIRS:
+                        subdirs.append(entry.path)
+                elif entry.is_file():
+                    yield entry.path, False
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))

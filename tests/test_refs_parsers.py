@@ -1,0 +1,246 @@
+"""Tables for the refs parsers (pure): Python calls, notebook cells, YAML/JSON keys, cache layout.
+
+Each row is source text and the (repo, type, line, revision) it must yield; the negatives
+(comments, docstrings, strings that are not call arguments, markdown cells, local paths,
+packaged dataset builders) must yield nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.refs import cache, configs, notebook, python, walk
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def found(parsed):
+    return [(r.repo, r.type, r.line, r.revision) for r in parsed.references]
+
+
+PYTHON = [
+    ('AutoModel.from_pretrained("EleutherAI/gpt-j-6b")', [("EleutherAI/gpt-j-6b", "model", 1, None)]),
+    ('transformers.AutoTokenizer.from_pretrained("gpt2", revision="v1")', [("gpt2", "model", 1, "v1")]),
+    (f'M.from_pretrained(pretrained_model_name_or_path="a/b", revision="{SHA}")', [("a/b", "model", 1, SHA)]),
+    ('hf_hub_download(repo_id="org/ds", filename="x.csv", repo_type="dataset")', [("org/ds", "dataset", 1, None)]),
+    ('hf_hub_download("org/m", "config.json", revision="main")', [("org/m", "model", 1, "main")]),
+    ('huggingface_hub.snapshot_download("org/space", repo_type="space")', [("org/space", "space", 1, None)]),
+    ('snapshot_download(repo_id="org/d", repo_type=constants.REPO_TYPE_DATASET)', [("org/d", "dataset", 1, None)]),
+    ('pipeline("text-generation", model="meta-llama/Llama-2-7b")', [("meta-llama/Llama-2-7b", "model", 1, None)]),
+    ('pipeline("text-generation", "org/model")', [("org/model", "model", 1, None)]),
+    ('load_dataset("rajpurkar/squad", split="train")', [("rajpurkar/squad", "dataset", 1, None)]),
+    ('datasets.load_dataset(path="glue", name="mrpc", revision="refs/convert/parquet")',
+     [("glue", "dataset", 1, "refs/convert/parquet")]),
+    ('PeftModel.from_pretrained(base, "org/adapter")', [("org/adapter", "model", 1, None)]),
+    ('AutoModel.from_pretrained(\n    "org/multi",\n    revision="v2",\n)', [("org/multi", "model", 2, "v2")]),
+    ('AutoModel.from_pretrained(f"org/constant-fstring")', [("org/constant-fstring", "model", 1, None)]),
+    # module-level constants, including one used inside a function that does not shadow it
+    ('MODEL = "org/const"\nREV = "v3"\ndef f():\n    return AutoModel.from_pretrained(MODEL, revision=REV)',
+     [("org/const", "model", 4, "v3")]),
+    # negatives
+    ('# AutoModel.from_pretrained("evil/comment")', []),
+    ('"""AutoModel.from_pretrained("evil/docstring")"""', []),
+    ('def f():\n    """Load with from_pretrained("evil/doc")."""\n    return 1', []),
+    ('x = "org/not-an-argument"\nprint("from_pretrained(\'evil/string\')")', []),
+    ('AutoModel.from_pretrained("./checkpoints/run1")', []),
+    ('AutoModel.from_pretrained("/abs/path")', []),
+    ('AutoModel.from_pretrained("outputs/a/b")', []),
+    ('load_dataset("csv", data_files="train.csv")', []),
+    ('load_dataset("json", data_files={"train": "x.jsonl"})', []),
+    ('load_dataset("data/train.parquet")', []),
+    ('from_pretrained("org/bare-call-is-not-a-loader")', []),
+    ('MODEL = "org/a"\nMODEL = "org/b"\nAutoModel.from_pretrained(MODEL)', []),  # ambiguous constant
+    ('MODEL = "org/a"\ndef f(MODEL):\n    return AutoModel.from_pretrained(MODEL)', []),  # shadowed
+]
+
+
+@pytest.mark.parametrize("source,expected", PYTHON)
+def test_python_table(source, expected):
+    assert found(python.parse(source, "x.py")) == expected
+
+
+def test_python_unresolved_arguments_are_reported_not_guessed():
+    src = textwrap.dedent('''
+        def load(name, rev):
+            a = AutoModel.from_pretrained(name)
+            b = AutoModel.from_pretrained(f"org/{name}")
+            c = AutoModel.from_pretrained("org/ok", revision=rev)
+    ''')
+    p = python.parse(src, "x.py")
+    assert found(p) == [("org/ok", "model", 5, None)]
+    assert [(u.line, u.via, u.why) for u in p.unresolved] == [
+        (3, "from_pretrained", "variable name"), (4, "from_pretrained", "f-string"),
+        (5, "from_pretrained revision", "variable rev")]
+
+
+@pytest.mark.parametrize("source", ["def (:\n", "print 'py2'\n", "x = 1\x00\n", "(" * 300 + ")" * 300])
+def test_python_unparsable_is_a_problem(source):
+    p = python.parse(source, "bad.py")
+    assert p.references == () and len(p.problems) == 1 and p.problems[0].file == "bad.py"
+    assert "\n" not in p.problems[0].message
+
+
+def _nb(*cells, **extra):
+    return json.dumps({"cells": [{"cell_type": t, "source": s, "metadata": {}} for t, s in cells], **extra})
+
+
+def test_notebook_code_cells_with_magics_and_shell_lines():
+    nb = _nb(
+        ("markdown", ['Use `AutoModel.from_pretrained("evil/markdown")`\n']),
+        ("code", ["%pip install -q transformers \\\n", "    accelerate\n", "!nvidia-smi\n",
+                  "files = !ls\n", "AutoModel?\n", 'MODEL = "org/from-const"\n']),
+        ("raw", 'AutoModel.from_pretrained("evil/raw")'),
+        ("code", '%time m = AutoModel.from_pretrained(MODEL, revision="v1")\nfor i in range(2):\n    !echo\n'),
+        ("code", '%%bash\npython -c \'AutoModel.from_pretrained("evil/bash")\''),
+        ("code", '%%time\nds = load_dataset("org/ds")'),
+        ("code", "def broken(:\n"),
+        ("code", 'AutoModel.from_pretrained("org/after-a-broken-cell")'),
+    )
+    p = notebook.parse(nb, "n.ipynb")
+    assert [(r.repo, r.cell, r.line, r.revision) for r in p.references] == [
+        ("org/from-const", 4, 1, "v1"), ("org/ds", 6, 2, None), ("org/after-a-broken-cell", 8, 1, None)]
+    assert [pr.message.split(":")[0] for pr in p.problems] == ["cell 7"]
+
+
+@pytest.mark.parametrize("raw", ["not json", "[1, 2]", '{"cells": 5}', "[" * 100000])
+def test_notebook_that_is_not_one_is_a_problem(raw):
+    p = notebook.parse(raw, "n.ipynb")
+    assert p.references == () and len(p.problems) == 1
+
+
+YAML = [
+    ("model_name_or_path: EleutherAI/pythia-1b\nmodel_revision: v1\n", [("EleutherAI/pythia-1b", "model", 1, "v1")]),
+    ("train:\n  base_model: meta-llama/Llama-2-7b\n  revision: " + SHA + "\n",
+     [("meta-llama/Llama-2-7b", "model", 2, SHA)]),
+    ("dataset_name: squad\n", [("squad", "dataset", 1, None)]),
+    ("datasets:\n  - org/one\n  - org/two\n", [("org/one", "dataset", 2, None), ("org/two", "dataset", 3, None)]),
+    ("model_name_or_path: gpt2\n---\ntokenizer_name: org/tok\n", [("gpt2", "model", 1, None), ("org/tok", "model", 3, None)]),
+    # negatives: comments, other keys, generic keys without org/, local paths, non-strings
+    ("# model_name_or_path: evil/comment\nname: x\n", []),
+    ('description: "model_name_or_path: evil/in-a-string"\n', []),
+    ("model: bert\ndataset: local\n", []),
+    ("model_name_or_path: ./output/checkpoint-500\n", []),
+    ("model_name_or_path: 12\n", []),
+    ("model_name_or_path: !!python/object:os.system x\n", []),  # composed, never constructed
+]
+
+
+@pytest.mark.parametrize("text,expected", YAML)
+def test_yaml_table(text, expected):
+    assert sorted(found(configs.parse_yaml(text, "c.yaml"))) == sorted(expected)
+
+
+def test_yaml_alias_bomb_is_walked_once_per_node():
+    bomb = "a: &a [model_name_or_path, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    bomb += "model_name_or_path: org/real\n"
+    assert found(configs.parse_yaml(bomb, "c.yaml")) == [("org/real", "model", 10, None)]
+
+
+def test_invalid_yaml_is_a_problem_with_its_line():
+    p = configs.parse_yaml("model_name_or_path: [org/a\nx: y\n", "c.yaml")
+    assert p.references == () and "not valid YAML (line" in p.problems[0].message
+
+
+def test_json_table_with_lines():
+    text = '{\n  "_name_or_path": "gpt2",\n  "peft": {"base_model_name_or_path": "org/base", "revision": "v1"},\n' \
+           '  "note": "model_name_or_path: evil/in-a-string",\n  "model": "bert"\n}'
+    assert sorted(found(configs.parse_json(text, "c.json"))) == [("gpt2", "model", 2, None),
+                                                                  ("org/base", "model", 3, "v1")]
+    assert configs.parse_json("{bad", "c.json").problems[0].message.startswith("not valid JSON")
+
+
+def _cache_repo(root, name, refs, snapshots):
+    repo = root / name
+    (repo / "snapshots").mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for ref, sha in refs.items():
+        (repo / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / ref).write_text(sha)
+    for sha in snapshots:
+        (repo / "snapshots" / sha / "config.json").parent.mkdir(parents=True)
+        (repo / "snapshots" / sha / "config.json").write_text("{}")
+    return repo
+
+
+def test_cache_layout(tmp_path):
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    _cache_repo(tmp_path, "models--EleutherAI--gpt-j-6b", {"main": a, "refs/pr/1": b}, [a, b])
+    _cache_repo(tmp_path, "datasets--org--data", {"main": c}, [])  # ref whose snapshot is gone
+    _cache_repo(tmp_path, "models--gpt2", {"main": "not a sha"}, [a])
+    _cache_repo(tmp_path, "models--..--..--api--x?y", {"main": a}, [a])  # would be a path in a Hub URL
+    (tmp_path / ".locks").mkdir()
+    (tmp_path / "version.txt").write_text("1")
+    p = cache.scan(tmp_path)
+    got = [(r.repo, r.type, r.revision, r.cache_refs, r.pinned) for r in p.references]
+    assert got == [("org/data", "dataset", c, ("main",), True),
+                   ("EleutherAI/gpt-j-6b", "model", a, ("main",), True),
+                   ("EleutherAI/gpt-j-6b", "model", b, ("refs/pr/1",), True),
+                   ("gpt2", "model", a, (), True)]
+    assert [pr.message for pr in p.problems] == ["not a Hub repo id", "ref main does not hold a commit sha"]
+    assert cache.scan(tmp_path / "nope").problems
+
+
+def test_cache_default_dir_follows_huggingface_hub_env():
+    assert str(cache.default_dir({"HF_HUB_CACHE": "/x/hub"})) == "/x/hub"
+    assert str(cache.default_dir({"HF_HOME": "/h"})) == "/h/hub"
+    assert str(cache.default_dir({"XDG_CACHE_HOME": "/c"})) == "/c/huggingface/hub"
+
+
+def test_walk_skips_tool_dirs_and_reports_bad_files(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text('AutoModel.from_pretrained("org/a")\n')
+    (tmp_path / "src" / "b.py").write_text("def (:  # from_pretrained\n")
+    (tmp_path / "src" / "plain.py").write_text("print('no trigger here')\n")
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "t.py").write_text('AutoModel.from_pretrained("org/vendored")\n')
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "c.json").write_text('{"model_name_or_path": "org/nm"}')
+    (tmp_path / "conf.yml").write_text("model_name_or_path: org/c\n")
+    (tmp_path / "loop").symlink_to(tmp_path)
+    r = walk.scan([str(tmp_path)])
+    assert sorted(x.repo for x in r.references) == ["org/a", "org/c"]
+    assert [(p.file.split("/")[-1], p.message.split(" (")[0]) for p in r.problems] == [("b.py", "not valid Python")]
+    assert r.files == 4
+
+
+def test_walk_in_worker_processes_finds_the_same(tmp_path):
+    for i in range(12):
+        (tmp_path / f"m{i}.py").write_text(f'AutoModel.from_pretrained("org/m{i}")\n')
+    (tmp_path / "bad.py").write_text("def (:  # from_pretrained\n")
+    serial = walk.scan([str(tmp_path)], workers=1)
+    parallel = walk.scan([str(tmp_path)], workers=2, parallel_from=0)
+    assert parallel == serial and len(serial.references) == 12 and len(serial.problems) == 1
+
+
+@pytest.mark.parametrize("parse,text", [
+    (configs.parse_json, json.dumps([{"model_name_or_path": f"o/m{i}"} for i in range(configs.MAX_NODES)])),
+    (configs.parse_yaml, "".join(f"- model_name_or_path: o/m{i}\n" for i in range(configs.MAX_NODES // 2))),
+])
+def test_config_node_cap_is_reported_not_silent(parse, text):
+    p = parse(text, "big")
+    assert 0 < len(p.references) < configs.MAX_NODES and "not fully read" in p.problems[0].message
+
+
+# Hostile or broken files: every reader returns references and problems, never raises, and a
+# problem is one line.
+_TEXT = st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+                  st.lists(st.sampled_from(['AutoModel.from_pretrained("o/m"', ")", "(", '"""', "%%time", "!ls \\",
+                                            "model_name_or_path: ", "[", "{", '"', "&a", "*a", "\n", "    ", "?", "\\"]),
+                           max_size=40).map("".join))
+
+
+@FUZZ
+@given(_TEXT)
+def test_readers_never_raise(text):
+    nb = json.dumps({"cells": [{"cell_type": "code", "source": text}]})
+    for parsed in (python.parse(text, "f"), notebook.parse(nb, "f"), notebook.parse(text, "f"),
+                   configs.parse_yaml(text, "f"), configs.parse_json(text, "f")):
+        assert all("\n" not in p.message for p in parsed.problems)
+        assert all(r.repo and r.type in ("model", "dataset", "space") for r in parsed.references)

@@ -1,0 +1,105 @@
+"""`hubwatch status [--json]`: one row per pin and one for look-alike discovery, through the CLI,
+also while a `hubwatch run` daemon is writing the same database."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tests.pins_env import PinsEnv
+from tests.test_daemon import FILES as DAEMON_FILES
+from tests.test_daemon import Env as DaemonEnv
+from tests.test_daemon import wait_for
+
+OK, GONE, FLAKY = "org/alpha", "org/gone", "org/flaky"
+FILES = {"config.json": "{}", "README.md": "# model"}
+
+
+def rows(r) -> list[dict]:
+    assert r.code == 0, r
+    return [json.loads(line) for line in r.out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def env(hub, tmp_path):
+    hub.add_repo(OK, files=FILES)
+    hub.add_repo(GONE, files=FILES)
+    hub.add_repo(FLAKY, files=FILES)
+    return PinsEnv(tmp_path, hub, None, pins=[{"repo": OK, "track": "main"}, {"repo": GONE, "track": "main"},
+                                              {"repo": FLAKY, "track": "main"}])
+
+
+def test_status_before_anything_ran(env):
+    r = env.run("status", "--json")
+    assert [(x["repo"], x["state"], x["last_checked"], x["heads"]) for x in rows(r)] == [
+        (OK, "pending", None, {}), (GONE, "pending", None, {}), (FLAKY, "pending", None, {})]
+    assert "no state database" in r.err
+
+
+def test_status_rows_per_pin(env, hub):
+    head = hub.commit(OK, {"README.md": "v1"})
+    env.once()
+    hub.delete_repo(GONE)
+    hub.fail(r"/api/models/org/flaky/refs", status=503, times=None)
+    new = hub.commit(OK, {"README.md": "v2"})
+    env.once()
+    by_repo = {x["repo"]: x for x in rows(env.run("status", "--json"))}
+    ok, gone, flaky = by_repo[OK], by_repo[GONE], by_repo[FLAKY]
+    assert ok["kind"] == "pin" and ok["state"] == "ok" and ok["heads"] == {"main": new} and new != head
+    assert ok["type"] == "model" and ok["track"] == "main" and ok["revision"] is None
+    assert ok["open_findings"] == 1 and ok["last_error"] is None
+    assert ok["last_ok"] == ok["last_checked"] and ok["last_ok"].endswith("Z")
+    assert gone["state"] == "unavailable" and "not found" in gone["last_error"] and gone["last_ok"] is not None
+    assert flaky["state"] == "unknown" and "503" in flaky["last_error"]
+    assert flaky["last_ok"] < flaky["last_checked"] or flaky["last_ok"] == flaky["last_checked"]
+    fp = json.loads(env.run("findings", "--json").out.splitlines()[0])["fingerprint"]
+    env.run("ack", fp)
+    assert {x["repo"]: x["open_findings"] for x in rows(env.run("status", "--json"))}[OK] == 0
+    text = env.run("status").out.splitlines()
+    assert text[0].startswith(f"ok           model:{OK}@main  heads main={new[:12]}")
+    assert text[2].startswith(f"unknown      model:{FLAKY}@main") and "error: " in text[2]
+
+
+def test_status_says_unreachable(tmp_path):
+    from tests.test_once_outcome import _closed_port
+
+    port = _closed_port()
+    env = PinsEnv(tmp_path, SimpleNamespace(url=f"http://127.0.0.1:{port}"), None, pins=[{"repo": OK, "track": "main"}])
+    assert env.run("once").code == 75
+    (row,) = rows(env.run("status", "--json"))
+    assert row["state"] == "unreachable" and "connection refused" in row["last_error"] and row["last_ok"] is None
+
+
+def test_status_lookalike_row(env, hub):
+    env.extra = '[lookalike]\nprotected = ["EleutherAI"]\nprobe_budget = 6\n'
+    before = rows(env.run("status", "--json"))[-1]
+    assert before["kind"] == "lookalikes" and before["last_run_at"] is None and before["candidates_covered"] == 0
+    assert before["candidates"] > 100 and before["probe_budget"] == 6
+    env.once()
+    after = rows(env.run("status", "--json"))[-1]
+    assert after["candidates_covered"] == 3 and after["candidates"] == before["candidates"]
+    assert after["last_run_at"] and after["last_run"]["probed"] == 3
+    budget = after["last_run"]["budget"]
+    assert budget["quota"] > 0 and 0 <= budget["remaining"] < budget["quota"], "the budget as the run left it"
+    text = env.run("status").out.splitlines()[-1]
+    assert text.startswith("look-alike discovery: last run ") and f"3 of {after['candidates']} candidate names covered" in text
+
+
+def test_status_while_the_daemon_runs(hub, slack, tmp_path):
+    env = DaemonEnv(tmp_path, hub, slack)
+    hub.add_repo(OK, files=DAEMON_FILES)
+    env.pins = [OK]
+    d = env.start()
+    try:
+        wait_for(lambda: env.baselined(1), "baseline", show=d)
+        for _ in range(3):  # the daemon keeps scanning (every 1 s) while status reads
+            p = env.cli("status", "--json")
+            out, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+            (row,) = [json.loads(line) for line in out.decode().splitlines()]
+            assert row["repo"] == OK and row["state"] == "ok" and row["heads"]["main"]
+        assert d.alive()
+    finally:
+        env.stop_all()
