@@ -362,6 +362,8 @@ def candidates_of(name: str) -> list[Candidate]:
 
 
 # --- the screener's side: what a name's look-alikes look like, without listing them all -------
+# These invert the generators above; they live next to them so the two cannot drift apart
+# (tests/test_lookalike.py screens every generated candidate back with its techniques).
 
 def _light_table() -> dict[str, tuple[str, ...]]:
     """HOMOGLYPHS between letters that `light_skeleton` keeps apart (c/e, q/g, m/n, lc/k ...):
