@@ -92,3 +92,17 @@ def test_skeleton_views_agree(name):
     assert skeleton(name) == fold_pairs(light)
     assert len(light) == len(compact(name))  # one character per character
     assert light == light_skeleton(name.lower()) == light_skeleton("\n".join([name]))
+
+
+def test_a_join_too_large_is_split_and_finds_the_same(monkeypatch):
+    """Hostile names that all share keys with every protected name: the join is cut into parts
+    of bounded size, and the parts find exactly what one join finds."""
+    import monitor.detect.nearmiss as nm
+
+    targets = [f"aaaa{c}aaaa" for c in LETTERS]
+    index = NearMissIndex([(t, i, 0) for i, t in enumerate(targets)])
+    names = [f"aaaa{c}{d}aaa" for c in LETTERS for d in LETTERS] + ["aaaaxaaaa", "zzzzz"]
+    whole = sorted(index.search(names))
+    monkeypatch.setattr(nm, "PAIRS_PER_JOIN", 50)
+    parts = sorted(index.search(names))
+    assert parts == whole and len(whole) > 100

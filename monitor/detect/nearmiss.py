@@ -145,12 +145,19 @@ class NearMissIndex:
         total = int(count.sum())
         if not total:
             return
+        letters = _presence(codes, starts)
+        for part in _parts(qrows, count, total):
+            yield from self._join(blob, starts, lengths, letters, qkeys[part], qrows[part],
+                                  lo[part], count[part])
+
+    def _join(self, blob, starts, lengths, letters, qkeys, qrows, lo, count
+              ) -> Iterator[tuple[int, int, int]]:
+        total = int(count.sum())
         first = np.repeat(np.cumsum(count) - count, count)
         at = np.repeat(lo, count) + np.arange(total) - first
         same = self._keys[at] == np.repeat(qkeys, count)  # a slot may hold other keys too
         pair_entries, pair_rows = self._entries[at[same]], np.repeat(qrows, count)[same]
         # Letters present differ in at most two per edit: most unrelated pairs stop here.
-        letters = _presence(codes, starts)
         near = (np.bitwise_count(letters[pair_rows] ^ self._letters[pair_entries])
                 <= 2 * self._limits[pair_entries])
         pairs = np.sort(pair_rows[near] * len(self._choices) + pair_entries[near])
@@ -166,3 +173,21 @@ class NearMissIndex:
         for row, entry in zip(pair_rows[close].tolist(), pair_entries[close].tolist()):
             tid, extra = self._owners[entry]
             yield row, tid, extra
+
+
+PAIRS_PER_JOIN = 1 << 18  # bounds the join's arrays whatever the names (hostile input)
+
+
+def _parts(qrows: np.ndarray, count: np.ndarray, total: int) -> list:
+    """Index arrays splitting the query keys into joins of about PAIRS_PER_JOIN pairs each, a
+    row's keys always in the same join (so a pair is measured once)."""
+    if total <= PAIRS_PER_JOIN:
+        return [slice(None)]
+    order = np.argsort(qrows, kind="stable")
+    cum = np.cumsum(count[order])
+    rows = qrows[order]
+    row_starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    cuts = np.searchsorted(cum, np.arange(PAIRS_PER_JOIN, total, PAIRS_PER_JOIN), "left") + 1
+    cuts = np.unique(row_starts[np.minimum(np.searchsorted(row_starts, cuts), len(row_starts) - 1)])
+    bounds = [0, *[c for c in cuts.tolist() if c > 0], len(order)]
+    return [order[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
