@@ -73,6 +73,9 @@ def main() -> int:
     ap.add_argument("--change-every", type=int, default=25, help="real changes every N cycles")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--report-every", type=int, default=50)
+    ap.add_argument("--protected", default="EleutherAI,meta-llama,mistralai,google,openai",
+                    help="comma-separated protected names: their look-alike index and probe "
+                         "queue are held as the daemon holds them")
     args = ap.parse_args()
 
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(args.pins)], stdin=subprocess.PIPE,
@@ -110,8 +113,18 @@ def run(url: str, args: argparse.Namespace, change) -> int:
     (tmp / "config.toml").write_text(
         f'[hub]\nendpoint = "{url}"\nconcurrency = {args.concurrency}\n[state]\npath = "state.db"\n'
         f'[pins]\nevery = "10m"\nmetadata_every = "1h"\njitter = 0\n[alerts]\nmin_interval = 0\n'
-        f'[limits]\nhub_requests_per_5min = 1000000\n' + pins)
+        f'[limits]\nhub_requests_per_5min = 1000000\n'
+        f'[lookalike]\nprotected = {json.dumps([p for p in args.protected.split(",") if p])}\n'
+        + pins)
     settings = config_mod.load(tmp / "config.toml")
+    from monitor.jobs.lookalikes import candidate_queue
+    from monitor.jobs.lookup import screener_for
+
+    # What the look-alike job keeps between cycles: the shared index and the probe queue.
+    screener = screener_for(settings.lookalike.protected, settings.lookalike.allow)
+    queue = candidate_queue(screener, settings.lookalike.protected, set())
+    print(f"look-alike index for {len(screener.targets)} protected names, {len(queue)} probe "
+          "candidates", flush=True)
     now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
     devnull = open(os.devnull, "w")
     rt = Runtime.build(settings, clock=lambda: now[0], stdout=devnull)

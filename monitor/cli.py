@@ -370,16 +370,17 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid name {args.name[:100]!r}: {problem}")
     settings = _lookalike_settings(args)
     _logging(args, settings)
+    from datetime import datetime, timezone  # not monitor.runtime.utcnow: runtime loads the store
+
     from monitor.config import HubSettings
     from monitor.hub.client import HubClient
     from monitor.alerts.render import terminal
     from monitor.jobs.lookup import lookup_now, render_text
-    from monitor.runtime import utcnow
 
     hub_settings = settings.hub if settings else HubSettings(endpoint=os.environ.get("HF_ENDPOINT",
                                                                                     config_mod.DEFAULT_ENDPOINT))
     la = settings.lookalike if settings else config_mod.LookalikeSettings()
-    result = lookup_now(HubClient(hub_settings), la, args.name, utcnow())
+    result = lookup_now(HubClient(hub_settings), la, args.name, datetime.now(timezone.utc))
     print(json.dumps(result.to_json(), sort_keys=True) if args.json
           else "\n".join(terminal(line) for line in render_text(result).split("\n")))
     return EXIT_OK
@@ -394,14 +395,15 @@ def cmd_screen(args: argparse.Namespace) -> int:
     Prints only the names that imitate a protected name (--json: one object per line with name,
     target, techniques, score). Invalid names are reported on stderr and never stop the run.
     """
-    from monitor.jobs.lookup import screener_for
+    # Offline: the engine alone, not monitor.jobs (which loads the Hub client stack).
+    from monitor.detect.lookalike import Screener
     from monitor.screen import screen_stream
 
     settings = _lookalike_settings(args)
     la = settings.lookalike if settings else config_mod.LookalikeSettings()
     if not la.protected:
         raise UsageError("no protected names: set [lookalike] protected = [...] in the config")
-    screener = screener_for(la.protected, la.allow)
+    screener = Screener(la.protected, la.allow)
     if args.file in (None, "-"):
         screen_stream(sys.stdin, screener, sys.stdout, sys.stderr, as_json=args.json)
     else:

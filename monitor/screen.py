@@ -15,9 +15,13 @@ from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
 from monitor.detect.lookalike import Match, Screener
-from monitor.detect.names import validate_name
+from monitor.detect.nearmiss import line_lengths
+from monitor.detect.names import MAX_LEN, validate_name
 
 BATCH = 65536
+# Lines of names only: no blank line, no comment, no padding, every character allowed.
+_NAME_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+BLOCK_CHARS = 1 << 20
 _SHOWN = 60  # characters of an invalid line echoed back
 
 
@@ -26,8 +30,7 @@ def screen_stream(lines: Iterable[str], screener: Screener, out: TextIO, err: Te
     """Screen every name in `lines`; write matches to `out`, bad lines to `err`.  Returns the
     number of matches written."""
     matches = 0
-    names = _names(lines, err)
-    while batch := list(islice(names, BATCH)):
+    for batch in _batches(lines, err):
         for match in screener.screen_many(batch):
             out.write(_render(match, as_json) + "\n")
             matches += 1
@@ -35,8 +38,59 @@ def screen_stream(lines: Iterable[str], screener: Screener, out: TextIO, err: Te
     return matches
 
 
-def _names(lines: Iterable[str], err: TextIO) -> Iterator[str]:
-    for lineno, line in enumerate(lines, 1):
+def _batches(lines: Iterable[str], err: TextIO) -> Iterator[list[str]]:
+    """Lists of valid names.  A block of lines that holds only names (the usual case: no blank
+    line, comment, padding or bad character) is split with one C-level call; any other block
+    goes line by line, so the reports keep their line numbers."""
+    lineno = 0
+    for text in _blocks(lines):
+        names = text.split("\n")
+        if names[-1] == "":
+            names.pop()
+        if _plain(text):
+            yield names
+        else:
+            yield list(_names(names, err, lineno))
+        lineno += len(names)
+
+
+def _plain(text: str) -> bool:
+    """True if `text` is lines of names only: no blank line, comment, padding or bad character."""
+    if not text.isascii():
+        return False
+    data = text.encode()
+    if data.translate(None, _NAME_BYTES + b"\n"):
+        return False
+    lengths = line_lengths(data if data.endswith(b"\n") else data + b"\n")[:-1]
+    return not len(lengths) or (lengths.min() > 0 and lengths.max() <= MAX_LEN)
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[str]:
+    """The input as blocks of whole lines (a file is read a megabyte at a time).  Memory stays
+    bounded on hostile input: of a line longer than a block only the start is kept, enough for
+    it to be reported as too long on its own line number."""
+    read = getattr(lines, "read", None)
+    readline = getattr(lines, "readline", None)
+    if read is not None and readline is not None:
+        while text := read(BLOCK_CHARS):
+            if not text.endswith("\n"):
+                text += readline(BLOCK_CHARS)
+                while not text.endswith("\n"):  # still inside one enormous line: skip the rest
+                    rest = readline(BLOCK_CHARS)
+                    if not rest:
+                        break
+                    if rest.endswith("\n"):
+                        text += "\n"
+            yield text
+        return
+    it = iter(lines)
+    while block := list(islice(it, BATCH)):
+        # lines from an iterable may lack their newline: join what is one line per item
+        yield "".join(line if line.endswith("\n") else line + "\n" for line in block)
+
+
+def _names(lines: Iterable[str], err: TextIO, offset: int = 0) -> Iterator[str]:
+    for lineno, line in enumerate(lines, offset + 1):
         name = line.strip()
         if not name or name.startswith("#"):
             continue

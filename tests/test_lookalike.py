@@ -123,7 +123,8 @@ NEGATIVES = [
     # allow 1 near-miss edit.  Decided: no match at all (the risk layer never sees it).
     "deepset",
     # short names: only high-confidence rules, and no near misses under five characters
-    "qwem", "qwn", "qwne", "qweb", "qwens", "qween", "gogl", "meta",
+    # ("qwem" is not here: m/n is one of dnstwist's homoglyphs, so it imitates Qwen)
+    "qwn", "qwne", "qweb", "qwens", "qween", "gogl", "meta",
 ]
 
 
@@ -163,6 +164,7 @@ def test_goggle_is_a_bitflip_of_google():
 
 @pytest.mark.parametrize("name, technique", [
     ("Qvven", "homoglyph"), ("qw3n", "homoglyph"), ("gwen", "homoglyph"),  # g/q: dnstwist's pair
+    ("qwem", "homoglyph"), ("qwer", "homoglyph"), ("gvven", "homoglyph"),  # n/m, n/r; two at once
     ("q-wen", "hyphenation"), ("Qwen_", "separator"), ("qwen-ai", "ai_suffix"),
     ("qwenai", "affix"), ("qwen-official", "affix"), ("hf-qwen", "affix"),
 ])

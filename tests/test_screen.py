@@ -90,3 +90,25 @@ def test_batches_keep_order_across_boundaries(screener, monkeypatch):
 def test_reads_any_iterable_of_lines(screener):
     out, err = io.StringIO(), io.StringIO()
     assert screen_stream(iter(["EleuterAI", "nope"]), screener, out, err, as_json=False) == 1
+
+
+def test_a_huge_line_is_reported_and_the_next_lines_keep_their_numbers(screener, monkeypatch):
+    monkeypatch.setattr(screen_mod, "BLOCK_CHARS", 64)  # lines far longer than a block
+    text = "g00gle\n" + "x" * 1000 + "\nEleuterAI\n" + "y" * 300 + "\n0penai\n"
+    out, err = io.StringIO(), io.StringIO()
+    count = screen_stream(io.StringIO(text), screener, out, err, as_json=False)
+    assert count == 3
+    assert [line.split()[0] for line in out.getvalue().splitlines()] == ["g00gle", "EleuterAI", "0penai"]
+    errors = err.getvalue().splitlines()
+    assert [e.split(":")[0] for e in errors] == ["line 2", "line 4"]
+    assert all("at most 96 allowed" in e for e in errors)
+
+
+def test_a_file_read_in_blocks_gives_the_same_lines_as_line_by_line(screener, monkeypatch):
+    names = ["EleuterAI", "fine", "# note", "", "g00gle", "bad name", "meta-IIama", "x" * 97] * 20
+    text = "\n".join(names) + "\n"
+    by_lines = run(screener, text)
+    monkeypatch.setattr(screen_mod, "BLOCK_CHARS", 50)
+    out, err = io.StringIO(), io.StringIO()
+    count = screen_stream(io.StringIO(text), screener, out, err, as_json=False)
+    assert (count, out.getvalue().splitlines(), err.getvalue().splitlines()) == by_lines

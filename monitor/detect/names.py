@@ -1,20 +1,22 @@
 """Hub names: validation, normal forms, look-alike skeletons and keyboard tables. Pure.
 
-Three views of a name, from strict to loose:
+Four views of a name, from strict to loose:
 
 - ``name.lower()``   the Hub id: ids are case-insensitive, so ``EleutherAI`` IS ``eleutherai``.
 - ``normalise``      lower-cased, every run of ``- _ .`` folded to one ``-``, edges trimmed:
-                     ``Meta_Llama`` -> ``meta-llama``.  Keys of the permutation index.
-- ``skeleton``       what a reader sees: one-letter homoglyphs folded on the name as written
-                     (``I 1 i`` -> ``l``, ``0 O`` -> ``o``, ``3`` -> ``e`` ...), lower-cased,
-                     separators dropped, two-letter glyphs folded (``rn`` -> ``m``, ``vv`` -> ``w``,
-                     ``cl`` -> ``d``): ``meta-IIama`` -> ``metallama`` == skeleton(``meta-llama``).
+                     ``Meta_Llama`` -> ``meta-llama``.  Where affix words are looked for.
+- ``light_skeleton`` one-letter homoglyphs folded on the name as written (``I 1 i`` -> ``l``,
+                     ``0 O`` -> ``o``, ``3`` -> ``e`` ...), lower-cased, separators dropped:
+                     one character per character, so a typo stays one edit (near misses).
+- ``skeleton``       what a reader sees: the light skeleton with two-letter glyphs folded too
+                     (``rn`` -> ``m``, ``vv`` -> ``w``, ``cl`` -> ``d``):
+                     ``meta-IIama`` -> ``metallama`` == skeleton(``meta-llama``).  Index keys.
 
 The glyph table folds ``I``, ``i``, ``1`` and ``l`` alike.  The Hub shows a namespace in the casing
 it was registered with but a config usually lists it lower-case, so the skeleton must not depend
 on case: ``skeleton(x) == skeleton(x.lower())`` for every x.
 
-``normalise`` and ``skeleton`` work line by line on a newline-joined block of names as well,
+``normalise`` and the skeletons work line by line on a newline-joined block of names as well,
 which is how the screener folds a whole batch with a handful of C-level string calls.
 """
 
@@ -81,6 +83,8 @@ def is_registrable(name: str) -> bool:
 # --- normal form ------------------------------------------------------------------------------
 
 _FOLD_SEPARATORS = str.maketrans("_.", "--")
+_NORMAL_BYTES = bytes(ord(chr(b).lower().translate(_FOLD_SEPARATORS)) for b in range(128)) + bytes(
+    range(128, 256))
 
 
 def normalise(name: str) -> str:
@@ -88,7 +92,10 @@ def normalise(name: str) -> str:
 
     Applied to a newline-joined block it normalises each line independently.
     """
-    text = name.lower().translate(_FOLD_SEPARATORS)
+    if name.isascii():
+        text = name.encode().translate(_NORMAL_BYTES).decode()
+    else:
+        text = name.lower().translate(_FOLD_SEPARATORS)
     while "--" in text:
         text = text.replace("--", "-")
     if "\n" in text:
@@ -122,6 +129,19 @@ SKELETON_PAIRS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 
 _GLYPH_TABLE = str.maketrans(SKELETON_GLYPHS)
 _DROP_SEPARATORS = str.maketrans("", "", SEPARATORS)
+_LIGHT_BYTES = bytes(ord(SKELETON_GLYPHS.get(chr(b), chr(b)).lower()) for b in range(128)) + bytes(
+    range(128, 256))
+
+
+def light_skeleton(name: str) -> str:
+    """The skeleton without the two-letter folds: one character in, one character out (separators
+    aside), so a typo of one character in the name is a typo of one character here too -- the
+    near-miss pass compares these.  ``light_skeleton('g00gle') == 'google'``,
+    ``light_skeleton('rnicrosoft') == 'rnlcrosoft'``.  Works line by line on a block as well.
+    """
+    if name.isascii():  # one pass over bytes instead of three over characters
+        return name.encode().translate(_LIGHT_BYTES, b"-_.").decode()
+    return name.translate(_GLYPH_TABLE).lower().translate(_DROP_SEPARATORS)
 
 
 def skeleton(name: str) -> str:
@@ -131,10 +151,14 @@ def skeleton(name: str) -> str:
     ``skeleton('meta-IIama') == skeleton('meta-llama') == 'metallama'``;
     ``skeleton('g00gle') == skeleton('google')``.  Works line by line on a newline-joined block.
     """
-    text = name.translate(_GLYPH_TABLE).lower().translate(_DROP_SEPARATORS)
+    return fold_pairs(light_skeleton(name))
+
+
+def fold_pairs(light: str) -> str:
+    """`skeleton` of a `light_skeleton`: the two-letter glyphs folded."""
     for pair, glyph in SKELETON_PAIRS:
-        text = text.replace(pair, glyph)
-    return text
+        light = light.replace(pair, glyph)
+    return light
 
 
 # --- keyboard ----------------------------------------------------------------------------------

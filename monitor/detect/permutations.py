@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import dataclass
 from typing import Iterator
 
 from monitor.detect.names import (ALNUM, DIGITS, HUB_ALPHABET, QWERTY_ADJACENT, SEPARATORS, VOWELS,
-                                  compact)
+                                  compact, light_skeleton, skeleton)
 
 TECHNIQUES = (
     "homoglyph", "separator", "ai_suffix", "affix", "omission", "deduplication", "transposition",
@@ -63,13 +64,18 @@ AFFIXES = ("ai", "official", "hf", "huggingface", "research", "labs", "team", "o
            "unofficial")
 _AFFIXES_LONGEST_FIRST = sorted(AFFIXES, key=len, reverse=True)
 
+# ASCII homoglyphs: ours (leetspeak digits, l/i/1, o/0) united with dnstwist's ASCII table
+# (c/e, q/g, u/v, m/n, n/r, nn/rn/m, b/d, lb/b, d/dl/cl, lh/h, lc/k, vv/w, 3/8, 6/9), with the
+# reverse of each of dnstwist's one-way rules too (a reader confuses them both ways).
 HOMOGLYPHS: dict[str, tuple[str, ...]] = {
     "l": ("1", "i"), "i": ("1", "l"), "1": ("l", "i"),
-    "o": ("0",), "0": ("o",), "e": ("3",), "3": ("e",), "s": ("5",), "5": ("s",),
-    "a": ("4",), "4": ("a",), "t": ("7",), "7": ("t",), "b": ("8", "6"), "8": ("b",), "6": ("b",),
-    "g": ("9", "q"), "9": ("g",), "q": ("g",), "z": ("2",), "2": ("z",), "u": ("v",), "v": ("u",),
-    "m": ("rn", "nn"), "w": ("vv",), "d": ("cl",),
-    "rn": ("m",), "nn": ("m",), "vv": ("w",), "cl": ("d",),
+    "o": ("0",), "0": ("o",), "e": ("3", "c"), "3": ("e", "8"), "s": ("5",), "5": ("s",),
+    "a": ("4",), "4": ("a",), "t": ("7",), "7": ("t",), "8": ("b", "3"), "6": ("b", "9"),
+    "b": ("8", "6", "d", "lb"), "c": ("e",), "d": ("b", "cl", "dl"), "h": ("lh",), "k": ("lc",),
+    "g": ("9", "q"), "9": ("g", "6"), "q": ("g",), "z": ("2",), "2": ("z",), "u": ("v",), "v": ("u",),
+    "m": ("rn", "nn", "n"), "n": ("m", "r"), "r": ("n",), "w": ("vv",),
+    "rn": ("m",), "nn": ("m",), "vv": ("w",), "cl": ("d",), "dl": ("d",), "lb": ("b",),
+    "lh": ("h",), "lc": ("k",),
 }
 
 # Substitutions between these read as the same letter in most fonts: probed first.  The rest of
@@ -141,22 +147,32 @@ def _bitflip(s: str) -> Generated:
                 yield s[:i] + flipped + s[i + 1:], "bitflip", 4
 
 
-def _homoglyph_once(s: str) -> Iterator[tuple[str, bool]]:
-    """(candidate, whether the substitution is one of the convincing ones) per substitution."""
+def _homoglyph_once(s: str, table: dict[str, tuple[str, ...]] = HOMOGLYPHS
+                    ) -> Iterator[tuple[str, bool]]:
+    """(candidate, whether the substitution is one of the convincing ones) per substitution.
+
+    One substitution is dnstwist's: one glyph, a two-letter glyph, or a doubled letter replaced
+    as a whole (``oo`` -> ``00``), so two of them reach ``g00g1e``.
+    """
     for i in range(len(s)):
         for width in (1, 2):
             seen = s[i:i + width]
-            for glyph in HOMOGLYPHS.get(seen, ()) if i + width <= len(s) else ():
+            for glyph in table.get(seen, ()) if i + width <= len(s) else ():
                 yield s[:i] + glyph + s[i + width:], seen in _STRONG and glyph in _STRONG
+        if s[i:i + 1] == s[i + 1:i + 2]:
+            for glyph in table.get(s[i], ()):
+                yield s[:i] + glyph + glyph + s[i + 2:], s[i] in _STRONG and glyph in _STRONG
 
 
 def _homoglyph(s: str) -> Generated:
     once = dict(_homoglyph_once(s))
     for c, strong in once.items():
         yield c, "homoglyph", 0 if strong else 1
+    letters = compact(s)
     for c, strong in once.items():
         for twice, strong_too in _homoglyph_once(c):
-            if twice not in once:
+            # dl -> d then b -> lb across a separator only moves the separator: not a homoglyph
+            if twice not in once and compact(twice) != letters:
                 yield twice, "homoglyph", 2 if strong and strong_too else 3
 
 
@@ -206,6 +222,11 @@ def _plural(s: str) -> Generated:
         else:
             suffix = "es" if word.endswith(("s", "x", "z", "ch", "sh")) else "s"
             yield head + word + suffix + tail, "plural", 2
+        # dnstwist's plural of an inner syllable: "es" after an s, x or z inside the word
+        # ("amazon" -> "amazeson"); a lone "s" inside is an insertion anyway.
+        for i in range(2, len(word) - 2):
+            if word[i] in "sxz":
+                yield head + word[:i + 1] + "es" + word[i + 1:] + tail, "plural", 3
 
 
 def _version(s: str) -> Generated:
@@ -316,3 +337,149 @@ def permutations(name: str) -> dict[str, frozenset[str]]:
     Deterministic, lower-case, registrable, never `name` itself (case-insensitively).
     """
     return {c: frozenset(techniques_of(mask)) for c, (mask, _) in ranked_permutations(name).items()}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One look-alike of a protected name, as the prober sees it: `edits` is how many changes
+    make it (1 for every technique, 2 for a double homoglyph), `tier` its probing order."""
+
+    name: str
+    techniques: tuple[str, ...]
+    tier: int
+    edits: int
+
+
+def candidates_of(name: str) -> list[Candidate]:
+    """Every permutation of `name` with its techniques, probing tier and edit count, in
+    generation order (the same candidates as `permutations`)."""
+    one_step = {c for c, _ in _homoglyph_once(name.lower())}
+    out = []
+    for cand, (mask, tier) in ranked_permutations(name).items():
+        double = mask == TECHNIQUE_BIT["homoglyph"] and cand not in one_step
+        out.append(Candidate(cand, techniques_of(mask), tier, 2 if double else 1))
+    return out
+
+
+# --- the screener's side: what a name's look-alikes look like, without listing them all -------
+# These invert the generators above; they live next to them so the two cannot drift apart
+# (tests/test_lookalike.py screens every generated candidate back with its techniques).
+
+def _light_table() -> dict[str, tuple[str, ...]]:
+    """HOMOGLYPHS between letters that `light_skeleton` keeps apart (c/e, q/g, m/n, lc/k ...):
+    the substitutions still visible once the skeleton folded digits, I/i/1 and O/0."""
+    table: dict[str, tuple[str, ...]] = {}
+    for seen, glyphs in HOMOGLYPHS.items():
+        if seen.isalpha() and seen == light_skeleton(seen):
+            kept = tuple(dict.fromkeys(light_skeleton(g) for g in glyphs
+                                       if g.isalpha() and light_skeleton(g) != seen))
+            if kept:
+                table[seen] = kept
+    return table
+
+
+_LIGHT_HOMOGLYPHS = _light_table()
+_CROSSING = {"e": "b", "b": "eg", "g": "b"}
+
+
+def homoglyph_skeletons(name: str) -> set[str]:
+    """The skeletons of `name`'s one- and two-substitution homoglyphs that differ from its own."""
+    out = {skeleton(c) for c in homoglyph_sketches(name)}
+    out.discard(skeleton(name))
+    return out
+
+
+def homoglyph_sketches(name: str) -> set[str]:
+    """Strings whose skeletons are those of `name`'s one- and two-substitution homoglyphs.
+
+    The substitutions run on the light skeleton (digits, I/i/1 and O/0 already folded, two-letter
+    glyphs not yet), so a few dozen strings stand for the hundreds `_homoglyph` lists; a name
+    with the digits 3, 6, 8 or 9 (whose glyphs cross letter classes) is expanded in full.
+    """
+    light = light_skeleton(name)
+    once = {c for c, _ in _homoglyph_once(light, _LIGHT_HOMOGLYPHS)}
+    found = set(once)
+    for c in once:
+        found.update(c2 for c2, _ in _homoglyph_once(c, _LIGHT_HOMOGLYPHS))
+    # e, b and g reach each other through two digits (e-3-8-b, b-6-9-g): two substitutions,
+    # so such a change comes alone.
+    for i, ch in enumerate(light):
+        for other in _CROSSING.get(ch, ""):
+            found.add(light[:i] + other + light[i + 1:])
+            if light[i + 1:i + 2] == ch:
+                found.add(light[:i] + other + other + light[i + 2:])
+    if any(d in name for d in "3689"):
+        found.update(c for c, _, _ in _homoglyph(name.lower()))
+    return found
+
+
+def _bitflip_of(a: str, b: str) -> bool:
+    return any(chr(ord(a) ^ (1 << bit)).lower() == b for bit in range(7))
+
+
+def edit_techniques(cand: str, name: str) -> int:
+    """Technique mask of the one-character edits that turn `name` into `cand` (both lower-case),
+    as the generators would have labelled them; 0 if none does.  Homoglyphs, separators and the
+    structural techniques are the screener's index's business, not this function's.
+    """
+    if len(compact(name)) < MIN_TYPO_LEN or len(compact(cand)) < MIN_TYPO_LEN:
+        return 0
+    lc, ln = len(cand), len(name)
+    p = 0
+    limit = min(lc, ln)
+    while p < limit and cand[p] == name[p]:
+        p += 1
+    mask = 0
+    if lc == ln - 1 and cand[p:] == name[p + 1:]:
+        mask |= TECHNIQUE_BIT["omission"]
+        gone = name[p]
+        if gone not in SEPARATORS and (name[p + 1:p + 2] == gone or name[p - 1:p] == gone and p):
+            mask |= TECHNIQUE_BIT["deduplication"]
+    elif lc == ln + 1 and cand[p + 1:] == name[p:]:
+        added = cand[p]
+        before, after = cand[p - 1:p] if p else "", cand[p + 1:p + 2]
+        if added in SEPARATORS:
+            if before and after and before not in SEPARATORS and after not in SEPARATORS:
+                mask |= TECHNIQUE_BIT["hyphenation"]
+            # "-" sits on the keyboard's top row: struck with a neighbouring key
+            if added in QWERTY_ADJACENT.get(before, "") + QWERTY_ADJACENT.get(after, ""):
+                mask |= TECHNIQUE_BIT["insertion"]
+        else:
+            mask |= TECHNIQUE_BIT["insertion"]
+            if added in (before, after):
+                mask |= TECHNIQUE_BIT["repetition"]
+    elif lc == ln and p < ln:
+        if cand[p + 1:] == name[p + 1:]:
+            a, b = name[p], cand[p]
+            if b in QWERTY_ADJACENT.get(a, ""):
+                mask |= TECHNIQUE_BIT["replacement"]
+            if a in VOWELS and b in VOWELS:
+                mask |= TECHNIQUE_BIT["vowel_swap"]
+            if _bitflip_of(a, b):
+                mask |= TECHNIQUE_BIT["bitflip"]
+        elif (p + 1 < ln and cand[p] == name[p + 1] and cand[p + 1] == name[p]
+              and cand[p + 2:] == name[p + 2:]):
+            mask |= TECHNIQUE_BIT["transposition"]
+    return mask
+
+
+def structural_variants(name: str) -> Iterator[tuple[str, int]]:
+    """(variant, technique bit) for the techniques that change words, not letters: affix, ai
+    suffix, and for names of five characters or more word order, plural and version.  One
+    spelling per skeleton: the separator spellings (``meta-llama_official``) share it."""
+    s = name.lower()
+    short = len(compact(s)) < MIN_TYPO_LEN
+    bases = [s]
+    stripped = strip_affix(s)
+    if stripped:
+        bases.append(stripped[0])
+    affix = TECHNIQUE_BIT["affix"]
+    for base in bases:
+        for word in AFFIXES:
+            yield base + "-" + word, affix
+            yield word + "-" + base, affix
+    generators = (_ai_suffix,) if short else (_ai_suffix, _word_reorder, _plural, _version)
+    for generate in generators:
+        for cand, technique, _tier in generate(s):
+            if cand != s and (technique in HIGH_CONFIDENCE or len(compact(cand)) >= MIN_TYPO_LEN):
+                yield cand, TECHNIQUE_BIT[technique]
