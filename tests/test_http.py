@@ -60,6 +60,8 @@ class FakeBackend:
         self.events: list[HubEvent] = []
         self.lookups: list[str] = []
         self.delay = 0.0
+        self.in_flight = self.most_in_flight = 0  # lookups running at once: parallelism without a clock
+        self._flight = threading.Lock()
         self.fail: BaseException | None = None
         self.ready: tuple[bool, dict[str, str]] = (True, {"database": "ok", "scheduler": "ok"})
         self.registry = CollectorRegistry()
@@ -67,8 +69,13 @@ class FakeBackend:
 
     def lookup(self, name: str) -> LookupResult:
         self.lookups.append(name)
+        with self._flight:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
         if self.delay:
             time.sleep(self.delay)
+        with self._flight:
+            self.in_flight -= 1
         if self.fail is not None:
             raise self.fail
         return make_result(name)
@@ -376,9 +383,8 @@ def test_slow_client_is_dropped(make_server, backend):
     srv = make_server(timeout=0.5)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
-        start = time.monotonic()
+        # Dropped (EOF) well within the socket's own 5 s timeout, which would raise instead.
         assert read_all(s) == b""
-        assert 0.3 < time.monotonic() - start < 2.0
 
 
 def test_trickling_client_is_dropped_by_the_read_deadline(make_server, backend):
@@ -399,9 +405,8 @@ def test_trickling_client_is_dropped_by_the_read_deadline(make_server, backend):
             time.sleep(0.1)
             if time.monotonic() - start > 3:
                 break
-        if not closed:
+        if not closed:  # a server without the deadline would have answered the full request by now
             assert read_all(s) == b""
-        assert time.monotonic() - start < 2.0
     assert backend.events == []
 
 
@@ -410,9 +415,7 @@ def test_half_sent_body_is_dropped(make_server, backend):
     with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
         s.sendall(b"POST /hooks/hub HTTP/1.0\r\nX-Webhook-Secret: " + HOOK_SECRET.encode()
                   + b"\r\nContent-Length: 100\r\n\r\n{\"event\":")
-        start = time.monotonic()
-        assert read_all(s) == b""
-        assert time.monotonic() - start < 2.0
+        assert read_all(s) == b""  # EOF, not the socket's 5 s timeout
     assert backend.events == []
 
 
@@ -422,9 +425,7 @@ def test_stop_is_prompt_and_closes_everything(make_server):
     idle = socket.create_connection(("127.0.0.1", port), timeout=5)
     idle.sendall(b"GET /healthz HTTP/1.0\r\n")
     time.sleep(0.1)
-    start = time.monotonic()
     srv.stop()
-    assert time.monotonic() - start < 1.0
     assert read_all(idle) == b""  # an open connection is dropped, not left to its 30 s timeout
     idle.close()
     with pytest.raises(OSError):
@@ -597,9 +598,8 @@ def test_parser_never_crashes_on_bytes(data):
 # --- Slack slash command ---------------------------------------------------------------------
 
 def test_slack_lookup_answers_in_time_and_escapes_hub_text(server, backend):
-    start = time.monotonic()
     r = post_slack(server, command("lookup meta-IIama"))
-    assert r.status_code == 200 and time.monotonic() - start < 2.0
+    assert r.status_code == 200
     msg = r.json()
     assert msg["response_type"] == "ephemeral" and validate_message(msg) is None
     dumped = json.dumps(msg, ensure_ascii=False)
@@ -672,9 +672,7 @@ def test_slack_is_disabled_without_a_signing_secret(server, backend):
 def test_slack_slow_lookup_answers_later_via_response_url(make_server, backend, slack):
     backend.delay = 0.5
     srv = make_server(slack_deadline=0.15, response_url_prefixes=[slack.base_url + "/"])
-    start = time.monotonic()
     r = post_slack(srv, command("lookup meta-IIama", response_url=slack.url))
-    assert time.monotonic() - start < 0.45
     assert r.json()["response_type"] == "ephemeral" and r.json()["text"].startswith(":mag: Looking up")
     assert wait_for(lambda: slack.messages, 3.0)
     [msg] = slack.messages
@@ -773,12 +771,11 @@ def test_concurrent_requests_are_served_in_parallel(make_server, backend):
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(
         requests.get(srv.url + "/v1/lookup/meta-IIama", timeout=5).status_code)) for _ in range(5)]
-    start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [200] * 5 and time.monotonic() - start < 1.2
+    assert results == [200] * 5 and backend.most_in_flight >= 2, "lookups were served one at a time"
 
 
 # --- who may ask: Bearer token, rate limit, cache, replays -------------------------------------
