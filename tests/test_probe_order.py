@@ -54,6 +54,7 @@ def test_glyph_edits_counts_a_glyph_pair_as_one():
     assert glyph_edits("nnicrosoft", "microsoft") == 1
     assert glyph_edits("g00gle", "google") == 1  # "oo" replaced as a whole
     assert glyph_edits("g0og1e", "google") == 2
+    assert glyph_edits("gooqle", "google") == 1 and glyph_edits("qooglc", "google") > 1  # two homoglyphs: tier 2
     assert glyph_edits("meta-IIama", "meta-llama") == 1
     assert glyph_edits("goolgle", "google") == 1
     assert glyph_edits("Meta_Llama", "meta-llama") == 0

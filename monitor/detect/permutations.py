@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
 from typing import Iterator
 
 from monitor.detect.names import (ALNUM, DIGITS, HUB_ALPHABET, QWERTY_ADJACENT, SEPARATORS, VOWELS,
@@ -337,28 +336,6 @@ def permutations(name: str) -> dict[str, frozenset[str]]:
     Deterministic, lower-case, registrable, never `name` itself (case-insensitively).
     """
     return {c: frozenset(techniques_of(mask)) for c, (mask, _) in ranked_permutations(name).items()}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One look-alike of a protected name, as the prober sees it: `edits` is how many changes
-    make it (1 for every technique, 2 for a double homoglyph), `tier` its probing order."""
-
-    name: str
-    techniques: tuple[str, ...]
-    tier: int
-    edits: int
-
-
-def candidates_of(name: str) -> list[Candidate]:
-    """Every permutation of `name` with its techniques, probing tier and edit count, in
-    generation order (the same candidates as `permutations`)."""
-    one_step = {c for c, _ in _homoglyph_once(name.lower())}
-    out = []
-    for cand, (mask, tier) in ranked_permutations(name).items():
-        double = mask == TECHNIQUE_BIT["homoglyph"] and cand not in one_step
-        out.append(Candidate(cand, techniques_of(mask), tier, 2 if double else 1))
-    return out
 
 
 # --- the screener's side: what a name's look-alikes look like, without listing them all -------
