@@ -59,10 +59,50 @@ PYTHON = [
     ('MODEL = "org/a"\ndef f(MODEL):\n    return AutoModel.from_pretrained(MODEL)', []),  # shadowed
 ]
 
+# Calls through import aliases: the alias is read from the import, the call line need not name the loader.
+ALIASES = [
+    ('from transformers import pipeline as p\np("text-generation", model="org/pipe")',
+     [("org/pipe", "model", 2, None)]),
+    ('import huggingface_hub as hh\nhh.snapshot_download("org/snap", revision="v1")', [("org/snap", "model", 2, "v1")]),
+    ('from transformers import AutoModel as AM\nAM.from_pretrained("org/auto")', [("org/auto", "model", 2, None)]),
+    ('from huggingface_hub import hf_hub_download as dl\ndl("org/dl", "config.json")', [("org/dl", "model", 2, None)]),
+    ('from huggingface_hub import snapshot_download as sd\nsd(repo_id="org/ds", repo_type="dataset")',
+     [("org/ds", "dataset", 2, None)]),
+    ('from datasets import load_dataset as ld\nld("org/data", split="train")', [("org/data", "dataset", 2, None)]),
+    ('import transformers.pipelines as tp\ntp.pipeline(model="org/mod")', [("org/mod", "model", 2, None)]),
+    ('from transformers.pipelines import pipeline as make\nclass A:\n    def f(self):\n        return make(model="org/m")',
+     [("org/m", "model", 4, None)]),
+    ('def f():\n    from datasets import load_dataset as ld\n    return ld("org/local-import")',
+     [("org/local-import", "dataset", 3, None)]),
+    ('try:\n    from transformers import pipeline as p\nexcept ImportError:\n    p = None\np(model="org/try")',
+     [("org/try", "model", 5, None)]),
+    ('from peft import PeftModel as PM\nPM.from_pretrained(base, "org/adapter")', [("org/adapter", "model", 2, None)]),
+    ('from peft import AutoPeftModelForCausalLM as APM\nAPM.from_pretrained("org/auto-adapter")',
+     [("org/auto-adapter", "model", 2, None)]),
+    ('AutoPeftModelForCausalLM.from_pretrained("org/auto-peft")', [("org/auto-peft", "model", 1, None)]),
+    # negatives stay negative
+    ('from mylib import build as pipeline\npipeline("text-generation", model="org/not-hf")', []),
+    ('from sklearn.pipeline import Pipeline as p\np("org/not-a-loader")', []),
+    ('from transformers import pipeline as p\nq("text-generation", model="org/other-name")', []),
+    ('from transformers import pipeline as p\nprint("p(model=\'org/in-a-string\')")  # p("org/comment")', []),
+    ('import huggingface_hub as hh\nhh.whoami("org/not-a-loader")', []),
+    ('from transformers import AutoModel as from_pretrained\nfrom_pretrained("org/bare")', []),
+]
+
 
 @pytest.mark.parametrize("source,expected", PYTHON)
 def test_python_table(source, expected):
     assert found(python.parse(source, "x.py")) == expected
+
+
+@pytest.mark.parametrize("source,expected", ALIASES)
+def test_python_calls_through_import_aliases(source, expected):
+    assert found(python.parse(source, "x.py")) == expected
+
+
+def test_python_alias_of_a_loader_with_a_variable_is_unresolved():
+    p = python.parse('from transformers import pipeline as p\ndef f(name):\n    return p(model=name)', "x.py")
+    assert found(p) == [] and [(u.line, u.via, u.why) for u in p.unresolved] == [(3, "pipeline", "variable name")]
 
 
 def test_python_unresolved_arguments_are_reported_not_guessed():
@@ -106,6 +146,15 @@ def test_notebook_code_cells_with_magics_and_shell_lines():
     assert [(r.repo, r.cell, r.line, r.revision) for r in p.references] == [
         ("org/from-const", 4, 1, "v1"), ("org/ds", 6, 2, None), ("org/after-a-broken-cell", 8, 1, None)]
     assert [pr.message.split(":")[0] for pr in p.problems] == ["cell 7"]
+
+
+def test_notebook_import_alias_in_one_cell_serves_the_next():
+    nb = _nb(("code", "from transformers import pipeline as p\nfrom datasets import load_dataset as ld\n"),
+             ("markdown", 'p(model="evil/markdown")'),
+             ("code", 'pipe = p("text-generation", model="org/nb-pipe")\nds = ld("org/nb-data")\n'))
+    p = notebook.parse(nb, "n.ipynb")
+    assert [(r.repo, r.type, r.cell, r.line, r.via) for r in p.references] == [
+        ("org/nb-pipe", "model", 3, 1, "pipeline"), ("org/nb-data", "dataset", 3, 2, "load_dataset")]
 
 
 @pytest.mark.parametrize("raw", ["not json", "[1, 2]", '{"cells": 5}', "[" * 100000])

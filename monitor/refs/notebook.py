@@ -4,7 +4,8 @@ Only code cells are read; markdown and raw cells are prose. IPython syntax is no
 before parsing each line magic (`%pip ...`), shell escape (`!ls`, `x = !ls`) and help query
 (`obj?`) becomes `pass` at the same indentation (line numbers stay true), and a cell magic other
 than the timing ones (`%%bash`, `%%html` ...) skips its cell. A cell that still does not parse is
-reported and the others are read. Module-level constants are shared across cells, as in a kernel.
+reported and the others are read. Module-level constants and import aliases are shared across
+cells, as in a kernel.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def parse(raw: bytes | str, file: str) -> Parsed:
         else:
             trees.append((index, tree, source))
     constants = python.module_constants(t for _, t, _ in trees)
+    aliases = python.import_aliases(t for _, t, _ in trees)  # an import in one cell serves the next
     refs, unresolved = [], []
     for index, tree, source in trees:
-        r, u = python.references(tree, file, constants, cell=index, source=source)
+        r, u = python.references(tree, file, constants, cell=index, source=source, aliases=aliases)
         refs += r
         unresolved += u
     return Parsed(tuple(refs), tuple(unresolved), tuple(problems))

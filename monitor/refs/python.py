@@ -53,7 +53,8 @@ def parse(source: bytes | str, file: str) -> Parsed:
     tree = parse_tree(source, file)
     if isinstance(tree, Problem):
         return Parsed(problems=(tree,))
-    refs, unresolved = references(tree, file, module_constants([tree]), source=source)
+    refs, unresolved = references(tree, file, module_constants([tree]), source=source,
+                                  aliases=import_aliases([tree]))
     return Parsed(tuple(refs), tuple(unresolved))
 
 
@@ -77,6 +78,26 @@ def module_constants(trees: Iterable[ast.Module]) -> dict[str, str]:
                 text = _literal(value) if value is not None else None
                 values[target] = text if target not in values else None
     return {k: v for k, v in values.items() if v is not None}
+
+
+def import_aliases(trees: Iterable[ast.Module]) -> dict[str, str]:
+    """What each `import … as NAME` stands for: `from transformers import pipeline as p` makes `p`
+    mean `pipeline`, `from peft import PeftModel as PM` makes `PM` mean `PeftModel`. Only
+    statements are walked (imports are statements), so the cost stays far below a full walk."""
+    out: dict[str, str | None] = {}
+    for tree in trees:
+        stack: list[ast.AST] = [tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for a in node.names:
+                    if a.asname and a.asname != a.name:
+                        # `import a.b as c` binds c to a.b; a name aliased twice to different things is unknown
+                        out[a.asname] = a.name if out.get(a.asname, a.name) == a.name else None
+                continue
+            stack.extend(child for child in ast.iter_child_nodes(node)
+                         if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)))
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _assignments(stmt: ast.stmt) -> Iterable[tuple[str, ast.expr | None]]:
@@ -113,19 +134,23 @@ def _literal(node: ast.expr) -> str | None:
 
 
 def references(tree: ast.Module, file: str, constants: dict[str, str], cell: int | None = None,
-               source: bytes | str | None = None) -> tuple[list[Reference], list[Unresolved]]:
-    """The loader calls in `tree`. With `source`, only the statements spanning a line that
-    mentions a loader name are visited: the AST decides, the text only says where to look."""
-    finder = _Finder(file, constants, cell, trigger_lines(source) if source is not None else None)
+               source: bytes | str | None = None, aliases: dict[str, str] | None = None,
+               ) -> tuple[list[Reference], list[Unresolved]]:
+    """The loader calls in `tree`, also through import aliases (`aliases`, see `import_aliases`).
+    With `source`, only the statements spanning a line that mentions a loader name (or an alias
+    of one) are visited: the AST decides, the text only says where to look."""
+    aliases = aliases or {}
+    words = TRIGGERS + tuple(a.encode() for a, name in aliases.items() if name.rsplit(".", 1)[-1] in CALLS)
+    finder = _Finder(file, constants, cell, trigger_lines(source, words) if source is not None else None, aliases)
     finder.visit(tree)
     return finder.refs, finder.unresolved
 
 
-def trigger_lines(source: bytes | str) -> list[int]:
-    """Sorted 1-based numbers of the lines holding a loader's name."""
+def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = TRIGGERS) -> list[int]:
+    """Sorted 1-based numbers of the lines holding a loader's name (or one of `words`)."""
     raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
     lines = set()
-    for word in TRIGGERS:
+    for word in words:
         pos = raw.find(word)
         while pos != -1:
             lines.add(raw.count(b"\n", 0, pos) + 1)
@@ -134,8 +159,9 @@ def trigger_lines(source: bytes | str) -> list[int]:
 
 
 class _Finder:
-    def __init__(self, file: str, constants: dict[str, str], cell: int | None, lines: list[int] | None):
-        self.file, self.constants, self.cell, self.lines = file, constants, cell, lines
+    def __init__(self, file: str, constants: dict[str, str], cell: int | None, lines: list[int] | None,
+                 aliases: dict[str, str]):
+        self.file, self.constants, self.cell, self.lines, self.aliases = file, constants, cell, lines, aliases
         self.refs: list[Reference] = []
         self.unresolved: list[Unresolved] = []
         self._scopes: list[ast.AST] = []
@@ -176,13 +202,16 @@ class _Finder:
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        name = (func.attr if isinstance(func, ast.Attribute) else
+                self.aliases.get(func.id, func.id).rsplit(".", 1)[-1] if isinstance(func, ast.Name) else None)
         spec = CALLS.get(name) if name else None
         if spec is None or (spec.method_only and not isinstance(func, ast.Attribute)):
             return
         pos = spec.repo_pos
-        if name == "from_pretrained" and "peft" in _dotted(func.value).lower():
-            pos = 1  # PeftModel.from_pretrained(base_model, "org/adapter")
+        owner = _dotted(func.value, self.aliases).rsplit(".", 1)[-1] if name == "from_pretrained" else ""
+        if owner.lower().startswith("peft"):
+            # PeftModel.from_pretrained(base_model, "org/adapter"), but AutoPeftModel*.from_pretrained("org/adapter")
+            pos = 1
         arg = _argument(node, spec.repo_kw, pos)
         if arg is None:
             return
@@ -233,13 +262,14 @@ def _argument(call: ast.Call, keywords: tuple[str, ...], position: int | None) -
     return None
 
 
-def _dotted(node: ast.expr) -> str:
+def _dotted(node: ast.expr, aliases: dict[str, str]) -> str:
+    """`a.b.C` as written, its first name read through the import aliases (`PM` -> `PeftModel`)."""
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
     if isinstance(node, ast.Name):
-        parts.append(node.id)
+        parts.append(aliases.get(node.id, node.id))
     return ".".join(reversed(parts))
 
 
