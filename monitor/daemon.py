@@ -55,7 +55,7 @@ class Daemon:
             return
         report = scan_pins(self.rt)
         self.metrics.scan(report)
-        log_scan_cycle(report, self.rt.client.budget)
+        log_scan_cycle(report, self.rt.client.budget, self.rt.settings.hub.endpoint)
         if report.new_findings:
             self._kick("deliver")
 

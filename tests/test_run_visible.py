@@ -52,6 +52,17 @@ def cycle_lines(d) -> list[str]:
     return [line for line in d.err.read_text(errors="replace").splitlines() if "hubwatch.cycle" in line]
 
 
+def scan_records(d) -> list[dict]:
+    """The daemon's JSON scan cycle records so far (a partly written last line is skipped)."""
+    out = []
+    for raw in d.err.read_text(errors="replace").splitlines():
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            pass
+    return [r for r in out if r.get("job") == "scan_pins" and r.get("logger") == "hubwatch.cycle"]
+
+
 def test_default_verbosity_shows_each_scan_cycle_and_delivery_batch(env, hub, slack):
     d = start(env)
     wait_for(lambda: len([x for x in cycle_lines(d) if "scan cycle:" in x]) >= 2, "two scan cycle lines", show=d)
@@ -91,3 +102,34 @@ def test_json_cycle_objects(env, hub, slack):
     assert rec["level"] == "info" and rec["job"] == "scan_pins" and rec["msg"].startswith("scan cycle:")
     assert (rec["checked"], rec["changed"], rec["unknown"], rec["new_findings"]) == (1, 0, 0, 0)
     assert rec["requests"] >= 1 and 0 <= rec["budget_left"] < rec["budget_quota"]
+
+
+def test_a_cycle_that_cannot_reach_the_hub_says_why(slack, tmp_path):
+    from types import SimpleNamespace
+
+    from tests.test_once_outcome import _closed_port
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    e = Env(tmp_path, SimpleNamespace(url=url), slack)
+    e.pins = [REPO]
+    e.write()
+    try:
+        text, js = start(e), start(e, "--log-format", "json")
+        wait_for(lambda: any("scan cycle:" in x for x in cycle_lines(text)), "a scan cycle line", show=text)
+        line = next(x for x in cycle_lines(text) if "scan cycle:" in x)
+        assert "scan cycle: checked 1 pins, 0 changed, 1 unknown, 0 new findings; " in line
+        assert line.endswith(f"; the Hub at {url} could not be reached (connection refused)"), line
+
+        (rec, *_) = wait_for(lambda: scan_records(js), "a JSON scan cycle record", show=js)
+        assert rec["unknown"] == rec["checked"] == 1 and rec["unreachable"] == "connection refused"
+        assert text.alive() and js.alive(), "an unreachable Hub is not a reason to exit"
+    finally:
+        e.stop_all()
+
+
+def test_a_reachable_hub_adds_no_unreachable_field(env, hub, slack):
+    hub.fail(r"/api/models/org/alpha/refs", status=503, times=None)
+    d = start(env, "--log-format", "json")
+
+    (rec, *_) = wait_for(lambda: scan_records(d), "a JSON scan cycle record", show=d)
+    assert rec["unknown"] == 1 and "unreachable" not in rec and "could not be reached" not in rec["msg"]

@@ -54,15 +54,17 @@ def lookalike_fields(r: Any) -> dict[str, int]:
     return d
 
 
-def unreachable_reason(report: Any, stats: Any) -> str | None:
+def unreachable_reason(report: Any, stats: Any = None) -> str | None:
     """Why no check got through when every one failed for want of a connection, else None.
 
     Only then: a Hub that answered even once (a 500, a 429) was reachable, and its unknowns are
-    ordinary transient failures."""
+    ordinary transient failures. Without `stats` (the daemon, whose counters span its whole life)
+    the checks' own errors decide."""
     done = [o for o in report.outcomes if o.status != "skipped"]
-    if not done or stats.answers() or not all((o.error or "").startswith(UNREACHABLE) for o in done):
+    if not done or (stats is not None and stats.answers()) or not all(
+            (o.error or "").startswith(UNREACHABLE) for o in done):
         return None
-    if stats.unreachable_reason:
+    if stats is not None and stats.unreachable_reason:
         return stats.unreachable_reason
     first = done[0].error or ""
     return first[len(UNREACHABLE):].strip(" ():") or "no connection"
@@ -90,15 +92,20 @@ def budget_left(budget: Any) -> tuple[int, int, float]:
     return left, snap.quota, snap.resets_in
 
 
-def log_scan_cycle(report: Any, budget: Any) -> PinCounts:
+def log_scan_cycle(report: Any, budget: Any, endpoint: str | None = None) -> PinCounts:
+    """The cycle's line; when no check could even connect, it ends saying so and why (as `once`
+    does), so a daemon on a host that cannot reach the Hub does not just count unknowns."""
     c = pin_counts(report)
     left, quota, resets = budget_left(budget)
+    reason = unreachable_reason(report) if endpoint else None
     cycle_log.info(
         "scan cycle: checked %d pins, %d changed, %d unknown, %d new findings; %d Hub requests, "
-        "budget left %d of %d (window resets in %ds)", c.checked, c.changed, c.unknown, c.new_findings,
+        "budget left %d of %d (window resets in %ds)%s", c.checked, c.changed, c.unknown, c.new_findings,
         report.requests, left, quota, int(resets),
+        f"; the Hub at {endpoint_host(endpoint)} could not be reached ({reason})" if reason else "",
         extra={"job": "scan_pins", "duration": round(report.seconds, 3),
-               "fields": {**asdict(c), "requests": report.requests, "budget_left": left, "budget_quota": quota}})
+               "fields": {**asdict(c), "requests": report.requests, "budget_left": left, "budget_quota": quota,
+                          **({"unreachable": reason} if reason else {})}})
     return c
 
 
