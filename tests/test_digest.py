@@ -158,3 +158,52 @@ def test_daemon_digest_job_queues_and_delivers(hub, slack, tmp_path):
         assert "pins watched: 1; unknown now: 0" in msg["text"]
     finally:
         d.rt.close()
+
+
+@pytest.fixture
+def kolkata(monkeypatch):
+    """This host's local time zone is UTC+05:30 for the test (UTC, the host's own, proves nothing)."""
+    import time
+
+    import tzlocal
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    tzlocal.reload_localzone()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+    tzlocal.reload_localzone()
+
+
+def test_digest_fires_through_the_daemons_scheduler_at_local_time(hub, slack, tmp_path, kolkata):
+    from tests.test_daemon import wait_for
+
+    hub.add_repo(REPO, files=FILES)
+    env = PinsEnv(tmp_path, hub, slack, pins=[{"repo": REPO, "track": "main"}])
+    env.write()
+    env.config.write_text(env.config.read_text().replace("[alerts]\n", '[alerts]\ndigest = "09:00"\n', 1))
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["check-config", "-c", str(env.config)]) == 0
+    d = Daemon(config_mod.load(env.config, env={}), env.config)
+    d.scheduler = BackgroundScheduler(timezone=timezone.utc)
+    try:
+        d._schedule()
+        job = d.scheduler.get_job("digest")
+        fire = job.trigger.get_next_fire_time(None, datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc))
+        assert fire.astimezone(timezone.utc) == datetime(2026, 3, 1, 3, 30, tzinfo=timezone.utc), \
+            "09:00 in Kolkata is 03:30 UTC"
+        for other in d.scheduler.get_jobs():  # only the digest and its delivery run here
+            if other.id not in ("digest", "deliver"):
+                other.remove()
+        d.scheduler.get_job("deliver").modify(next_run_time=datetime.now(timezone.utc) + timedelta(days=1))
+        job.modify(next_run_time=datetime.now(timezone.utc))  # its time has come
+        d.scheduler.start()
+        (msg,) = wait_for(lambda: digests(slack), "the digest delivered by the scheduler's jobs")
+        assert "pins watched: 1" in msg["text"]
+        after = d.scheduler.get_job("digest").next_run_time.astimezone(timezone.utc)
+        assert (after.hour, after.minute) == (3, 30), "then again at the next 09:00 local"
+    finally:
+        if d.scheduler.running:
+            d.scheduler.shutdown(wait=True)
+        d.rt.close()
