@@ -182,13 +182,17 @@ class Daemon:
 
     def _schedule_digest(self) -> None:
         """The daily digest at `[alerts] digest` local time (cron); dropped when a reload removes it.
-        A daemon down at that time sends it when it comes back within the hour (misfire grace)."""
-        from monitor.jobs.digest import trigger
+        A daemon down at that time sends it when it comes back within the hour (`digest.missed`: a
+        new cron job would first fire tomorrow), unless a digest was queued since."""
+        from monitor.jobs.digest import missed, trigger
 
         at = self.rt.settings.alerts.digest
         if at is not None:
+            now = self.rt.clock()
+            catch_up = {"next_run_time": now} if missed(at, now, self.rt.store.last_report_at("digest")) else {}
             self.scheduler.add_job(self._guard("digest", self.job_digest), trigger(at), id="digest", name="digest",
-                                   replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=3600)
+                                   replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=3600,
+                                   **catch_up)
         elif self.scheduler.get_job("digest") is not None:
             self.scheduler.remove_job("digest")
 

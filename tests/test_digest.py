@@ -207,3 +207,46 @@ def test_digest_fires_through_the_daemons_scheduler_at_local_time(hub, slack, tm
         if d.scheduler.running:
             d.scheduler.shutdown(wait=True)
         d.rt.close()
+
+
+def _digest_daemon(hub, slack, tmp_path, at: str) -> Daemon:
+    hub.add_repo(REPO, files=FILES)
+    env = PinsEnv(tmp_path, hub, slack, pins=[{"repo": REPO, "track": "main"}])
+    env.write()
+    env.config.write_text(env.config.read_text().replace("[alerts]\n", f'[alerts]\ndigest = "{at}"\n', 1))
+    d = Daemon(config_mod.load(env.config, env={}), env.config)
+    d.scheduler = BackgroundScheduler(timezone=timezone.utc)
+    d.scheduler.start(paused=True)  # computes next run times, runs nothing
+    return d
+
+
+def _stop(d: Daemon) -> None:
+    d.scheduler.shutdown(wait=False)
+    d.rt.close()
+
+
+def _local_hhmm(delta: timedelta) -> str:
+    return (datetime.now().astimezone() + delta).strftime("%H:%M")
+
+
+def test_a_daemon_started_within_the_hour_after_the_digest_time_sends_it_at_once(hub, slack, tmp_path):
+    d = _digest_daemon(hub, slack, tmp_path, _local_hhmm(-timedelta(minutes=20)))
+    try:
+        d._schedule()
+        due = d.scheduler.get_job("digest").next_run_time
+        assert due <= datetime.now(timezone.utc), "missed 20 minutes ago, nothing queued since: now, not tomorrow"
+        d.job_digest()  # it ran; a restart (or a reload) now must not send it twice
+        d._schedule()
+        assert d.scheduler.get_job("digest").next_run_time > datetime.now(timezone.utc) + timedelta(hours=20)
+    finally:
+        _stop(d)
+
+
+@pytest.mark.parametrize("delta", [-timedelta(minutes=90), timedelta(minutes=20)])
+def test_a_digest_missed_long_ago_or_still_ahead_waits_for_its_time(hub, slack, tmp_path, delta):
+    d = _digest_daemon(hub, slack, tmp_path, _local_hhmm(delta))
+    try:
+        d._schedule()
+        assert d.scheduler.get_job("digest").next_run_time > datetime.now(timezone.utc) + timedelta(minutes=5)
+    finally:
+        _stop(d)

@@ -17,6 +17,7 @@ from monitor.jobs.summary import NOT_A_CHANGE
 from monitor.runtime import Runtime
 
 PERIOD = timedelta(days=1)
+CATCH_UP = timedelta(hours=1)  # a daemon down at digest time sends it when back within this
 UNKNOWN_STATES = frozenset({"unknown", "unreachable"})
 UNAVAILABLE_STATES = frozenset({"unavailable", "gated", "disabled"})
 LOOKALIKE_KINDS = frozenset({"lookalike"})
@@ -57,3 +58,11 @@ def trigger(at: tuple[int, int]):
     from tzlocal import get_localzone
 
     return CronTrigger(hour=at[0], minute=at[1], timezone=get_localzone())
+
+
+def missed(at: tuple[int, int], now: datetime, last_queued: datetime | None) -> bool:
+    """Today's digest time passed less than `CATCH_UP` ago and no digest was queued since: a
+    daemon (re)started then sends it at once. A fresh cron job would wait for tomorrow (its first
+    run is the next fire time after its start), so a restart at 09:05 would skip a day."""
+    due = trigger(at).get_next_fire_time(None, now - CATCH_UP)
+    return due is not None and due <= now and (last_queued is None or last_queued < due)

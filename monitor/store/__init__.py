@@ -137,6 +137,10 @@ class Store:
         with self._lock, self.db.atomic():
             return _outbox.insert_report(self.db, report, list(sinks), now)
 
+    def last_report_at(self, kind: str) -> datetime | None:
+        with self._lock:
+            return _outbox.last_report_at(self.db, kind)
+
     def has_finding(self, fingerprint: str) -> bool:
         with self._lock:
             return _findings.has_finding(self.db, fingerprint)

@@ -105,6 +105,13 @@ def insert_report(db: Database, report: Report, sinks: list[str], now: datetime)
     return report_id
 
 
+def last_report_at(db: Database, kind: str) -> datetime | None:
+    """When a report of `kind` was last queued, or None."""
+    row = db.execute("""SELECT max(o.created_at) FROM outbox o JOIN reports r ON r.id = o.report_id
+                        WHERE r.kind = ?""", [kind]).fetchone()
+    return from_db_time(row[0]) if row and row[0] else None
+
+
 def skip_acked(db: Database) -> int:
     return db.execute(_SKIP_ACKED).rowcount
 
