@@ -48,3 +48,15 @@ def test_top_level_help_gives_an_example_of_every_command():
     for name, fn in COMMANDS.items():
         (line,) = [x for x in (fn.__doc__ or "").splitlines() if "Example: hubwatch " + name in x]
         assert "  " + line.strip()[len("Example: "):] in examples, name
+
+
+@pytest.mark.parametrize("heading, example", [
+    ("## Status", "hubwatch status"),
+    ("## Triage", "hubwatch ack "),
+    ("## Know what we load: refs scan", "hubwatch refs scan "),
+    ("## Daily digest", 'digest = "09:00"'),
+])
+def test_readme_has_a_section_with_an_example_for_each_operator_feature(heading, example):
+    assert f"\n{heading}\n" in README, heading
+    section = README.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    assert example in section, (heading, example)
