@@ -43,8 +43,9 @@ def measure(endpoint: str) -> tuple[float, int, list[str]]:
 def main() -> None:
     worst, codes = 0.0, set()
     refusing = refusing_port()
+    # https: plain http is accepted only to a loopback address (exit 78 otherwise)
     for label, endpoint in (("connection refused", f"http://127.0.0.1:{refusing.getsockname()[1]}"),
-                            ("unresolvable host", "http://hubwatch-bench.invalid")):
+                            ("unresolvable host", "https://hubwatch-bench.invalid")):
         seconds, code, tail = measure(endpoint)
         worst = max(worst, seconds)
         codes.add(code)
