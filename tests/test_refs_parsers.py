@@ -86,6 +86,8 @@ ALIASES = [
     ('from transformers import pipeline as p\nq("text-generation", model="org/other-name")', []),
     ('from transformers import pipeline as p\nprint("p(model=\'org/in-a-string\')")  # p("org/comment")', []),
     ('import huggingface_hub as hh\nhh.whoami("org/not-a-loader")', []),
+    ('from transformers import pipeline as p\ndef f(p):\n    return p(model="org/a-parameter")', []),
+    ('from transformers import pipeline as p\ndef f():\n    p = make()\n    return p(model="org/a-local")', []),
     ('from transformers import AutoModel as from_pretrained\nfrom_pretrained("org/bare")', []),
 ]
 

@@ -202,6 +202,8 @@ class _Finder:
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
+        if isinstance(func, ast.Name) and func.id in self.aliases and self._local(func.id):
+            return  # `def f(p): p(...)`: a parameter or local named like an import alias is not the import
         name = (func.attr if isinstance(func, ast.Attribute) else
                 self.aliases.get(func.id, func.id).rsplit(".", 1)[-1] if isinstance(func, ast.Name) else None)
         spec = CALLS.get(name) if name else None
