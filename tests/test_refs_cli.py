@@ -342,3 +342,22 @@ def test_pins_file_stays_valid_toml_whatever_the_file_names(env, hub, tmp_path):
 
     assert tomllib.loads(pins.read_text())["pin"] == [{"repo": "org/m", "type": "model",
                                                        "revision": hub.repo_head("org/m"), "track": "main"}]
+
+
+def test_calls_through_import_aliases_are_found_by_the_cli(tmp_path):
+    src = tree(tmp_path / "proj", {
+        "serve.py": "from transformers import pipeline as p\nimport huggingface_hub as hh\n"
+                    "from transformers import AutoModel as AM\n"
+                    'pipe = p("text-generation", model="org/aliased-pipe")\n'
+                    'hh.snapshot_download("org/aliased-snap")\n'
+                    f'm = AM.from_pretrained("org/aliased-auto", revision="{SHA}")\n',
+        "nb.ipynb": notebook(("code", "from datasets import load_dataset as ld\n"), ("code", 'ds = ld("org/nb")\n')),
+    })
+    r = cli("refs", "scan", str(src), "--json", "--offline")
+    assert r.code == 0, r
+    assert [(Path(o["file"]).name, o["line"], o["repo"], o["type"], o["via"], o["pinned"]) for o in rows(r)] == [
+        ("nb.ipynb", 1, "org/nb", "dataset", "load_dataset", False),
+        ("serve.py", 4, "org/aliased-pipe", "model", "pipeline", False),
+        ("serve.py", 5, "org/aliased-snap", "model", "snapshot_download", False),
+        ("serve.py", 6, "org/aliased-auto", "model", "from_pretrained", True),
+    ]
