@@ -84,6 +84,20 @@ def test_unreachable_hub_exits_75_and_says_why(tmp_path, endpoint, why):
     assert summary == "checked 2 pins: 0 changed, 2 unknown, 0 new findings"
 
 
+def test_unreachable_hub_probes_and_searches_nothing(tmp_path):
+    env = PinsEnv(tmp_path, SimpleNamespace(url=f"http://127.0.0.1:{_closed_port()}"), None,
+                  pins=[{"repo": REPO, "track": "main"}])
+    env.extra = '[lookalike]\nprotected = ["EleutherAI"]\nprobe_budget = 4\n'
+    r = env.run("once", "--dry-run")
+    assert r.code == 75, r
+    summary, discovery = _last_lines(r.err, 2)
+    assert summary == "checked 1 pins: 0 changed, 1 unknown, 0 new findings"
+    # nothing was answered: not "2 candidates probed (0 exist)", which reads as two names checked
+    assert discovery.startswith("look-alike discovery: 0 candidates probed (0 exist), 0 new-repo authors, "
+                                "0 searches, 0 assessed, 0 new findings, "), discovery
+    assert not discovery.endswith(" 0 errors")
+
+
 def test_json_summary(tmp_path, env, hub):
     r = env.run("once", "--log-format", "json")
     assert r.code == 0

@@ -131,7 +131,8 @@ class _Scan:
         for name, ns, _ in results:
             if ns is not None:
                 self.suspects.setdefault(ns.name.lower(), (ns.name, ns))
-        return len(results), sum(1 for _, found in answered if found)
+        # Only answered probes count as probed: a Hub out of reach must not read "25 probed (0 exist)".
+        return len(answered), sum(1 for _, found in answered if found)
 
     def feed(self) -> int:
         authors: set[str] = set()
@@ -167,6 +168,7 @@ class _Scan:
 
     def search(self) -> int:
         terms = list(dict.fromkeys(t for p in self.s.protected for t in stems(p)))
+        answered = 0  # searches the Hub answered (a failed one is an error, not a search done)
         for term in terms:
             if self.rt.stop.is_set():
                 break
@@ -176,10 +178,11 @@ class _Scan:
                 self.errors += 1
                 log.info("quicksearch %r failed: %s", term, e)
                 continue
+            answered += 1
             for _, name in hits:
                 if self.screener.screen(name):
                     self.suspects.setdefault(name.lower(), (name, None))
-        return len(terms)
+        return answered
 
     def assess(self) -> tuple[int, list[Finding]]:
         def one(item: tuple[str, Namespace | None]) -> list[Finding]:
