@@ -3,7 +3,6 @@ delivery batch; -q hides them; --log-format json makes them JSON objects. A real
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -52,15 +51,13 @@ def cycle_lines(d) -> list[str]:
     return [line for line in d.err.read_text(errors="replace").splitlines() if "hubwatch.cycle" in line]
 
 
+def cycle_records(d) -> list[dict]:
+    """The JSON cycle records of a daemon started with --log-format json, so far."""
+    return [r for r in d.logs() if r.get("logger") == "hubwatch.cycle"]
+
+
 def scan_records(d) -> list[dict]:
-    """The daemon's JSON scan cycle records so far (a partly written last line is skipped)."""
-    out = []
-    for raw in d.err.read_text(errors="replace").splitlines():
-        try:
-            out.append(json.loads(raw))
-        except ValueError:
-            pass
-    return [r for r in out if r.get("job") == "scan_pins" and r.get("logger") == "hubwatch.cycle"]
+    return [r for r in cycle_records(d) if r.get("job") == "scan_pins"]
 
 
 def test_default_verbosity_shows_each_scan_cycle_and_delivery_batch(env, hub, slack):
@@ -88,17 +85,7 @@ def test_quiet_hides_cycle_lines(env, hub, slack):
 
 def test_json_cycle_objects(env, hub, slack):
     d = start(env, "--log-format", "json")
-
-    def records():
-        out = []
-        for line in d.err.read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return [r for r in out if r.get("logger") == "hubwatch.cycle"]
-
-    (rec, *_) = wait_for(records, "a JSON cycle record", show=d)
+    (rec, *_) = wait_for(lambda: cycle_records(d), "a JSON cycle record", show=d)
     assert rec["level"] == "info" and rec["job"] == "scan_pins" and rec["msg"].startswith("scan cycle:")
     assert (rec["checked"], rec["changed"], rec["unknown"], rec["new_findings"]) == (1, 0, 0, 0)
     assert rec["requests"] >= 1 and 0 <= rec["budget_left"] < rec["budget_quota"]
