@@ -19,7 +19,8 @@ from monitor.runtime import Runtime
 PERIOD = timedelta(days=1)
 CATCH_UP = timedelta(hours=1)  # a daemon down at digest time sends it when back within this
 UNKNOWN_STATES = frozenset({"unknown", "unreachable"})
-UNAVAILABLE_STATES = frozenset({"unavailable", "gated", "disabled"})
+# gated is not unavailable: its refs and metadata are still watched (see status.pin_state)
+UNAVAILABLE_STATES = frozenset({"unavailable", "disabled"})
 LOOKALIKE_KINDS = frozenset({"lookalike"})
 
 

@@ -51,6 +51,10 @@ def pin_state(pin: Pin, st: RepoState | None) -> str:
         return "revision_unreachable"
     if pin.track and st.baseline and pin.track not in st.branches and pin.track not in st.tags:
         return "ref_missing"
+    if st.gated:
+        # The Hub answers refs and metadata of a gated repo to anyone (watched as usual), commits and
+        # files only with access granted to our token: not "ok" without saying so.
+        return "gated"
     return "ok"
 
 
