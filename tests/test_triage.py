@@ -161,3 +161,13 @@ def test_a_row_in_flight_during_the_ack_is_not_sent_after_a_failure(tmp_path):
         stats = store.outbox_stats(t0)
         assert stats.pending == 0 and stats.claimed == 1
         assert [i.finding.fingerprint for i in store.pending("slack")] == [other.fingerprint]
+
+
+def test_ack_and_unack_take_several_fingerprints(env, hub, slack):
+    first, second = _move(env, hub, "v2"), _move(env, hub, "v3")
+    r = env.run("ack", first, second, "--note", "both reviewed")
+    assert r.code == 0 and f"acknowledged {first}" in r.out and f"acknowledged {second}" in r.out
+    assert env.findings() == []
+    assert {(f["fingerprint"], f["ack_note"]) for f in _all(env)} == {(first, "both reviewed"), (second, "both reviewed")}
+    assert env.run("unack", first, second).code == 0
+    assert {f["fingerprint"] for f in env.findings()} == {first, second}
