@@ -188,6 +188,22 @@ def test_a_copy_that_changes_separators_or_case_is_found(env, hub, copy):
         rt.close()
 
 
+def test_a_listing_cut_short_by_the_budget_goes_on_next_cycle(env, hub):
+    env.extra = CONFIG.format(json.dumps(PROTECTED), "clone_watch = 2\nclone_budget = 4\n")
+    rt = Runtime.build(env.settings())
+    try:
+        listings = []
+        for _ in range(3):
+            hub.clear_log()
+            scan_clones(rt)
+            listings.append(hub.count(r"GET /api/(model|dataset|space)s\?author="))
+        # 6 listings (3 types x 2 protected names) under 4 requests a cycle: each is read once
+        assert listings == [4, 2, 0]
+        assert ("model", "gpt-j-6b") in searches(hub)
+    finally:
+        rt.close()
+
+
 def test_clone_budget_must_afford_a_search_and_an_overview(tmp_path):
     p = tmp_path / "c.toml"
     for budget, ok in ((0, True), (1, False), (2, False), (3, True)):

@@ -81,7 +81,7 @@ class _Scan:
         listed: dict[str, list] = cached.get("listing", {}) if same else {}
 
         def unfinished() -> list[tuple[str, str]]:
-            self._save_watched(cached.get("repos", []) if same else [], cached.get("at", 0) if same else 0, listed)
+            self._save_watched(old, cached.get("at", 0) if same else 0, listed)
             return old
 
         per_ns: list[list[tuple[str, str]]] = []
