@@ -1,4 +1,5 @@
-"""Is this URL a place hubwatch may send data (alerts, its Hub token) to? Pure: no DNS, no I/O.
+"""Is this URL a place hubwatch may send data (alerts, its Hub token) to? Pure: no DNS, no I/O
+(`monitor/alerts/vetted.py` applies `address_problem` to what a sink's name resolves to).
 
 Sink URLs and the Hub endpoint come from the config or the environment, and whoever can set an
 environment variable or slip a line into the config could otherwise aim our POSTs (with the
@@ -39,6 +40,22 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
+
+
+def address_problem(address: str, plain_http: bool = False) -> str | None:
+    """None when a connection may go to the IP `address` (what a sink's host name resolved to),
+    else why not: the same rule as `url_problem`, applied to the address itself, so a DNS name
+    that resolves to the metadata service is refused as its literal IP would be."""
+    ip = _address(address)
+    if ip is None:
+        return "an address that is not an IP"
+    if ip.is_link_local or ip in METADATA_ADDRESSES:
+        return "a link-local or cloud metadata address"
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if plain_http and not ip.is_loopback:
+        return "an address that is not loopback (plain http)"
+    return None
 
 
 def url_problem(value: str) -> str | None:
