@@ -325,6 +325,18 @@ def test_walk_order_main_first_then_tracked_then_moved_and_one_walk_per_head():
     assert walk_order(branches, ("rel",), previous) == ["main", "rel", "moved", "new", "a"]
 
 
+# --- point 3: the CLI lookup is the operator's ---------------------------------------------------
+
+def test_cli_lookup_is_not_rate_limited(env, hub):
+    """Past the HTTP/Slack limit (30 a minute, burst 10), every operator lookup still asks the Hub."""
+    hub.add_org("EleutherAI")
+    for i in range(35):
+        hub.clear_log()
+        r = env.run("lookup", f"visitor-{i}", "--json")
+        assert r.code == 0 and json.loads(r.out)["name"] == f"visitor-{i}", r
+        assert hub.count(rf"visitor-{i}") >= 1, f"lookup {i} answered without asking the Hub"
+
+
 # --- point 4: names -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", [".", ".."])
