@@ -177,6 +177,50 @@ def test_a_json_answer_is_never_held_past_its_cap(declare):
     assert srv.sent < 40 * 1024 * 1024, f"{srv.sent} bytes streamed: the client kept reading"
 
 
+class _CountingSlots:
+    """Stands in for the client's large-answer semaphore (2 slots), recording how many are held."""
+
+    def __init__(self):
+        self.inner, self.lock, self.held, self.most, self.taken = threading.BoundedSemaphore(2), threading.Lock(), 0, 0, 0
+
+    def acquire(self):
+        got = self.inner.acquire()
+        with self.lock:
+            self.held += 1
+            self.taken += 1
+            self.most = max(self.most, self.held)
+        return got
+
+    def release(self):
+        with self.lock:
+            self.held -= 1
+        self.inner.release()
+
+
+def test_large_json_answers_are_read_two_at_a_time(monkeypatch):
+    """Six threads reading 2 MB answers at once hold at most two of them; small answers take no slot."""
+    slots = _CountingSlots()
+    monkeypatch.setattr(client_mod, "_LARGE_SLOTS", slots)
+    branches = [{"name": f"b{i}", "ref": f"refs/heads/b{i}", "targetCommit": SHA} for i in range(25_000)]
+    big = _Recorder(json.dumps({"branches": branches, "tags": []}).encode())
+    small = _Recorder(json.dumps({"branches": branches[:10], "tags": []}).encode())
+    try:
+        client = HubClient(HubSettings(endpoint=big.url, retries=0))
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(len(client.refs(RepoId("model", "a/b")).branches)))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == [25_000] * 6 and slots.taken == 6 and 1 <= slots.most <= 2 and slots.held == 0
+        HubClient(HubSettings(endpoint=small.url, retries=0)).refs(RepoId("model", "a/b"))
+        assert slots.taken == 6, "a small answer took a slot"
+    finally:
+        big.close()
+        small.close()
+
+
 def _many_files(n: int) -> dict:
     return {f"shards/part-{i:05d}.bin": f"shard {i}" for i in range(n)}
 
