@@ -264,6 +264,22 @@ def test_a_repo_too_large_to_list_is_still_watched_for_its_identity(env, hub, sl
     assert len(env.findings("monitoring_degraded")) == 1, "said once"
 
 
+def test_a_refs_answer_too_large_to_hold_leaves_the_pin_unknown_and_says_why(env, hub, slack, monkeypatch):
+    """Thousands of branches past the JSON cap: the check is unknown (never "ok", never an alert on
+    half an answer), and the reason is what the status shows until monitoring_degraded fires."""
+    monkeypatch.setattr(client_mod, "MAX_JSON_BYTES", 40_000)
+    hub.add_repo(REPO, files=FILES)
+    for i in range(600):
+        hub.create_branch(REPO, f"branch-{i}")
+    env.pins = [{"repo": REPO, "track": "main"}]
+    r = env.run("once")
+    assert "1 unknown" in r.err + r.out
+    (row,) = [json.loads(line) for line in env.run("status", "--json").out.splitlines() if line.strip()]
+    assert row["state"] == "unknown"
+    assert row["last_error"].endswith("/api/models/EleutherAI/gpt-j-6b/refs is larger than 0 MB: too large to inspect")
+    assert env.findings() == []
+
+
 def test_a_push_longer_than_the_history_cap_is_high_and_says_so(env, hub, slack):
     """More than 150 commits at once: whether the old head is still an ancestor was not read."""
     hub.add_repo(REPO, files=FILES)
