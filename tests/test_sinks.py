@@ -323,7 +323,8 @@ def dns(monkeypatch):
     return table, asked
 
 
-@pytest.mark.parametrize("ip", ["169.254.169.254", "fe80::1", "fd00:ec2::254", "100.100.100.200", "0.0.0.0"])
+@pytest.mark.parametrize("ip", ["169.254.169.254", "fe80::1", "fd00:ec2::254", "100.100.100.200", "64:ff9b::a9fe:a9fe",
+                                "0.0.0.0"])
 def test_a_sink_name_resolving_to_a_metadata_address_is_refused_before_connecting(dns, monkeypatch, ip):
     table, _ = dns
     table["hooks.example.net"] = ip
