@@ -7,7 +7,8 @@ hubwatch processes is read from the kernel (wait4 rusage). Target: < 200 MB.
 
 Two cases: the new config.json is huge (the manifest size stops the read before any download),
 and the old one is huge while the new one is small (no manifest size for the old side: the
-answer's size header, or the streamed cap, stops it). `--root` runs another checkout's hubwatch,
+answer's size header, or the streamed cap, stops it). A third, `--case files`, makes the change
+add `--files` files (200,000: a file list past the 16 MB JSON cap) next to an auto_map config. `--root` runs another checkout's hubwatch,
 e.g. main's, for a before/after figure.
 """
 
@@ -26,14 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER = r"""
 import json, sys
 from tests.emulator import HubEmulator
-mb, case = int(sys.argv[1]), sys.argv[2]
+mb, case, nfiles = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 big = json.dumps({"model_type": "gptj", "pad": "x" * (mb * 1024 * 1024)})
 emu = HubEmulator().start()
 first = big if case == "old" else '{"model_type": "gptj"}'
 emu.add_repo("EleutherAI/gpt-j-6b", files={"config.json": first, "model.safetensors": b"w" * 64})
 print(emu.url, flush=True)
 sys.stdin.readline()  # the baseline is done: make the change
-emu.commit("EleutherAI/gpt-j-6b", {"config.json": big if case == "new" else '{"model_type": "gptj2"}'})
+if case == "files":
+    emu.commit("EleutherAI/gpt-j-6b", {**{f"shards/part-{i:06d}.bin": str(i) for i in range(nfiles)},
+                                       "config.json": '{"model_type": "gptj", "auto_map": {"AutoModel": "m.M"}}'})
+else:
+    emu.commit("EleutherAI/gpt-j-6b", {"config.json": big if case == "new" else '{"model_type": "gptj2"}'})
 print("committed", flush=True)
 sys.stdin.read()
 """
@@ -59,7 +64,7 @@ def findings(root: Path, config: Path, home: Path) -> list[dict]:
 
 
 def run_case(case: str, args: argparse.Namespace) -> None:
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(args.mb), case], stdin=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(args.mb), case, str(args.files)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         url = server.stdout.readline().strip()
@@ -73,7 +78,8 @@ def run_case(case: str, args: argparse.Namespace) -> None:
         server.stdout.readline()
         code2, rss2, err2 = once(args.root, config, tmp)
         got = [(f["kind"], f["severity"], f["summary"][:140]) for f in findings(args.root, config, tmp)]
-        print(f"{case} config.json {args.mb} MiB: baseline exit {code1}, peak RSS {rss1} MB; "
+        what = f"{args.files} files added" if case == "files" else f"{case} config.json {args.mb} MiB"
+        print(f"{what}: baseline exit {code1}, peak RSS {rss1} MB; "
               f"change exit {code2}, peak RSS {rss2} MB (target < 200 MB)")
         print(f"  findings: {got}")
         if code2 != 0:
@@ -87,7 +93,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=int, default=160)
     ap.add_argument("--root", type=Path, default=ROOT, help="the checkout whose hubwatch runs")
-    ap.add_argument("--case", choices=("new", "old", "both"), default="both")
+    ap.add_argument("--case", choices=("new", "old", "both", "files"), default="both")
+    ap.add_argument("--files", type=int, default=200_000, help="files the change adds (--case files)")
     args = ap.parse_args()
     for case in (("new", "old") if args.case == "both" else (args.case,)):
         run_case(case, args)

@@ -265,6 +265,15 @@ def _int(lo: int, hi: int) -> Callable[[Any], int]:
     return conv
 
 
+def _clone_budget(value: Any) -> int:
+    # A copy is judged after one search and its namespace's overview (up to two requests): a
+    # smaller budget would search for ever and never judge what it finds.
+    if _int(0, 100000)(value) in (1, 2):
+        raise ValueError("must be 0 (off) or a whole number from 3 to 100000: a search and the "
+                         "overview of a copy's namespace take up to 3 requests")
+    return value
+
+
 def _names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and _NAME_PART.match(v) for v in value):
         raise ValueError("must be a list of Hub names (A-Z a-z 0-9 _ . -)")
@@ -521,7 +530,7 @@ class _Loader:
             probe_budget=r.get("probe_budget", 50, _int(0, 100000)),
             reprobe_after=r.get("reprobe_after", 86400.0, parse_duration),
             clone_watch=r.get("clone_watch", 50, _int(0, 1000)),
-            clone_budget=r.get("clone_budget", 50, _int(0, 100000)),
+            clone_budget=r.get("clone_budget", 50, _clone_budget),
         )
         r.done()
         return s

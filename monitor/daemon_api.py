@@ -41,6 +41,10 @@ class DaemonApi:
     def http_token(self) -> Secret | None:
         return self.daemon.rt.settings.http.token
 
+    def first_slack_request(self, signature: str, forget_at: float, now: float) -> bool:
+        """Slack's replay check, kept in the database so a restart does not forget it."""
+        return self.daemon.rt.store.first_slack_request(signature, forget_at, now)
+
     def lookup(self, name: str) -> LookupResult:
         """A lookup someone asked for over HTTP or Slack: its Hub calls spend the on-demand share."""
         from monitor.jobs.lookup import lookup_now

@@ -1,4 +1,5 @@
-"""Is this URL a place hubwatch may send data (alerts, its Hub token) to? Pure: no DNS, no I/O.
+"""Is this URL a place hubwatch may send data (alerts, its Hub token) to? Pure: no DNS, no I/O
+(`monitor/alerts/vetted.py` applies `address_problem` to what a sink's name resolves to).
 
 Sink URLs and the Hub endpoint come from the config or the environment, and whoever can set an
 environment variable or slip a line into the config could otherwise aim our POSTs (with the
@@ -6,7 +7,7 @@ alert, or the Hub token in `Authorization`) at the cloud metadata service or ano
 link-local address. So a URL must parse, be `https` (plain `http` only to a loopback address,
 for local relays and tests), and must not name a link-local or metadata address in any spelling
 the HTTP stack would accept (`169.254.169.254`, `2852039166`, `0xa9.0xfe.0xa9.0xfe`,
-`[::ffff:169.254.169.254]`, `[fe80::1]`, `metadata.google.internal.`).
+`[::ffff:169.254.169.254]`, `[64:ff9b::a9fe:a9fe]`, `[fe80::1]`, `metadata.google.internal.`).
 
 Problems are returned as text that never quotes the URL: webhook URLs are credentials.
 """
@@ -23,6 +24,7 @@ METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "metada
 # Metadata services outside link-local space: AWS's IPv6 endpoint, Alibaba, Azure's wire server.
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in
                                ("fd00:ec2::254", "100.100.100.200", "168.63.129.16"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -36,9 +38,32 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
             ip = ipaddress.IPv4Address(socket.inet_aton(host))
         except OSError:
             return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv4 reached through IPv6: mapped, 6to4 and NAT64 (64:ff9b::/96) addresses lead to the
+        # IPv4 address they embed, the metadata service included.
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
+
+
+def address_problem(address: str, plain_http: bool = False) -> str | None:
+    """None when a connection may go to the IP `address` (what a sink's host name resolved to),
+    else why not: the same rule as `url_problem`, applied to the address itself, so a DNS name
+    that resolves to the metadata service is refused as its literal IP would be."""
+    ip = _address(address)
+    if ip is None:
+        return "an address that is not an IP"
+    if ip.is_link_local or ip in METADATA_ADDRESSES:
+        return "a link-local or cloud metadata address"
+    if ip.is_unspecified:
+        return "an unspecified address"
+    if plain_http and not ip.is_loopback:
+        return "an address that is not loopback (plain http)"
+    return None
 
 
 def url_problem(value: str) -> str | None:

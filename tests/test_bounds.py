@@ -18,7 +18,8 @@ import requests
 from monitor.config import HubSettings, HttpSettings, Secret
 from monitor.detect.names import is_valid_name, validate_name
 from monitor.errors import ConfigError, HubError
-from monitor.hub.client import FileTooLarge, HubClient, OffOrigin
+from monitor.hub import client as client_mod
+from monitor.hub.client import AnswerTooLarge, FileTooLarge, HubClient, OffOrigin
 from monitor.hub.models import RepoId
 from monitor.hub.namespaces import NamespaceClient
 from monitor.http import HttpServer
@@ -128,6 +129,157 @@ def test_file_text_stops_reading_a_stream_at_the_cap():
     assert srv.sent < 20 * 1024 * 1024, f"{srv.sent} bytes streamed: the client kept reading"
 
 
+class _Flood(BaseHTTPRequestHandler):
+    """A JSON answer that never ends (chunked, no size), or one that declares 100 MB and sends 2 bytes."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if self.server.declare:
+            self.send_header("Content-Length", "100000000")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b'{"name": "b", "ref": "refs/heads/b", "targetCommit": "' + b"a" * 40 + b'"},' * 1000
+        try:
+            self.wfile.write(b'%x\r\n{"branches": [\r\n' % len(b'{"branches": ['))
+            for _ in range(100 * 1024 * 1024 // len(chunk)):  # 100 MB if nobody stops reading
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.server.sent += len(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("declare", [False, True])
+def test_a_json_answer_is_never_held_past_its_cap(declare):
+    """Thousands of branches, a file list of 100,000 files: the JSON answer is streamed and dropped
+    at 16 MB (or refused from its declared size) instead of being read whole (today: r.json())."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Flood)
+    srv.daemon_threads, srv.sent, srv.declare = True, 0, declare
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        client = HubClient(HubSettings(endpoint=f"http://127.0.0.1:{srv.server_port}", retries=0))
+        with pytest.raises(AnswerTooLarge) as e:
+            client.refs(RepoId("model", "a/b"))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert "/api/models/a/b/refs is larger than 16 MB: too large to inspect" in str(e.value)
+    assert e.value.permanent, "retrying reads the same answer"
+    assert srv.sent < 40 * 1024 * 1024, f"{srv.sent} bytes streamed: the client kept reading"
+
+
+class _CountingSlots:
+    """Stands in for the client's large-answer semaphore (2 slots), recording how many are held."""
+
+    def __init__(self):
+        self.inner, self.lock, self.held, self.most, self.taken = threading.BoundedSemaphore(2), threading.Lock(), 0, 0, 0
+
+    def acquire(self):
+        got = self.inner.acquire()
+        with self.lock:
+            self.held += 1
+            self.taken += 1
+            self.most = max(self.most, self.held)
+        return got
+
+    def release(self):
+        with self.lock:
+            self.held -= 1
+        self.inner.release()
+
+
+def test_large_json_answers_are_read_two_at_a_time(monkeypatch):
+    """Six threads reading 2 MB answers at once hold at most two of them; small answers take no slot."""
+    slots = _CountingSlots()
+    monkeypatch.setattr(client_mod, "_LARGE_SLOTS", slots)
+    branches = [{"name": f"b{i}", "ref": f"refs/heads/b{i}", "targetCommit": SHA} for i in range(25_000)]
+    big = _Recorder(json.dumps({"branches": branches, "tags": []}).encode())
+    small = _Recorder(json.dumps({"branches": branches[:10], "tags": []}).encode())
+    try:
+        client = HubClient(HubSettings(endpoint=big.url, retries=0))
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(len(client.refs(RepoId("model", "a/b")).branches)))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert results == [25_000] * 6 and slots.taken == 6 and 1 <= slots.most <= 2 and slots.held == 0
+        HubClient(HubSettings(endpoint=small.url, retries=0)).refs(RepoId("model", "a/b"))
+        assert slots.taken == 6, "a small answer took a slot"
+    finally:
+        big.close()
+        small.close()
+
+
+def _many_files(n: int) -> dict:
+    return {f"shards/part-{i:05d}.bin": f"shard {i}" for i in range(n)}
+
+
+def test_a_file_list_too_large_to_hold_is_reported_and_config_json_still_read(env, hub, slack, monkeypatch):
+    """A commit adding auto_map plus enough files that the file list is past the JSON cap: the list
+    is not held, the change says so (high), and config.json is read anyway, so it stays critical."""
+    monkeypatch.setattr(client_mod, "MAX_JSON_BYTES", 40_000)  # the real 16 MB cap costs 60,000 files
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    new = hub.commit(REPO, {**_many_files(600), "config.json": json.dumps(
+        {**CONFIG, "auto_map": {"AutoModel": "modeling_gptj.GPTJ"}})}, title="add shards", author="mallory")
+    hub.clear_log()
+    env.once()
+    assert hub.count() <= 150
+    assert hub.count(r"/resolve/") == 2, "config.json before and after, nothing else"
+    moved = env.findings("risky_change")
+    (f,) = moved
+    assert f["severity"] == "critical"
+    rules = {r["rule"]: r for r in f["evidence"]["rules"]}
+    assert "auto_map" in rules["remote_code_config"]["detail"]
+    assert f"the file list at {new[:7]} (larger than 0 MB: too large to inspect)" in rules["not_inspected"]["detail"]
+    (d,) = env.findings("monitoring_degraded")
+    assert d["severity"] == "medium" and "files and security scan not inspected" in d["summary"]
+
+
+def test_a_repo_too_large_to_list_is_still_watched_for_its_identity(env, hub, slack, monkeypatch):
+    """The slim second answer keeps `_id`, flags and takedown watched when the file list is not held."""
+    monkeypatch.setattr(client_mod, "MAX_JSON_BYTES", 40_000)
+    hub.add_repo(REPO, files={**FILES, **_many_files(600)})
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    (d,) = env.findings()
+    assert d["kind"] == "monitoring_degraded" and "too large to inspect" in d["summary"]
+    hub.set_disabled(REPO)
+    env.once()
+    (taken,) = env.findings("repo_unavailable")
+    assert taken["severity"] == "critical" and "disabled by the Hub" in taken["summary"]
+    env.once()
+    assert len(env.findings("monitoring_degraded")) == 1, "said once"
+
+
+def test_a_refs_answer_too_large_to_hold_leaves_the_pin_unknown_and_says_why(env, hub, slack, monkeypatch):
+    """Thousands of branches past the JSON cap: the check is unknown (never "ok", never an alert on
+    half an answer), and the reason is what the status shows until monitoring_degraded fires."""
+    monkeypatch.setattr(client_mod, "MAX_JSON_BYTES", 40_000)
+    hub.add_repo(REPO, files=FILES)
+    for i in range(600):
+        hub.create_branch(REPO, f"branch-{i}")
+    env.pins = [{"repo": REPO, "track": "main"}]
+    r = env.run("once")
+    assert "1 unknown" in r.err + r.out
+    (row,) = [json.loads(line) for line in env.run("status", "--json").out.splitlines() if line.strip()]
+    assert row["state"] == "unknown"
+    assert row["last_error"].endswith("/api/models/EleutherAI/gpt-j-6b/refs is larger than 0 MB: too large to inspect")
+    assert env.findings() == []
+
+
 def test_a_push_longer_than_the_history_cap_is_high_and_says_so(env, hub, slack):
     """More than 150 commits at once: whether the old head is still an ancestor was not read."""
     hub.add_repo(REPO, files=FILES)
@@ -231,6 +383,18 @@ def test_walk_order_main_first_then_tracked_then_moved_and_one_walk_per_head():
                 "new": "5" * 40}
     previous = {"a": "1" * 40, "main": "2" * 40, "rel": "3" * 40, "moved": "9" * 40, "same": "2" * 40}
     assert walk_order(branches, ("rel",), previous) == ["main", "rel", "moved", "new", "a"]
+
+
+# --- point 3: the CLI lookup is the operator's ---------------------------------------------------
+
+def test_cli_lookup_is_not_rate_limited(env, hub):
+    """Past the HTTP/Slack limit (30 a minute, burst 10), every operator lookup still asks the Hub."""
+    hub.add_org("EleutherAI")
+    for i in range(35):
+        hub.clear_log()
+        r = env.run("lookup", f"visitor-{i}", "--json")
+        assert r.code == 0 and json.loads(r.out)["name"] == f"visitor-{i}", r
+        assert hub.count(rf"visitor-{i}") >= 1, f"lookup {i} answered without asking the Hub"
 
 
 # --- point 4: names -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from monitor import config as config_mod
 from monitor.detect import clones as dc
 from monitor.detect.lookalike_risk import Facts
 from monitor.jobs.clones import scan_clones
@@ -50,7 +51,8 @@ def test_open_oss_privacy_filter_is_critical_and_alerted_once(env, hub, slack):
     rt = Runtime.build(env.settings())
     try:
         report = scan_clones(rt)
-        assert report.watched == 3 and report.searched == 3 and report.hits == 1
+        assert report.watched == 3 and report.hits == 1
+        assert report.searched == 6, "each name with separators: by name, and by its longest word"
         (f,) = clones(rt).values()
         assert f.subject == "Open-OSS/privacy-filter" and f.severity == "critical"
         ev = f.evidence
@@ -108,38 +110,121 @@ def test_user_accounts_allowed_and_protected_namespaces(env, hub):
         rt.close()
 
 
-def test_round_robin_under_the_budget_covers_every_watched_repo(env, hub):
-    env.extra = CONFIG.format('["acme"]', "clone_watch = 12\nclone_budget = 5\n")
+def searches(hub) -> list[tuple[str, str]]:
+    """(repo type, search term) of the logged Hub searches, in order."""
+    out = []
+    for r in hub.requests:
+        m = re.search(r"GET /api/(model|dataset|space)s\?", r.target)
+        query = parse_qs(urlsplit(r.target).query)
+        if m and "search" in query:
+            out.append((m.group(1), query["search"][0]))
+    return out
+
+
+def test_round_robin_under_the_budget_covers_models_datasets_and_spaces(env, hub):
+    env.extra = CONFIG.format('["acme"]', "clone_watch = 8\nclone_budget = 5\n")
     hub.add_org("acme", verified=True, created_at=now_iso(1000))
-    for i in range(15):
-        hub.add_repo(f"acme/model-{i:02d}", files={"a": "b"}, downloads=100 * i)
+    for i in range(8):
+        hub.add_repo(f"acme/model{i:02d}", files={"a": "b"}, downloads=100 * i)
+    for i in range(3):
+        hub.add_repo(f"acme/data{i}", type="dataset", files={"a": "b"}, downloads=10 * i)
+    for i in range(2):
+        hub.add_repo(f"acme/demo{i}", type="space", files={"app.py": "x"}, likes=i)
     hub.add_org("evil", created_at=now_iso(1))
-    hub.add_repo("evil/model-03", files={"a.py": "x"})  # among the 12 most downloaded
-    hub.add_repo("evil/model-01", files={"a.py": "x"})  # not watched: 13th most downloaded
+    hub.add_repo("evil/model05", files={"a.py": "x"})  # watched
+    hub.add_repo("evil/model01", files={"a.py": "x"})  # not watched: beyond clone_watch
+    hub.add_repo("evil/data1", type="dataset", files={"loader.py": "x"})
+    hub.add_repo("evil/demo0", type="space", files={"app.py": "x"})
+    hub.add_repo("evil/data1", files={"w.bin": b"x"})  # a model: no model of acme has that name
     clock = Clock(utcnow())
     rt = Runtime.build(env.settings(), clock=clock)
-    searched: list[str] = []
+    searched: list[tuple[str, str]] = []
     try:
-        for _ in range(4):
+        for _ in range(4):  # 3 listings + 2 searches, then 5 searches a cycle
             hub.clear_log()
             report = scan_clones(rt)
             assert len(hub.requests) <= 5, "never more Hub requests than clone_budget"
-            searched += [parse_qs(urlsplit(r.target).query)["search"][0] for r in hub.requests
-                         if re.search(r"GET /api/models\?.*search=", r.target)]
+            searched += searches(hub)
             clock.advance(3600)
-        watched = [f"model-{i:02d}" for i in range(14, 2, -1)]
-        assert searched[:12] == watched, "most downloaded first, each once, in round-robin order"
-        assert searched[12:] == watched[:len(searched) - 12], "then round again from the top"
-        assert set(clones(rt)) == {"evil/model-03"}
-        assert report.watched == 12
+        # the top of each type first, then the second of each..., up to clone_watch in all
+        watched = [("model", "model07"), ("dataset", "data2"), ("space", "demo1"), ("model", "model06"),
+                   ("dataset", "data1"), ("space", "demo0"), ("model", "model05"), ("dataset", "data0")]
+        assert searched[:8] == watched, "each watched repo once, in round-robin order"
+        assert searched[8:] == watched[:len(searched) - 8], "then round again from the top"
+        found = clones(rt)
+        assert set(found) == {"evil/model05", "datasets/evil/data1", "spaces/evil/demo0"}
+        ds = found["datasets/evil/data1"]
+        assert ds.evidence["type"] == "dataset" and ds.evidence["copies"] == "acme/data1"
+        assert ds.severity == "critical" and ds.evidence["dangerous_files"] == ["loader.py"]
+        assert "datasets/acme/data1" in ds.summary
+        assert [link.url.split("/", 3)[-1] for link in ds.links] == ["datasets/evil/data1", "datasets/acme/data1"]
+        assert report.watched == 8
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("copy", ["privacy_filter", "PrivacyFilter", "Privacy.Filter", "PRIVACY-FILTER",
+                                  "privacy__filter-GGUF"])
+def test_a_copy_that_changes_separators_or_case_is_found(env, hub, copy):
+    # Searching "privacy-filter" (a substring of the id, any case) cannot return privacy_filter:
+    # the name's longest word, newest first, does.
+    hub.add_org("Open-OSS", created_at=now_iso(4))
+    hub.add_repo(f"Open-OSS/{copy}", files={"loader.py": "x"})
+    for i in range(150):  # more repos carrying the word than one page holds, all older than the copy
+        hub.add_repo(f"someone/privacy-{i}", files={"a": "b"}, created_at=now_iso(30))
+    env.extra = CONFIG.format('["openai"]', "clone_watch = 2\nclone_budget = 3\n")
+    rt = Runtime.build(env.settings())
+    try:
+        hub.clear_log()
+        for _ in range(4):  # the smallest budget: three listings, then searches (and overviews)
+            scan_clones(rt)
+        assert {("model", "privacy-filter"), ("model", "privacy")} <= set(searches(hub))
+        newest = [r.target for r in hub.requests if "search=privacy&" in r.target]
+        assert newest and all("sort=createdAt" in t for t in newest)
+        (f,) = clones(rt).values()
+        assert f.subject == f"Open-OSS/{copy}" and f.evidence["copies"] == "openai/privacy-filter"
+        assert f.evidence["derivative"] == (["gguf"] if "GGUF" in copy else [])
+    finally:
+        rt.close()
+
+
+def test_a_listing_cut_short_by_the_budget_goes_on_next_cycle(env, hub):
+    env.extra = CONFIG.format(json.dumps(PROTECTED), "clone_watch = 2\nclone_budget = 4\n")
+    rt = Runtime.build(env.settings())
+    try:
+        listings = []
+        for _ in range(3):
+            hub.clear_log()
+            scan_clones(rt)
+            listings.append(hub.count(r"GET /api/(model|dataset|space)s\?author="))
+        # 6 listings (3 types x 2 protected names) under 4 requests a cycle: each is read once
+        assert listings == [4, 2, 0]
+        assert ("model", "gpt-j-6b") in searches(hub)
+    finally:
+        rt.close()
+
+
+def test_clone_budget_must_afford_a_search_and_an_overview(tmp_path):
+    p = tmp_path / "c.toml"
+    for budget, ok in ((0, True), (1, False), (2, False), (3, True)):
+        p.write_text(f'[lookalike]\nprotected = ["openai"]\nclone_budget = {budget}\n')
+        if ok:
+            assert config_mod.load(p, env={}).lookalike.clone_budget == budget
+        else:
+            with pytest.raises(config_mod.ConfigError, match="lookalike.clone_budget"):
+                config_mod.load(p, env={})
+
+
+def test_search_terms():
+    assert dc.search_terms("gpt2") == (("gpt2", None),)
+    assert dc.search_terms("privacy-filter") == (("privacy-filter", None), ("privacy", "createdAt"))
+    assert dc.search_terms("Llama-3.1-8B") == (("Llama-3.1-8B", None), ("Llama", "createdAt"))
 
 
 def test_search_errors_are_not_findings_and_are_searched_again(env, hub):
     hub.add_org("Open-OSS", created_at=now_iso(4))
     hub.add_repo("Open-OSS/privacy-filter", files={"a.bin": b"x"})
-    hub.fail(r"search=privacy-filter", status=503, times=None)
+    hub.fail(r"search=privacy", status=503, times=None)  # both searches: by name and by its longest word
     rt = Runtime.build(env.settings())
     try:
         report = scan_clones(rt)

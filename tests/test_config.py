@@ -148,6 +148,8 @@ BAD_URLS = [
     ("https://2852039166/", "metadata"),  # 169.254.169.254 as one decimal number
     ("https://0xa9.0xfe.0xa9.0xfe/", "metadata"),
     ("https://[::ffff:169.254.169.254]/", "metadata"),
+    ("https://[64:ff9b::a9fe:a9fe]/", "metadata"),  # NAT64
+    ("https://[2002:a9fe:a9fe::1]/", "metadata"),  # 6to4
     ("https://[fe80::1]/", "metadata"),
     ("https://[fd00:ec2::254]/", "metadata"),
     ("https://metadata.google.internal/computeMetadata/v1/", "metadata"),

@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import socket
+import sqlite3
 import threading
 import time
 from urllib.parse import urlencode
@@ -851,6 +852,38 @@ def test_replay_cache_is_bounded_and_fails_closed():
     assert not cache.first_time("v0=9", str(NOW), NOW), "full of live entries: refuse"
     assert cache.first_time("v0=9", str(NOW), NOW + 301), "expired entries make room"
     assert not cache.first_time("v0=9", str(NOW), NOW + 302)
+
+
+def test_a_slack_replay_is_refused_after_a_restart(make_server, backend, tmp_path):
+    """The accepted signatures live in the state database: a daemon restarted within the 5-minute
+    window (new server, new process memory, same database) still refuses the replay."""
+    from monitor.store import Store
+
+    body = command("lookup meta-IIama")
+    with Store.open(tmp_path / "state.db") as store:
+        backend.first_slack_request = store.first_slack_request
+        before = make_server()
+        assert post_slack(before, body).status_code == 200
+        before.stop()
+    with Store.open(tmp_path / "state.db") as store:
+        backend.first_slack_request = store.first_slack_request
+        after = make_server()
+        replay = post_slack(after, body)
+        assert replay.status_code == 401 and "replay" in replay.json()["error"]
+        assert backend.lookups == ["meta-IIama"], "the replay ran no lookup"
+        assert post_slack(after, body, ts=NOW + 1).status_code == 200, "a new signed request is fine"
+        assert store.db.execute("SELECT count(*) FROM slack_replays").fetchone()[0] == 2
+        assert store.first_slack_request("v0=later", NOW + 2000.0, NOW + 1000.0)
+        assert store.db.execute("SELECT signature FROM slack_replays").fetchall() == [("v0=later",)], \
+            "signatures past their window are forgotten: the table stays small"
+
+
+def test_a_replay_check_that_cannot_reach_the_database_refuses():
+    def broken(*_):
+        raise sqlite3.OperationalError("database is locked")
+
+    cache = slack_command.ReplayCache(persist=broken)
+    assert not cache.first_time("v0=1", str(NOW), NOW)
 
 
 # --- connection bounds -------------------------------------------------------------------------

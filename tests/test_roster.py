@@ -156,3 +156,28 @@ def test_once_runs_the_roster_watch(env, hub, slack):
     assert r.code == 1, r  # the roster finding is a new critical finding of this run
     assert any("bob" in m["text"] and "meta-IIama" in m["text"] for m in slack.messages)
     assert env.run("once", "--fail-on", "critical").code == 0  # already told
+
+
+def test_one_alert_per_member_and_org_verified_and_allowed_orgs_are_silent(env, hub):
+    env.extra = roster_config().replace('probe_budget = 0', 'probe_budget = 0\nallow = ["llama-club"]')
+    hub.add_org("EleuterAI", created_at=now_iso(3))
+    hub.add_org("EIeutherAI", verified=True)  # imitates, but the Hub verified it: not our concern
+    hub.add_org("llama-club")  # carries a protected token, allowlisted
+    hub.add_user("alice", orgs=["acme", "EleuterAI", "EIeutherAI"])
+    hub.add_user("bob", orgs=["acme", "EleuterAI"])
+    rt = Runtime.build(env.settings())
+    try:
+        first = scan_roster(rt).new_findings
+        # the same org, two of our people: each is told about (and must act for) their own membership
+        assert sorted((f.evidence["member"], f.subject, f.severity) for f in first) == [
+            ("alice", "EleuterAI", "critical"), ("bob", "EleuterAI", "critical")]
+        hub.add_user("carol", orgs=["llama-club", "llama-makers"])
+        hub.add_org("acme", verified=True, members=["alice", "bob", "carol"])
+        (high,) = scan_roster(rt).new_findings  # carol is new: llama-club is allowed
+        assert (high.evidence["member"], high.subject, high.severity) == ("carol", "llama-makers", "high")
+        assert "carol" in high.summary and "llama-makers" in high.summary and high.evidence["what_to_do"]
+        hub.add_repo("llama-makers/weights", files={"a.bin": b"x"})  # a high one is re-alerted on new repos too
+        (again,) = scan_roster(rt).new_findings
+        assert (again.evidence["member"], again.evidence["repo_count"]) == ("carol", 1)
+    finally:
+        rt.close()

@@ -305,3 +305,53 @@ def test_a_small_finding_is_sent_whole(hook):
     WebhookSink(url).send(FINDING)
     payload = json.loads(_Hook.bodies[0][1])
     assert "truncated" not in payload and "form" not in payload and payload["evidence"] == FINDING.evidence
+
+
+# --- connect-time address check: a name that resolves to the metadata service -------------------
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A local resolver: names in `table` resolve to the given IP, every name asked is recorded.
+    (socket.getaddrinfo, not an HfApi method: the check under test is ours.)"""
+    real, table, asked = socket.getaddrinfo, {}, []
+
+    def getaddrinfo(host, port, *args, **kw):
+        asked.append(host)
+        return real(table.get(host, host), port, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table, asked
+
+
+@pytest.mark.parametrize("ip", ["169.254.169.254", "fe80::1", "fd00:ec2::254", "100.100.100.200", "64:ff9b::a9fe:a9fe",
+                                "0.0.0.0"])
+def test_a_sink_name_resolving_to_a_metadata_address_is_refused_before_connecting(dns, monkeypatch, ip):
+    table, _ = dns
+    table["hooks.example.net"] = ip
+    connects = []
+    monkeypatch.setattr(socket.socket, "connect", lambda self, sa: connects.append(sa))
+    for sink in (SlackSink("https://hooks.example.net/services/T0/B0/XXXXSECRET"),
+                 WebhookSink("https://hooks.example.net/hook?token=XXXXSECRET")):
+        err = send_error(sink)
+        assert not err.permanent and "resolves to" in str(err) and "XXXXSECRET" not in str(err)
+        assert ("unspecified" if ip == "0.0.0.0" else "link-local or cloud metadata") in str(err)
+    assert connects == [], "nothing was sent to the forbidden address"
+
+
+def test_a_sink_connects_to_the_address_it_checked_without_a_second_lookup(dns, receiver):
+    """The name is resolved once and the vetted address is the one connected to (no rebinding)."""
+    table, asked = dns
+    table["relay.example"] = "127.0.0.1"
+    port = receiver.url.split(":")[2].split("/")[0]
+    sink = SlackSink(receiver.url.replace(f"127.0.0.1:{port}", f"relay.example:{port}"))
+    sink.send(FINDING)
+    assert len(receiver.messages) == 1
+    assert asked.count("relay.example") == 1
+
+
+def test_plain_http_to_a_name_that_is_not_loopback_is_refused(dns, receiver):
+    table, _ = dns
+    table["localhost"] = "10.1.2.3"  # /etc/hosts says localhost, the resolver says otherwise
+    port = receiver.url.split(":")[2].split("/")[0]
+    err = send_error(SlackSink(receiver.url.replace(f"127.0.0.1:{port}", f"localhost:{port}")))
+    assert "not loopback (plain http)" in str(err) and receiver.messages == []

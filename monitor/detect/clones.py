@@ -10,7 +10,7 @@ legitimate ones, so it is low, or medium when its namespace is new and unverifie
 
 from __future__ import annotations
 
-
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
@@ -19,6 +19,7 @@ from monitor.detect.findings import Finding, Link, max_severity
 from monitor.detect.lookalike_risk import FEW_FOLLOWERS, NEW_DAYS, Facts, age_in_days
 from monitor.detect.names import compact
 from monitor.detect.risk import CODE_EXTS, PICKLE_EXTS
+from monitor.hub.models import RepoId
 
 # Suffixes quantisers and converters append; compared on the compact form (case and separators
 # ignored), longest first, repeatedly (``-AWQ-4bit``).
@@ -36,11 +37,34 @@ class CloneMatch:
     foreign: str
     original: str
     derivative: tuple[str, ...]  # suffixes removed to match; () for an exact copy
+    type: str = "model"  # both repos are of this type: a search lists one type
+
+    @property
+    def subject(self) -> str:
+        """The foreign repo as its page path (``datasets/x/y``): a model and a dataset may share an id."""
+        return RepoId(self.type, self.foreign).web_path
 
 
 def repo_key(name: str) -> str:
     """Case- and separator-insensitive form of a repo name (without its namespace)."""
     return compact(name.rsplit("/", 1)[-1])
+
+
+def search_terms(name: str) -> tuple[tuple[str, str | None], ...]:
+    """(term, sort) searches that find copies of the repo called `name` (sort None: the Hub's own).
+
+    The Hub's search matches a substring of the id, ignoring case: the name itself finds copies
+    spelt the same in any case, and derivatives (``name-GGUF``). A copy that changes or drops the
+    separators (``privacy_filter``, ``privacyfilter`` for ``privacy-filter``) contains neither, so
+    a name with separators is also searched by its longest word, newest first: every separator
+    variant contains it, and a copy made since the last round is near the top even when the word
+    is common. (A separator added to a name that has none, ``privacy-filter`` for
+    ``privacyfilter``, has no common substring longer than a word's and is not searched for.)
+    """
+    words = [w for w in re.split(r"[-_.]+", name) if w]
+    if len(words) < 2:
+        return ((name, None),)
+    return ((name, None), (max(words, key=len), "createdAt"))
 
 
 def strip_derivative(key: str) -> tuple[str, tuple[str, ...]]:
@@ -59,7 +83,8 @@ def strip_derivative(key: str) -> tuple[str, tuple[str, ...]]:
 class CloneIndex:
     """Protected repo names, looked up by their compact form."""
 
-    def __init__(self, originals: Iterable[str], exempt_namespaces: Iterable[str]):
+    def __init__(self, originals: Iterable[str], exempt_namespaces: Iterable[str], rtype: str = "model"):
+        self.type = rtype
         self._by_key: dict[str, str] = {}
         for rid in originals:
             self._by_key.setdefault(repo_key(rid), rid)
@@ -72,10 +97,10 @@ class CloneIndex:
             return None
         key = repo_key(foreign)
         if key in self._by_key:
-            return CloneMatch(foreign, self._by_key[key], ())
+            return CloneMatch(foreign, self._by_key[key], (), self.type)
         base, removed = strip_derivative(key)
         if removed and base in self._by_key:
-            return CloneMatch(foreign, self._by_key[base], removed)
+            return CloneMatch(foreign, self._by_key[base], removed, self.type)
         return None
 
 
@@ -126,21 +151,23 @@ def finding(match: CloneMatch, facts: Facts, files: Sequence[str], now: datetime
     """One alert per foreign repo (the fingerprint is the repo, whatever its severity)."""
     dangerous = dangerous_files(files)
     severity, reasons = clone_severity(facts, now, bool(match.derivative), dangerous)
-    what = (f"a derivative ({', '.join(match.derivative)}) of {match.original}" if match.derivative
-            else f"a copy of {match.original}")
-    summary = f"republishes {match.original} under another namespace: {what}"
+    original = RepoId(match.type, match.original).web_path
+    what = (f"a derivative ({', '.join(match.derivative)}) of {original}" if match.derivative
+            else f"a copy of {original}")
+    summary = f"republishes {original} under another namespace: {what}"
     if dangerous:
         summary += f"; runs code when loaded ({', '.join(dangerous[:3])}" + (" ..." if len(dangerous) > 3 else "") + ")"
     base = base.rstrip("/")
     return Finding.make(
-        "repo_clone", severity, match.foreign, summary, key=[match.foreign.lower()],
-        evidence={"repo": match.foreign, "copies": match.original, "derivative": list(match.derivative),
+        "repo_clone", severity, match.subject, summary, key=[match.subject.lower()],
+        evidence={"repo": match.foreign, "type": match.type, "copies": match.original,
+                  "derivative": list(match.derivative),
                   "namespace": facts.name, "kind": facts.kind, "verified": facts.verified,
                   "created_at": facts.created_at, "age_days": age_in_days(facts.created_at, now),
                   "followers": facts.followers, "reasons": reasons,
                   "dangerous_files": list(dangerous[:MAX_DANGEROUS_LISTED]),
                   "dangerous_files_total": len(dangerous)},
-        links=(Link("Republished repo", f"{base}/{match.foreign}"), Link("Original", f"{base}/{match.original}")))
+        links=(Link("Republished repo", f"{base}/{match.subject}"), Link("Original", f"{base}/{original}")))
 
 
 def republished(repo_names: Iterable[str], namespace: str, originals: Mapping[str, Sequence[str]]

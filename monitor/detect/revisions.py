@@ -245,6 +245,16 @@ def history_unreadable(repo: RepoId, base: str, reason: str) -> Finding:
         links=links(base, repo, None))
 
 
+def files_unlisted(repo: RepoId, base: str, reason: str) -> Finding:
+    """A repo whose file list is too large for us to hold: identity, takedown, access and refs are
+    still watched, but not its files or the Hub's scan of them. Said once."""
+    return Finding.make(
+        "monitoring_degraded", "medium", repo.web_path,
+        f"files and security scan not inspected: {reason}",
+        key=["files_unlisted"], evidence={"repo": repo.id, "type": repo.type, "reason": reason},
+        links=links(base, repo, None))
+
+
 def degraded(repo: RepoId, base: str, since: str, error: str | None, minutes: int) -> Finding:
     return Finding.make(
         "monitoring_degraded", "medium", repo.web_path,

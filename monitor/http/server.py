@@ -101,7 +101,7 @@ class HttpServer:
         self.slack = SlackCommands(self.lookups.lookup, deadline=slack_deadline,
                                    allowed_prefixes=tuple(response_url_prefixes), max_jobs=slack_jobs,
                                    ack=getattr(backend, "ack", None))
-        self.context = Context(backend, self.slack, clock, self.lookups, ReplayCache())
+        self.context = Context(backend, self.slack, clock, self.lookups, ReplayCache(persist=getattr(backend, "first_slack_request", None)))
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

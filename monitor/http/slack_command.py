@@ -87,10 +87,14 @@ def verify_signature(secret: str, timestamp: str | None, signature: str | None, 
 
 class ReplayCache:
     """Signatures accepted in the last 2 x MAX_SKEW seconds: each signed request is accepted once.
-    Bounded: when full of live entries, new requests are refused (fail closed) until some expire."""
+    Bounded: when full of live entries, new requests are refused (fail closed) until some expire.
+    `persist(signature, forget_at, now) -> first time?` (the daemon's database) also refuses what
+    was accepted before a restart; if it fails, the request is refused (fail closed)."""
 
-    def __init__(self, max_entries: int = 10_000):
+    def __init__(self, max_entries: int = 10_000,
+                 persist: Callable[[str, float, float], bool] | None = None):
         self.max_entries = max_entries
+        self.persist = persist
         self._seen: dict[str, float] = {}  # signature -> when it may be forgotten (unix time)
         self._lock = threading.Lock()
 
@@ -106,7 +110,13 @@ class ReplayCache:
                 if len(self._seen) >= self.max_entries:
                     return False
             self._seen[key] = forget_at
+        if self.persist is None:
             return True
+        try:
+            return self.persist(key, forget_at, now)
+        except Exception:  # noqa: BLE001 - the database is unusable: refuse rather than risk a replay
+            logger.exception("Slack replay check failed; request refused")
+            return False
 
 
 # --- parsing ---------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ once, here: definitive answers (NotFound, Gated, Disabled, RevisionNotFound) ver
 from __future__ import annotations
 
 import copy
+import json
 import re
-from typing import Any, Callable, Iterable
+import threading
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from monitor.config import HubSettings
@@ -20,6 +22,12 @@ from monitor.hub import parse, session
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
+# One JSON answer held in memory: the file list of a repo with ~60,000 LFS files. Parsed, it costs
+# about four times its size, so answers past LARGE_JSON_BYTES are read and parsed two at a time
+# whatever `hub.concurrency` is (a few huge repos cannot add up past MemoryMax).
+MAX_JSON_BYTES = 16_000_000
+LARGE_JSON_BYTES = 1_000_000
+_LARGE_SLOTS = threading.BoundedSemaphore(2)
 UNREACHABLE = "Hub unreachable"  # prefix of every "could not connect" error (status reads it)
 UNREACHABLE_HOLD = 30.0  # seconds every call fails at once after a connection could not be opened
 _UNSURE = "cannot connect"  # a connect failure that says nothing about the next attempt: no hold
@@ -33,6 +41,11 @@ class EntryNotFound(NotFound):
 
 class OffOrigin(HubError):
     """A pagination `Link` named another origin than the endpoint: not followed (the token stays home)."""
+
+
+class AnswerTooLarge(HubError):
+    """A JSON answer larger than MAX_JSON_BYTES (a repo with ~100,000 files, thousands of branches):
+    not held. Retrying reads the same, so callers report what it would have told as not inspected."""
 
 
 class FileTooLarge(Exception):
@@ -172,12 +185,36 @@ class HubClient:
             raise OffOrigin(f"pagination link to another origin not followed ({urlsplit(url).netloc[:100]!r})")
         return url
 
-    def _json(self, method: str, url: str, **kw: Any) -> tuple[Any, Any]:
-        r = self._request(method, url, **kw)
+    def _json(self, method: str, url: str, parse: Callable[[Any], Any] = lambda data: data,
+              **kw: Any) -> tuple[Any, Any]:
+        """(parse(the JSON answer), the response). The body is streamed and never held past
+        MAX_JSON_BYTES (AnswerTooLarge); a large one is read and parsed in one of two slots."""
+        # identity: a compressed body would be inflated past the cap before we could count it
+        r = self._request(method, url, stream=True, headers={"Accept-Encoding": "identity"}, **kw)
+        slot = False
         try:
-            return r.json(), r
-        except (ValueError, RecursionError):
-            raise Transient(f"garbled JSON from {urlsplit(url).path}") from None
+            declared = _declared_size(r.headers)
+            body = bytearray()
+            if declared is None or declared <= MAX_JSON_BYTES:
+                for chunk in _body_chunks(r):
+                    body += chunk
+                    if len(body) > MAX_JSON_BYTES:
+                        break
+                    if len(body) > LARGE_JSON_BYTES and not slot:
+                        slot = _LARGE_SLOTS.acquire()
+            if declared is not None and declared > MAX_JSON_BYTES or len(body) > MAX_JSON_BYTES:
+                raise AnswerTooLarge(f"the Hub's answer to {urlsplit(url).path[:200]} is larger than "
+                                     f"{MAX_JSON_BYTES // 1_000_000} MB: too large to inspect")
+            try:
+                data = json.loads(body)
+            except (ValueError, RecursionError):
+                raise Transient(f"garbled JSON from {urlsplit(url).path}") from None
+            del body
+            return self._parsed(parse, data), r
+        finally:
+            r.close()
+            if slot:
+                _LARGE_SLOTS.release()
 
     def _parsed(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -203,8 +240,17 @@ class HubClient:
             params["securityStatus"] = "true"
         if files:
             params["blobs"] = "true"
-        data, _ = self._json("GET", url, params=params)
-        return self._parsed(parse.repo_info, data)
+        info, _ = self._json("GET", url, parse.repo_info, params=params)
+        return info
+
+    def identity(self, repo: RepoId, revision: str | None = None) -> RepoInfo:
+        """What `info` says but the file list and the scan (`expand=` leaves both out): for a repo
+        whose full answer is too large to hold (AnswerTooLarge). `files_listed` is False."""
+        url = self._api(repo) if revision is None else self._api(repo, "revision", quote(revision, safe=""))
+        keys = ["sha", "createdAt", "lastModified", "private", "disabled"] + (["gated"] if repo.type != "space" else [])
+        info, _ = self._json("GET", url, lambda data: parse.repo_info(data, listed=False),
+                             params=[("expand", k) for k in keys])
+        return info
 
     def history(self, repo: RepoId, revision: str, stop_at: Iterable[str] = (),
                 max_pages: int = 5) -> History:
@@ -239,8 +285,6 @@ class HubClient:
         runs past the cap is abandoned mid-stream; both raise FileTooLarge."""
         if size is not None and size > MAX_TEXT_BYTES:
             raise FileTooLarge(path, size)
-        import httpx2
-
         prefix = "" if repo.type == "model" else f"{repo.type}s/"
         url = f"{self.endpoint}/{prefix}{repo.id}/resolve/{quote(revision, safe='')}/{quote(path)}"
         try:
@@ -253,15 +297,23 @@ class HubClient:
             if declared is not None and declared > MAX_TEXT_BYTES:
                 raise FileTooLarge(path, declared)
             body = bytearray()
-            for chunk in r.iter_bytes(chunk_size=65536):
+            for chunk in _body_chunks(r):
                 body += chunk
                 if len(body) > MAX_TEXT_BYTES:
                     raise FileTooLarge(path, declared)
-        except (httpx2.TransportError, OSError) as e:  # mid-body: it was reachable (not UNREACHABLE)
-            raise Transient(f"Hub connection failed: {type(e).__name__}") from None
         finally:
             r.close()
         return body.decode("utf-8", errors="replace")
+
+
+def _body_chunks(r: Any) -> Iterator[bytes]:
+    """A streamed body in chunks; a connection lost mid-body is Transient (it was reachable)."""
+    import httpx2
+
+    try:
+        yield from r.iter_bytes(chunk_size=65536)
+    except (httpx2.TransportError, OSError) as e:
+        raise Transient(f"Hub connection failed: {type(e).__name__}") from None
 
 
 def connect_failure(e: BaseException) -> str | None:

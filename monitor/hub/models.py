@@ -75,6 +75,9 @@ class RepoInfo:
     files: tuple[FileEntry, ...]
     # None when the Hub reported no scan, or one not done yet (`scansDone: false`): neither clean nor flagged
     scan_issues: tuple[ScanIssue, ...] | None
+    # False when the Hub's answer was too large to hold and only identity and flags were read:
+    # `files` is then empty, not "no files"
+    files_listed: bool = True
 
 
 @dataclass(frozen=True)

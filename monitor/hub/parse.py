@@ -56,7 +56,7 @@ def _scan_issue(item: Any) -> ScanIssue:
     return ScanIssue(str(item.get("path", item)), level if level in ("unsafe", "caution") else "unsafe")
 
 
-def repo_info(data: Any) -> RepoInfo:
+def repo_info(data: Any, listed: bool = True) -> RepoInfo:
     repo_id = _require(data, "id", str)
     sha = _sha(_require(data, "sha", str), "sha")
     siblings = data.get("siblings") or []
@@ -83,6 +83,7 @@ def repo_info(data: Any) -> RepoInfo:
         disabled=bool(data.get("disabled", False)),
         files=tuple(sorted((_file(s) for s in siblings), key=lambda f: f.path)),
         scan_issues=scan,
+        files_listed=listed,
     )
 
 

@@ -1,8 +1,11 @@
 """scan_clones: find the protected namespaces' repos republished under other namespaces.
 
-Each protected namespace's most downloaded models (up to `[lookalike] clone_watch`) are searched
-for by name on the Hub, round-robin across cycles under `[lookalike] clone_budget` requests per
-cycle, so every watched repo is covered over successive cycles. A repo of the same name (case and
+Each protected namespace's public repos (up to `[lookalike] clone_watch`: the most downloaded
+models and datasets and the most liked spaces, the top of each type first) are searched for by
+name on the Hub (and, for a name with separators, by its longest word: `dc.search_terms`),
+round-robin across cycles under `[lookalike] clone_budget` requests per cycle, so every watched
+repo is covered over successive cycles. Listing them costs three requests per protected
+namespace, once per `reprobe_after`. A repo of the same name (case and
 separators ignored, or a derivative such as ``-GGUF``) in a namespace neither protected nor
 allowed is a `repo_clone` finding, judged from its namespace's facts and its files
 (`detect/clones.py`). One search request brings the hits' file lists (expand=siblings); each new
@@ -29,12 +32,14 @@ log = logging.getLogger("hubwatch.clones")
 SEARCH_LIMIT = 100  # hits read per search: one page
 WATCHED_KEY, CURSOR_KEY = "clones.watched", "clones.cursor"
 OVERVIEW_COST = 2  # an org answers in one request; a user costs a 404 first
+# What is watched of each protected namespace, and its order: spaces have no download count.
+REPO_TYPES = (("model", "downloads"), ("dataset", "downloads"), ("space", "likes"))
 
 
 @dataclass(frozen=True)
 class CloneReport:
-    watched: int
-    searched: int
+    watched: int  # repos
+    searched: int  # searches (one or two per repo: dc.search_terms)
     hits: int
     new_findings: tuple[Finding, ...]
     requests: int
@@ -56,33 +61,55 @@ class _Scan:
         self.now: datetime = rt.clock()
         self.budget, self.spent, self.errors = budget, 0, 0
         self.facts: dict[str, lr.Facts] = {}
+        self.seen: set[str] = set()  # copies met this cycle: a repo's two searches may both list one
 
     def afford(self, cost: int) -> bool:
         return self.spent + cost <= self.budget and not self.rt.stop.is_set()
 
-    def watched(self) -> list[str]:
-        """The watched repo ids, interleaved across protected namespaces (most downloaded first);
-        re-listed once per `reprobe_after`, or when the protected names change."""
+    def watched(self) -> list[tuple[str, str]]:
+        """The watched (type, repo id)s, interleaved across protected namespaces; within one, the
+        most downloaded model, dataset and most liked space come first, then the second of each...
+        up to `clone_watch` per namespace. Re-listed once per `reprobe_after`, or when the
+        protected names change; a listing the budget cuts short goes on next cycle from where it
+        stopped (meanwhile the old list is searched)."""
         cached = json.loads(self.rt.store.get_meta(WATCHED_KEY) or "{}")
-        fresh = (cached.get("protected") == list(self.s.protected) and cached.get("watch") == self.s.clone_watch
-                 and self.now.timestamp() - cached.get("at", 0) < self.s.reprobe_after)
-        if fresh:
-            return list(cached.get("repos", []))
-        per_ns: list[list[str]] = []
+        old = [tuple(r) for r in cached.get("repos", []) if isinstance(r, list)]  # v1 lists held model ids
+        same = (cached.get("protected") == list(self.s.protected) and cached.get("watch") == self.s.clone_watch
+                and cached.get("types") == [t for t, _ in REPO_TYPES])
+        if same and self.now.timestamp() - cached.get("at", 0) < self.s.reprobe_after:
+            return old
+        listed: dict[str, list] = cached.get("listing", {}) if same else {}
+
+        def unfinished() -> list[tuple[str, str]]:
+            self._save_watched(old, cached.get("at", 0) if same else 0, listed)
+            return old
+
+        per_ns: list[list[tuple[str, str]]] = []
         for target in self.s.protected:
-            if not self.afford(1):
-                return list(cached.get("repos", []))  # finish the listing next cycle
-            self.spent += 1
-            try:
-                per_ns.append([r.id for r in self.hub.repos_of(target, limit=self.s.clone_watch, sort="downloads")])
-            except HubError as e:
-                self.errors += 1
-                log.info("listing repos of %s failed: %s", target, e)
-                return list(cached.get("repos", []))  # keep the old list rather than watch less
-        repos = [r for r in chain.from_iterable(zip_longest(*per_ns)) if r is not None]
-        self.rt.store.set_meta(WATCHED_KEY, json.dumps({"protected": list(self.s.protected), "repos": repos,
-                                                        "watch": self.s.clone_watch, "at": self.now.timestamp()}))
+            per_type: list[list[tuple[str, str]]] = []
+            for rtype, sort in REPO_TYPES:
+                key = f"{rtype}:{target}"
+                if key not in listed:
+                    if not self.afford(1):
+                        return unfinished()
+                    self.spent += 1
+                    try:
+                        listed[key] = [r.id for r in self.hub.repos_of(target, rtype, limit=self.s.clone_watch,
+                                                                        sort=sort)]
+                    except HubError as e:
+                        self.errors += 1
+                        log.info("listing %ss of %s failed: %s", rtype, target, e)
+                        return unfinished()  # keep the old list rather than watch less
+                per_type.append([(rtype, rid) for rid in listed[key]])
+            per_ns.append(_interleave(per_type)[:self.s.clone_watch])
+        repos = _interleave(per_ns)
+        self._save_watched(repos, self.now.timestamp(), {})
         return repos
+
+    def _save_watched(self, repos: list, at: float, listing: dict[str, list]) -> None:
+        self.rt.store.set_meta(WATCHED_KEY, json.dumps({
+            "protected": list(self.s.protected), "watch": self.s.clone_watch, "types": [t for t, _ in REPO_TYPES],
+            "repos": [list(r) for r in repos], "at": at, "listing": listing}))
 
     def namespace(self, name: str) -> lr.Facts:
         key = name.lower()
@@ -96,10 +123,11 @@ class _Scan:
         found, matched = [], 0
         for stub in hits:
             m = index.match(stub.id)
-            if m is None:
+            if m is None or m.subject in self.seen:
                 continue
+            self.seen.add(m.subject)
             matched += 1
-            if self.rt.store.has_finding(fingerprint("repo_clone", stub.id, [stub.id.lower()])):
+            if self.rt.store.has_finding(fingerprint("repo_clone", m.subject, [m.subject.lower()])):
                 continue  # one alert per foreign repo: known copies cost nothing more
             owner = stub.id.split("/", 1)[0]
             if owner.lower() not in self.facts and not self.afford(OVERVIEW_COST):
@@ -111,8 +139,12 @@ class _Scan:
                 log.info("overview of %s failed: %s", owner, e)
                 continue
             f = dc.finding(m, facts, stub.files, self.now, self.rt.settings.hub.endpoint)
-            found += self.rt.store.record(f"clone:{stub.id.lower()}", None, [f], list(self.rt.sinks), self.now)
+            found += self.rt.store.record(f"clone:{m.subject.lower()}", None, [f], list(self.rt.sinks), self.now)
         return found, matched, True
+
+
+def _interleave(lists: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    return [r for r in chain.from_iterable(zip_longest(*lists)) if r is not None]
 
 
 def scan_clones(rt: Runtime, *, budget: int | None = None) -> CloneReport:
@@ -124,29 +156,33 @@ def scan_clones(rt: Runtime, *, budget: int | None = None) -> CloneReport:
     started = time.monotonic()
     scan = _Scan(rt, budget)
     watched = scan.watched()
-    index = dc.CloneIndex(watched, (*s.protected, *s.allow))
-    cursor = int(rt.store.get_meta(CURSOR_KEY) or 0) % max(1, len(watched))
+    exempt = (*s.protected, *s.allow)
+    indexes = {t: dc.CloneIndex([rid for rt_, rid in watched if rt_ == t], exempt, t) for t, _ in REPO_TYPES}
+    # The round-robin runs over searches, so a budget smaller than one repo's searches still moves on.
+    work = [(rtype, rid, term, sort) for rtype, rid in watched
+            for term, sort in dc.search_terms(rid.split("/", 1)[-1])]
+    cursor = int(rt.store.get_meta(CURSOR_KEY) or 0) % max(1, len(work))
     found: list[Finding] = []
     searched = hits = 0
-    for rid in (watched[cursor:] + watched[:cursor]):
+    for rtype, rid, term, sort in (work[cursor:] + work[:cursor]):
         if not scan.afford(1):
             break
         scan.spent += 1
         try:
-            stubs = scan.hub.search_repos(rid.split("/", 1)[-1], limit=SEARCH_LIMIT)
+            stubs = scan.hub.search_repos(term, rtype, limit=SEARCH_LIMIT, sort=sort)
         except HubError as e:  # skipped this time round; the next round searches it again
             scan.errors += 1
-            log.info("search for copies of %s failed: %s", rid, e)
+            log.info("search %r for copies of %s %s failed: %s", term, rtype, rid, e)
             searched += 1
             continue
-        new, matched, complete = scan.judge(index, stubs)
+        new, matched, complete = scan.judge(indexes[rtype], stubs)
         found += new
         hits += matched
         if not complete:
             break  # the cursor stays here: the hits not yet judged are judged next cycle
         searched += 1
-    if watched:
-        rt.store.set_meta(CURSOR_KEY, str((cursor + searched) % len(watched)))
+    if work:
+        rt.store.set_meta(CURSOR_KEY, str((cursor + searched) % len(work)))
     report = CloneReport(len(watched), searched, hits, tuple(found), scan.spent, scan.errors)
     log.info("scan_clones: %d watched, %d searched, %d copies, %d new findings, ~%d requests, %d errors",
              len(watched), searched, hits, len(found), scan.spent, scan.errors,

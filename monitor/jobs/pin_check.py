@@ -19,7 +19,8 @@ from monitor.detect.risk import assess, config_watch_paths, inspection_order
 from monitor.detect.state import RepoState
 from monitor.detect.times import iso, parse_iso
 from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
-from monitor.hub.client import FileTooLarge, HubClient
+from monitor.hub import client as hub_client
+from monitor.hub.client import AnswerTooLarge, FileTooLarge, HubClient
 from monitor.hub.models import Commit, Refs, RepoId, RepoInfo
 from monitor.jobs.check_caps import (MAX_CONFIG_READS, MAX_REACH_BRANCHES, MAX_REACH_PAGES_PER_BRANCH,
                                      MAX_REACH_REQUESTS, CheckCaps, walk_order)
@@ -45,6 +46,11 @@ class CheckResult:
     state: RepoState
     findings: tuple[Finding, ...]
     error: str | None = None
+
+
+def _unlisted(sha: str) -> str:
+    return (f"the file list at {sha[:7]} (larger than {hub_client.MAX_JSON_BYTES // 1_000_000} MB: "
+            "too large to inspect)")
 
 
 def group_pins(pins: Iterable[Pin]) -> list[RepoWatch]:
@@ -105,7 +111,7 @@ class PinChecker:
         ref = w.tracked[0] if w.tracked else None
         known = (st.branches.get(ref) or st.tags.get(ref)) if ref else None
         try:
-            info = self.client.info(w.repo, ref or w.exact[0])
+            info = self._info(w, ref or w.exact[0])
         except RevisionNotFound:
             return None, None  # the full check explains which pin or ref vanished
         if ref and info.sha != known:
@@ -115,7 +121,8 @@ class PinChecker:
             findings.append(rv.renamed(w.repo, self.base, info.id))
         self._identity(w, st, info, findings, now)
         manifests = {k: dict(v) for k, v in st.manifests.items()}
-        manifests[info.sha] = rv.manifest(info)
+        if info.files_listed:
+            manifests[info.sha] = rv.manifest(info)
         state = st.with_(manifests=manifests, **_answered(now), **_metadata(info, now))
         return CheckResult(w.key, "ok", state, tuple(findings)), None
 
@@ -174,7 +181,7 @@ class PinChecker:
             elif not (info is not None and info.disabled):  # a takedown is alerted on its own
                 findings.append(rv.history_unreadable(w.repo, self.base, NO_ACCESS))
         manifests: dict[str, dict[str, str]] = {k: dict(v) for k, v in st.manifests.items()}
-        if info is not None:
+        if info is not None and info.files_listed:
             manifests[info.sha] = rv.manifest(info)
         fast_forward: dict[str, bool | None] = {}
         if not recreated:
@@ -208,20 +215,31 @@ class PinChecker:
         if not due:
             return None
         try:
-            return self.client.info(w.repo, primary)
+            return self._info(w, primary)
         except RevisionNotFound:
             if primary not in w.exact:
                 raise
             findings.append(rv.pin_unreachable(w.repo, self.base, primary,
                                                "the Hub no longer resolves it (404 RevisionNotFound)",
                                                "unresolvable"))
-        return self.client.info(w.repo, fallback)
+        return self._info(w, fallback)
+
+    def _info(self, w: RepoWatch, revision: str | None) -> RepoInfo:
+        """Metadata at `revision`. A repo whose answer is too large to hold (its file list) is still
+        watched for identity, takedown and access from a second, slim answer; `_identity` says the
+        file list and the scan were not read."""
+        try:
+            return self.client.info(w.repo, revision)
+        except AnswerTooLarge:
+            return self.client.identity(w.repo, revision)
 
     def _identity(self, w: RepoWatch, st: RepoState, info: RepoInfo | None, findings: list[Finding],
                   now: datetime) -> bool:
         """Namespace reuse, takedown, newly gated or private: what a 200 answer can reveal."""
         if info is None:
             return False
+        if not info.files_listed:
+            findings.append(rv.files_unlisted(w.repo, self.base, _unlisted(info.sha)))
         if info.disabled and not (st.baseline and st.disabled):  # definitive, even at the first observation
             findings.append(rv.disabled(w.repo, self.base, iso(now), info.sha))
         if info.scan_issues:
@@ -253,11 +271,16 @@ class PinChecker:
         return {a for c in history.commits for a in c.authors}
 
     def _manifest(self, w: RepoWatch, sha: str | None, info: RepoInfo | None,
-                  manifests: dict[str, dict[str, str]],
-                  sizes: dict[str, int | None] | None = None) -> dict[str, str] | None:
+                  manifests: dict[str, dict[str, str]], sizes: dict[str, int | None] | None = None,
+                  skipped: list[str] | None = None) -> dict[str, str] | None:
         """The file manifest at `sha`; `sizes` (when given) receives the file sizes the Hub listed,
-        so a file too large to read is known before any download."""
+        so a file too large to read is known before any download. A file list too large to hold is
+        None, and said in `skipped`."""
         if sha is None:
+            return None
+        if sha not in manifests and info is not None and info.sha == sha and not info.files_listed:
+            if skipped is not None:
+                skipped.append(_unlisted(sha))
             return None
         if info is not None and info.sha == sha and sizes is not None:
             sizes.update({f.path: f.size for f in info.files})
@@ -265,6 +288,10 @@ class PinChecker:
             try:
                 fetched = self.client.info(w.repo, sha, security=False)
             except RevisionNotFound:  # e.g. an old commit garbage-collected after a force-push
+                return None
+            except AnswerTooLarge:
+                if skipped is not None:
+                    skipped.append(_unlisted(sha))
                 return None
             manifests[sha] = rv.manifest(fetched)
             if sizes is not None:
@@ -295,15 +322,24 @@ class PinChecker:
                         skipped.append(f"history past {len(history.commits)} commits (fast-forward unverified)")
         sizes: dict[str, int | None] = {}
         files: rv.FileDiff | None = None
+        unlisted = False
         if not caps.allows(len([s for s in (mv.old, mv.new) if s is not None and s not in manifests])):
             skipped.append("the file list (request cap of this check spent)")
         else:
-            files = rv.diff_files(self._manifest(w, mv.old, info, manifests),
-                                  self._manifest(w, mv.new, info, manifests, sizes))
+            before = len(skipped)
+            files = rv.diff_files(self._manifest(w, mv.old, info, manifests, skipped=skipped),
+                                  self._manifest(w, mv.new, info, manifests, sizes, skipped))
+            unlisted = len(skipped) > before
         hits: tuple = ()
         if files is not None:
             configs = self._read_configs(w, mv, files, sizes, caps, skipped, configs_denied)
             hits = assess(files.added, files.removed, files.modified, configs, skipped)
+        elif unlisted and mv.new is not None:
+            # Which files changed is unknown, but the config transformers always loads is read
+            # anyway: remote code added to it stays critical however many files come with it.
+            top = rv.FileDiff((), (), ("config.json",))
+            configs = self._read_configs(w, mv, top, {}, caps, skipped, configs_denied)
+            hits = assess((), (), (), configs, skipped)
         elif skipped:
             hits = assess((), (), (), None, skipped)
         not_read = None

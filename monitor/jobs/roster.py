@@ -90,14 +90,16 @@ class _Scan:
             return []
         matches = self.screener.screen(org) if self.screener else ()
         target = matches[0].target if matches else dr.token_in(org, self.tokens)
-        if target is None or (not matches and not new):
+        hw_key = f"{member.lower()}|{org.lower()}"
+        # A token-only org is judged when the membership is new, and after it was alerted, to see
+        # whether the org has gained repos since (our member may be uploading there).
+        if target is None or (not matches and not new and hw_key not in alerted):
             return []
         if org.lower() not in self.orgs and not self.afford(2):
             return None
         ns, repos, count = self.org(org)
         if ns is None or ns.kind != "org" or ns.verified:
             return []
-        hw_key = f"{member.lower()}|{org.lower()}"
         if hw_key in alerted and (count is None or count <= alerted[hw_key]):
             return []  # already told, and the org has not gained repos since
         f = dr.finding(member, ns.name, target, matches[0] if matches else None, ns.verified, ns.created_at,

@@ -20,6 +20,7 @@ from . import findings as _findings
 from . import migrations as _migrations
 from . import outbox as _outbox
 from . import probes as _probes
+from . import replays as _replays
 from . import repos as _repos
 from .db import connect, connect_readonly
 from .findings import StoredFinding
@@ -194,6 +195,11 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
             _repos.set_meta(self.db, key, value)
+
+    def first_slack_request(self, signature: str, forget_at: float, now: float) -> bool:
+        """Is this the first time Slack's `signature` reaches us (across restarts)? Remembers it."""
+        with self._lock, self.db.atomic():
+            return _replays.first_time(self.db, signature, forget_at, now)
 
     # --- look-alike probe results ---------------------------------------------------------------
 

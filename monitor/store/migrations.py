@@ -143,6 +143,17 @@ def m003_triage_and_reports(db: Database) -> None:
         db.execute(sql)
 
 
+@MIGRATIONS()
+def m004_slack_replays(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE slack_replays (
+            -- A signature Slack sent us, refused if it comes again before forget_at (unix time).
+            signature TEXT PRIMARY KEY,
+            forget_at REAL NOT NULL
+        )"""
+    )
+
+
 def apply(db: Database) -> list[str]:
     """Apply pending migrations; return the names applied (empty when already up to date).
 
