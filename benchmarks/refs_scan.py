@@ -61,6 +61,7 @@ LOADERS = [
     'ds = load_dataset("{org}/{name}-data", split="train")',
     'pipe = pipeline("text-generation", model="{org}/{name}")',
     'local = snapshot_download("{org}/{name}", revision="main")',
+    'pipe = make_pipe("text-generation", model="{org}/{name}")',  # through the import alias below
 ]
 
 
@@ -69,7 +70,7 @@ def py_file(rng: random.Random, hit: bool) -> tuple[str, int]:
     planted = 0
     if hit:
         org, name = f"org{rng.randint(0, 300)}", f"model-{rng.randint(0, 5000)}"
-        parts.append(f'MODEL_ID = "{org}/{name}"\n')
+        parts.append(f'from transformers import pipeline as make_pipe\nMODEL_ID = "{org}/{name}"\n')
     for i in range(rng.randint(3, 5)):
         parts.append(FILLER.format(cls=f"Thing{i}", word=rng.choice(["big", "small", "odd"]), n=rng.randint(1, 9),
                                    fn=rng.choice(["prepare", "clean", "score"]), i=i))
