@@ -245,6 +245,65 @@ def test_once_with_a_rejected_token_says_so_and_exits_78(env, hub, slack):
     assert len(slack.messages) == 1
 
 
+DISCOVERY = ('[lookalike]\nprotected = ["EleutherAI"]\n'
+             '[roster]\norgs = ["EleutherAI"]\nusers = ["julien-c"]\n')
+
+
+@parity
+def test_once_with_a_rejected_token_stops_all_hub_work_after_the_first_401(env, hub, slack):
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    hub.add_user("julien-c")
+    hub.add_repo("EleutherAI/gpt-j-6B", files=FILES)
+    env.pins = [{"repo": "EleutherAI/gpt-j-6B", "track": "main"}]
+    env.extra = DISCOVERY
+    hub.add_token(TOKEN, "hubwatch-bot")
+    env.token = TOKEN
+    hub.revoke_token(TOKEN)
+    r = env.run("once")
+    assert r.code == 78, r
+    assert hub.count() == 1, [q.target for q in hub.requests]  # look-alike, clone and roster jobs ask nothing
+    assert len([ln for ln in r.err.splitlines() if "rejected the token" in ln]) == 1
+    assert kinds(env) == ["token_rejected"] and len(slack.messages) == 1
+
+
+@parity
+def test_once_without_pins_exits_78_on_a_rejected_token(env, hub):
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    env.extra = DISCOVERY
+    env.token = "hf_not_a_valid_token"
+    r = env.run("once")
+    assert r.code == 78 and "rejected the token" in r.err, r
+    assert hub.count() == 1, "the process's first call goes alone and tells"
+    assert kinds(env) == ["token_rejected"]
+
+
+@parity
+def test_daemon_cycle_with_a_rejected_token_spends_one_request(env, hub):
+    from monitor.jobs.lookalikes import scan_lookalikes
+    from monitor.jobs.roster import scan_roster
+
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    hub.add_user("julien-c")
+    for i in range(3):
+        hub.add_repo(f"org/m{i}", files=FILES)
+    env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(3)]
+    env.extra = DISCOVERY
+    hub.add_token(TOKEN, "hubwatch-bot")
+    env.token = TOKEN
+    rt = Runtime.build(env.settings(), clock=Clock())
+    try:
+        scan_pins(rt), scan_lookalikes(rt), scan_roster(rt)  # a cycle with a good token: the baseline
+        hub.revoke_token(TOKEN)
+        for _ in range(2):
+            hub.clear_log()
+            new = list(scan_pins(rt).new_findings) + list(scan_lookalikes(rt).new_findings) \
+                + list(scan_roster(rt).new_findings)
+            assert hub.count() == 1, [q.target for q in hub.requests]
+        assert [f.finding.kind for f in rt.store.findings()] == ["token_rejected"] and new == []
+    finally:
+        rt.close()
+
+
 def test_once_names_hf_token_when_the_token_came_from_the_environment(env, hub, monkeypatch):
     hub.add_repo(REPO, files=FILES)
     env.pins = [{"repo": REPO, "track": "main"}]
