@@ -304,6 +304,29 @@ def test_daemon_cycle_with_a_rejected_token_spends_one_request(env, hub):
         rt.close()
 
 
+@parity
+def test_roster_first_run_refused_by_the_hub_leaves_no_empty_baseline(env, hub):
+    from monitor.jobs.roster import scan_roster
+
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    hub.add_org("eleuther-fans", verified=False)
+    hub.add_user("julien-c", orgs=["EleutherAI", "eleuther-fans"])
+    env.extra = DISCOVERY
+    hub.add_token(TOKEN, "hubwatch-bot")
+    env.token = TOKEN
+    hub.revoke_token(TOKEN)
+    rt = Runtime.build(env.settings(), clock=Clock())
+    try:
+        assert scan_roster(rt).checked == 0
+        hub.add_token(TOKEN, "hubwatch-bot")
+        rt.client.stats.clear_token_rejected()
+        assert scan_roster(rt).checked == 1
+        assert [f.finding.kind for f in rt.store.findings()] == ["token_rejected"], \
+            "memberships older than the first read are the baseline, not news"
+    finally:
+        rt.close()
+
+
 def test_once_names_hf_token_when_the_token_came_from_the_environment(env, hub, monkeypatch):
     hub.add_repo(REPO, files=FILES)
     env.pins = [{"repo": REPO, "track": "main"}]

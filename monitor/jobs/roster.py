@@ -158,7 +158,8 @@ def scan_roster(rt: Runtime) -> RosterReport:
             break  # the cursor stays on this person: judged first next cycle
         checked += 1
         seen[person.lower()] = sorted({o.lower() for o in orgs} - unjudged)
-    rt.store.set_meta(SEEN_KEY, json.dumps(seen))
+    if checked or not first_run:  # an empty first baseline would make every membership "new" next time
+        rt.store.set_meta(SEEN_KEY, json.dumps(seen))
     rt.store.set_meta(ALERTED_KEY, json.dumps(alerted))
     if people:
         rt.store.set_meta(CURSOR_KEY, str((cursor + checked) % len(people)))
