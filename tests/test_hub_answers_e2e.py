@@ -196,6 +196,30 @@ def test_disabled_at_first_observation_is_alerted(env, hub):
     assert f["severity"] == "critical" and f["summary"].startswith("disabled by the Hub")
 
 
+# Not seen on the real Hub for refs or info, but its error table makes it definitive (DisabledRepoError).
+DISABLED_403 = dict(status=403, body='{"error": "Access to this resource is disabled."}',
+                    headers=[("X-Error-Message", "Access to this resource is disabled.")], times=None)
+
+
+@pytest.mark.parametrize("call, watched_before", [("refs", True), ("revision/", True), ("refs", False)])
+def test_disabled_403_on_refs_or_info_is_critical_at_once_and_said_once(env, hub, slack, call, watched_before):
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    if watched_before:
+        env.once()
+    hub.respond(f"GET /api/models/{REPO}/{call}", **DISABLED_403)
+    env.once()
+    (f,) = env.findings()
+    assert (f["kind"], f["severity"]) == ("repo_unavailable", "critical"), "no unavailable_after confirmation"
+    assert f["summary"].startswith("disabled by the Hub")
+    env.once()
+    hub.clear_faults()
+    hub.set_disabled(REPO)  # then the Hub says it in a 200 answer: the same takedown, not a second alert
+    env.once()
+    env.once()
+    assert len(env.findings()) == 1 and len(slack.messages) == 1
+
+
 # --- 5. scan states -----------------------------------------------------------------------------------
 def test_scan_caution_is_medium_and_caution_to_unsafe_alerts_again(env, hub):
     hub.add_repo(REPO, files={**FILES, "pytorch_model.bin": b"pickle"})
