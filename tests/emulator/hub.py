@@ -227,6 +227,16 @@ class HubEmulator(HubState):
             self._rate = None if quota is None else {"quota": int(quota), "window": int(window)}
             self._buckets.clear()
 
+    def spend_window(self, resets_in: int, identity: str | None = None) -> None:
+        """Somebody else (`identity`: a token's user, None: anonymous) spent the current window,
+        which resets in `resets_in` seconds: the next /api/ calls get 429 `r=0;t=resets_in`."""
+        with self._lock:
+            if self._rate is not None:
+                quota, window = self._rate["quota"], self._rate["window"]
+            else:
+                quota, window = (QUOTA_ANONYMOUS if identity is None else QUOTA_TOKEN), QUOTA_WINDOW
+            self._buckets[identity or ""] = {"start": time.monotonic() - window + resets_in, "used": quota}
+
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
             for f in self._faults:
