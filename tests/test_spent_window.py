@@ -28,8 +28,9 @@ def test_once_started_into_a_spent_window_sends_at_most_three_requests(env):
     sent = [q.target for q in env.hub.requests]
     assert 1 <= len(sent) <= 3, sent
     assert all(q.status == 429 for q in env.hub.requests)
-    assert run.returncode in (0, 75), run.stderr
-    assert "checked 12 pins" in run.stderr and env.findings() == []
+    # The Hub answered (429): its pins are unknown, an ordinary transient outcome, not "unreachable".
+    assert run.returncode == 0, run.stderr
+    assert "checked 12 pins: 0 changed, 12 unknown, 0 new findings" in run.stderr and env.findings() == []
 
 
 def test_daemon_started_into_a_spent_window_pauses_until_t_then_resumes(env):
