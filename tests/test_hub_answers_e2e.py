@@ -261,6 +261,7 @@ def test_once_with_a_rejected_token_says_so_and_exits_78(env, hub, slack):
     lines = r.err.splitlines()
     (line,) = [ln for ln in lines if "rejected the token" in ln]
     assert "hub.token_file" in line and "hf_not_a_valid_token" not in r.err + r.out
+    assert lines[-1].startswith("checked 5 pins") and lines.index(line) < len(lines) - 1, "before the summary"
     assert hub.count() == 1, "one 401 tells it: the other repos are not asked"
     (f,) = env.findings()
     assert (f["kind"], f["severity"], f["subject"]) == ("token_rejected", "high", hub.url)
