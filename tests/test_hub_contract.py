@@ -174,6 +174,15 @@ def test_renamed_legacy_and_miscased_ids_answer_307_relative(target):
     assert target.get("/api/models/gpt2", params={"expand": "sha"}).headers["Location"].endswith("?expand=sha")
 
 
+def test_every_redirect_hop_counts_against_the_rate_limit(target):
+    before = target.get(f"/api/models/{pub.GPT2}")
+    hop = target.get("/api/models/gpt2")
+    assert (before.status_code, hop.status_code) == (200, 307)
+    (left, reset), (left_after, _) = (RATE.match(a.headers["RateLimit"]).groups() for a in (before, hop))
+    if int(reset) >= 5:  # both in one window (online, other callers on this IP only lower the count)
+        assert int(left_after) < int(left), "the 307 itself was counted"
+
+
 def test_path_may_redirect_to_a_different_repo(target):
     r = target.get(f"/api/models/{pub.RUNWAY}")
     assert r.status_code == 307 and r.headers["Location"].split("?")[0] == f"/api/models/{pub.SD15}"
@@ -303,16 +312,6 @@ def test_emulator_private_repo_answers_like_a_missing_one(hub):
     assert "X-Error-Code" not in r.headers
     r = hub_get(hub, "/api/models/acme/secret", token=TOKEN)
     assert r.status_code == 404 and r.headers["X-Error-Code"] == "RepoNotFound"
-
-
-def test_emulator_every_redirect_hop_counts_against_the_rate_limit(hub):
-    hub.add_repo("acme/new")
-    hub.add_redirect("acme/old", "acme/new")
-    hub.rate_limit(10)
-    hop = hub_get(hub, "/api/models/acme/old")
-    assert hop.status_code == 307 and RATE.match(hop.headers["RateLimit"]).group(1) == "9"
-    landed = hub_get(hub, hop.headers["Location"])
-    assert landed.status_code == 200 and RATE.match(landed.headers["RateLimit"]).group(1) == "8"
 
 
 def hub_get(hub, path: str, *, token: str | None = None, params=None) -> requests.Response:
