@@ -219,7 +219,7 @@ def test_user_overview_shape_case_redirect_and_org_404(target):
     assert org.status_code == 404 and error_of(org) == "This user does not exist"
 
 
-def test_org_members_are_public_and_paginated(target):
+def test_org_members_are_public_users(target):  # pagination: page size unrecorded (NOTES.md)
     r = target.get(f"/api/organizations/{pub.MEMBERS_OF}/members")
     assert r.status_code == 200
     members = r.json()
