@@ -136,7 +136,7 @@ def _token_rejected_line(settings) -> str:
 
 def _once_token_rejected(settings, report, rt) -> tuple[int, str, dict] | None:
     """A configuration problem: it comes before "findings" and "all unknown"."""
-    if not report.token_rejected:
+    if not (report.token_rejected or rt.client.stats.token_rejected()):  # the pins, or a later job
         return None
     return EXIT_CONFIG, _token_rejected_line(settings).removeprefix("hubwatch: "), {
         "event": "token_rejected", "token_source": settings.hub.token_source or "no configured token"}

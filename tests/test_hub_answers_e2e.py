@@ -8,12 +8,7 @@ import requests
 
 from monitor.jobs.pins import scan_pins
 from monitor.runtime import Runtime
-from tests.emulator import HubEmulator
 from tests.pins_env import Clock, PinsEnv
-
-# Tests of answers only the parity emulator (issue 7 point 1, on main) gives; they run once it is merged.
-parity = pytest.mark.skipif(not (hasattr(HubEmulator, "revoke_token") and hasattr(HubEmulator, "add_redirect")),
-                            reason="needs the Hub-parity emulator from main")
 
 REPO = "openai-community/gpt2"
 FILES = {"config.json": '{"model_type": "gpt2"}', "model.safetensors": b"\x00weights-v1", "README.md": "# GPT-2"}
@@ -30,7 +25,6 @@ def kinds(env) -> list[str]:
 
 
 # --- 2. identity without false alarms ----------------------------------------------------------------
-@parity
 def test_legacy_repo_whose_commits_predate_its_created_at_is_not_recreated(env, hub):
     hub.add_repo(REPO, files=FILES, created_at="2019-02-14T00:00:00Z")
     env.pins = [{"repo": REPO, "track": "main"}]
@@ -63,7 +57,6 @@ def redirect_to_another_repo(hub) -> None:
     hub.add_redirect(SD_OLD, SD_NEW)
 
 
-@parity
 def test_redirect_landing_on_another_repo_is_recreated(env, hub):
     env.pins = [{"repo": SD_OLD, "track": "main"}]
     hub.add_repo(SD_OLD, files=FILES)
@@ -77,7 +70,6 @@ def test_redirect_landing_on_another_repo_is_recreated(env, hub):
     assert sorted(kinds(env)) == ["repo_recreated", "repo_renamed"], "said once"
 
 
-@parity
 def test_redirect_to_another_repo_is_checked_by_id_in_the_next_steady_cycle(env, hub):
     env.pins = [{"repo": SD_OLD, "track": "main"}]
     hub.add_repo(SD_OLD, files=FILES)
@@ -94,7 +86,6 @@ def test_redirect_to_another_repo_is_checked_by_id_in_the_next_steady_cycle(env,
 
 
 # --- 3. gated without access ----------------------------------------------------------------------------
-@parity
 @pytest.mark.parametrize("token", [None, TOKEN])  # anonymous 401 GatedRepo, a token not granted 403
 def test_gated_without_access_at_first_observation_is_one_low_degraded(env, hub, slack, token):
     if token:
@@ -126,7 +117,6 @@ def test_gated_with_access_granted_is_watched_fully_and_silently(env, hub):
     assert (f["kind"], f["severity"]) == ("risky_change", "critical") and "not_read" not in f["evidence"]
 
 
-@parity
 def test_gated_without_access_exact_pin_off_the_head_is_not_blamed_on_a_cap(env, hub):
     first = hub.add_repo(REPO, files=FILES, gated="manual")
     hub.commit(REPO, {"README.md": "# newer"})
@@ -171,7 +161,6 @@ def test_newly_gated_is_unavailable_then_watched_the_same_way(env, hub):
 
 
 # --- 4. disabled by the Hub --------------------------------------------------------------------------
-@parity
 def test_disabled_is_critical_at_once_and_not_newly_gated(env, hub, slack):
     hub.add_repo(REPO, files=FILES)
     env.pins = [{"repo": REPO, "track": "main"}]
@@ -185,7 +174,6 @@ def test_disabled_is_critical_at_once_and_not_newly_gated(env, hub, slack):
     assert len(env.findings()) == 1 and len(slack.messages) == 1
 
 
-@parity
 def test_disabled_at_first_observation_is_alerted(env, hub):
     hub.add_repo(REPO, files=FILES)
     hub.set_disabled(REPO)
@@ -194,6 +182,30 @@ def test_disabled_at_first_observation_is_alerted(env, hub):
     env.once()
     (f,) = env.findings()
     assert f["severity"] == "critical" and f["summary"].startswith("disabled by the Hub")
+
+
+# Not seen on the real Hub for refs or info, but its error table makes it definitive (DisabledRepoError).
+DISABLED_403 = dict(status=403, body='{"error": "Access to this resource is disabled."}',
+                    headers=[("X-Error-Message", "Access to this resource is disabled.")], times=None)
+
+
+@pytest.mark.parametrize("call, watched_before", [("refs", True), ("revision/", True), ("refs", False)])
+def test_disabled_403_on_refs_or_info_is_critical_at_once_and_said_once(env, hub, slack, call, watched_before):
+    hub.add_repo(REPO, files=FILES)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    if watched_before:
+        env.once()
+    hub.respond(f"GET /api/models/{REPO}/{call}", **DISABLED_403)
+    env.once()
+    (f,) = env.findings()
+    assert (f["kind"], f["severity"]) == ("repo_unavailable", "critical"), "no unavailable_after confirmation"
+    assert f["summary"].startswith("disabled by the Hub")
+    env.once()
+    hub.clear_faults()
+    hub.set_disabled(REPO)  # then the Hub says it in a 200 answer: the same takedown, not a second alert
+    env.once()
+    env.once()
+    assert len(env.findings()) == 1 and len(slack.messages) == 1
 
 
 # --- 5. scan states -----------------------------------------------------------------------------------
@@ -212,7 +224,6 @@ def test_scan_caution_is_medium_and_caution_to_unsafe_alerts_again(env, hub):
                                                                       ("scan_flagged", "high")]
 
 
-@parity
 def test_scan_not_done_is_neither_flagged_nor_clean(env, hub):
     hub.add_repo(REPO, files={**FILES, "pytorch_model.bin": b"pickle"})
     hub.set_security(REPO, [{"path": "pytorch_model.bin", "level": "unsafe"}])
@@ -237,12 +248,91 @@ def test_once_with_a_rejected_token_says_so_and_exits_78(env, hub, slack):
     lines = r.err.splitlines()
     (line,) = [ln for ln in lines if "rejected the token" in ln]
     assert "hub.token_file" in line and "hf_not_a_valid_token" not in r.err + r.out
+    assert lines[-1].startswith("checked 5 pins") and lines.index(line) < len(lines) - 1, "before the summary"
     assert hub.count() == 1, "one 401 tells it: the other repos are not asked"
     (f,) = env.findings()
     assert (f["kind"], f["severity"], f["subject"]) == ("token_rejected", "high", hub.url)
     assert "hub.token_file" in f["summary"]
     assert env.run("once").code == 78 and len(env.findings()) == 1, "same episode: no second alert"
     assert len(slack.messages) == 1
+
+
+DISCOVERY = ('[lookalike]\nprotected = ["EleutherAI"]\n'
+             '[roster]\norgs = ["EleutherAI"]\nusers = ["julien-c"]\n')
+
+
+def test_once_with_a_rejected_token_stops_all_hub_work_after_the_first_401(env, hub, slack):
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    hub.add_user("julien-c")
+    hub.add_repo("EleutherAI/gpt-j-6B", files=FILES)
+    env.pins = [{"repo": "EleutherAI/gpt-j-6B", "track": "main"}]
+    env.extra = DISCOVERY
+    hub.add_token(TOKEN, "hubwatch-bot")
+    env.token = TOKEN
+    hub.revoke_token(TOKEN)
+    r = env.run("once")
+    assert r.code == 78, r
+    assert hub.count() == 1, [q.target for q in hub.requests]  # look-alike, clone and roster jobs ask nothing
+    assert len([ln for ln in r.err.splitlines() if "rejected the token" in ln]) == 1
+    assert kinds(env) == ["token_rejected"] and len(slack.messages) == 1
+
+
+def test_once_without_pins_exits_78_on_a_rejected_token(env, hub):
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    env.extra = DISCOVERY
+    env.token = "hf_not_a_valid_token"
+    r = env.run("once")
+    assert r.code == 78 and "rejected the token" in r.err, r
+    assert hub.count() == 1, "the process's first call goes alone and tells"
+    assert kinds(env) == ["token_rejected"]
+
+
+def test_daemon_cycle_with_a_rejected_token_spends_one_request(env, hub):
+    from monitor.jobs.lookalikes import scan_lookalikes
+    from monitor.jobs.roster import scan_roster
+
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    hub.add_user("julien-c")
+    for i in range(3):
+        hub.add_repo(f"org/m{i}", files=FILES)
+    env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(3)]
+    env.extra = DISCOVERY
+    hub.add_token(TOKEN, "hubwatch-bot")
+    env.token = TOKEN
+    rt = Runtime.build(env.settings(), clock=Clock())
+    try:
+        scan_pins(rt), scan_lookalikes(rt), scan_roster(rt)  # a cycle with a good token: the baseline
+        hub.revoke_token(TOKEN)
+        for _ in range(2):
+            hub.clear_log()
+            new = list(scan_pins(rt).new_findings) + list(scan_lookalikes(rt).new_findings) \
+                + list(scan_roster(rt).new_findings)
+            assert hub.count() == 1, [q.target for q in hub.requests]
+        assert [f.finding.kind for f in rt.store.findings()] == ["token_rejected"] and new == []
+    finally:
+        rt.close()
+
+
+def test_roster_first_run_refused_by_the_hub_leaves_no_empty_baseline(env, hub):
+    from monitor.jobs.roster import scan_roster
+
+    hub.add_org("EleutherAI", verified=True, members=["julien-c"])
+    hub.add_org("eleuther-fans", verified=False)
+    hub.add_user("julien-c", orgs=["EleutherAI", "eleuther-fans"])
+    env.extra = DISCOVERY
+    hub.add_token(TOKEN, "hubwatch-bot")
+    env.token = TOKEN
+    hub.revoke_token(TOKEN)
+    rt = Runtime.build(env.settings(), clock=Clock())
+    try:
+        assert scan_roster(rt).checked == 0
+        hub.add_token(TOKEN, "hubwatch-bot")
+        rt.client.stats.clear_token_rejected()
+        assert scan_roster(rt).checked == 1
+        assert [f.finding.kind for f in rt.store.findings()] == ["token_rejected"], \
+            "memberships older than the first read are the baseline, not news"
+    finally:
+        rt.close()
 
 
 def test_once_names_hf_token_when_the_token_came_from_the_environment(env, hub, monkeypatch):
@@ -255,7 +345,6 @@ def test_once_names_hf_token_when_the_token_came_from_the_environment(env, hub, 
     assert f["kind"] == "token_rejected" and "$HF_TOKEN" in f["summary"]
 
 
-@parity
 def test_daemon_raises_token_rejected_at_once_never_per_repo_and_again_only_after_it_worked(env, hub):
     for i in range(3):
         hub.add_repo(f"org/m{i}", files=FILES)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -118,11 +118,10 @@ def test_disabled_repo_answers_info_200_disabled(target):
     commits = target.get(f"/api/models/{pub.GPT4CHAN}/commits/main")
     assert commits.status_code == 401 and commits.headers["X-Error-Code"] == "GatedRepo"
     assert target.get(f"/api/models/{pub.GPT4CHAN}/discussions").status_code == 200
-    file = body["siblings"][0]["rfilename"]
-    download = target.get(f"/{pub.GPT4CHAN}/resolve/main/{file}", token=target.token)
-    assert download.status_code in (401, 403)
-    if download.status_code == 403:
-        assert download.headers["X-Error-Message"] == "Access to this resource is disabled."
+    file = (body.get("siblings") or [{"rfilename": "config.json"}])[0]["rfilename"]
+    download = target.get(f"/{pub.GPT4CHAN}/resolve/main/{file}")  # recorded anonymously
+    assert download.status_code == 403
+    assert download.headers["X-Error-Message"] == "Access to this resource is disabled."
 
 
 def test_unknown_revision_is_404_revision_not_found(target):
@@ -134,7 +133,10 @@ def test_legacy_repos_report_the_import_placeholder_as_created_at(target):
     for repo in (pub.GPT2, pub.BERT):
         body = target.get(f"/api/models/{repo}").json()
         assert body["createdAt"] == LEGACY, repo
-        assert id_time(body["_id"]) == hub_time(LEGACY), repo
+        # gpt2's `_id` is recorded as that very second; the import made the others in its minutes.
+        assert timedelta(0) <= id_time(body["_id"]) - hub_time(LEGACY) < timedelta(hours=1), repo
+        if repo == pub.GPT2:
+            assert id_time(body["_id"]) == hub_time(LEGACY)
     # ... and its history has commits older than that: createdAt vs commit dates proves nothing.
     oldest, url = None, f"{target.base}/api/models/{pub.GPT2}/commits/main"
     with requests.Session() as s:
@@ -152,7 +154,8 @@ def test_legacy_repos_report_the_import_placeholder_as_created_at(target):
 
 def test_object_id_first_8_hex_digits_are_the_creation_second(target):
     repo = target.get(f"/api/models/{pub.SD15}").json()
-    assert id_time(repo["_id"]) == hub_time(repo["createdAt"])
+    # createdAt has milliseconds, the `_id` whole seconds (and both are stamped at creation)
+    assert timedelta(0) <= hub_time(repo["createdAt"]) - id_time(repo["_id"]) < timedelta(seconds=2)
     org = target.get(f"/api/organizations/{pub.ORG}/overview").json()
     assert datetime(2016, 1, 1, tzinfo=timezone.utc) < id_time(org["_id"]) < datetime.now(timezone.utc)
     user = target.get(f"/api/users/{pub.USER}/overview").json()
@@ -169,6 +172,15 @@ def test_renamed_legacy_and_miscased_ids_answer_307_relative(target):
         assert r.headers["Location"].split("?")[0] == location, path
         assert not r.headers["Location"].startswith("http"), "relative Location"
     assert target.get("/api/models/gpt2", params={"expand": "sha"}).headers["Location"].endswith("?expand=sha")
+
+
+def test_every_redirect_hop_counts_against_the_rate_limit(target):
+    before = target.get(f"/api/models/{pub.GPT2}")
+    hop = target.get("/api/models/gpt2")
+    assert (before.status_code, hop.status_code) == (200, 307)
+    (left, reset), (left_after, _) = (RATE.match(a.headers["RateLimit"]).groups() for a in (before, hop))
+    if int(reset) >= 5:  # both in one window (online, other callers on this IP only lower the count)
+        assert int(left_after) < int(left), "the 307 itself was counted"
 
 
 def test_path_may_redirect_to_a_different_repo(target):
@@ -207,7 +219,7 @@ def test_user_overview_shape_case_redirect_and_org_404(target):
     assert org.status_code == 404 and error_of(org) == "This user does not exist"
 
 
-def test_org_members_are_public_and_paginated(target):
+def test_org_members_are_public_users(target):  # pagination: page size unrecorded (NOTES.md)
     r = target.get(f"/api/organizations/{pub.MEMBERS_OF}/members")
     assert r.status_code == 200
     members = r.json()
@@ -290,6 +302,16 @@ def test_emulator_org_overview_may_omit_counts(hub):
     body = hub_get(hub, "/api/organizations/fresh-org/overview").json()
     assert not any(k.startswith("num") for k in body)
     assert id_time(body["_id"]) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def test_emulator_private_repo_answers_like_a_missing_one(hub):
+    hub.add_repo("acme/secret", private=True)
+    hub.add_token(TOKEN, user="hubwatch-bot")
+    r = hub_get(hub, "/api/models/acme/secret")
+    assert r.status_code == 401 and r.json() == {"error": "Invalid username or password."}
+    assert "X-Error-Code" not in r.headers
+    r = hub_get(hub, "/api/models/acme/secret", token=TOKEN)
+    assert r.status_code == 404 and r.headers["X-Error-Code"] == "RepoNotFound"
 
 
 def hub_get(hub, path: str, *, token: str | None = None, params=None) -> requests.Response:

@@ -32,6 +32,7 @@ UNREACHABLE = "Hub unreachable"  # prefix of every "could not connect" error (st
 UNREACHABLE_HOLD = 30.0  # seconds every call fails at once after a connection could not be opened
 _UNSURE = "cannot connect"  # a connect failure that says nothing about the next attempt: no hold
 BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
+TOKEN_REJECTED_HOLD = 300.0  # seconds no call is sent after a 401 Invalid credentials (one quota window)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -75,6 +76,7 @@ class HubClient:
         if settings.token is not None:
             self._headers["Authorization"] = f"Bearer {settings.token.reveal()}"
         self.stats = session.STATS
+        self.stats.clear_token_rejected()  # a new client (start, reload) may carry a new token
         self.budget = session.BUDGET
         self.low_priority = False
         self.on_demand = False
@@ -109,6 +111,8 @@ class HubClient:
         down = self.stats.unreachable()
         if down is not None:
             raise Transient(f"{UNREACHABLE} ({down})")
+        if self.stats.token_rejected():
+            raise TokenRejected(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE} (not asked again yet)", status=401)
         paused = self.stats.paused_for()
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
@@ -131,14 +135,14 @@ class HubClient:
             raise EntryNotFound(_msg("file not found", e), status=_status(e)) from None
         except hf_errors.RepositoryNotFoundError as e:
             if _token_rejected(e):  # the message only in the body: huggingface_hub reads the header
-                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
+                raise self._token_refused(e) from None
             raise NotFound(_msg("repository not found", e), status=_status(e)) from None
         except hf_errors.DisabledRepoError as e:
             raise Disabled(_msg("repository disabled", e), status=_status(e)) from None
         except hf_errors.HfHubHTTPError as e:
             status = _status(e)
             if _token_rejected(e):
-                raise TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401) from None
+                raise self._token_refused(e) from None
             if status == 429:
                 rl = self._hf.parse_ratelimit_headers(e.response.headers)
                 raise Transient("Hub rate limit (429)", status=429,
@@ -163,6 +167,10 @@ class HubClient:
             # hf_raise_for_status choked formatting an error body it could not read (not UTF-8, JSON
             # that is not an object, "errors": 5, ...): the answer is unreadable, so the outcome unknown.
             raise Transient(f"unreadable error answer from the Hub ({type(e).__name__})") from None
+
+    def _token_refused(self, e: Any) -> TokenRejected:
+        self.stats.on_token_rejected(TOKEN_REJECTED_HOLD)
+        return TokenRejected(_msg(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", e), status=401)
 
     def _open_stream(self, method: str, url: str, **kw: Any):
         """An open streamed answer: the caller reads what it needs, then closes it. Error answers

@@ -39,6 +39,10 @@ class HubStats:
         # to minutes of waiting on a Hub we know is out of reach.
         self.unreachable_until = 0.0
         self.unreachable_reason: str | None = None
+        # Set when the Hub answered 401 "Invalid credentials": every other call with the same token
+        # would be refused too, so they fail at once instead of spending the quota on 401s. The pin
+        # scan clears it at its start (its first call, sent alone, asks again).
+        self.token_rejected_until = 0.0
 
     def on_request(self) -> None:
         with self._lock:
@@ -66,10 +70,28 @@ class HubStats:
         with self._lock:
             return self.unreachable_reason if time.monotonic() < self.unreachable_until else None
 
+    def on_token_rejected(self, hold: float) -> None:
+        with self._lock:
+            self.token_rejected_until = max(self.token_rejected_until, time.monotonic() + hold)
+
+    def token_rejected(self) -> bool:
+        """Did the Hub refuse our token within the hold? Then no call is sent with it."""
+        with self._lock:
+            return time.monotonic() < self.token_rejected_until
+
+    def clear_token_rejected(self) -> None:
+        with self._lock:
+            self.token_rejected_until = 0.0
+
     def answers(self) -> int:
         """HTTP answers received (any status): 0 means the Hub was never reached."""
         with self._lock:
             return sum(self.by_status.values())
+
+    def accepted(self) -> int:
+        """2xx answers so far: each one proves the Hub took our token."""
+        with self._lock:
+            return sum(n for status, n in self.by_status.items() if 200 <= status < 300)
 
     def paused_for(self) -> float:
         with self._lock:
@@ -80,6 +102,7 @@ class HubStats:
             self.requests, self.by_status, self.rate_limited = 0, {}, 0
             self.ratelimit, self.pause_until = None, 0.0
             self.unreachable_until, self.unreachable_reason = 0.0, None
+            self.token_rejected_until = 0.0
 
 
 STATS = HubStats()

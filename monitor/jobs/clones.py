@@ -26,6 +26,7 @@ from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding, fingerprint
 from monitor.errors import HubError
 from monitor.hub.namespaces import NamespaceClient, RepoStub
+from monitor.jobs.token import token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.clones")
@@ -64,7 +65,8 @@ class _Scan:
         self.seen: set[str] = set()  # copies met this cycle: a repo's two searches may both list one
 
     def afford(self, cost: int) -> bool:
-        return self.spent + cost <= self.budget and not self.rt.stop.is_set()
+        return self.spent + cost <= self.budget and not self.rt.stop.is_set() \
+            and not self.rt.client.stats.token_rejected()  # refused: every further call would be too
 
     def watched(self) -> list[tuple[str, str]]:
         """The watched (type, repo id)s, interleaved across protected namespaces; within one, the
@@ -151,7 +153,7 @@ def scan_clones(rt: Runtime, *, budget: int | None = None) -> CloneReport:
     """One round of the republished-repo watch; the cursor moves past the repos fully searched."""
     s = rt.settings.lookalike
     budget = s.clone_budget if budget is None else budget
-    if not s.protected or s.clone_watch == 0 or budget <= 0 or rt.stop.is_set():
+    if not s.protected or s.clone_watch == 0 or budget <= 0 or rt.stop.is_set() or token_refused(rt, "scan_clones"):
         return CloneReport(0, 0, 0, (), 0, 0)
     started = time.monotonic()
     scan = _Scan(rt, budget)

@@ -30,6 +30,7 @@ from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
 from monitor.jobs.clones import CloneReport, scan_clones
 from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
+from monitor.jobs.token import note_job_token, token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.lookalikes")
@@ -100,6 +101,10 @@ class _Scan:
         self.errors = 0
         self.suspects: dict[str, tuple[str, Namespace | None]] = {}
 
+    def halted(self) -> bool:
+        """Shutting down, or the Hub refused our token (every further call would be refused too)."""
+        return self.rt.stop.is_set() or self.rt.client.stats.token_rejected()
+
     def _pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, min(8, self.rt.settings.hub.concurrency)),
                                   thread_name_prefix="lookalike")
@@ -115,7 +120,7 @@ class _Scan:
         picks = list(dict.fromkeys(positives + fresh))[:budget // 2]
 
         def one(name: str) -> tuple[str, Namespace | None, bool] | None:
-            if self.rt.stop.is_set():
+            if self.halted():
                 return None  # shutting down: not probed, not an error
             try:
                 return name, self.hub.overview(name), True
@@ -137,7 +142,7 @@ class _Scan:
     def feed(self) -> int:
         authors: set[str] = set()
         for rtype in REPO_TYPES:
-            if self.rt.stop.is_set():
+            if self.halted():
                 break
             key = f"lookalike.feed.{rtype}"
             cursor = json.loads(self.rt.store.get_meta(key) or "{}")
@@ -170,7 +175,7 @@ class _Scan:
         terms = list(dict.fromkeys(t for p in self.s.protected for t in stems(p)))
         answered = 0  # searches the Hub answered (a failed one is an error, not a search done)
         for term in terms:
-            if self.rt.stop.is_set():
+            if self.halted():
                 break
             try:
                 hits = self.hub.quicksearch(term)
@@ -187,7 +192,7 @@ class _Scan:
     def assess(self) -> tuple[int, list[Finding]]:
         def one(item: tuple[str, Namespace | None]) -> list[Finding]:
             name, ns = item
-            if self.rt.stop.is_set():
+            if self.halted():
                 return []
             try:
                 result = lookup(name, self.hub, self.screener, self.targets, self.now, ns=ns)
@@ -206,9 +211,9 @@ def scan_lookalikes(rt: Runtime, *, budget: int | None = None,
                     sources: tuple[str, ...] = ("probe", "feed", "search", "clones")) -> LookalikeReport:
     """One discovery cycle; a failing source is logged and the others still run. `clones` is the
     republished-repo watch (jobs/clones.py), under its own budget."""
-    if not rt.settings.lookalike.protected or rt.stop.is_set():
+    if not rt.settings.lookalike.protected or rt.stop.is_set() or token_refused(rt, "scan_lookalikes"):
         return LookalikeReport(0, 0, 0, 0, 0, (), 0, 0)
-    started, before = time.monotonic(), rt.client.stats.requests
+    started, before, accepted = time.monotonic(), rt.client.stats.requests, rt.client.stats.accepted()
     scan = _Scan(rt)
     probed, hits = scan.probe(rt.settings.lookalike.probe_budget if budget is None else budget) \
         if "probe" in sources else (0, 0)
@@ -218,6 +223,7 @@ def scan_lookalikes(rt: Runtime, *, budget: int | None = None,
     clones = scan_clones(rt) if "clones" in sources else None
     if clones:
         found += clones.new_findings
+    found += note_job_token(rt, accepted)
     report = LookalikeReport(probed, hits, authors, searched, assessed, tuple(found),
                              rt.client.stats.requests - before, scan.errors, clones)
     save_last_run(rt, report)

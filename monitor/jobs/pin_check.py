@@ -137,7 +137,13 @@ class PinChecker:
         st = st.with_(unavailable_kind=what, unavailable_streak=streak, unavailable_since=since,
                       unknown_since=None, last_error=str(e), checked_at=iso(now))
         findings = []
-        if streak >= self.settings.unavailable_after:
+        if isinstance(e, Disabled):
+            # 403 "Access to this resource is disabled.": the Hub's own word, as definitive as
+            # `disabled: true` in a 200 answer, so alerted at once and only once (see _identity).
+            if not st.disabled:
+                findings.append(rv.disabled(w.repo, self.base, since))
+            st = st.with_(disabled=True)
+        elif streak >= self.settings.unavailable_after:
             findings.append(rv.unavailable(w.repo, self.base, what, since, streak))
         return CheckResult(w.key, "unavailable", st, tuple(findings), str(e))
 
@@ -240,7 +246,7 @@ class PinChecker:
             return False
         if not info.files_listed:
             findings.append(rv.files_unlisted(w.repo, self.base, _unlisted(info.sha)))
-        if info.disabled and not (st.baseline and st.disabled):  # definitive, even at the first observation
+        if info.disabled and not st.disabled:  # definitive, even at the first observation
             findings.append(rv.disabled(w.repo, self.base, iso(now), info.sha))
         if info.scan_issues:
             findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))

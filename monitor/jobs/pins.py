@@ -79,6 +79,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     checker = PinChecker(rt.client, rt.settings.pins, rt.settings.hub.endpoint)
     sinks = list(rt.sinks)
     rejected = threading.Event()  # the token is refused: every further request would be too
+    rt.client.stats.clear_token_rejected()  # asked again: the first check goes alone and tells
 
     def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...], str | None]:
         if rt.stop.is_set():  # shutting down: repos not checked yet wait for the next start

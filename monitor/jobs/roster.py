@@ -18,6 +18,7 @@ from monitor.detect.findings import Finding
 from monitor.errors import HubError, NotFound
 from monitor.hub.namespaces import Namespace, NamespaceClient
 from monitor.jobs.lookup import screener_for
+from monitor.jobs.token import note_job_token, token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.roster")
@@ -46,7 +47,8 @@ class _Scan:
         self.ours = {n.lower() for n in (*self.s.orgs, *self.la.protected, *self.la.allow)}
 
     def afford(self, cost: int) -> bool:
-        return self.spent + cost <= self.s.budget and not self.rt.stop.is_set()
+        return self.spent + cost <= self.s.budget and not self.rt.stop.is_set() \
+            and not self.rt.client.stats.token_rejected()  # refused: every further call would be too
 
     def people(self) -> list[str]:
         out: dict[str, str] = {}
@@ -112,9 +114,9 @@ class _Scan:
 def scan_roster(rt: Runtime) -> RosterReport:
     """One roster cycle: people listed, overviews read round-robin under the budget."""
     s = rt.settings.roster
-    if not (s.orgs or s.users) or rt.stop.is_set():
+    if not (s.orgs or s.users) or rt.stop.is_set() or token_refused(rt, "scan_roster"):
         return RosterReport(0, 0, 0, (), 0, 0)
-    started = time.monotonic()
+    started, accepted = time.monotonic(), rt.client.stats.accepted()
     scan = _Scan(rt)
     people = scan.people()
     raw_seen = rt.store.get_meta(SEEN_KEY)
@@ -158,10 +160,12 @@ def scan_roster(rt: Runtime) -> RosterReport:
             break  # the cursor stays on this person: judged first next cycle
         checked += 1
         seen[person.lower()] = sorted({o.lower() for o in orgs} - unjudged)
-    rt.store.set_meta(SEEN_KEY, json.dumps(seen))
+    if checked or not first_run:  # an empty first baseline would make every membership "new" next time
+        rt.store.set_meta(SEEN_KEY, json.dumps(seen))
     rt.store.set_meta(ALERTED_KEY, json.dumps(alerted))
     if people:
         rt.store.set_meta(CURSOR_KEY, str((cursor + checked) % len(people)))
+    found += note_job_token(rt, accepted)
     report = RosterReport(len(people), checked, len(scan.orgs), tuple(found), scan.spent, scan.errors)
     log.info("scan_roster: %d people, %d checked, %d suspect orgs, %d new findings, ~%d requests, %d errors",
              len(people), checked, len(scan.orgs), len(found), scan.spent, scan.errors,

@@ -59,6 +59,7 @@ class Fault:
     retry_after: int | None
     hits: int = 0
     body: bytes | None = None  # kind "respond": the canned answer
+    headers: tuple = ()  # kind "respond": its headers, e.g. (("X-Error-Message", "..."),)
 
     @property
     def exhausted(self) -> bool:
@@ -198,11 +199,12 @@ class HubEmulator(HubState):
         return fault
 
     def respond(self, pattern: str | None, status: int = 200, body: bytes | str = b"", *,
-                times: int | None = 1) -> Fault:
-        """Answer matching requests with `status` and this raw body instead of routing them (fuzzing)."""
+                times: int | None = 1, headers=()) -> Fault:
+        """Answer matching requests with `status`, this raw body and these headers instead of routing
+        them (fuzzing, and answers the real Hub may give where none was recorded)."""
         data = body.encode() if isinstance(body, str) else bytes(body)
         fault = Fault(re.compile(pattern) if pattern else None, status, times, "respond", None,
-                      random.Random(0), None, body=data)
+                      random.Random(0), None, body=data, headers=tuple(headers))
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -224,6 +226,16 @@ class HubEmulator(HubState):
         with self._lock:
             self._rate = None if quota is None else {"quota": int(quota), "window": int(window)}
             self._buckets.clear()
+
+    def spend_window(self, resets_in: int, identity: str | None = None) -> None:
+        """Somebody else (`identity`: a token's user, None: anonymous) spent the current window,
+        which resets in `resets_in` seconds: the next /api/ calls get 429 `r=0;t=resets_in`."""
+        with self._lock:
+            if self._rate is not None:
+                quota, window = self._rate["quota"], self._rate["window"]
+            else:
+                quota, window = (QUOTA_ANONYMOUS if identity is None else QUOTA_TOKEN), QUOTA_WINDOW
+            self._buckets[identity or ""] = {"start": time.monotonic() - window + resets_in, "used": quota}
 
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
@@ -348,7 +360,7 @@ class HubEmulator(HubState):
                     resp.headers += [("RateLimit", f'"api";r=0;t={fault.retry_after}'),
                                      ("RateLimit-Policy", '"fixed window";"api";q=1000;w=300')]
         elif kind == "respond":
-            resp = Response(fault.status, fault.body or b"", [("Content-Type", "application/json")])
+            resp = Response(fault.status, fault.body or b"", [("Content-Type", "application/json"), *fault.headers])
         elif kind == "garbled":
             resp = Response(200, b'{"_id": "garbled", "id": [tru', [("Content-Type", "application/json")])
         elif kind == "redirect_loop":

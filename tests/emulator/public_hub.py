@@ -49,5 +49,6 @@ def seed(hub) -> None:
                  gated="manual", created_at="2024-07-18T12:00:00Z")
     hub.add_repo(GPT4CHAN, files={"pytorch_model.bin": b"weights"}, created_at="2022-06-01T12:00:00Z")
     hub.set_disabled(GPT4CHAN)
-    hub.add_repo(SD15, files={"model_index.json": "{}"}, created_at="2024-08-30T10:00:00Z")
+    # a real createdAt has milliseconds; the `_id` keeps the whole second
+    hub.add_repo(SD15, files={"model_index.json": "{}"}, created_at="2024-08-30T10:00:00.437Z")
     hub.add_redirect(RUNWAY, SD15)
