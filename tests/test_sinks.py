@@ -300,6 +300,17 @@ def test_webhook_413_to_every_form_is_transient_never_dead_lettered(hook):
     assert json.loads(_Hook.bodies[-1][1])["evidence"]["files_added"] == []
 
 
+def test_webhook_413_to_a_digest_is_transient_never_dead_lettered(hook):
+    from monitor.detect.reports import Report
+
+    srv, url = hook
+    _Hook.replies = [(413, {})]
+    with pytest.raises(SinkError) as info:
+        WebhookSink(url).send_report(Report("digest", {"pins": 3}, "2026-11-28T09:00:00Z"))
+    assert info.value.permanent is False and "413" in str(info.value)
+    assert json.loads(_Hook.bodies[0][1])["event"] == "digest"
+
+
 def test_a_small_finding_is_sent_whole(hook):
     srv, url = hook
     WebhookSink(url).send(FINDING)

@@ -157,7 +157,7 @@ class _HttpSink:
         raise NotImplementedError
 
     def send_report(self, report: Report) -> None:
-        self._post(self._report_body(report))
+        self._deliver([self._report_body(report)])
 
     def _permanent(self, status: int) -> bool:
         return 400 <= status < 500 and status not in (408, 429)
@@ -167,21 +167,20 @@ class _HttpSink:
         return [self._body(finding)]
 
     def send(self, finding: Finding) -> None:
-        bodies = self._bodies(finding)
+        self._deliver(self._bodies(finding))
+
+    def _deliver(self, bodies: list[bytes]) -> None:
+        """POST the first form; after a 413 the next, smaller one. A 413 to the last form is
+        retried later: a receiver's size limit never dead-letters an alert or a digest."""
         for i, data in enumerate(bodies):
             error, status = self._attempt(data)
             if error is None:
                 return
             if status == 413 and i + 1 < len(bodies):
                 continue  # the receiver's size limit: try the smaller form now
-            if status == 413:  # even the smallest form: retry later, never dead-letter an alert
+            if status == 413:  # even the smallest form: retry later, never dead-letter
                 error = SinkError(str(error), permanent=False, retry_after=error.retry_after)
             # Raised outside any except block on purpose: no __context__ carrying the URL.
-            raise error
-
-    def _post(self, data: bytes) -> None:
-        error, _ = self._attempt(data)
-        if error is not None:
             raise error
 
     def _attempt(self, data: bytes) -> tuple[SinkError | None, int | None]:
