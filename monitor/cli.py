@@ -12,14 +12,19 @@ import os
 import sqlite3
 import sys
 import textwrap
-from pathlib import Path
 from typing import Callable, Sequence
 
 from monitor import __version__
 from monitor import config as config_mod
 from monitor.errors import ConfigError, HubwatchError, UsageError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 1, 2, 75, 78
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE
+from monitor.commands.common import lookalike_settings as _lookalike_settings
+from monitor.commands.common import settings_of as _settings
+from monitor.commands.common import setup_logging as _logging
+from monitor.commands.once import cmd_once
+from monitor.commands.refs import add_arguments as _refs_arguments
+from monitor.commands.refs import cmd_refs
 log = logging.getLogger("hubwatch")
 
 
@@ -33,17 +38,6 @@ def _fatal(code: int, message: str) -> int:
     """The one place the CLI reports a fatal error: one line on stderr, an exit code."""
     print(f"hubwatch: {message}", file=sys.stderr)
     return code
-
-
-def _settings(args: argparse.Namespace):
-    return config_mod.load(config_mod.config_path(args.config))
-
-
-def _logging(args: argparse.Namespace, settings=None) -> None:
-    from monitor import logs
-
-    logs.configure(args.verbose, args.log_format, settings.secrets() if settings else (),
-                   quiet=getattr(args, "quiet", False))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -63,118 +57,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon
 
     return Daemon(settings, config_mod.config_path(args.config), args).run()
-
-
-def cmd_once(args: argparse.Namespace) -> int:
-    """Run every job once as a complete check, attempt every pending delivery, say what happened.
-
-    Example: hubwatch once -c config.toml --dry-run
-
-    A complete check reads every signal of every pin (refs, metadata, security scan), whatever
-    cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
-    sent (they stay queued for the next real run). Ends with one line on stderr,
-    "checked N pins: X changed, Y unknown, Z new findings" (and one for look-alike discovery when
-    protected names are configured; --log-format json: one {"event": "summary", ...} object).
-    Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why);
-    78 when the Hub rejects the token (401 Invalid credentials: a line names where the token
-    came from).
-    """
-    settings = _settings(args)
-    _logging(args, settings)
-    from monitor.alerts.delivery import deliver, render_pending
-    from monitor.detect.findings import severity_rank
-    from monitor.jobs.lookalikes import scan_lookalikes
-    from monitor.jobs.pins import scan_pins
-    from monitor.jobs.roster import scan_roster
-    from monitor.runtime import Runtime
-
-    rt = Runtime.build(settings, stdout=sys.stdout)
-    try:
-        report = scan_pins(rt, complete=True)
-        la_report = scan_lookalikes(rt)
-        roster_new = list(scan_roster(rt).new_findings)
-        new = list(report.new_findings) + list(la_report.new_findings) + roster_new
-        if args.dry_run:
-            render_pending(rt.store, sys.stdout)
-        else:
-            deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval,
-                    ignore_backoff=True)
-    finally:
-        rt.close()
-    sys.stdout.flush()
-    # Problems first, each with its own line and exit code, in order of precedence (the first one
-    # found sets the exit code); the summary line always comes last.
-    code = EXIT_OK
-    for check in ONCE_PROBLEMS:
-        problem = check(settings, report, rt)
-        if problem is not None:
-            code = problem[0] if code == EXIT_OK else code
-            _outcome(args, problem[1], problem[2])
-    _once_summary(args, settings, report, la_report, len(roster_new))
-    if code != EXIT_OK:
-        return code
-    if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-def _once_unreachable(settings, report, rt) -> tuple[int, str, dict] | None:
-    from monitor.jobs.summary import endpoint_host, unreachable_line, unreachable_reason
-
-    reason = unreachable_reason(report, rt.client.stats)
-    if reason is None:
-        return None
-    return EXIT_TEMPFAIL, unreachable_line(settings.hub.endpoint, reason), {
-        "event": "hub_unreachable", "endpoint": endpoint_host(settings.hub.endpoint), "reason": reason}
-
-
-def _token_rejected_line(settings) -> str:
-    source = settings.hub.token_source or "no configured token"
-    return (f"hubwatch: the Hub rejected the token from {source} (401 Invalid credentials in "
-            f"Authorization header): pins cannot be checked until it is replaced")
-
-
-def _once_token_rejected(settings, report, rt) -> tuple[int, str, dict] | None:
-    """A configuration problem: it comes before "findings" and "all unknown"."""
-    if not (report.token_rejected or rt.client.stats.token_rejected()):  # the pins, or a later job
-        return None
-    return EXIT_CONFIG, _token_rejected_line(settings).removeprefix("hubwatch: "), {
-        "event": "token_rejected", "token_source": settings.hub.token_source or "no configured token"}
-
-
-# `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->
-# (exit code, plain line, JSON object) or None.
-ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_unreachable]
-
-
-def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:
-    """One outcome line on stderr: plain text, or a JSON object with --log-format json."""
-    from monitor.logs import json_record
-
-    print(json_record(line, "error", **obj) if args.log_format == "json" else f"hubwatch: {line}",
-          file=sys.stderr, flush=True)
-
-
-def _once_summary(args, settings, report, la_report, roster_findings: int = 0) -> None:
-    from monitor.jobs.summary import lookalike_fields, lookalike_line, pin_counts, summary_line
-    from monitor.logs import json_record
-
-    counts = pin_counts(report)
-    discovery = bool(settings.lookalike.protected)
-    others = len(la_report.new_findings) + roster_findings  # Z counts every new finding of the run
-    line = summary_line(counts, others)
-    if args.log_format == "json":
-        obj = {"event": "summary", "checked": counts.checked, "changed": counts.changed,
-               "unknown": counts.unknown, "new_findings": counts.new_findings + others,
-               "pin_findings": counts.new_findings}
-        if discovery:
-            obj["lookalikes"] = lookalike_fields(la_report)
-        print(json_record(line, **obj), file=sys.stderr, flush=True)
-        return
-    print(line, file=sys.stderr)
-    if discovery:
-        print(lookalike_line(la_report), file=sys.stderr)
-    sys.stderr.flush()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -344,14 +226,6 @@ def cmd_unack(args: argparse.Namespace) -> int:
     return _triage(args, False)
 
 
-def _lookalike_settings(args: argparse.Namespace):
-    """lookup/screen work without a config file too (no protected names then) unless -c was given."""
-    path = config_mod.config_path(args.config)
-    if args.config is None and not path.exists():
-        return None
-    return config_mod.load(path)
-
-
 def cmd_lookup(args: argparse.Namespace) -> int:
     """Ask the Hub now whether NAME is a legitimate org or an impostor of a protected one.
 
@@ -447,80 +321,6 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_refs(args: argparse.Namespace) -> int:
-    """Find the Hub repos our code, notebooks and configs load (refs scan), for audits and CI.
-
-    Example: hubwatch refs scan src/ notebooks/ configs/ --fail-if unpinned,lookalike
-             hubwatch refs scan . -c config.toml --write-pins pins.toml
-             hubwatch refs scan --from-cache --offline --json
-
-    Reads Python (from_pretrained, hf_hub_download, snapshot_download, pipeline, load_dataset ...),
-    notebooks' code cells and YAML/JSON configs (model_name_or_path ...). --json prints one
-    object per reference: repo, type, file, line, revision, pinned, lookalike_of (against
-    [lookalike] protected) and, unless --offline, hub_state (exists, renamed, missing, unknown)
-    and renamed_to. --fail-if unpinned,missing,lookalike (also renamed, unknown) exits 1 when a
-    reference meets one (75 when the Hub could not answer for one). --write-pins FILE writes
-    [[pin]] entries (revision = the commit the Hub serves now, track = the referenced branch or
-    tag, or main) for [pins] include = ["FILE"]. --from-cache adds the revisions in the local
-    Hugging Face cache (--cache-dir, else HF_HUB_CACHE). Files that cannot be parsed are reported
-    on stderr, one line each, and never stop the scan.
-    """
-    from monitor.refs import cache, check, pins_file, report, walk
-    from monitor.refs.report import ONLINE_CONDITIONS, parse_conditions
-
-    try:
-        conditions = parse_conditions(args.fail_if) if args.fail_if is not None else ()
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if args.offline and (args.write_pins or set(conditions) & set(ONLINE_CONDITIONS)):
-        raise UsageError("--write-pins and --fail-if missing/renamed/unknown need the Hub: drop --offline")
-    if not args.paths and not args.from_cache:
-        raise UsageError("refs scan needs PATH... or --from-cache")
-    for path in args.paths:
-        if not os.path.exists(path):
-            raise UsageError(f"no such file or directory: {path}")
-    settings = _lookalike_settings(args)
-    _logging(args, settings)
-    result = walk.scan(args.paths)
-    refs, problems = list(result.references), list(result.problems)
-    if args.from_cache:
-        cached = cache.scan(Path(args.cache_dir) if args.cache_dir else cache.default_dir())
-        refs, problems = refs + list(cached.references), problems + list(cached.problems)
-    client, hub = None, settings.hub if settings else config_mod.HubSettings(
-        endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT))
-    if not args.offline:
-        from monitor.hub.client import HubClient
-
-        client = HubClient(hub)
-        client.budget.configure(settings.hub_requests_per_5min if settings else None, token=hub.token is not None)
-    la = settings.lookalike if settings else config_mod.LookalikeSettings()
-    checked = check.check(refs, check.screener(la), client, min(8, hub.concurrency))
-    for c in checked:
-        print(json.dumps(c.to_json(), sort_keys=True) if args.json else c.to_text())
-    for line in report.problem_lines(problems, result.unresolved if args.verbose else ()):
-        print(line, file=sys.stderr)
-    print(report.summary(result.files, checked, len(problems), len(result.unresolved), args.verbose),
-          file=sys.stderr)
-    unknown_pins = 0
-    if args.write_pins:
-        text, skipped, unknown_pins = pins_file.render(
-            checked, f"written by hubwatch refs scan; load it with [pins] include = [\"{Path(args.write_pins).name}\"]")
-        pins_file.write(Path(args.write_pins), text)
-        for line in skipped:
-            print(report.one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
-    if any(c.hub is not None and c.hub.token_rejected for c in checked):  # as `once`: the config is wrong
-        print(_token_rejected_line(settings).replace("pins cannot be checked", "hub_state is unknown"),
-              file=sys.stderr)
-        return EXIT_CONFIG
-    if any(c.meets(cond) for c in checked for cond in conditions):
-        return EXIT_FINDINGS
-    if (set(conditions) & {"missing", "renamed"} and any(c.meets("unknown") for c in checked)) or unknown_pins:
-        print("hubwatch: refs: the Hub could not answer for every repo (see hub_error): result incomplete",
-              file=sys.stderr)
-        return EXIT_TEMPFAIL
-    return EXIT_OK
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "once": cmd_once,
@@ -591,18 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
     subs["webhooks"].add_argument("--url", metavar="PUBLIC_URL", help="where the Hub should POST events")
     _refs_arguments(subs["refs"])
     return parser
-
-
-def _refs_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("scan",), help="scan")
-    p.add_argument("paths", metavar="PATH", nargs="*", help="files or directories to scan")
-    p.add_argument("--json", action="store_true", help="one JSON object per reference")
-    p.add_argument("--fail-if", metavar="CONDITIONS",
-                   help="exit 1 when a reference is unpinned, missing, lookalike (comma-separated; also renamed, unknown)")
-    p.add_argument("--offline", action="store_true", help="no Hub requests (no hub_state)")
-    p.add_argument("--write-pins", metavar="FILE", help="write [[pin]] entries for [pins] include")
-    p.add_argument("--from-cache", action="store_true", help="add the revisions in the local Hugging Face cache")
-    p.add_argument("--cache-dir", metavar="DIR", help="the cache to read (default: HF_HUB_CACHE, HF_HOME/hub)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

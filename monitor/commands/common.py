@@ -1,0 +1,34 @@
+"""What every command shares: exit codes, reading the config, setting up logging."""
+
+from __future__ import annotations
+
+import argparse
+
+from monitor import config as config_mod
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 1, 2, 75, 78
+
+
+def settings_of(args: argparse.Namespace):
+    return config_mod.load(config_mod.config_path(args.config))
+
+
+def setup_logging(args: argparse.Namespace, settings=None) -> None:
+    from monitor import logs
+
+    logs.configure(args.verbose, args.log_format, settings.secrets() if settings else (),
+                   quiet=getattr(args, "quiet", False))
+
+
+def lookalike_settings(args: argparse.Namespace):
+    """lookup/screen work without a config file too (no protected names then) unless -c was given."""
+    path = config_mod.config_path(args.config)
+    if args.config is None and not path.exists():
+        return None
+    return config_mod.load(path)
+
+
+def token_rejected_line(settings) -> str:
+    source = settings.hub.token_source or "no configured token"
+    return (f"hubwatch: the Hub rejected the token from {source} (401 Invalid credentials in "
+            f"Authorization header): pins cannot be checked until it is replaced")

@@ -1,0 +1,116 @@
+"""`hubwatch once`: every job once as a complete check, then the outcome in a few lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from monitor.commands.common import (EXIT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_TEMPFAIL, settings_of,
+                                     setup_logging, token_rejected_line)
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    """Run every job once as a complete check, attempt every pending delivery, say what happened.
+
+    Example: hubwatch once -c config.toml --dry-run
+
+    A complete check reads every signal of every pin (refs, metadata, security scan), whatever
+    cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
+    sent (they stay queued for the next real run). Ends with one line on stderr,
+    "checked N pins: X changed, Y unknown, Z new findings" (and one for look-alike discovery when
+    protected names are configured; --log-format json: one {"event": "summary", ...} object).
+    Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why);
+    78 when the Hub rejects the token (401 Invalid credentials: a line names where the token
+    came from).
+    """
+    settings = settings_of(args)
+    setup_logging(args, settings)
+    from monitor.alerts.delivery import deliver, render_pending
+    from monitor.detect.findings import severity_rank
+    from monitor.jobs.lookalikes import scan_lookalikes
+    from monitor.jobs.pins import scan_pins
+    from monitor.jobs.roster import scan_roster
+    from monitor.runtime import Runtime
+
+    rt = Runtime.build(settings, stdout=sys.stdout)
+    try:
+        report = scan_pins(rt, complete=True)
+        la_report = scan_lookalikes(rt)
+        roster_new = list(scan_roster(rt).new_findings)
+        new = list(report.new_findings) + list(la_report.new_findings) + roster_new
+        if args.dry_run:
+            render_pending(rt.store, sys.stdout)
+        else:
+            deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval,
+                    ignore_backoff=True)
+    finally:
+        rt.close()
+    sys.stdout.flush()
+    # Problems first, each with its own line and exit code, in order of precedence (the first one
+    # found sets the exit code); the summary line always comes last.
+    code = EXIT_OK
+    for check in ONCE_PROBLEMS:
+        problem = check(settings, report, rt)
+        if problem is not None:
+            code = problem[0] if code == EXIT_OK else code
+            _outcome(args, problem[1], problem[2])
+    _once_summary(args, settings, report, la_report, len(roster_new))
+    if code != EXIT_OK:
+        return code
+    if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _once_unreachable(settings, report, rt) -> tuple[int, str, dict] | None:
+    from monitor.jobs.summary import endpoint_host, unreachable_line, unreachable_reason
+
+    reason = unreachable_reason(report, rt.client.stats)
+    if reason is None:
+        return None
+    return EXIT_TEMPFAIL, unreachable_line(settings.hub.endpoint, reason), {
+        "event": "hub_unreachable", "endpoint": endpoint_host(settings.hub.endpoint), "reason": reason}
+
+
+def _once_token_rejected(settings, report, rt) -> tuple[int, str, dict] | None:
+    """A configuration problem: it comes before "findings" and "all unknown"."""
+    if not (report.token_rejected or rt.client.stats.token_rejected()):  # the pins, or a later job
+        return None
+    return EXIT_CONFIG, token_rejected_line(settings).removeprefix("hubwatch: "), {
+        "event": "token_rejected", "token_source": settings.hub.token_source or "no configured token"}
+
+
+# `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->
+# (exit code, plain line, JSON object) or None.
+ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_unreachable]
+
+
+def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:
+    """One outcome line on stderr: plain text, or a JSON object with --log-format json."""
+    from monitor.logs import json_record
+
+    print(json_record(line, "error", **obj) if args.log_format == "json" else f"hubwatch: {line}",
+          file=sys.stderr, flush=True)
+
+
+def _once_summary(args, settings, report, la_report, roster_findings: int = 0) -> None:
+    from monitor.jobs.summary import lookalike_fields, lookalike_line, pin_counts, summary_line
+    from monitor.logs import json_record
+
+    counts = pin_counts(report)
+    discovery = bool(settings.lookalike.protected)
+    others = len(la_report.new_findings) + roster_findings  # Z counts every new finding of the run
+    line = summary_line(counts, others)
+    if args.log_format == "json":
+        obj = {"event": "summary", "checked": counts.checked, "changed": counts.changed,
+               "unknown": counts.unknown, "new_findings": counts.new_findings + others,
+               "pin_findings": counts.new_findings}
+        if discovery:
+            obj["lookalikes"] = lookalike_fields(la_report)
+        print(json_record(line, **obj), file=sys.stderr, flush=True)
+        return
+    print(line, file=sys.stderr)
+    if discovery:
+        print(lookalike_line(la_report), file=sys.stderr)
+    sys.stderr.flush()
