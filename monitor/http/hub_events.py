@@ -61,7 +61,8 @@ class HubEvent:
 
 
 def secret_matches(configured: str, given: str | None) -> bool:
-    """Constant-time comparison of the X-Webhook-Secret header with the configured secret."""
+    """Constant-time comparison of a secret sent in a header (X-Webhook-Secret, the Bearer token)
+    with the configured one."""
     if not given:
         return False
     # http.server decodes header bytes as latin-1; encoding back gives the bytes that were sent.

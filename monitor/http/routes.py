@@ -19,7 +19,6 @@ Error bodies are always {"error": "<one line>"}, without exception texts (they c
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -86,9 +85,7 @@ def bearer_refusal(ctx: Context, req: Request) -> Response | None:
     if token is None:
         return None
     scheme, _, given = (req.header("Authorization") or "").strip().partition(" ")
-    # Headers arrive decoded as latin-1: encoding back gives the bytes that were sent.
-    if scheme.lower() == "bearer" and hmac.compare_digest(token.reveal().encode("utf-8"),
-                                                          given.strip().encode("latin-1", "replace")):
+    if scheme.lower() == "bearer" and secret_matches(token.reveal(), given.strip()):
         return None
     return error(401, "missing or wrong Authorization: Bearer token",
                  (("WWW-Authenticate", 'Bearer realm="hubwatch"'),))
