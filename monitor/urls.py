@@ -50,6 +50,26 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
+def _refused(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, plain_http: bool) -> str | None:
+    """The rule that refuses sending to `ip` (None: a DNS name), if one does: "metadata" (link-local
+    or a cloud metadata service), "unspecified", or "plain http" (over http, anything but loopback).
+    Shared by the config check and the connect-time check so the two cannot drift apart."""
+    if ip is not None and (ip.is_link_local or ip in METADATA_ADDRESSES):
+        return "metadata"
+    if ip is not None and ip.is_unspecified:
+        return "unspecified"
+    if plain_http and not (ip is not None and ip.is_loopback):
+        return "plain http"
+    return None
+
+
+_ADDRESS_WORDS = {"metadata": "a link-local or cloud metadata address", "unspecified": "an unspecified address",
+                  "plain http": "an address that is not loopback (plain http)"}
+_URL_WORDS = {"metadata": "must not point at a link-local or cloud metadata address",
+              "unspecified": "must not point at an unspecified address (0.0.0.0, ::)",
+              "plain http": "must use https (plain http is allowed only to a loopback address)"}
+
+
 def address_problem(address: str, plain_http: bool = False) -> str | None:
     """None when a connection may go to the IP `address` (what a sink's host name resolved to),
     else why not: the same rule as `url_problem`, applied to the address itself, so a DNS name
@@ -57,13 +77,8 @@ def address_problem(address: str, plain_http: bool = False) -> str | None:
     ip = _address(address)
     if ip is None:
         return "an address that is not an IP"
-    if ip.is_link_local or ip in METADATA_ADDRESSES:
-        return "a link-local or cloud metadata address"
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if plain_http and not ip.is_loopback:
-        return "an address that is not loopback (plain http)"
-    return None
+    refused = _refused(ip, plain_http)
+    return _ADDRESS_WORDS[refused] if refused else None
 
 
 def url_problem(value: str) -> str | None:
@@ -81,12 +96,6 @@ def url_problem(value: str) -> str | None:
     if parts.scheme not in ("https", "http") or not host:
         return "must be an https:// URL with a host"
     name = host.rstrip(".").lower()
-    ip = _address(name)
-    if name in METADATA_NAMES or (ip is not None and (ip.is_link_local or ip in METADATA_ADDRESSES)):
-        return "must not point at a link-local or cloud metadata address"
-    if ip is not None and ip.is_unspecified:
-        return "must not point at an unspecified address (0.0.0.0, ::)"
-    loopback = name in LOOPBACK_NAMES or (ip is not None and ip.is_loopback)
-    if parts.scheme == "http" and not loopback:
-        return "must use https (plain http is allowed only to a loopback address)"
-    return None
+    plain_http = parts.scheme == "http" and name not in LOOPBACK_NAMES
+    refused = "metadata" if name in METADATA_NAMES else _refused(_address(name), plain_http)
+    return _URL_WORDS[refused] if refused else None
