@@ -25,7 +25,6 @@ protocol parsing; what it lacks we add here, in a subclass of its server:
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import threading
 import time
@@ -40,7 +39,7 @@ from waitress.task import ErrorTask, WSGITask
 
 from monitor.config import HttpSettings, Secret
 from monitor.http.lookups import OnDemandLookups
-from monitor.http.routes import JSON, Context, Request, Response, dispatch, error
+from monitor.http.routes import Context, Request, Response, dispatch, error
 from monitor.http.slack_command import ReplayCache, SlackCommands
 
 if TYPE_CHECKING:
@@ -207,12 +206,12 @@ class _JsonErrorTask(ErrorTask):
         message = _phrase(code).lower()
         if code == 413:
             message = f"body larger than {self.channel.server.max_body} bytes"
-        body = json.dumps({"error": message}).encode()
+        resp = error(code, message)
         self.status = f"{code} {_phrase(code)}"
-        self.response_headers.extend([("Content-Type", JSON), *_COMMON, ("Connection", "close")])
+        self.response_headers.extend([("Content-Type", resp.content_type), *_COMMON, ("Connection", "close")])
         self.set_close_on_finish()
-        self.content_length = len(body)
-        self.write(body)
+        self.content_length = len(resp.body)
+        self.write(resp.body)
         logger.debug("protocol error %d", code)
 
 
