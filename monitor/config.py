@@ -198,19 +198,20 @@ class _Problems:
             raise e
 
 
-# Set while `load` reads a file, so every _Reader made during it records instead of raising.
-_PROBLEMS: contextvars.ContextVar[_Problems | None] = contextvars.ContextVar("config_problems", default=None)
+# Set while `load` reads a file (and while `included_pins` reads an included one): every _Reader
+# is made then, and records its problems there. No default: a _Reader made outside fails at once.
+_PROBLEMS: contextvars.ContextVar[_Problems] = contextvars.ContextVar("config_problems")
 
 
 class _Reader:
     """Walks one TOML table, consuming keys so leftovers can be reported as unknown.
 
-    With `problems`, bad values are recorded there (the default is used meanwhile) so the whole
-    file is read and an unknown key anywhere is reported before them; without, they raise."""
+    Bad values are recorded in the current _PROBLEMS (the default is used meanwhile) so the whole
+    file is read and an unknown key anywhere is reported before them."""
 
-    def __init__(self, path: Path, prefix: str, table: Any, problems: _Problems | None = None):
+    def __init__(self, path: Path, prefix: str, table: Any):
         self.path, self.prefix = path, prefix
-        self.problems = problems if problems is not None else _PROBLEMS.get()
+        self.problems = _PROBLEMS.get()
         if not isinstance(table, dict):
             self.table: dict = {}
             self.fail("", "must be a table")
@@ -218,10 +219,8 @@ class _Reader:
         self.table = dict(table)
 
     def fail(self, name: str, problem: str) -> None:
-        """Record (or raise) a problem with key `name` ('' for the table itself)."""
+        """Record a problem with key `name` ('' for the table itself)."""
         e = self.error(name, problem) if name else ConfigError(str(self.path), self.prefix, problem)
-        if self.problems is None:
-            raise e
         self.problems.other.append(e)
 
     def key(self, name: str) -> str:
@@ -244,10 +243,7 @@ class _Reader:
 
     def done(self) -> None:
         if self.table:
-            name = sorted(self.table)[0]
-            if self.problems is None:
-                raise self.error(name, "unknown key")
-            self.problems.unknown.append(self.error(name, "unknown key"))
+            self.problems.unknown.append(self.error(sorted(self.table)[0], "unknown key"))
             self.table.clear()
 
 
@@ -450,8 +446,6 @@ class _Loader:
             finally:
                 _PROBLEMS.reset(token)
             if problem is not None:
-                if outer is None:
-                    raise problem
                 (outer.unknown if inner.unknown else outer.other).append(problem)
                 continue
             for pin in included:
