@@ -17,7 +17,7 @@ from monitor.hub.client import HubClient
 REPO_TYPES = ("model", "dataset", "space")
 MAX_LISTED_FILES = 2000  # per repo in a search answer: hostile repos can list any number
 MAX_USER_ORGS = 500  # orgs read from one user overview
-SEARCH_EXPAND = ("createdAt", "downloads", "siblings")  # spaces have no downloads: the Hub 400s on asking
+SEARCH_EXPAND = ("createdAt", "siblings")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,6 @@ class Namespace:
     members: int | None
     created_at: str | None  # users: `createdAt`; orgs have none, so the time in their `_id`
     details: str
-    object_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,6 @@ class RepoStub:
     created_at: str | None
     object_id: str | None
     files: tuple[str, ...] = ()  # only when listed with expand=siblings
-    downloads: int | None = None
 
     @property
     def name(self) -> str:
@@ -75,8 +73,7 @@ def _namespace(d: Any, kind: str) -> Namespace:
         datasets=_int(d.get("numDatasets")), spaces=_int(d.get("numSpaces")),
         members=_int(d.get("numUsers")) if kind == "org" else None,
         created_at=(d.get("createdAt") if parse_iso(d.get("createdAt")) else None) or _id_time(d.get("_id")),
-        details=_str(d.get("details"))[:2000],
-        object_id=d.get("_id") if isinstance(d.get("_id"), str) else None)
+        details=_str(d.get("details"))[:2000])
 
 
 def _id_time(object_id: Any) -> str | None:
@@ -93,7 +90,7 @@ def _stub(rtype: str, d: Any) -> RepoStub:
     files = tuple(s["rfilename"] for s in siblings[:MAX_LISTED_FILES]
                   if isinstance(s, dict) and isinstance(s.get("rfilename"), str)) if isinstance(siblings, list) else ()
     return RepoStub(rtype, rid, author, d.get("createdAt") if isinstance(d.get("createdAt"), str) else None,
-                    d.get("_id") if isinstance(d.get("_id"), str) else None, files, _int(d.get("downloads")))
+                    d.get("_id") if isinstance(d.get("_id"), str) else None, files)
 
 
 class NamespaceClient:
@@ -114,19 +111,20 @@ class NamespaceClient:
     def repos_of(self, author: str, rtype: str = "model", limit: int = 100, sort: str = "createdAt"
                  ) -> list[RepoStub]:
         """Up to `limit` repos of a namespace, newest (or most `sort`) first (one request)."""
-        data, _ = self.client._json("GET", f"{self.endpoint}/api/{rtype}s",
-                                    params={"author": author, "limit": str(limit), "sort": sort})
-        if not isinstance(data, list):
-            self.client._parsed(_raise, "repo list is not a list")
-        return [self.client._parsed(_stub, rtype, d) for d in data[:limit]]
+        return self._list(rtype, {"author": author, "limit": str(limit), "sort": sort}, limit)
 
     def search_repos(self, term: str, rtype: str = "model", limit: int = 100, sort: str | None = None
                      ) -> list[RepoStub]:
         """Repos whose id contains `term`, with their file lists (one request, one page); the
         Hub's order, or most `sort` first."""
-        expand = (k for k in SEARCH_EXPAND if not (rtype == "space" and k == "downloads"))
-        params = [("search", term), ("limit", str(limit)), *(("sort", sort),) * bool(sort),
-                  *(("expand", k) for k in expand)]
+        params = [("search", term), ("limit", str(limit))]
+        if sort:
+            params.append(("sort", sort))
+        params += [("expand", k) for k in SEARCH_EXPAND]
+        return self._list(rtype, params, limit)
+
+    def _list(self, rtype: str, params: Any, limit: int) -> list[RepoStub]:
+        """The first `limit` repos of one listing request."""
         data, _ = self.client._json("GET", f"{self.endpoint}/api/{rtype}s", params=params)
         if not isinstance(data, list):
             self.client._parsed(_raise, "repo list is not a list")
