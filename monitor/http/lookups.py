@@ -22,6 +22,11 @@ PER_MINUTE = 30  # Hub-backed lookups; cached answers are free
 BURST = 10  # at least; a third of a minute's rate when that is more
 
 
+def retry_after_header(seconds: float) -> str:
+    """A Retry-After value: whole seconds, rounded up, from 1 to an hour."""
+    return str(max(1, min(3600, math.ceil(seconds))))
+
+
 class RateLimited(Exception):
     """Too many lookups: try again in `retry_after` seconds (HTTP 429, Slack "slow down")."""
 
@@ -31,7 +36,7 @@ class RateLimited(Exception):
 
     @property
     def retry_after_header(self) -> str:
-        return str(max(1, min(3600, math.ceil(self.retry_after))))
+        return retry_after_header(self.retry_after)
 
 
 class TokenBucket:

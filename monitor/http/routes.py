@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -30,7 +29,7 @@ from urllib.parse import unquote
 from monitor.detect.names import validate_name
 from monitor.errors import HubError, Transient
 from monitor.http.hub_events import HubEventError, parse_hub_event, secret_matches
-from monitor.http.lookups import OnDemandLookups, RateLimited
+from monitor.http.lookups import OnDemandLookups, RateLimited, retry_after_header
 from monitor.http.slack_command import (CommandError, ReplayCache, SlackCommands, parse_command,
                                         verify_signature)
 
@@ -130,7 +129,7 @@ def lookup(ctx: Context, req: Request, params: dict[str, str]) -> Response:
     except Transient as e:
         wait = e.retry_after if e.retry_after and e.retry_after > 0 else DEFAULT_RETRY_AFTER
         return error(503, "the Hub is not answering; the result is unknown, retry later",
-                     (("Retry-After", str(min(math.ceil(wait), 3600))),))
+                     (("Retry-After", retry_after_header(wait)),))
     except HubError as e:
         return error(502, f"unexpected answer from the Hub ({type(e).__name__})")
     return json_response(200, result.to_json())
