@@ -152,12 +152,12 @@ def slack_commands(ctx: Context, req: Request, params: dict[str, str]) -> Respon
     secret = ctx.backend.slack_signing_secret
     if secret is None:
         return error(401, "Slack commands disabled: no Slack signing secret is configured")
-    problem = verify_signature(secret.reveal(), req.header("X-Slack-Request-Timestamp"),
-                               req.header("X-Slack-Signature"), req.body, ctx.clock())
+    timestamp, signature = req.header("X-Slack-Request-Timestamp"), req.header("X-Slack-Signature")
+    now = ctx.clock()
+    problem = verify_signature(secret.reveal(), timestamp, signature, req.body, now)
     if problem:
         return error(401, f"request not verified: {problem}")
-    if not ctx.replays.first_time(req.header("X-Slack-Signature") or "", req.header("X-Slack-Request-Timestamp") or "",
-                                  ctx.clock()):
+    if not ctx.replays.first_time(signature or "", timestamp or "", now):
         return error(401, "request not verified: already received (replay)")
     try:
         command = parse_command(req.body)

@@ -136,8 +136,8 @@ def intent(text: str) -> tuple[str, str | None]:
     after the command. Only `ack` followed by exactly one 32-hex fingerprint acknowledges;
     anything else is read as before (a lookup, or usage)."""
     words = text.split()
-    if len(words) == 2 and words[0].lower() == "ack" and parse_fingerprint(words[1]):
-        return "ack", parse_fingerprint(words[1])
+    if len(words) == 2 and words[0].lower() == "ack" and (fingerprint := parse_fingerprint(words[1])):
+        return "ack", fingerprint
     if not words or (len(words) == 1 and words[0].lower() == "help"):
         return "help", None
     if words[0].lower() == "lookup":
