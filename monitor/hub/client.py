@@ -199,18 +199,10 @@ class HubClient:
         MAX_JSON_BYTES (AnswerTooLarge); a large one is read and parsed in one of two slots."""
         # identity: a compressed body would be inflated past the cap before we could count it
         r = self._request(method, url, stream=True, headers={"Accept-Encoding": "identity"}, **kw)
-        slot = False
+        slot: list[bool] = []  # the large-answer slot, once taken
         try:
-            declared = _declared_size(r.headers)
-            body = bytearray()
-            if declared is None or declared <= MAX_JSON_BYTES:
-                for chunk in _body_chunks(r):
-                    body += chunk
-                    if len(body) > MAX_JSON_BYTES:
-                        break
-                    if len(body) > LARGE_JSON_BYTES and not slot:
-                        slot = _LARGE_SLOTS.acquire()
-            if declared is not None and declared > MAX_JSON_BYTES or len(body) > MAX_JSON_BYTES:
+            body = _read_capped(r, MAX_JSON_BYTES, on_large=lambda: slot.append(_LARGE_SLOTS.acquire()))
+            if body is None:
                 raise AnswerTooLarge(f"the Hub's answer to {urlsplit(url).path[:200]} is larger than "
                                      f"{MAX_JSON_BYTES // 1_000_000} MB: too large to inspect")
             try:
@@ -301,17 +293,30 @@ class HubClient:
         except EntryNotFound:
             return None
         try:
-            declared = _declared_size(r.headers)
-            if declared is not None and declared > MAX_TEXT_BYTES:
-                raise FileTooLarge(path, declared)
-            body = bytearray()
-            for chunk in _body_chunks(r):
-                body += chunk
-                if len(body) > MAX_TEXT_BYTES:
-                    raise FileTooLarge(path, declared)
+            body = _read_capped(r, MAX_TEXT_BYTES)
+            if body is None:
+                raise FileTooLarge(path, _declared_size(r.headers))
         finally:
             r.close()
         return body.decode("utf-8", errors="replace")
+
+
+def _read_capped(r: Any, cap: int, on_large: Callable[[], Any] | None = None) -> bytearray | None:
+    """The streamed body of `r`, or None once it is known to pass `cap` bytes: by its declared size
+    (nothing is read then) or by the bytes received (the rest is not read). `on_large()` runs once,
+    when the body held passes LARGE_JSON_BYTES within the cap."""
+    declared = _declared_size(r.headers)
+    if declared is not None and declared > cap:
+        return None
+    body = bytearray()
+    for chunk in _body_chunks(r):
+        was_large = len(body) > LARGE_JSON_BYTES
+        body += chunk
+        if len(body) > cap:
+            return None
+        if on_large is not None and not was_large and len(body) > LARGE_JSON_BYTES:
+            on_large()
+    return body
 
 
 def _body_chunks(r: Any) -> Iterator[bytes]:
