@@ -26,7 +26,7 @@ from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding, fingerprint
 from monitor.errors import HubError
 from monitor.hub.namespaces import NamespaceClient, RepoStub
-from monitor.jobs.token import token_refused
+from monitor.jobs.token import halted, token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.clones")
@@ -65,8 +65,7 @@ class _Scan:
         self.seen: set[str] = set()  # copies met this cycle: a repo's two searches may both list one
 
     def afford(self, cost: int) -> bool:
-        return self.spent + cost <= self.budget and not self.rt.stop.is_set() \
-            and not self.rt.client.stats.token_rejected()  # refused: every further call would be too
+        return self.spent + cost <= self.budget and not halted(self.rt)
 
     def watched(self) -> list[tuple[str, str]]:
         """The watched (type, repo id)s, interleaved across protected namespaces; within one, the

@@ -18,7 +18,7 @@ from monitor.detect.findings import Finding
 from monitor.errors import HubError, NotFound
 from monitor.hub.namespaces import Namespace, NamespaceClient
 from monitor.jobs.lookup import screener_for
-from monitor.jobs.token import note_job_token, token_refused
+from monitor.jobs.token import halted, note_job_token, token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.roster")
@@ -47,8 +47,7 @@ class _Scan:
         self.ours = {n.lower() for n in (*self.s.orgs, *self.la.protected, *self.la.allow)}
 
     def afford(self, cost: int) -> bool:
-        return self.spent + cost <= self.s.budget and not self.rt.stop.is_set() \
-            and not self.rt.client.stats.token_rejected()  # refused: every further call would be too
+        return self.spent + cost <= self.s.budget and not halted(self.rt)
 
     def people(self) -> list[str]:
         out: dict[str, str] = {}
