@@ -26,6 +26,7 @@ from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding, fingerprint
 from monitor.errors import HubError
 from monitor.hub.namespaces import NamespaceClient, RepoStub
+from monitor.jobs.round_robin import RoundRobin
 from monitor.jobs.token import halted, token_refused
 from monitor.runtime import Runtime
 
@@ -162,10 +163,10 @@ def scan_clones(rt: Runtime, *, budget: int | None = None) -> CloneReport:
     # The round-robin runs over searches, so a budget smaller than one repo's searches still moves on.
     work = [(rtype, rid, term, sort) for rtype, rid in watched
             for term, sort in dc.search_terms(rid.split("/", 1)[-1])]
-    cursor = int(rt.store.get_meta(CURSOR_KEY) or 0) % max(1, len(work))
+    rotation = RoundRobin(rt.store, CURSOR_KEY, work)
     found: list[Finding] = []
     searched = hits = 0
-    for rtype, rid, term, sort in (work[cursor:] + work[:cursor]):
+    for rtype, rid, term, sort in rotation.order():
         if not scan.afford(1):
             break
         scan.spent += 1
@@ -182,8 +183,7 @@ def scan_clones(rt: Runtime, *, budget: int | None = None) -> CloneReport:
         if not complete:
             break  # the cursor stays here: the hits not yet judged are judged next cycle
         searched += 1
-    if work:
-        rt.store.set_meta(CURSOR_KEY, str((cursor + searched) % len(work)))
+    rotation.advance(searched)
     report = CloneReport(len(watched), searched, hits, tuple(found), scan.spent, scan.errors)
     log.info("scan_clones: %d watched, %d searched, %d copies, %d new findings, ~%d requests, %d errors",
              len(watched), searched, hits, len(found), scan.spent, scan.errors,
