@@ -30,6 +30,7 @@ from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
 from monitor.jobs.clones import CloneReport, scan_clones
 from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
+from monitor.jobs.summary import lookalike_fields
 from monitor.jobs.token import halted, note_job_token, token_refused
 from monitor.runtime import Runtime
 
@@ -68,9 +69,7 @@ def save_last_run(rt: Runtime, report: LookalikeReport) -> None:
     and the request budget it left."""
     snap = rt.client.budget.snapshot()
     rt.store.set_meta(LAST_RUN, json.dumps({
-        "at": iso(rt.clock()), "probed": report.probed, "probe_hits": report.probe_hits,
-        "feed_authors": report.feed_authors, "searched": report.searched, "assessed": report.assessed,
-        "new_findings": len(report.new_findings), "requests": report.requests, "errors": report.errors,
+        "at": iso(rt.clock()), **lookalike_fields(report),
         "budget": {"quota": snap.quota, "used": snap.used, "remaining": snap.remaining,
                    "hub_remaining": snap.hub_remaining}}, sort_keys=True))
 
