@@ -23,7 +23,7 @@ from itertools import chain, zip_longest
 
 from monitor.detect import clones as dc
 from monitor.detect import lookalike_risk as lr
-from monitor.detect.findings import Finding, fingerprint
+from monitor.detect.findings import Finding
 from monitor.errors import HubError
 from monitor.hub.namespaces import NamespaceClient, RepoStub
 from monitor.jobs.round_robin import RoundRobin
@@ -129,7 +129,7 @@ class _Scan:
                 continue
             self.seen.add(m.subject)
             matched += 1
-            if self.rt.store.has_finding(fingerprint("repo_clone", m.subject, [m.subject.lower()])):
+            if self.rt.store.has_finding(dc.clone_fingerprint(m)):
                 continue  # one alert per foreign repo: known copies cost nothing more
             owner = stub.id.split("/", 1)[0]
             if owner.lower() not in self.facts and not self.afford(OVERVIEW_COST):
