@@ -141,7 +141,7 @@ def test_slash_command_ack(env, hub, slack, tmp_path):
 
 def test_a_row_in_flight_during_the_ack_is_not_sent_after_a_failure(tmp_path):
     """Store level: a row claimed when the ack lands and handed back (failure, shutdown) is
-    skipped by the next claim instead of being sent; the outbox does not look stuck."""
+    skipped instead of being sent; the outbox does not look stuck."""
     from datetime import datetime, timedelta, timezone
 
     from monitor.detect.findings import Finding
