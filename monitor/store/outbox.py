@@ -32,7 +32,8 @@ from ..detect.reports import Report
 from .db import as_utc, from_db_time, to_db_time
 from .findings import FINDING_COLUMNS, finding_from_row
 
-# A row is claimable when it is due, or when its claim lease ran out (crashed deliverer).
+# A row is claimable when it is due, or when its claim lease ran out (crashed deliverer); the
+# claim skips instead a row whose finding was acknowledged (`_ACKED`).
 _DUE = """sink = :sink AND (
     (state = 'pending' AND next_attempt_at <= :due)
     OR (state = 'claimed' AND claimed_until < :now))"""
@@ -48,13 +49,14 @@ _SELECT = f"""SELECT o.id, o.sink, o.attempts, o.claim_token, o.created_at, o.la
 
 # Rows of acknowledged findings are never sent: the pending ones are turned `skipped` at the ack,
 # and a row in flight during the ack is skipped when it would go back to pending (a failure, a
-# shutdown, an operator's requeue). A report row has no finding and is never skipped.
+# shutdown, an operator's requeue) or, its deliverer gone, when its claim has expired.
+# A report row has no finding and is never skipped.
 # (A lookup by primary key per row: the rule runs on single-row transitions.)
 _ACKED = """EXISTS (SELECT 1 FROM findings
     WHERE findings.id = outbox.finding_id AND findings.acked_at IS NOT NULL)"""
 _ACK_ERROR = "'finding acknowledged before delivery'"
-_SKIP_ACKED = f"""UPDATE outbox SET state = 'skipped', claim_token = NULL, claimed_until = NULL,
-    last_error = {_ACK_ERROR} WHERE state = 'pending' AND {_ACKED}"""
+_SKIP = f"state = 'skipped', claim_token = NULL, claimed_until = NULL, last_error = {_ACK_ERROR}"
+_SKIP_ACKED = f"UPDATE outbox SET {_SKIP} WHERE state = 'pending' AND {_ACKED}"
 
 
 def _back_to_pending(error: str = "last_error") -> str:
@@ -181,14 +183,15 @@ def _claim_round(db: Database, sink: str, ts: str, due: str, until: str, limit: 
     with db.atomic():
         for row_id in candidates:
             token = secrets.token_hex(16)
+            params = {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts, "due": due}
             cur = db.execute(
                 f"""UPDATE outbox
                     SET state = 'claimed', claim_token = :token, claimed_until = :until
-                    WHERE id = :id AND {_DUE}""",
-                {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts, "due": due},
-            )
+                    WHERE id = :id AND {_DUE} AND NOT {_ACKED}""", params)
             if cur.rowcount == 1:
                 won.append(token)
+            else:  # lost to another claimer, or a claim that expired after its finding was acknowledged
+                db.execute(f"UPDATE outbox SET {_SKIP} WHERE id = :id AND {_DUE} AND {_ACKED}", params)
     return won, len(candidates) - len(won)
 
 
