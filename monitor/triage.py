@@ -25,9 +25,8 @@ def parse_fingerprint(text: str) -> str | None:
 
 def _describe(store, fps: Sequence[str]) -> dict[str, str]:
     """fingerprint -> "kind subject" for the ones that exist."""
-    wanted = set(fps)
-    return {r.finding.fingerprint: f"{clean(r.finding.kind)} {clean(r.finding.subject)[:200]}"
-            for r in store.findings() if r.finding.fingerprint in wanted}
+    return {fp: f"{clean(kind)} {clean(subject)[:200]}"
+            for fp, (kind, subject) in store.kind_and_subject(fps).items()}
 
 
 def _known(store, fps: Sequence[str]) -> dict[str, str]:

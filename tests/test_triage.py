@@ -141,7 +141,7 @@ def test_slash_command_ack(env, hub, slack, tmp_path):
 
 def test_a_row_in_flight_during_the_ack_is_not_sent_after_a_failure(tmp_path):
     """Store level: a row claimed when the ack lands and handed back (failure, shutdown) is
-    skipped by the next claim instead of being sent; the outbox does not look stuck."""
+    skipped instead of being sent; the outbox does not look stuck."""
     from datetime import datetime, timedelta, timezone
 
     from monitor.detect.findings import Finding
@@ -161,6 +161,32 @@ def test_a_row_in_flight_during_the_ack_is_not_sent_after_a_failure(tmp_path):
         stats = store.outbox_stats(t0)
         assert stats.pending == 0 and stats.claimed == 1
         assert [i.finding.fingerprint for i in store.pending("slack")] == [other.fingerprint]
+
+
+def test_an_expired_claim_of_a_finding_acked_afterwards_is_not_sent(tmp_path):
+    """Store level: a deliverer crashed holding a row, and the finding is acknowledged while the
+    row is still claimed: once the lease runs out the row is skipped, never re-claimed and sent.
+    A report row (no finding) held by the same deliverer stays deliverable."""
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.detect.findings import Finding
+    from monitor.detect.reports import Report
+    from monitor.store import Store
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with Store.open(tmp_path / "s.db") as store:
+        f = Finding.make("ref_moved", "high", "a/b", "moved", key=[1])
+        store.record("k", "{}", [f], ["slack"], t0)
+        store.record_report(Report("digest", {"pins": 1}), ["slack"], t0)
+        assert len(store.claim("slack", t0, lease_seconds=60)) == 2  # ... and the deliverer crashes
+        store.ack([f.fingerprint], None, t0 + timedelta(seconds=1))
+        later = t0 + timedelta(seconds=61)
+        again = store.claim("slack", later)
+        assert [(i.finding, i.report.kind if i.report else None) for i in again] == [(None, "digest")]
+        stats = store.outbox_stats(later)
+        assert stats.pending == 0 and stats.claimed == 1, "the acknowledged row does not look stuck"
+        (state, error), = store.db.execute("SELECT state, last_error FROM outbox WHERE finding_id IS NOT NULL")
+        assert (state, error) == ("skipped", "finding acknowledged before delivery")
 
 
 def test_ack_and_unack_take_several_fingerprints(env, hub, slack):

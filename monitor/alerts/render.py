@@ -307,14 +307,19 @@ def slack_message(f: Finding) -> dict:
             "unfurl_links": False, "unfurl_media": False}
 
 
+def sent_at(now: datetime) -> str:
+    """The `sent_at` stamp of a webhook body: UTC, ISO 8601 with `Z` (a naive `now` is UTC)."""
+    stamp = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return stamp.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def json_payload(f: Finding, *, source: str = "hubwatch", now: datetime | None = None) -> dict:
     """Generic-webhook body: the finding as data; receivers dedup on `fingerprint` (at-least-once)."""
     payload = f.to_dict()
     payload["source"] = source
     payload["version"] = 1
     if now is not None:
-        stamp = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
-        payload["sent_at"] = stamp.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        payload["sent_at"] = sent_at(now)
     return payload
 
 

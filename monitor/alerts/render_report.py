@@ -6,10 +6,10 @@ capped like Hub text: the renderers must stay safe whatever a future report carr
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
-from monitor.alerts.render import clean, fit
+from monitor.alerts.render import clean, fit, sent_at
 from monitor.detect.reports import Report
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -82,6 +82,5 @@ def report_json(report: Report, *, source: str = "hubwatch", now: datetime | Non
     body: dict[str, Any] = {"event": report.kind, **dict(report.payload), "created_at": report.created_at,
                             "source": source, "version": 1}
     if now is not None:
-        stamp = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
-        body["sent_at"] = stamp.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        body["sent_at"] = sent_at(now)
     return body

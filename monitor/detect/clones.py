@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from monitor.detect.findings import Finding, Link, max_severity
+from monitor.detect.findings import Finding, Link, fingerprint, max_severity
 from monitor.detect.lookalike_risk import FEW_FOLLOWERS, NEW_DAYS, Facts, age_in_days
 from monitor.detect.names import compact
 from monitor.detect.risk import CODE_EXTS, PICKLE_EXTS
@@ -147,8 +147,13 @@ def clone_severity(facts: Facts, now: datetime, derivative: bool, dangerous: Seq
     return ("critical" if dangerous else "high"), reasons
 
 
+def clone_fingerprint(match: CloneMatch) -> str:
+    """One alert per foreign repo: the fingerprint is the repo, whatever its severity."""
+    return fingerprint("repo_clone", match.subject, [match.subject.lower()])
+
+
 def finding(match: CloneMatch, facts: Facts, files: Sequence[str], now: datetime, base: str) -> Finding:
-    """One alert per foreign repo (the fingerprint is the repo, whatever its severity)."""
+    """One alert per foreign repo (`clone_fingerprint`)."""
     dangerous = dangerous_files(files)
     severity, reasons = clone_severity(facts, now, bool(match.derivative), dangerous)
     original = RepoId(match.type, match.original).web_path
@@ -158,8 +163,8 @@ def finding(match: CloneMatch, facts: Facts, files: Sequence[str], now: datetime
     if dangerous:
         summary += f"; runs code when loaded ({', '.join(dangerous[:3])}" + (" ..." if len(dangerous) > 3 else "") + ")"
     base = base.rstrip("/")
-    return Finding.make(
-        "repo_clone", severity, match.subject, summary, key=[match.subject.lower()],
+    return Finding(
+        "repo_clone", severity, match.subject, summary, fingerprint=clone_fingerprint(match),
         evidence={"repo": match.foreign, "type": match.type, "copies": match.original,
                   "derivative": list(match.derivative),
                   "namespace": facts.name, "kind": facts.kind, "verified": facts.verified,

@@ -23,10 +23,11 @@ from itertools import chain, zip_longest
 
 from monitor.detect import clones as dc
 from monitor.detect import lookalike_risk as lr
-from monitor.detect.findings import Finding, fingerprint
+from monitor.detect.findings import Finding
 from monitor.errors import HubError
 from monitor.hub.namespaces import NamespaceClient, RepoStub
-from monitor.jobs.token import token_refused
+from monitor.jobs.round_robin import RoundRobin
+from monitor.jobs.token import halted, token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.clones")
@@ -65,8 +66,7 @@ class _Scan:
         self.seen: set[str] = set()  # copies met this cycle: a repo's two searches may both list one
 
     def afford(self, cost: int) -> bool:
-        return self.spent + cost <= self.budget and not self.rt.stop.is_set() \
-            and not self.rt.client.stats.token_rejected()  # refused: every further call would be too
+        return self.spent + cost <= self.budget and not halted(self.rt)
 
     def watched(self) -> list[tuple[str, str]]:
         """The watched (type, repo id)s, interleaved across protected namespaces; within one, the
@@ -129,7 +129,7 @@ class _Scan:
                 continue
             self.seen.add(m.subject)
             matched += 1
-            if self.rt.store.has_finding(fingerprint("repo_clone", m.subject, [m.subject.lower()])):
+            if self.rt.store.has_finding(dc.clone_fingerprint(m)):
                 continue  # one alert per foreign repo: known copies cost nothing more
             owner = stub.id.split("/", 1)[0]
             if owner.lower() not in self.facts and not self.afford(OVERVIEW_COST):
@@ -163,10 +163,10 @@ def scan_clones(rt: Runtime, *, budget: int | None = None) -> CloneReport:
     # The round-robin runs over searches, so a budget smaller than one repo's searches still moves on.
     work = [(rtype, rid, term, sort) for rtype, rid in watched
             for term, sort in dc.search_terms(rid.split("/", 1)[-1])]
-    cursor = int(rt.store.get_meta(CURSOR_KEY) or 0) % max(1, len(work))
+    rotation = RoundRobin(rt.store, CURSOR_KEY, work)
     found: list[Finding] = []
     searched = hits = 0
-    for rtype, rid, term, sort in (work[cursor:] + work[:cursor]):
+    for rtype, rid, term, sort in rotation.order():
         if not scan.afford(1):
             break
         scan.spent += 1
@@ -183,8 +183,7 @@ def scan_clones(rt: Runtime, *, budget: int | None = None) -> CloneReport:
         if not complete:
             break  # the cursor stays here: the hits not yet judged are judged next cycle
         searched += 1
-    if work:
-        rt.store.set_meta(CURSOR_KEY, str((cursor + searched) % len(work)))
+    rotation.advance(searched)
     report = CloneReport(len(watched), searched, hits, tuple(found), scan.spent, scan.errors)
     log.info("scan_clones: %d watched, %d searched, %d copies, %d new findings, ~%d requests, %d errors",
              len(watched), searched, hits, len(found), scan.spent, scan.errors,

@@ -30,7 +30,8 @@ from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
 from monitor.jobs.clones import CloneReport, scan_clones
 from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
-from monitor.jobs.token import note_job_token, token_refused
+from monitor.jobs.summary import lookalike_fields
+from monitor.jobs.token import halted, note_job_token, token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.lookalikes")
@@ -68,9 +69,7 @@ def save_last_run(rt: Runtime, report: LookalikeReport) -> None:
     and the request budget it left."""
     snap = rt.client.budget.snapshot()
     rt.store.set_meta(LAST_RUN, json.dumps({
-        "at": iso(rt.clock()), "probed": report.probed, "probe_hits": report.probe_hits,
-        "feed_authors": report.feed_authors, "searched": report.searched, "assessed": report.assessed,
-        "new_findings": len(report.new_findings), "requests": report.requests, "errors": report.errors,
+        "at": iso(rt.clock()), **lookalike_fields(report),
         "budget": {"quota": snap.quota, "used": snap.used, "remaining": snap.remaining,
                    "hub_remaining": snap.hub_remaining}}, sort_keys=True))
 
@@ -101,10 +100,6 @@ class _Scan:
         self.errors = 0
         self.suspects: dict[str, tuple[str, Namespace | None]] = {}
 
-    def halted(self) -> bool:
-        """Shutting down, or the Hub refused our token (every further call would be refused too)."""
-        return self.rt.stop.is_set() or self.rt.client.stats.token_rejected()
-
     def _pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=max(1, min(8, self.rt.settings.hub.concurrency)),
                                   thread_name_prefix="lookalike")
@@ -120,7 +115,7 @@ class _Scan:
         picks = list(dict.fromkeys(positives + fresh))[:budget // 2]
 
         def one(name: str) -> tuple[str, Namespace | None, bool] | None:
-            if self.halted():
+            if halted(self.rt):
                 return None  # shutting down: not probed, not an error
             try:
                 return name, self.hub.overview(name), True
@@ -142,7 +137,7 @@ class _Scan:
     def feed(self) -> int:
         authors: set[str] = set()
         for rtype in REPO_TYPES:
-            if self.halted():
+            if halted(self.rt):
                 break
             key = f"lookalike.feed.{rtype}"
             cursor = json.loads(self.rt.store.get_meta(key) or "{}")
@@ -175,7 +170,7 @@ class _Scan:
         terms = list(dict.fromkeys(t for p in self.s.protected for t in stems(p)))
         answered = 0  # searches the Hub answered (a failed one is an error, not a search done)
         for term in terms:
-            if self.halted():
+            if halted(self.rt):
                 break
             try:
                 hits = self.hub.quicksearch(term)
@@ -192,7 +187,7 @@ class _Scan:
     def assess(self) -> tuple[int, list[Finding]]:
         def one(item: tuple[str, Namespace | None]) -> list[Finding]:
             name, ns = item
-            if self.halted():
+            if halted(self.rt):
                 return []
             try:
                 result = lookup(name, self.hub, self.screener, self.targets, self.now, ns=ns)

@@ -264,11 +264,11 @@ class PinChecker:
         return reason is not None
 
     def _seed_authors(self, w: RepoWatch, heads: dict[str, str | None], branches: dict[str, str],
-                      caps: CheckCaps | None = None) -> set[str] | None:
+                      caps: CheckCaps) -> set[str] | None:
         """Authors of recent history, so a later commit can be flagged as a first-time author.
         None when the history is not readable to us (gated without access, disabled)."""
         head = next((s for s in heads.values() if s), None) or branches.get("main")
-        if head is None or (caps is not None and not caps.allows(1)):
+        if head is None or not caps.allows(1):
             return set()
         try:
             history = self.client.history(w.repo, head, max_pages=1)
@@ -277,37 +277,34 @@ class PinChecker:
         return {a for c in history.commits for a in c.authors}
 
     def _manifest(self, w: RepoWatch, sha: str | None, info: RepoInfo | None,
-                  manifests: dict[str, dict[str, str]], sizes: dict[str, int | None] | None = None,
-                  skipped: list[str] | None = None) -> dict[str, str] | None:
+                  manifests: dict[str, dict[str, str]], skipped: list[str],
+                  sizes: dict[str, int | None] | None = None) -> dict[str, str] | None:
         """The file manifest at `sha`; `sizes` (when given) receives the file sizes the Hub listed,
         so a file too large to read is known before any download. A file list too large to hold is
         None, and said in `skipped`."""
         if sha is None:
             return None
         if sha not in manifests and info is not None and info.sha == sha and not info.files_listed:
-            if skipped is not None:
-                skipped.append(_unlisted(sha))
+            skipped.append(_unlisted(sha))
             return None
-        if info is not None and info.sha == sha and sizes is not None:
-            sizes.update({f.path: f.size for f in info.files})
+        # The sizes come from the listing the manifest came from: the check's own answer, or a fetch.
+        listing = info if info is not None and info.sha == sha else None
         if sha not in manifests:
             try:
-                fetched = self.client.info(w.repo, sha, security=False)
+                listing = self.client.info(w.repo, sha, security=False)
             except RevisionNotFound:  # e.g. an old commit garbage-collected after a force-push
                 return None
             except AnswerTooLarge:
-                if skipped is not None:
-                    skipped.append(_unlisted(sha))
+                skipped.append(_unlisted(sha))
                 return None
-            manifests[sha] = rv.manifest(fetched)
-            if sizes is not None:
-                sizes.update({f.path: f.size for f in fetched.files})
+            manifests[sha] = rv.manifest(listing)
+        if sizes is not None and listing is not None:
+            sizes.update({f.path: f.size for f in listing.files})
         return manifests[sha]
 
     def _describe(self, w: RepoWatch, mv: rv.Move, info: RepoInfo | None, manifests: dict[str, dict[str, str]],
-                  known_authors: list[str], caps: CheckCaps | None = None,
+                  known_authors: list[str], caps: CheckCaps,
                   ) -> tuple[Finding, tuple[Commit, ...], bool | None]:
-        caps = caps or CheckCaps()
         skipped: list[str] = []
         commits: tuple[Commit, ...] = ()
         ff: bool | None = None
@@ -333,8 +330,8 @@ class PinChecker:
             skipped.append("the file list (request cap of this check spent)")
         else:
             before = len(skipped)
-            files = rv.diff_files(self._manifest(w, mv.old, info, manifests, skipped=skipped),
-                                  self._manifest(w, mv.new, info, manifests, sizes, skipped))
+            files = rv.diff_files(self._manifest(w, mv.old, info, manifests, skipped),
+                                  self._manifest(w, mv.new, info, manifests, skipped, sizes))
             unlisted = len(skipped) > before
         hits: tuple = ()
         if files is not None:
@@ -394,9 +391,9 @@ class PinChecker:
 
     def _reachability(self, w: RepoWatch, st: RepoState, branches: dict[str, str], tags: dict[str, str],
                       fast_forward: dict[str, bool | None], findings: list[Finding],
-                      caps: CheckCaps | None = None) -> dict[str, bool]:
+                      caps: CheckCaps) -> dict[str, bool]:
         """Is every exact pin still in some branch's history? Walk history only when it may have changed."""
-        reach = (caps or CheckCaps()).share(MAX_REACH_REQUESTS)
+        reach = caps.share(MAX_REACH_REQUESTS)
         reachable: dict[str, bool] = {}
         heads = set(branches.values()) | set(tags.values())
         branch_changed = st.branches != branches

@@ -18,7 +18,8 @@ from monitor.detect.findings import Finding
 from monitor.errors import HubError, NotFound
 from monitor.hub.namespaces import Namespace, NamespaceClient
 from monitor.jobs.lookup import screener_for
-from monitor.jobs.token import note_job_token, token_refused
+from monitor.jobs.round_robin import RoundRobin
+from monitor.jobs.token import halted, note_job_token, token_refused
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.roster")
@@ -47,8 +48,7 @@ class _Scan:
         self.ours = {n.lower() for n in (*self.s.orgs, *self.la.protected, *self.la.allow)}
 
     def afford(self, cost: int) -> bool:
-        return self.spent + cost <= self.s.budget and not self.rt.stop.is_set() \
-            and not self.rt.client.stats.token_rejected()  # refused: every further call would be too
+        return self.spent + cost <= self.s.budget and not halted(self.rt)
 
     def people(self) -> list[str]:
         out: dict[str, str] = {}
@@ -123,10 +123,10 @@ def scan_roster(rt: Runtime) -> RosterReport:
     first_run = raw_seen is None  # what everybody is in today is the baseline for "newly"
     seen: dict[str, list[str]] = json.loads(raw_seen or "{}")
     alerted: dict[str, int] = json.loads(rt.store.get_meta(ALERTED_KEY) or "{}")
-    cursor = int(rt.store.get_meta(CURSOR_KEY) or 0) % max(1, len(people))
+    rotation = RoundRobin(rt.store, CURSOR_KEY, people)
     found: list[Finding] = []
     checked = 0
-    for person in people[cursor:] + people[:cursor]:
+    for person in rotation.order():
         if not scan.afford(1):
             break
         scan.spent += 1
@@ -163,8 +163,7 @@ def scan_roster(rt: Runtime) -> RosterReport:
     if checked or not first_run:  # an empty first baseline would make every membership "new" next time
         rt.store.set_meta(SEEN_KEY, json.dumps(seen))
     rt.store.set_meta(ALERTED_KEY, json.dumps(alerted))
-    if people:
-        rt.store.set_meta(CURSOR_KEY, str((cursor + checked) % len(people)))
+    rotation.advance(checked)
     found += note_job_token(rt, accepted)
     report = RosterReport(len(people), checked, len(scan.orgs), tuple(found), scan.spent, scan.errors)
     log.info("scan_roster: %d people, %d checked, %d suspect orgs, %d new findings, ~%d requests, %d errors",

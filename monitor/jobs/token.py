@@ -35,6 +35,11 @@ def note_token(rt: Runtime, *, rejected: bool, worked: bool, now: datetime) -> l
     return []
 
 
+def halted(rt: Runtime) -> bool:
+    """Shutting down, or the Hub refused our token (every further call would be refused too)."""
+    return rt.stop.is_set() or rt.client.stats.token_rejected()
+
+
 def token_refused(rt: Runtime, job: str) -> bool:
     """True when the Hub refused our token a moment ago: the job sends nothing this time (every
     call would be one more 401) and says so in one line; the refusal is reported on its own."""

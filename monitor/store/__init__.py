@@ -112,20 +112,21 @@ class Store:
 
     # --- triage -----------------------------------------------------------------------------------
 
-    def ack(self, fingerprints: Sequence[str], note: str | None, now: datetime) -> list[str]:
-        """Acknowledge findings by fingerprint; their undelivered alerts are never sent. Returns
-        the fingerprints that exist."""
-        with self._lock, self.db.atomic():
-            found = _findings.ack(self.db, fingerprints, note, now)
-            _outbox.skip_acked(self.db)
-            return found
+    def kind_and_subject(self, fingerprints: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """fingerprint -> (kind, subject) of the findings that exist among `fingerprints`."""
+        with self._lock:
+            return _findings.kind_and_subject(self.db, fingerprints)
 
-    def unack(self, fingerprints: Sequence[str]) -> list[str]:
+    def ack(self, fingerprints: Sequence[str], note: str | None, now: datetime) -> None:
+        """Acknowledge findings by fingerprint; their undelivered alerts are never sent."""
+        with self._lock, self.db.atomic():
+            _findings.ack(self.db, fingerprints, note, now)
+            _outbox.skip_acked(self.db)
+
+    def unack(self, fingerprints: Sequence[str]) -> None:
         """Withdraw acknowledgements; alerts skipped because of them are queued again."""
         with self._lock, self.db.atomic():
-            found, ids = _findings.unack(self.db, fingerprints)
-            _outbox.unskip(self.db, ids)
-            return found
+            _outbox.unskip(self.db, _findings.unack(self.db, fingerprints))
 
     def open_findings_by_subject(self) -> dict[str, int]:
         with self._lock:

@@ -121,29 +121,34 @@ def list_findings(db: Database, kind: str | None = None,
     ]
 
 
-def ack(db: Database, fingerprints: Sequence[str], note: str | None, now: datetime) -> list[str]:
-    """Acknowledge findings (inside a transaction); returns the fingerprints that exist. Their
-    undelivered alerts are skipped. Acking again updates the note and keeps the first time."""
-    found = []
+def kind_and_subject(db: Database, fingerprints: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """fingerprint -> (kind, subject) for the fingerprints that exist."""
+    out = {}
     for fp in dict.fromkeys(fingerprints):
-        cur = db.execute("UPDATE findings SET acked_at = coalesce(acked_at, ?), ack_note = coalesce(?, ack_note) "
-                         "WHERE fingerprint = ?", [to_db_time(now), note, fp])
-        if cur.rowcount == 1:
-            found.append(fp)
-    return found
+        row = db.execute("SELECT kind, subject FROM findings WHERE fingerprint = ?", [fp]).fetchone()
+        if row is not None:
+            out[fp] = (row[0], row[1])
+    return out
 
 
-def unack(db: Database, fingerprints: Sequence[str]) -> tuple[list[str], list[int]]:
-    """Withdraw acknowledgements; returns (fingerprints that exist, their finding ids)."""
-    found, ids = [], []
+def ack(db: Database, fingerprints: Sequence[str], note: str | None, now: datetime) -> None:
+    """Acknowledge findings (inside a transaction); an unknown fingerprint is ignored. Their
+    undelivered alerts are skipped. Acking again updates the note and keeps the first time."""
+    for fp in dict.fromkeys(fingerprints):
+        db.execute("UPDATE findings SET acked_at = coalesce(acked_at, ?), ack_note = coalesce(?, ack_note) "
+                   "WHERE fingerprint = ?", [to_db_time(now), note, fp])
+
+
+def unack(db: Database, fingerprints: Sequence[str]) -> list[int]:
+    """Withdraw acknowledgements; returns the ids of the findings that exist."""
+    ids = []
     for fp in dict.fromkeys(fingerprints):
         row = db.execute("SELECT id FROM findings WHERE fingerprint = ?", [fp]).fetchone()
         if row is None:
             continue
         db.execute("UPDATE findings SET acked_at = NULL, ack_note = NULL WHERE id = ?", [row[0]])
-        found.append(fp)
         ids.append(row[0])
-    return found, ids
+    return ids
 
 
 def open_counts(db: Database) -> dict[str, int]:

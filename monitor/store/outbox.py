@@ -32,7 +32,8 @@ from ..detect.reports import Report
 from .db import as_utc, from_db_time, to_db_time
 from .findings import FINDING_COLUMNS, finding_from_row
 
-# A row is claimable when it is due, or when its claim lease ran out (crashed deliverer).
+# A row is claimable when it is due, or when its claim lease ran out (crashed deliverer); the
+# claim skips instead a row whose finding was acknowledged (`_ACKED`).
 _DUE = """sink = :sink AND (
     (state = 'pending' AND next_attempt_at <= :due)
     OR (state = 'claimed' AND claimed_until < :now))"""
@@ -46,11 +47,23 @@ _SELECT = f"""SELECT o.id, o.sink, o.attempts, o.claim_token, o.created_at, o.la
     {FINDING_COLUMNS} FROM outbox o LEFT JOIN findings f ON f.id = o.finding_id
     LEFT JOIN reports r ON r.id = o.report_id"""
 
-# Rows of acknowledged findings are never sent: turned `skipped` at the ack, and again by every
-# claim (a row that was in flight during the ack and came back as pending after a failure).
-_SKIP_ACKED = """UPDATE outbox SET state = 'skipped', claim_token = NULL, claimed_until = NULL,
-    last_error = 'finding acknowledged before delivery'
-    WHERE state = 'pending' AND finding_id IN (SELECT id FROM findings WHERE acked_at IS NOT NULL)"""
+# Rows of acknowledged findings are never sent: the pending ones are turned `skipped` at the ack,
+# and a row in flight during the ack is skipped when it would go back to pending (a failure, a
+# shutdown, an operator's requeue) or, its deliverer gone, when its claim has expired.
+# A report row has no finding and is never skipped.
+# (A lookup by primary key per row: the rule runs on single-row transitions.)
+_ACKED = """EXISTS (SELECT 1 FROM findings
+    WHERE findings.id = outbox.finding_id AND findings.acked_at IS NOT NULL)"""
+_ACK_ERROR = "'finding acknowledged before delivery'"
+_SKIP = f"state = 'skipped', claim_token = NULL, claimed_until = NULL, last_error = {_ACK_ERROR}"
+_SKIP_ACKED = f"UPDATE outbox SET {_SKIP} WHERE state = 'pending' AND {_ACKED}"
+
+
+def _back_to_pending(error: str = "last_error") -> str:
+    """The assignments that make a row pending again, or skipped if its finding was acknowledged;
+    `error` is the new last_error of a pending row."""
+    return (f"state = CASE WHEN {_ACKED} THEN 'skipped' ELSE 'pending' END, "
+            f"last_error = CASE WHEN {_ACKED} THEN {_ACK_ERROR} ELSE {error} END")
 
 
 @dataclass(frozen=True)
@@ -140,8 +153,6 @@ def claim(db: Database, sink: str, now: datetime, lease_seconds: float = 300,
     due = to_db_time(due_by) if due_by is not None else ts
     until = to_db_time(now + timedelta(seconds=lease_seconds))
     tokens: list[str] = []
-    with db.atomic():
-        skip_acked(db)
     for _ in range(_MAX_ROUNDS):
         won, lost = _claim_round(db, sink, ts, due, until, limit - len(tokens))
         tokens += won
@@ -172,14 +183,15 @@ def _claim_round(db: Database, sink: str, ts: str, due: str, until: str, limit: 
     with db.atomic():
         for row_id in candidates:
             token = secrets.token_hex(16)
+            params = {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts, "due": due}
             cur = db.execute(
                 f"""UPDATE outbox
                     SET state = 'claimed', claim_token = :token, claimed_until = :until
-                    WHERE id = :id AND {_DUE}""",
-                {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts, "due": due},
-            )
+                    WHERE id = :id AND {_DUE} AND NOT {_ACKED}""", params)
             if cur.rowcount == 1:
                 won.append(token)
+            else:  # lost to another claimer, or a claim that expired after its finding was acknowledged
+                db.execute(f"UPDATE outbox SET {_SKIP} WHERE id = :id AND {_DUE} AND {_ACKED}", params)
     return won, len(candidates) - len(won)
 
 
@@ -205,7 +217,7 @@ def mark_retry(db: Database, item: OutboxItem, now: datetime, next_attempt_at: d
     as_utc(now)
     return _transition(
         db, item,
-        "state = 'pending', attempts = attempts + 1, next_attempt_at = :next, last_error = :err",
+        f"{_back_to_pending(':err')}, attempts = attempts + 1, next_attempt_at = :next",
         {"next": to_db_time(next_attempt_at), "err": error},
     )
 
@@ -220,7 +232,7 @@ def mark_dead(db: Database, item: OutboxItem, now: datetime, error: str) -> bool
 
 def release(db: Database, item: OutboxItem) -> bool:
     """Hand a claim back unchanged (attempts and due time kept), e.g. on shutdown."""
-    return _transition(db, item, "state = 'pending'", {})
+    return _transition(db, item, _back_to_pending(), {})
 
 
 def pending(db: Database, sink: str | None = None) -> list[OutboxItem]:
@@ -245,7 +257,7 @@ def requeue_dead(db: Database, sink: str | None = None) -> int:
     row becomes due at once: ``next_attempt_at`` is set to its creation time, which is in the past
     without the store needing a clock.
     """
-    sql = """UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = created_at,
+    sql = f"""UPDATE outbox SET {_back_to_pending()}, attempts = 0, next_attempt_at = created_at,
                  dead_at = NULL, claim_token = NULL, claimed_until = NULL
              WHERE state = 'dead'"""
     params: list[Any] = []
