@@ -7,7 +7,7 @@ names took seconds and 100 MB).  It indexes only what a look-up needs:
 1. Skeleton index (`skeleton`): one O(1) look-up per name.  Keys: the skeleton of each protected
    name, of its structural variants (affix, ai suffix, word order, plural, version: they change
    words, not letters) and of its one- and two-substitution homoglyphs that the skeleton does not
-   fold already (c/e, q/g, m/n, b/d, lc/k ... `homoglyph_skeletons`).  So ``meta-IIama``,
+   fold already (c/e, q/g, m/n, b/d, lc/k ... `homoglyph_sketches`).  So ``meta-IIama``,
    ``qooglc``, ``meta-IIama-official`` and ``meta_llama`` each cost one look-up.
 2. Second chance for a name that starts or ends with an affix word (``EleuterAI-research``): the
    name without it goes through step 1, then step 3, with ``affix``/``ai_suffix`` added.
