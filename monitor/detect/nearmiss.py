@@ -17,6 +17,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from monitor.detect.names import line_lengths
 from monitor.detect.permutations import MIN_TYPO_LEN
 
 
@@ -77,13 +78,6 @@ def _presence(codes, starts) -> np.ndarray:
     if not len(starts):
         return starts
     return np.bitwise_or.reduceat(np.left_shift(1, codes), starts) & ((1 << 26) - 1)  # not \n
-
-
-def line_lengths(blob: str | bytes) -> np.ndarray:
-    """Length of each line of an ASCII block."""
-    chars = np.frombuffer(blob.encode() if isinstance(blob, str) else blob, dtype=np.uint8)
-    ends = np.append(np.flatnonzero(chars == 10), len(chars))
-    return np.diff(np.concatenate(([-1], ends))) - 1
 
 
 class NearMissIndex:
