@@ -77,7 +77,10 @@ def _presence(codes, starts) -> np.ndarray:
     """A bit per letter present in each string: an edit changes at most two of them."""
     if not len(starts):
         return starts
-    return np.bitwise_or.reduceat(np.left_shift(1, codes), starts) & ((1 << 26) - 1)  # not \n
+    bits = np.left_shift(1, codes)
+    if starts[-1] == len(bits):  # the last line is empty (a name of separators only)
+        bits = np.append(bits, 0)
+    return np.bitwise_or.reduceat(bits, starts) & ((1 << 26) - 1)  # not \n
 
 
 class NearMissIndex:
