@@ -28,7 +28,7 @@ def lookalike_settings(args: argparse.Namespace):
     return config_mod.load(path)
 
 
-def token_rejected_line(settings) -> str:
-    source = settings.hub.token_source or "no configured token"
-    return (f"hubwatch: the Hub rejected the token from {source} (401 Invalid credentials in "
-            f"Authorization header): pins cannot be checked until it is replaced")
+def token_rejected_line(settings, consequence: str = "pins cannot be checked until it is replaced") -> str:
+    from monitor.detect.token import rejected_sentence  # loads the findings model: only when needed
+
+    return rejected_sentence(settings.hub.token_source, consequence)

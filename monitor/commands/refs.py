@@ -76,7 +76,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
         for line in skipped:
             print(report.one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
     if any(c.hub is not None and c.hub.token_rejected for c in checked):  # as `once`: the config is wrong
-        print(token_rejected_line(settings).replace("pins cannot be checked", "hub_state is unknown"),
+        print(f"hubwatch: {token_rejected_line(settings, 'hub_state is unknown until it is replaced')}",
               file=sys.stderr)
         return EXIT_CONFIG
     if any(c.meets(cond) for c in checked for cond in conditions):
