@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from monitor.detect.findings import Finding, Link, max_severity
+from monitor.detect.findings import Finding, Link
 from monitor.detect.lookalike_risk import FEW_FOLLOWERS, NEW_DAYS, Facts, age_in_days
 from monitor.detect.names import compact
 from monitor.detect.risk import CODE_EXTS, PICKLE_EXTS
@@ -194,12 +194,3 @@ def republish_risk(matches: Sequence[CloneMatch], facts: Facts, now: datetime) -
     reason = (f"republishes protected repo(s) under its own name: {shown}" if exact
               else f"publishes derivatives of protected repo(s): {shown}")
     return severity, [reason]
-
-
-def raise_risk(risk: str, to: str) -> str:
-    """The higher of a lookup risk ('none'...'critical') and a severity."""
-    if risk == "none":
-        return to
-    return max_severity(risk, to) if to != "none" else risk
-
-
