@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from monitor import config as config_mod
 
@@ -26,6 +27,15 @@ def lookalike_settings(args: argparse.Namespace):
     if args.config is None and not path.exists():
         return None
     return config_mod.load(path)
+
+
+def hub_and_lookalike(settings) -> tuple[config_mod.HubSettings, config_mod.LookalikeSettings]:
+    """[hub] and [lookalike] of `settings`, or (lookup, screen and refs scan without a config)
+    the defaults, with the endpoint from $HF_ENDPOINT as the Hub libraries use it."""
+    if settings is not None:
+        return settings.hub, settings.lookalike
+    return (config_mod.HubSettings(endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT)),
+            config_mod.LookalikeSettings())
 
 
 def token_rejected_line(settings, consequence: str = "pins cannot be checked until it is replaced") -> str:
