@@ -191,13 +191,14 @@ def _triage(args: argparse.Namespace, acking: bool) -> int:
     if note is not None and (not note.strip() or len(note) > MAX_NOTE):
         raise UsageError(f"--note must be 1 to {MAX_NOTE} characters")
     settings = _settings(args)
-    from monitor.runtime import utcnow
+    from datetime import datetime, timezone  # not runtime.utcnow: runtime loads the Hub client, sinks
+
     from monitor.store import Store
     from monitor.triage import acknowledge, withdraw
 
     store = Store.open(settings.state_path)
     try:
-        done = acknowledge(store, fps, note, utcnow()) if acking else withdraw(store, fps)
+        done = acknowledge(store, fps, note, datetime.now(timezone.utc)) if acking else withdraw(store, fps)
     finally:
         store.close()
     for line in done:
