@@ -96,16 +96,14 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
         reasons.append("no public models")
     if facts.members:
         reasons.append(f"{facts.members} member(s) — people may have joined it thinking it is {match.target}")
-    established = (facts.verified and age_days is not None and age_days >= OLD_DAYS
-                   and (facts.followers or 0) >= POPULAR_FOLLOWERS)
-    if established:
+    old_and_followed = age_days is not None and age_days >= OLD_DAYS and (facts.followers or 0) >= POPULAR_FOLLOWERS
+    if facts.verified and old_and_followed:
         risk = "low"
         reasons.append("verified, older than a year and widely followed: most likely legitimate")
     elif facts.verified and not copied:
         risk = "low" if risk == "medium" else risk
         reasons.append("verified by the Hub")
-    elif (not copied and risk == "medium" and age_days is not None and age_days >= OLD_DAYS
-          and (facts.followers or 0) >= POPULAR_FOLLOWERS):
+    elif not copied and risk == "medium" and old_and_followed:
         # Real neighbours one edit apart exist (deepset / deepseek-ai, HuggingFaceM4 / H4): years
         # of history and a following an impostor cannot fake, and nothing copied.
         risk = "low"
