@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sqlite3
 import sys
 import textwrap
@@ -18,7 +17,7 @@ from monitor import __version__
 from monitor import config as config_mod
 from monitor.errors import ConfigError, HubwatchError, UsageError
 
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, hub_and_lookalike
 from monitor.commands.common import lookalike_settings as _lookalike_settings
 from monitor.commands.common import settings_of as _settings
 from monitor.commands.common import setup_logging as _logging
@@ -192,13 +191,14 @@ def _triage(args: argparse.Namespace, acking: bool) -> int:
     if note is not None and (not note.strip() or len(note) > MAX_NOTE):
         raise UsageError(f"--note must be 1 to {MAX_NOTE} characters")
     settings = _settings(args)
-    from monitor.runtime import utcnow
+    from datetime import datetime, timezone  # not runtime.utcnow: runtime loads the Hub client, sinks
+
     from monitor.store import Store
     from monitor.triage import acknowledge, withdraw
 
     store = Store.open(settings.state_path)
     try:
-        done = acknowledge(store, fps, note, utcnow()) if acking else withdraw(store, fps)
+        done = acknowledge(store, fps, note, datetime.now(timezone.utc)) if acking else withdraw(store, fps)
     finally:
         store.close()
     for line in done:
@@ -246,14 +246,11 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     _logging(args, settings)
     from datetime import datetime, timezone  # not monitor.runtime.utcnow: runtime loads the store
 
-    from monitor.config import HubSettings
     from monitor.hub.client import HubClient
     from monitor.alerts.render import terminal
     from monitor.jobs.lookup import lookup_now, render_text
 
-    hub_settings = settings.hub if settings else HubSettings(endpoint=os.environ.get("HF_ENDPOINT",
-                                                                                    config_mod.DEFAULT_ENDPOINT))
-    la = settings.lookalike if settings else config_mod.LookalikeSettings()
+    hub_settings, la = hub_and_lookalike(settings)
     result = lookup_now(HubClient(hub_settings), la, args.name, datetime.now(timezone.utc))
     print(json.dumps(result.to_json(), sort_keys=True) if args.json
           else "\n".join(terminal(line) for line in render_text(result).split("\n")))
@@ -273,8 +270,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     from monitor.detect.lookalike import Screener
     from monitor.screen import screen_stream
 
-    settings = _lookalike_settings(args)
-    la = settings.lookalike if settings else config_mod.LookalikeSettings()
+    _, la = hub_and_lookalike(_lookalike_settings(args))
     if not la.protected:
         raise UsageError("no protected names: set [lookalike] protected = [...] in the config")
     screener = Screener(la.protected, la.allow)

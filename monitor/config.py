@@ -178,6 +178,14 @@ def valid_repo_id(repo: Any) -> str | None:
     return None
 
 
+def valid_track(track: Any) -> str | None:
+    """None when `track` is a usable branch or tag name, else the reason."""
+    if not (isinstance(track, str) and _REF.match(track) and not _dot_segment(track)
+            and ".." not in track and not track.startswith(("/", "-"))):
+        return f"must be a branch or tag name, not {track!r}"
+    return None
+
+
 def _dot_segment(path: str) -> bool:
     """True when a `/`-separated part is `.` or `..`: URL clients resolve those, so the request
     would reach another Hub path than the one named."""
@@ -489,9 +497,9 @@ class _Loader:
         if revision is not None and not (isinstance(revision, str) and _SHA.match(revision)):
             r.fail("revision", f"must be a full 40-hex commit sha, not {revision!r}")
             return None
-        if track is not None and not (isinstance(track, str) and _REF.match(track) and not _dot_segment(track)
-                                      and ".." not in track and not track.startswith(("/", "-"))):
-            r.fail("track", f"must be a branch or tag name, not {track!r}")
+        problem = valid_track(track) if track is not None else None
+        if problem:
+            r.fail("track", problem)
             return None
         if revision is None and track is None:
             r.fail("revision", "give revision (a commit sha), track (a branch or tag), or both")

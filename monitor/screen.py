@@ -15,12 +15,9 @@ from itertools import islice
 from typing import Iterable, Iterator, TextIO
 
 from monitor.detect.lookalike import Match, Screener
-from monitor.detect.nearmiss import line_lengths
-from monitor.detect.names import MAX_LEN, validate_name
+from monitor.detect.names import plain_block, validate_name
 
 BATCH = 65536
-# Lines of names only: no blank line, no comment, no padding, every character allowed.
-_NAME_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 BLOCK_CHARS = 1 << 20
 _SHOWN = 60  # characters of an invalid line echoed back
 
@@ -47,22 +44,11 @@ def _batches(lines: Iterable[str], err: TextIO) -> Iterator[list[str]]:
         names = text.split("\n")
         if names[-1] == "":
             names.pop()
-        if _plain(text):
+        if plain_block(text.removesuffix("\n")):
             yield names
         else:
             yield list(_names(names, err, lineno))
         lineno += len(names)
-
-
-def _plain(text: str) -> bool:
-    """True if `text` is lines of names only: no blank line, comment, padding or bad character."""
-    if not text.isascii():
-        return False
-    data = text.encode()
-    if data.translate(None, _NAME_BYTES + b"\n"):
-        return False
-    lengths = line_lengths(data if data.endswith(b"\n") else data + b"\n")[:-1]
-    return not len(lengths) or (lengths.min() > 0 and lengths.max() <= MAX_LEN)
 
 
 def _blocks(lines: Iterable[str]) -> Iterator[str]:

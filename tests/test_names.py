@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.detect.names import (QWERTY_ADJACENT, compact, is_registrable, is_valid_name,
-                                  keyboard_adjacent, normalise, separator_runs, skeleton,
-                                  validate_name)
+                                  keyboard_adjacent, normalise, plain_block, separator_runs,
+                                  skeleton, validate_name)
 
 HUB_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 hub_names = st.text(alphabet=HUB_CHARS, min_size=1, max_size=96)
@@ -138,3 +138,11 @@ def test_block_folding_equals_per_name_folding(names):
     block = "\n".join(names)
     assert normalise(block).split("\n") == [normalise(n) for n in names]
     assert skeleton(block).split("\n") == [skeleton(n) for n in names]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(hub_names, st.sampled_from([".", "..", "", "x" * 97, "a b", "naïve"])),
+                min_size=1, max_size=20))
+def test_plain_block_is_is_valid_name_on_every_line(names):
+    """The screener's one-pass check of a batch must accept exactly the batches of valid names."""
+    assert plain_block("\n".join(names)) is all(is_valid_name(n) for n in names)

@@ -68,6 +68,21 @@ def test_short_and_empty_inputs():
     assert list(NearMissIndex([("qwen", 0, 0)]).search(["qwem"])) == []  # under 5: never
 
 
+def test_an_empty_skeleton_last_in_a_block_is_no_crash():
+    """``-`` is a valid name whose light skeleton is empty: last in a batch, it ends the block."""
+    index = NearMissIndex([("google", 0, 0)])
+    assert [r for r, _, _ in index.search(["gogle", ""])] == [0]
+    assert [r for r, _, _ in index.search(["gogle", "", ""])] == [0]
+
+
+def test_a_name_of_separators_last_in_a_batch_is_screened_without_a_crash():
+    from monitor.detect.lookalike import Screener
+
+    screener = Screener(["EleutherAI"])
+    for last in ("-", "_.-"):
+        assert [m.name for m in screener.screen_many(["EleuterAI", last])] == ["EleuterAI"]
+
+
 @pytest.mark.parametrize("cand, name, expected", [
     ("eleuterai", "eleutherai", {"omission"}),
     ("gogle", "google", {"omission", "deduplication"}),

@@ -361,3 +361,15 @@ def test_calls_through_import_aliases_are_found_by_the_cli(tmp_path):
         ("serve.py", 5, "org/aliased-snap", "model", "snapshot_download", False),
         ("serve.py", 6, "org/aliased-auto", "model", "from_pretrained", True),
     ]
+
+
+def test_write_pins_skips_a_track_the_config_would_refuse(env, hub, tmp_path):
+    """A written pin must load: `.` passes the character rule but is a path segment to config.py."""
+    hub.add_repo("org/model")
+    hub.create_tag("org/model", ".")
+    src = tree(tmp_path / "src", {"a.py": 'AutoModel.from_pretrained("org/model", revision=".")\n'})
+    pins = tmp_path / "pins.toml"
+    r = env.run("refs", "scan", str(src), "--write-pins", str(pins))
+    assert r.code == 0, r
+    assert "org/model: not pinned: revision '.' is not a branch or tag name" in r.err
+    assert "[[pin]]" not in pins.read_text()

@@ -112,3 +112,17 @@ def test_a_file_read_in_blocks_gives_the_same_lines_as_line_by_line(screener, mo
     out, err = io.StringIO(), io.StringIO()
     count = screen_stream(io.StringIO(text), screener, out, err, as_json=False)
     assert (count, out.getvalue().splitlines(), err.getvalue().splitlines()) == by_lines
+
+
+def test_dot_segments_in_a_plain_block_are_reported_like_elsewhere(screener):
+    plain = "EleuterAI\n..\ng00gle\n.\n"  # names only: the block is checked in one pass
+    mixed = plain + "# a comment makes the block go line by line\n"
+    expected = ["line 2: skipped '..': '..' is a path segment, not a name",
+                "line 4: skipped '.': '.' is a path segment, not a name"]
+    for text in (plain, mixed):
+        count, out, err = run(screener, text)
+        assert count == 2 and [line.split()[0] for line in out] == ["EleuterAI", "g00gle"]
+        assert err == expected
+        file_out, file_err = io.StringIO(), io.StringIO()  # a file: read in blocks
+        assert screen_stream(io.StringIO(text), screener, file_out, file_err, as_json=False) == 2
+        assert file_err.getvalue().splitlines() == expected

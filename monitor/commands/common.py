@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from monitor import config as config_mod
 
@@ -28,7 +29,16 @@ def lookalike_settings(args: argparse.Namespace):
     return config_mod.load(path)
 
 
-def token_rejected_line(settings) -> str:
-    source = settings.hub.token_source or "no configured token"
-    return (f"hubwatch: the Hub rejected the token from {source} (401 Invalid credentials in "
-            f"Authorization header): pins cannot be checked until it is replaced")
+def hub_and_lookalike(settings) -> tuple[config_mod.HubSettings, config_mod.LookalikeSettings]:
+    """[hub] and [lookalike] of `settings`, or (lookup, screen and refs scan without a config)
+    the defaults, with the endpoint from $HF_ENDPOINT as the Hub libraries use it."""
+    if settings is not None:
+        return settings.hub, settings.lookalike
+    return (config_mod.HubSettings(endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT)),
+            config_mod.LookalikeSettings())
+
+
+def token_rejected_line(settings, consequence: str = "pins cannot be checked until it is replaced") -> str:
+    from monitor.detect.token import rejected_sentence  # loads the findings model: only when needed
+
+    return rejected_sentence(settings.hub.token_source, consequence)

@@ -77,8 +77,10 @@ def _once_token_rejected(settings, report, rt) -> tuple[int, str, dict] | None:
     """A configuration problem: it comes before "findings" and "all unknown"."""
     if not (report.token_rejected or rt.client.stats.token_rejected()):  # the pins, or a later job
         return None
-    return EXIT_CONFIG, token_rejected_line(settings).removeprefix("hubwatch: "), {
-        "event": "token_rejected", "token_source": settings.hub.token_source or "no configured token"}
+    from monitor.detect.token import token_origin
+
+    return EXIT_CONFIG, token_rejected_line(settings), {
+        "event": "token_rejected", "token_source": token_origin(settings.hub.token_source)}
 
 
 # `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->

@@ -8,9 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from monitor import config as config_mod
-from monitor.commands.common import (EXIT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_TEMPFAIL, lookalike_settings,
-                                     setup_logging, token_rejected_line)
+from monitor.commands.common import (EXIT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_TEMPFAIL, hub_and_lookalike,
+                                     lookalike_settings, setup_logging, token_rejected_line)
 from monitor.errors import UsageError
 
 
@@ -53,14 +52,12 @@ def cmd_refs(args: argparse.Namespace) -> int:
     if args.from_cache:
         cached = cache.scan(Path(args.cache_dir) if args.cache_dir else cache.default_dir())
         refs, problems = refs + list(cached.references), problems + list(cached.problems)
-    client, hub = None, settings.hub if settings else config_mod.HubSettings(
-        endpoint=os.environ.get("HF_ENDPOINT", config_mod.DEFAULT_ENDPOINT))
+    client, (hub, la) = None, hub_and_lookalike(settings)
     if not args.offline:
         from monitor.hub.client import HubClient
 
         client = HubClient(hub)
         client.budget.configure(settings.hub_requests_per_5min if settings else None, token=hub.token is not None)
-    la = settings.lookalike if settings else config_mod.LookalikeSettings()
     checked = check.check(refs, check.screener(la), client, min(8, hub.concurrency))
     for c in checked:
         print(json.dumps(c.to_json(), sort_keys=True) if args.json else c.to_text())
@@ -76,7 +73,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
         for line in skipped:
             print(report.one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
     if any(c.hub is not None and c.hub.token_rejected for c in checked):  # as `once`: the config is wrong
-        print(token_rejected_line(settings).replace("pins cannot be checked", "hub_state is unknown"),
+        print(f"hubwatch: {token_rejected_line(settings, 'hub_state is unknown until it is replaced')}",
               file=sys.stderr)
         return EXIT_CONFIG
     if any(c.meets(cond) for c in checked for cond in conditions):

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from monitor.detect.findings import Finding, Link, fingerprint, max_severity
+from monitor.detect.findings import Finding, Link, fingerprint
 from monitor.detect.lookalike_risk import FEW_FOLLOWERS, NEW_DAYS, Facts, age_in_days
 from monitor.detect.names import compact
-from monitor.detect.risk import CODE_EXTS, PICKLE_EXTS
+from monitor.detect.risk import runs_code_on_load
 from monitor.hub.models import RepoId
 
 # Suffixes quantisers and converters append; compared on the compact form (case and separators
@@ -106,12 +106,7 @@ class CloneIndex:
 
 def dangerous_files(files: Sequence[str]) -> tuple[str, ...]:
     """Files that run code on the machine that loads the repo: pickle-format weights and code."""
-    out = []
-    for path in files:
-        name = path.rsplit("/", 1)[-1].lower()
-        if name.endswith(PICKLE_EXTS) or name.endswith(CODE_EXTS):
-            out.append(path)
-    return tuple(out)
+    return tuple(path for path in files if runs_code_on_load(path))
 
 
 def namespace_reasons(facts: Facts, now: datetime) -> tuple[bool, list[str]]:
@@ -199,12 +194,3 @@ def republish_risk(matches: Sequence[CloneMatch], facts: Facts, now: datetime) -
     reason = (f"republishes protected repo(s) under its own name: {shown}" if exact
               else f"publishes derivatives of protected repo(s): {shown}")
     return severity, [reason]
-
-
-def raise_risk(risk: str, to: str) -> str:
-    """The higher of a lookup risk ('none'...'critical') and a severity."""
-    if risk == "none":
-        return to
-    return max_severity(risk, to) if to != "none" else risk
-
-

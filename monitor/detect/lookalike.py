@@ -7,7 +7,7 @@ names took seconds and 100 MB).  It indexes only what a look-up needs:
 1. Skeleton index (`skeleton`): one O(1) look-up per name.  Keys: the skeleton of each protected
    name, of its structural variants (affix, ai suffix, word order, plural, version: they change
    words, not letters) and of its one- and two-substitution homoglyphs that the skeleton does not
-   fold already (c/e, q/g, m/n, b/d, lc/k ... `homoglyph_skeletons`).  So ``meta-IIama``,
+   fold already (c/e, q/g, m/n, b/d, lc/k ... `homoglyph_sketches`).  So ``meta-IIama``,
    ``qooglc``, ``meta-IIama-official`` and ``meta_llama`` each cost one look-up.
 2. Second chance for a name that starts or ends with an affix word (``EleuterAI-research``): the
    name without it goes through step 1, then step 3, with ``affix``/``ai_suffix`` added.
@@ -45,9 +45,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from rapidfuzz.distance import OSA
 
-from monitor.detect.names import (MAX_LEN, compact, fold_pairs, is_valid_name, light_skeleton,
-                                  normalise, separator_runs, skeleton, validate_name)
-from monitor.detect.nearmiss import NearMissIndex, line_lengths, max_distance  # noqa: F401
+from monitor.detect.names import (compact, fold_pairs, is_valid_name, light_skeleton, line_lengths,
+                                  normalise, plain_block, separator_runs, skeleton, validate_name)
+from monitor.detect.nearmiss import NearMissIndex, max_distance  # noqa: F401
 from monitor.detect.permutations import (AFFIXES, TECHNIQUE_BIT, TECHNIQUE_RANK,
                                          edit_techniques, homoglyph_sketches, strip_affix,
                                          structural_variants, techniques_of)
@@ -60,7 +60,6 @@ _HOMOGLYPH, _SEPARATOR, _HYPHENATION, _AFFIX, _AI_SUFFIX, _NEAR_MISS = (
     TECHNIQUE_BIT[t] for t in ("homoglyph", "separator", "hyphenation", "affix", "ai_suffix",
                                "near_miss"))
 _FLOORS = tuple((TECHNIQUE_BIT[t], floor) for t, floor in SCORE_FLOORS.items())
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-\n"  # \n: separator
 _ALT = "|".join(sorted(AFFIXES, key=len, reverse=True))
 _AFFIX_SUFFIX = re.compile(rf"-(?:{_ALT})\n")  # on "\n" + normal forms + "\n"
 _AFFIX_PREFIX = re.compile(rf"\n(?:{_ALT})-")
@@ -305,11 +304,7 @@ def _valid_batch(names: list[str]) -> tuple[list[str], str]:
         blob = "\n".join(names)
     except TypeError:
         blob = ""
-    if blob and blob.isascii():
-        data = blob.encode()
-        if not data.translate(None, _ALPHABET):
-            lengths = line_lengths(data)
-            if len(lengths) == len(names) and lengths.min() > 0 and lengths.max() <= MAX_LEN:
-                return names, blob
+    if plain_block(blob) and blob.count("\n") == len(names) - 1:  # no name holds a newline
+        return names, blob
     names = [n for n in names if is_valid_name(n)]
     return names, "\n".join(names)

@@ -49,7 +49,8 @@ class Verdict:
     copied_repos: tuple[str, ...]
 
 
-def _raise(risk: str, to: str) -> str:
+def raise_risk(risk: str, to: str) -> str:
+    """The higher of two risks ('none' ... 'critical')."""
     return to if RISKS.index(to) > RISKS.index(risk) else risk
 
 
@@ -72,10 +73,10 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
                        + (f" and {len(copied) - 5} more" if len(copied) > 5 else ""))
     fn = normalise(facts.fullname) if facts.fullname else ""
     if fn and (fn in (normalise(target_fullname or ""), normalise(match.target))):
-        risk = _raise(risk, "high")
+        risk = raise_risk(risk, "high")
         reasons.append(f"display name {facts.fullname!r} copies {match.target}'s")
     if facts.details and target_details and copies_text(target_details, facts.details):
-        risk = _raise(risk, "high")
+        risk = raise_risk(risk, "high")
         reasons.append(f"description copies {match.target}'s")
     if facts.kind == "org" and not facts.verified:
         reasons.append("organization is not verified")
@@ -83,7 +84,7 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
         reasons.append("a user account, not an organization")
     age_days = age_in_days(facts.created_at, now)
     if age_days is not None and age_days < NEW_DAYS:
-        risk = _raise(risk, "high")
+        risk = raise_risk(risk, "high")
         reasons.append(f"created {age_days} day(s) ago")
     elif age_days is None:
         reasons.append("creation date unknown")
@@ -95,16 +96,14 @@ def assess(facts: Facts, match: Match, target_repos: Sequence[str], target_fulln
         reasons.append("no public models")
     if facts.members:
         reasons.append(f"{facts.members} member(s) — people may have joined it thinking it is {match.target}")
-    established = (facts.verified and age_days is not None and age_days >= OLD_DAYS
-                   and (facts.followers or 0) >= POPULAR_FOLLOWERS)
-    if established:
+    old_and_followed = age_days is not None and age_days >= OLD_DAYS and (facts.followers or 0) >= POPULAR_FOLLOWERS
+    if facts.verified and old_and_followed:
         risk = "low"
         reasons.append("verified, older than a year and widely followed: most likely legitimate")
     elif facts.verified and not copied:
         risk = "low" if risk == "medium" else risk
         reasons.append("verified by the Hub")
-    elif (not copied and risk == "medium" and age_days is not None and age_days >= OLD_DAYS
-          and (facts.followers or 0) >= POPULAR_FOLLOWERS):
+    elif not copied and risk == "medium" and old_and_followed:
         # Real neighbours one edit apart exist (deepset / deepseek-ai, HuggingFaceM4 / H4): years
         # of history and a following an impostor cannot fake, and nothing copied.
         risk = "low"

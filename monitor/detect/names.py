@@ -23,6 +23,10 @@ which is how the screener folds a whole batch with a handful of C-level string c
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_LEN = 96
 SEPARATORS = "-_."
@@ -37,6 +41,7 @@ _VALID = re.compile(r"[A-Za-z0-9._-]{1,96}")
 # Path segments, not names: in a URL they walk up the path (`/api/organizations/../overview`),
 # so a lookup of `..` would send our token to another Hub endpoint.
 DOT_SEGMENTS = (".", "..")
+_BLOCK_BYTES = (LETTERS.upper() + ALNUM + SEPARATORS + "\n").encode()  # \n: between names
 _BAD_CHAR = re.compile(r"[^A-Za-z0-9._-]")
 _SEP_RUN = re.compile(r"[-_.]+")
 
@@ -48,6 +53,33 @@ def is_valid_name(name: object) -> bool:
     on the Hub, so they must be screened, not rejected.
     """
     return isinstance(name, str) and _VALID.fullmatch(name) is not None and name not in DOT_SEGMENTS
+
+
+def plain_block(block: str) -> bool:
+    """True if every line of `block` (names joined by newlines) is a name `is_valid_name` accepts.
+
+    The same rule for a whole batch in a few C-level passes: the screener folds a batch at once
+    only when it holds names and nothing else (no empty line, padding, bad character, dot segment).
+    """
+    if not block.isascii():
+        return False
+    data = block.encode()
+    if data.translate(None, _BLOCK_BYTES):
+        return False
+    framed = b"\n" + data + b"\n"
+    if any(b"\n" + segment.encode() + b"\n" in framed for segment in DOT_SEGMENTS):
+        return False
+    lengths = line_lengths(data)
+    return bool(lengths.min() > 0 and lengths.max() <= MAX_LEN)
+
+
+def line_lengths(blob: str | bytes) -> np.ndarray:
+    """Length of each line of an ASCII block."""
+    import numpy as np  # not at the top: `hubwatch lookup` and the HTTP routes validate names
+
+    chars = np.frombuffer(blob.encode() if isinstance(blob, str) else blob, dtype=np.uint8)
+    ends = np.append(np.flatnonzero(chars == 10), len(chars))
+    return np.diff(np.concatenate(([-1], ends))) - 1
 
 
 def validate_name(name: object) -> str | None:

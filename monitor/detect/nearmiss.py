@@ -17,6 +17,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from monitor.detect.names import line_lengths
 from monitor.detect.permutations import MIN_TYPO_LEN
 
 
@@ -76,14 +77,10 @@ def _presence(codes, starts) -> np.ndarray:
     """A bit per letter present in each string: an edit changes at most two of them."""
     if not len(starts):
         return starts
-    return np.bitwise_or.reduceat(np.left_shift(1, codes), starts) & ((1 << 26) - 1)  # not \n
-
-
-def line_lengths(blob: str | bytes) -> np.ndarray:
-    """Length of each line of an ASCII block."""
-    chars = np.frombuffer(blob.encode() if isinstance(blob, str) else blob, dtype=np.uint8)
-    ends = np.append(np.flatnonzero(chars == 10), len(chars))
-    return np.diff(np.concatenate(([-1], ends))) - 1
+    bits = np.left_shift(1, codes)
+    if starts[-1] == len(bits):  # the last line is empty (a name of separators only)
+        bits = np.append(bits, 0)
+    return np.bitwise_or.reduceat(bits, starts) & ((1 << 26) - 1)  # not \n
 
 
 class NearMissIndex:

@@ -42,7 +42,7 @@ import re
 from typing import Iterator
 
 from monitor.detect.names import (ALNUM, DIGITS, HUB_ALPHABET, QWERTY_ADJACENT, SEPARATORS, VOWELS,
-                                  compact, light_skeleton, skeleton)
+                                  compact, light_skeleton)
 
 TECHNIQUES = (
     "homoglyph", "separator", "ai_suffix", "affix", "omission", "deduplication", "transposition",
@@ -53,9 +53,6 @@ TECHNIQUE_RANK = {t: i for i, t in enumerate(TECHNIQUES)}
 TECHNIQUE_BIT = {t: 1 << i for i, t in enumerate(TECHNIQUES)}
 # The only techniques applied to names shorter than MIN_TYPO_LEN.
 HIGH_CONFIDENCE = frozenset({"homoglyph", "separator", "hyphenation", "affix", "ai_suffix"})
-# Structural techniques: they change words, not letters, so the screener also indexes the
-# skeleton of each such variant and catches a homoglyph on top of them (``meta-IIama-official``).
-STRUCTURAL = frozenset({"affix", "ai_suffix", "word_reorder", "plural", "version"})
 MIN_TYPO_LEN = 5
 
 AFFIXES = ("ai", "official", "hf", "huggingface", "research", "labs", "team", "org", "inc",
@@ -323,13 +320,6 @@ def techniques_of(mask: int) -> tuple[str, ...]:
 _TECHNIQUES_OF: dict[int, tuple[str, ...]] = {}
 
 
-def mask_of(techniques) -> int:
-    mask = 0
-    for t in techniques:
-        mask |= TECHNIQUE_BIT[t]
-    return mask
-
-
 def permutations(name: str) -> dict[str, frozenset[str]]:
     """Every look-alike candidate of `name` -> the techniques that produce it.
 
@@ -357,13 +347,6 @@ def _light_table() -> dict[str, tuple[str, ...]]:
 
 _LIGHT_HOMOGLYPHS = _light_table()
 _CROSSING = {"e": "b", "b": "eg", "g": "b"}
-
-
-def homoglyph_skeletons(name: str) -> set[str]:
-    """The skeletons of `name`'s one- and two-substitution homoglyphs that differ from its own."""
-    out = {skeleton(c) for c in homoglyph_sketches(name)}
-    out.discard(skeleton(name))
-    return out
 
 
 def homoglyph_sketches(name: str) -> set[str]:

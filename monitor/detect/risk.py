@@ -28,6 +28,12 @@ class RuleHit:
         return {"rule": self.rule, "severity": self.severity, "detail": self.detail}
 
 
+def runs_code_on_load(path: str) -> bool:
+    """A pickle-format weight or a code file: loading the repo can run code on the machine."""
+    ext = _ext(path)
+    return ext in PICKLE_EXTS or ext in CODE_EXTS
+
+
 def _ext(path: str) -> str:
     name = path.rsplit("/", 1)[-1].lower()
     return name[name.rfind("."):] if "." in name else ""

@@ -122,7 +122,7 @@ def lookup(name: str, hub: NamespaceClient, screener: Screener, targets: TargetC
     copies = _republished(facts, screener, targets, skip=best.target)  # the imitated org's: assess did those
     if copies:
         risk, why = dc.republish_risk(copies, facts, now)
-        verdict = lr.Verdict(dc.raise_risk(verdict.risk, risk), verdict.reasons + tuple(why), verdict.copied_repos)
+        verdict = lr.Verdict(lr.raise_risk(verdict.risk, risk), verdict.reasons + tuple(why), verdict.copied_repos)
     return LookupResult(ns.name, True, ns.kind, ns.verified, facts.created_at, ns.followers, ns.models, matches,
                         verdict.risk, verdict.reasons, facts, verdict)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from monitor.detect.findings import Finding
 from monitor.detect.state import RepoState
+from monitor.detect.token import token_origin
 from monitor.jobs.pin_check import CheckResult, PinChecker, RepoWatch, group_pins
 from monitor.jobs.token import note_token
 from monitor.runtime import Runtime
@@ -117,7 +118,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
                             worked=bool({"ok", "unavailable"} & set(statuses)), now=rt.clock())
     if "token_rejected" in statuses:
         log.warning("token from %s refused by the Hub (401 Invalid credentials): %d repo(s) not checked",
-                    rt.settings.hub.token_source or "no configured token", statuses.count("token_rejected"),
+                    token_origin(rt.settings.hub.token_source), statuses.count("token_rejected"),
                     extra={"job": "scan_pins"})
     report = ScanReport(
         checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"), unknown=statuses.count("unknown"),

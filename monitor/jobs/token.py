@@ -11,7 +11,7 @@ from datetime import datetime
 
 from monitor.detect.findings import Finding
 from monitor.detect.times import iso
-from monitor.detect.token import token_rejected
+from monitor.detect.token import token_origin, token_rejected
 from monitor.runtime import Runtime
 
 log = logging.getLogger("hubwatch.token")
@@ -46,7 +46,7 @@ def token_refused(rt: Runtime, job: str) -> bool:
     if not rt.client.stats.token_rejected():
         return False
     log.info("%s: skipped, the Hub rejected the token from %s", job,
-             rt.settings.hub.token_source or "no configured token", extra={"job": job})
+             token_origin(rt.settings.hub.token_source), extra={"job": job})
     return True
 
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
-from monitor.config import valid_repo_id
+from monitor.config import valid_repo_id, valid_track
 from monitor.refs.report import Checked, one_line
-
-_TRACK = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")  # the rule config.py applies to `track`
 
 
 def render(checked: list[Checked], header: str) -> tuple[str, list[str], int]:
@@ -50,11 +47,11 @@ def _pin(c: Checked) -> tuple[dict | None, str]:
     if repo is None or valid_repo_id(repo) is not None:
         return None, "not an 'org/name' id (a legacy name the Hub did not redirect)"
     if r.pinned:
-        track = next((n for n in r.cache_refs if not n.startswith("refs/pr/") and _ok_track(n)), None)
+        track = next((n for n in r.cache_refs if not n.startswith("refs/pr/") and valid_track(n) is None), None)
         return {"repo": repo, "type": r.type, "revision": r.revision.lower(),
                 **({"track": track} if track else {})}, ""
     track = r.revision or "main"
-    if not _ok_track(track):
+    if valid_track(track) is not None:
         return None, f"revision {track[:60]!r} is not a branch or tag name"
     if hub.refs is None:
         return None, f"its branches could not be read ({hub.reason or 'no refs'})"
@@ -62,10 +59,6 @@ def _pin(c: Checked) -> tuple[dict | None, str]:
     if sha is None:
         return None, f"no branch or tag {track!r} on the Hub"
     return {"repo": repo, "type": r.type, "revision": sha, "track": track}, ""
-
-
-def _ok_track(track: str) -> bool:
-    return bool(_TRACK.match(track)) and ".." not in track and not track.startswith(("/", "-"))
 
 
 def write(path: Path, text: str) -> None:

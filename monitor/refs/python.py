@@ -151,9 +151,12 @@ def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = TRIGGERS) -> l
     raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
     lines = set()
     for word in words:
+        line, last = 1, 0  # counted on from the previous match: one pass per word, not per match
         pos = raw.find(word)
         while pos != -1:
-            lines.add(raw.count(b"\n", 0, pos) + 1)
+            line += raw.count(b"\n", last, pos)
+            last = pos
+            lines.add(line)
             pos = raw.find(word, pos + len(word))
     return sorted(lines)
 
