@@ -27,9 +27,9 @@ REPO_TYPES = ("model", "dataset", "space")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_DURATION = 366 * 86400.0  # longer is a typo; inf or 1e300 would crash the scheduler and sleeps
-_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
-_NAME_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}$")
-_REF = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
+_SHA = re.compile(r"^[0-9a-fA-F]{40}\Z")
+_NAME_PART = re.compile(r"^[A-Za-z0-9_.-]{1,96}\Z")
+_REF = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}\Z")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from monitor import config
@@ -266,3 +268,16 @@ def test_token_source_is_known_and_the_quota_follows_the_hub_unless_set(tmp_path
     assert (s.hub.token.reveal(), s.hub.token_source) == ("hf_env", "$HF_TOKEN")
     s = config.load(write(tmp_path, ""), env={})
     assert (s.hub.token, s.hub.token_source, s.hub_requests_per_5min) == (None, None, None)
+
+
+@pytest.mark.parametrize("pin, key", [
+    ({"repo": "org/model\n", "track": "main"}, "pin[0].repo"),
+    ({"repo": "org/model", "track": "main\n"}, "pin[0].track"),
+    ({"repo": "org/model", "revision": SHA + "\n"}, "pin[0].revision"),
+])
+def test_a_trailing_newline_is_not_part_of_a_valid_name(tmp_path, pin, key):
+    """`$` also matches before a final newline; names, refs and shas are checked to their very end."""
+    body = "".join(f'{k} = {json.dumps(v)}\n' for k, v in pin.items())
+    with pytest.raises(ConfigError) as e:
+        config.load(write(tmp_path, f'[state]\npath = "s.db"\n[[pin]]\n{body}'), env={})
+    assert key in str(e.value)

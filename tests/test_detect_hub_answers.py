@@ -120,3 +120,16 @@ def test_token_rejected_names_the_source_and_the_endpoint(source):
 ])
 def test_advertised_api_quota(header, quota):
     assert api_quota(header) == quota
+
+
+def test_a_sha_with_a_trailing_newline_is_no_sha():
+    """`$` matches before a final newline: a Hub answer or a reference carrying "<sha>\\n" is not a sha."""
+    from monitor.refs.model import Reference
+
+    good = "a" * 40
+    branch = {"name": "main", "ref": "refs/heads/main", "targetCommit": good + "\n"}
+    with pytest.raises(ValueError):
+        parse.refs({"branches": [branch], "tags": []}, "org/m")
+    assert parse.refs({"branches": [dict(branch, targetCommit=good)], "tags": []}, "org/m").branch("main") == good
+    assert Reference("org/m", "model", "a.py", 1, good, "from_pretrained").pinned is True
+    assert Reference("org/m", "model", "a.py", 1, good + "\n", "from_pretrained").pinned is False

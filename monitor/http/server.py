@@ -39,7 +39,7 @@ from waitress.task import ErrorTask, WSGITask
 
 from monitor.config import HttpSettings, Secret
 from monitor.http.lookups import OnDemandLookups
-from monitor.http.routes import Context, Request, Response, dispatch, error
+from monitor.http.routes import Context, Request, dispatch, error
 from monitor.http.slack_command import ReplayCache, SlackCommands
 
 if TYPE_CHECKING:

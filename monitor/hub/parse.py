@@ -7,7 +7,7 @@ from typing import Any
 
 from monitor.hub.models import Commit, FileEntry, Refs, RepoInfo, ScanIssue
 
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHA = re.compile(r"^[0-9a-f]{40}\Z")
 
 
 def _require(d: Any, key: str, kind: type | tuple[type, ...]) -> Any:

@@ -18,7 +18,7 @@ from monitor.detect.findings import Finding
 from monitor.detect.risk import assess, config_watch_paths, inspection_order
 from monitor.detect.state import RepoState
 from monitor.detect.times import iso, parse_iso
-from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
+from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected
 from monitor.hub import client as hub_client
 from monitor.hub.client import AnswerTooLarge, FileTooLarge, HubClient
 from monitor.hub.models import Commit, Refs, RepoId, RepoInfo
