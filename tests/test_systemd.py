@@ -118,7 +118,8 @@ def test_every_credential_path_in_the_docs_is_one_the_unit_provides():
     """README and config.example.toml point at /run/credentials/hubwatch.service/NAME; the unit's
     directory credential provides hubwatch_FILE for every file, so each NAME must be hubwatch_*
     and every secret key of the config must be documented that way."""
-    docs = (ROOT / "README.md").read_text() + (ROOT / "config.example.toml").read_text()
+    docs = "".join(p.read_text() for p in [ROOT / "README.md", ROOT / "config.example.toml",
+                                           *sorted((ROOT / "docs").glob("*.md"))])
     named = set(re.findall(r"/run/credentials/hubwatch\.service/([A-Za-z0-9_.-]+)", docs))
     assert named, "the docs name no credential"
     (spec,) = values("LoadCredential")

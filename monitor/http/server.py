@@ -1,7 +1,7 @@
 """The daemon's HTTP server: waitress (a maintained pure-Python WSGI server), its few hubwatch
 additions, and the `Backend` interface.
 
-Why waitress, measured in README "Security model": it reads requests in one event loop and hands
+Why waitress, measured in docs/security-model.md: it reads requests in one event loop and hands
 only complete ones to a bounded pool of worker threads, so idle or trickling clients cost a file
 descriptor, never a thread (the `http.server` it replaced ran a thread per connection: 253 threads
 for 255 idle sockets). Waitress gives us the body cap (413, `max_request_body_size`, chunked bodies
