@@ -42,9 +42,23 @@ def test_recreation_rule(before, last_commit, now, recreated):
     assert (reason is not None) == recreated, reason
 
 
-def test_legacy_placeholder_recognised_in_any_spelling():
+def test_legacy_placeholder_recognised_in_any_spelling_and_any_second_of_the_import_minute():
     assert identity.is_legacy_created(LEGACY) and identity.is_legacy_created("2022-03-02T23:29:04Z")
-    assert not identity.is_legacy_created("2022-03-02T23:29:05.000Z") and not identity.is_legacy_created(None)
+    # `:05` is what deepset/roberta-base-squad2 and 19 more recorded import-era repos report
+    for t in ("2022-03-02T23:29:05.000Z", "2022-03-02T23:29:00Z", "2022-03-02T23:29:59.999Z"):
+        assert identity.is_legacy_created(t), t
+    for t in ("2022-03-02T23:28:59.999Z", "2022-03-02T23:30:00.000Z", None, "not a date"):
+        assert not identity.is_legacy_created(t), t
+
+
+@pytest.mark.parametrize("second", [4, 5, 59])
+def test_any_import_second_later_than_the_commits_proves_nothing(second):
+    created = f"2022-03-02T23:29:{second:02d}.000Z"
+    assert identity.recreation(Identity(None, None), "2019-11-04T20:51:58.000Z", Identity(None, created)) is None
+    # a placeholder read as :04 once and :05 later is not "creation time changed"
+    assert identity.recreation(Identity(None, LEGACY), "2019-11-04T20:51:58Z", Identity(None, created)) is None
+    assert identity.recreation(Identity(None, created), "2019-11-04T20:51:58Z",
+                               Identity(None, "2024-08-30T12:00:00.000Z")) is not None
 
 
 def _info(status):
@@ -59,7 +73,7 @@ def _info(status):
       "filesWithIssues": [{"path": "b.pkl", "level": "caution"}, {"path": "a.bin", "level": "unsafe"}]},
      (ScanIssue("a.bin", "unsafe"), ScanIssue("b.pkl", "caution"))),
     ({"scansDone": True, "filesWithIssues": [{"path": "c.bin"}, {"path": "d.bin", "level": "weird"}]},
-     (ScanIssue("c.bin", "unsafe"), ScanIssue("d.bin", "unsafe"))),  # unknown level: fail closed
+     (ScanIssue("c.bin", ""), ScanIssue("d.bin", "weird"))),  # kept as sent: detect/ judges the level
     (None, None),
 ])
 def test_scan_status_parsing(status, issues):
@@ -76,6 +90,40 @@ def test_scan_caution_is_medium_unsafe_high_and_level_is_in_the_fingerprint():
     assert "caution" in caution.summary and caution.evidence["levels"] == {"model.bin": "caution"}
     later = rv.scan_flagged(REPO, "h", B, [ScanIssue("model.bin", "caution")], {"model.bin": "blob1"})
     assert later.fingerprint == caution.fingerprint, "same file, same content, same level: one alert"
+
+
+@pytest.mark.parametrize("level, expected", [
+    ("unsafe", [("scan_flagged", "high")]),
+    ("suspicious", [("scan_flagged", "high")]),
+    ("caution", [("scan_flagged", "medium")]),
+    ("safe", []),
+    ("queued", []),
+    ("unscanned", []),
+    ("error", [("monitoring_degraded", "low")]),
+    ("weird-new-level", [("scan_flagged", "medium")]),
+    ("", [("scan_flagged", "medium")]),
+])
+def test_every_scan_level_means_what_the_hub_says(level, expected):
+    found = rv.scan_findings(REPO, "h", A, [ScanIssue("pytorch_model.bin", level)], {"pytorch_model.bin": "b1"})
+    assert [(f.kind, f.severity) for f in found] == expected
+    for f in found:
+        assert "pytorch_model.bin" in f.summary
+        if level not in ("unsafe", "suspicious"):
+            assert "unsafe" not in f.summary, f.summary
+    if level in ("weird-new-level", ""):
+        assert ("'weird-new-level'" if level else "(no level)") in found[0].summary
+    if level == "error":
+        assert "scan failed" in found[0].summary
+
+
+def test_scan_levels_mixed_and_scan_failed_said_once():
+    issues = [ScanIssue("a.bin", "safe"), ScanIssue("b.bin", "queued"), ScanIssue("c.pkl", "caution"),
+              ScanIssue("d.bin", "error")]
+    flagged, failed = rv.scan_findings(REPO, "h", A, issues)
+    assert (flagged.severity, flagged.evidence["files_with_issues"]) == ("medium", ["c.pkl"])
+    assert "1 not scanned yet" in flagged.summary and "a.bin" not in flagged.summary
+    later = rv.scan_findings(REPO, "h", B, issues)[1]
+    assert later.fingerprint == failed.fingerprint, "the same failed scan at a later commit: said once"
 
 
 def test_disabled_is_critical_and_begins_with_disabled_by_the_hub():

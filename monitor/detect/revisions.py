@@ -175,25 +175,68 @@ def pin_unverified(repo: RepoId, base: str, sha: str, walked: int, branches: int
         links=links(base, repo, None))
 
 
+# The Hub's scan levels (its OpenAPI document): what each one means to us.
+SCAN_HIGH = ("unsafe", "suspicious")       # a flag: high
+SCAN_MEDIUM = ("caution",)                 # a flag: medium
+SCAN_NOT_YET = ("queued", "unscanned")     # not scanned yet: neither clean nor flagged
+SCAN_FAILED = ("error",)                   # the scan failed: said once, low
+SCAN_CLEAN = ("safe",)
+SCAN_LEVELS = SCAN_HIGH + SCAN_MEDIUM + SCAN_NOT_YET + SCAN_FAILED + SCAN_CLEAN
+
+
+def scan_findings(repo: RepoId, base: str, sha: str, issues: Sequence[ScanIssue],
+                  contents: Mapping[str, str] | None = None) -> list[Finding]:
+    """What the scan's file list means: flagged files (a level we do not know is a flag too,
+    medium, named), and files the scan failed on. `safe`, `queued` and `unscanned` raise nothing."""
+    flagged = [i for i in issues if i.level not in SCAN_NOT_YET + SCAN_FAILED + SCAN_CLEAN]
+    failed = sorted({i.path for i in issues if i.level in SCAN_FAILED})
+    pending = [i.path for i in issues if i.level in SCAN_NOT_YET]
+    out = [scan_flagged(repo, base, sha, flagged, contents, pending)] if flagged else []
+    if failed:
+        out.append(scan_failed(repo, base, failed))
+    return out
+
+
+def _level_name(level: str) -> str:
+    return repr(level) if level else "(no level)"
+
+
 def scan_flagged(repo: RepoId, base: str, sha: str, issues: Sequence[ScanIssue],
-                 contents: Mapping[str, str] | None = None) -> Finding:
+                 contents: Mapping[str, str] | None = None, pending: Sequence[str] = ()) -> Finding:
     """Keyed by the flagged files' contents and levels, not the commit: a flagged file that stays
     the same across later commits is one alert; a new flagged file, new content under the same
     name, or a file going from "caution" to "unsafe" is another. ("unsafe" entries keep the key
-    they had before levels were read, so an upgrade re-sends nothing.)"""
+    they had before levels were read, so an upgrade re-sends nothing.) Only `unsafe` and
+    `suspicious` are high; `caution` and a level outside the Hub's list are medium."""
     contents = contents or {}
-    unsafe = [i.path for i in issues if i.level != "caution"]
-    caution = [i.path for i in issues if i.level == "caution"]
-    parts = [f"{len(unsafe)} unsafe: {', '.join(unsafe[:5])}" if unsafe else "",
-             f"{len(caution)} to use with caution: {', '.join(caution[:5])}" if caution else ""]
+    groups: dict[str, list[str]] = {}
+    for i in issues:
+        groups.setdefault(i.level, []).append(i.path)
+    labels = {"unsafe": "unsafe", "suspicious": "suspicious", "caution": "to use with caution"}
+    parts = [f"{len(paths)} {labels.get(level) or 'at an unknown scan level ' + _level_name(level)}: "
+             f"{', '.join(paths[:5])}"
+             for level, paths in sorted(groups.items(), key=lambda kv: (kv[0] not in SCAN_HIGH, kv[0]))]
+    if pending:
+        parts.append(f"{len(pending)} not scanned yet")
     return Finding.make(
-        "scan_flagged", "high" if unsafe else "medium", repo.web_path,
-        f"the Hub's security scan flags file(s) at {sha[:7]}: {'; '.join(p for p in parts if p)}",
-        key=sorted([i.path, contents.get(i.path) or sha] + ([i.level] if i.level == "caution" else [])
+        "scan_flagged", "high" if any(i.level in SCAN_HIGH for i in issues) else "medium", repo.web_path,
+        f"the Hub's security scan flags file(s) at {sha[:7]}: {'; '.join(parts)}",
+        key=sorted([i.path, contents.get(i.path) or sha] + ([] if i.level == "unsafe" else [i.level])
                    for i in issues),
         evidence={"repo": repo.id, "type": repo.type, "sha": sha, "files_with_issues": [i.path for i in issues],
                   "levels": {i.path: i.level for i in issues}},
         links=links(base, repo, sha))
+
+
+def scan_failed(repo: RepoId, base: str, paths: Sequence[str]) -> Finding:
+    """The Hub's scan ended in `error` on these files: not inspected by it, said once per set of files."""
+    return Finding.make(
+        "monitoring_degraded", "low", repo.web_path,
+        f"the Hub's security scan failed on {len(paths)} file(s): {', '.join(paths[:5])} (scan failed; "
+        "neither clean nor flagged)",
+        key=["scan_failed", *paths], evidence={"repo": repo.id, "type": repo.type, "reason": "scan failed",
+                                               "files": list(paths)},
+        links=links(base, repo, None))
 
 
 def renamed(repo: RepoId, base: str, new_id: str) -> Finding:

@@ -10,11 +10,12 @@ once, here: definitive answers (NotFound, Gated, Disabled, RevisionNotFound) ver
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import json
 import re
 import threading
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from monitor.config import HubSettings
 from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
@@ -32,6 +33,7 @@ UNREACHABLE = "Hub unreachable"  # prefix of every "could not connect" error (st
 UNREACHABLE_HOLD = 30.0  # seconds every call fails at once after a connection could not be opened
 _UNSURE = "cannot connect"  # a connect failure that says nothing about the next attempt: no hold
 BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
+DISABLED_MESSAGE = "Access to this resource is disabled."  # a takedown (DisabledRepoError), header or body
 TOKEN_REJECTED_HOLD = 300.0  # seconds no call is sent after a 401 Invalid credentials (one quota window)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -127,35 +129,8 @@ class HubClient:
                 max_wait_time=self.retry_wait * 8, retry_on_status_codes=(500, 502, 503, 504), **kw)
             self._hf.hf_raise_for_status(r)
             return r
-        except hf_errors.RevisionNotFoundError as e:
-            raise RevisionNotFound(_msg("revision not found", e), status=_status(e)) from None
-        except hf_errors.GatedRepoError as e:
-            raise Gated(_msg("gated", e), status=_status(e)) from None
-        except hf_errors.RemoteEntryNotFoundError as e:
-            raise EntryNotFound(_msg("file not found", e), status=_status(e)) from None
-        except hf_errors.RepositoryNotFoundError as e:
-            if _token_rejected(e):  # the message only in the body: huggingface_hub reads the header
-                raise self._token_refused(e) from None
-            raise NotFound(_msg("repository not found", e), status=_status(e)) from None
-        except hf_errors.DisabledRepoError as e:
-            raise Disabled(_msg("repository disabled", e), status=_status(e)) from None
         except hf_errors.HfHubHTTPError as e:
-            status = _status(e)
-            if _token_rejected(e):
-                raise self._token_refused(e) from None
-            if status == 429:
-                rl = self._hf.parse_ratelimit_headers(e.response.headers)
-                raise Transient("Hub rate limit (429)", status=429,
-                                retry_after=float(rl.reset_in_seconds) if rl else 60.0) from None
-            if status is not None and (status >= 500 or status in (408, 425)):
-                raise Transient(f"Hub error {status}", status=status) from None
-            if status == 404:
-                raise NotFound(_msg("not found", e), status=404) from None
-            if status == 401 and _is_repo_url(url):  # not the token (checked above)
-                # What the real Hub answers anonymously for a missing or private repo: 401 without an
-                # X-Error-Code (the client maps it to RepositoryNotFoundError on https:// only).
-                raise NotFound(_msg("repository not found", e), status=401) from None
-            raise HubError(_msg(f"Hub refused ({status})", e), status=status) from None
+            raise self._classify(e, url) from None
         except (httpx2.TransportError, OSError) as e:
             reason = connect_failure(e)
             if reason is None:  # connected, then failed (reset, read timeout): this call only
@@ -167,6 +142,39 @@ class HubClient:
             # hf_raise_for_status choked formatting an error body it could not read (not UTF-8, JSON
             # that is not an object, "errors": 5, ...): the answer is unreadable, so the outcome unknown.
             raise Transient(f"unreadable error answer from the Hub ({type(e).__name__})") from None
+
+    def _classify(self, e: Any, url: str) -> HubError:
+        """What a Hub error answer means. The code is read from `X-Error-Code`; the message from
+        `X-Error-Message` or, when the Hub sent it only in the body, from `{"error": ...}` — for
+        every rule alike (huggingface_hub reads the header only)."""
+        response = getattr(e, "response", None)
+        status = _status(e)
+        code = response.headers.get("X-Error-Code") if response is not None else None
+        message = error_message(response)
+        if status == 401 and message == BAD_TOKEN_MESSAGE:  # about the token, never about a repo
+            return self._token_refused(e)
+        if code == "RevisionNotFound":
+            return RevisionNotFound(_msg("revision not found", e), status=status)
+        if code == "EntryNotFound":
+            return EntryNotFound(_msg("file not found", e), status=status)
+        if code == "GatedRepo":
+            return Gated(_msg("gated", e), status=status)
+        if message == DISABLED_MESSAGE:
+            return Disabled(_msg("repository disabled", e), status=status)
+        if code == "RepoNotFound":
+            return NotFound(_msg("repository not found", e), status=status)
+        if status == 429:
+            rl = self._hf.parse_ratelimit_headers(response.headers)
+            return Transient("Hub rate limit (429)", status=429, retry_after=float(rl.reset_in_seconds) if rl else 60.0)
+        if status is not None and (status >= 500 or status in (408, 425)):
+            return Transient(f"Hub error {status}", status=status)
+        if status == 404:
+            return NotFound(_msg("not found", e), status=404)
+        if status == 401 and _is_repo_url(url):  # not the token (checked above)
+            # What the real Hub answers anonymously for a missing or private repo: 401 without an
+            # X-Error-Code (the client maps it to RepositoryNotFoundError on https:// only).
+            return NotFound(_msg("repository not found", e), status=401)
+        return HubError(_msg(f"Hub refused ({status})", e), status=status)
 
     def _token_refused(self, e: Any) -> TokenRejected:
         self.stats.on_token_rejected(TOKEN_REJECTED_HOLD)
@@ -229,7 +237,10 @@ class HubClient:
     def refs(self, repo: RepoId) -> Refs:
         """Every branch and tag head in one request; `canonical_id` reveals renames."""
         data, r = self._json("GET", self._api(repo, "refs"))
-        return self._parsed(parse.refs, data, _canonical_from_url(str(r.url), repo))
+        refs = self._parsed(parse.refs, data, repo.id)
+        if getattr(r, "history", None):  # redirected: which repo answered is the answer's `id`, never a URL
+            refs = replace(refs, canonical_id=self.identity(repo).id)
+        return refs
 
     def info(self, repo: RepoId, revision: str | None = None, *, files: bool = True,
              security: bool = True) -> RepoInfo:
@@ -396,18 +407,26 @@ def _status(e: Any) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _token_rejected(e: Any) -> bool:
-    """401 "Invalid credentials in Authorization header": about the token, never about a repo."""
-    response = getattr(e, "response", None)
-    if response is None or _status(e) != 401:
-        return False
-    if response.headers.get("X-Error-Message") == BAD_TOKEN_MESSAGE:
-        return True
+ERROR_BODY_CAP = 64_000  # an error body larger than this is not the Hub's small `{"error": ...}`
+
+
+def error_message(response: Any) -> str | None:
+    """The Hub's error message: `X-Error-Message`, else the body's `{"error": "..."}` (recorded
+    Hub errors may carry it only there: shared/HUB_API.md, "error bodies")."""
+    if response is None:
+        return None
+    header = response.headers.get("X-Error-Message")
+    if header:
+        return header
     try:
-        body = response.json()
-    except Exception:  # an unreadable body is not the Hub's token answer
-        return False
-    return isinstance(body, dict) and body.get("error") == BAD_TOKEN_MESSAGE
+        content = response.content
+        if len(content) > ERROR_BODY_CAP:
+            return None
+        body = json.loads(content)
+    except Exception:  # noqa: BLE001 - an unreadable body carries no message
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else None
 
 
 def _msg(what: str, e: Any) -> str:
@@ -416,10 +435,3 @@ def _msg(what: str, e: Any) -> str:
     return f"{what} ({_status(e)}{', request ' + rid if rid else ''})"
 
 
-_API_PATH = re.compile(r"/api/(models|datasets|spaces)/([^/]+/[^/]+)(?:/|$)")
-
-
-def _canonical_from_url(url: str, asked: RepoId) -> str:
-    """The repo id in the final URL after redirects (the Hub 307s renamed and mis-cased ids)."""
-    m = _API_PATH.search(urlsplit(url).path)
-    return unquote(m.group(2)) if m else asked.id

@@ -56,7 +56,9 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class ScanIssue:
-    """One file the Hub's security scan flags: `level` is "unsafe" or "caution"."""
+    """One file the Hub's security scan lists, `level` as the Hub spelled it: one of `unscanned`,
+    `safe`, `queued`, `error`, `caution`, `suspicious`, `unsafe` (its OpenAPI document), or anything
+    else it may send one day ("" when it sent none). detect/revisions.py says what each means."""
 
     path: str
     level: str

@@ -49,11 +49,12 @@ def _file(item: Any) -> FileEntry:
 
 
 def _scan_issue(item: Any) -> ScanIssue:
-    """A flagged file. A level we do not know (or none) counts as "unsafe": fail closed."""
+    """A file the scan lists, with the level exactly as the Hub spelled it (detect/ judges it).
+    An entry without a readable level keeps the level "" — an unknown level, never "clean"."""
     if not isinstance(item, dict):
-        return ScanIssue(str(item), "unsafe")
+        return ScanIssue(str(item)[:500], "")
     level = item.get("level")
-    return ScanIssue(str(item.get("path", item)), level if level in ("unsafe", "caution") else "unsafe")
+    return ScanIssue(str(item.get("path", item))[:500], level[:100] if isinstance(level, str) else "")
 
 
 def repo_info(data: Any, listed: bool = True) -> RepoInfo:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.config import Settings
-from monitor.errors import HubError, Transient
+from monitor.errors import HubError, TokenRejected, Transient
 from monitor.hub import session
 
 
@@ -44,7 +44,11 @@ def _call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except hf_errors.HfHubHTTPError as e:
+        from monitor.hub.client import BAD_TOKEN_MESSAGE, error_message
+
         status = getattr(e.response, "status_code", None)
+        if status == 401 and error_message(e.response) == BAD_TOKEN_MESSAGE:  # header or body alike
+            raise TokenRejected(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE}", status=401) from None
         if status is None or status >= 500 or status == 429:
             raise Transient(f"Hub error {status} while managing webhooks", status=status) from None
         raise HubError(f"the Hub refused ({status}): check the token has write access to webhooks",

@@ -249,7 +249,7 @@ class PinChecker:
         if info.disabled and not st.disabled:  # definitive, even at the first observation
             findings.append(rv.disabled(w.repo, self.base, iso(now), info.sha))
         if info.scan_issues:
-            findings.append(rv.scan_flagged(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
+            findings.extend(rv.scan_findings(w.repo, self.base, info.sha, info.scan_issues, rv.manifest(info)))
         if not st.baseline:
             return False
         reason = identity.recreation(identity.Identity(st.object_id, st.created_at), st.last_modified,

@@ -149,11 +149,13 @@ def _api(st: HubState, req: Request, segs: list[str]) -> Response:
 def _repo_api(st: HubState, req: Request, rtype: str, segs: list[str]) -> Response:
     n = _id_segments(st, rtype, segs)
     repo = _lookup(st, req, rtype, ["api", rtype + "s"], segs, n)
+    asked = "/".join(unquote(s) for s in segs[:n])
+    shown = asked if (rtype, asked.lower()) in st._aliases else repo.repo_id  # the 200 variant: its own id
     rest, get = segs[n:], req.method in ("GET", "HEAD")
     if not rest and get:
-        return _info(st, req, repo, "main")
+        return _info(st, req, repo, "main", shown)
     if rest[0] == "revision" and len(rest) > 1 and get:
-        return _info(st, req, repo, "/".join(unquote(s) for s in rest[1:]))
+        return _info(st, req, repo, "/".join(unquote(s) for s in rest[1:]), shown)
     if rest == ["refs"] and get:
         return _refs(repo, req)
     if rest[0] in ("commits", "tree", "paths-info"):
@@ -190,6 +192,8 @@ def _lookup(st: HubState, req: Request, rtype: str, prefix: list[str], segs: lis
         if req.user is None:  # the real Hub: no X-Error-Code on this one (shared/HUB_API.md)
             _fail(error(401, "Invalid username or password."))
         _fail(error(404, "Repository not found", "RepoNotFound"))
+    if how == "moved" and (rtype, "/".join(unquote(s) for s in segs[:n]).lower()) in st._aliases:
+        return repo  # the 200 variant of a legacy alias (NOTES.md): answered in place
     if how != "exact":
         # Renamed or mis-cased: a relative 307 to the same URL under the canonical id, query kept.
         parts = prefix + [quote(p, safe="") for p in repo.repo_id.split("/")] + segs[n:]
@@ -240,7 +244,7 @@ def _full_info(st: HubState, repo: Repo, commit, *, blobs: bool = False) -> dict
     if repo.type == "model":
         d["modelId"] = repo.repo_id
     d.update(author=repo.author, sha=commit.sha, lastModified=iso(commit.date),
-             createdAt=iso(hub_created(repo.created_at)), private=repo.private,
+             createdAt=iso(hub_created(repo.created_at, repo.import_second)), private=repo.private,
              gated="auto" if repo.disabled else repo.gated, disabled=repo.disabled, likes=repo.likes,
              tags=list(repo.tags), trendingScore=0, usedStorage=sum(b.size for b in tree.values()))
     if repo.type != "space":
@@ -271,11 +275,15 @@ def _expand(req: Request, rtype: str, full: dict) -> dict | None:
     return {"_id": full["_id"], "id": full["id"], **{k: full[k] for k in keys if k in full}}
 
 
-def _info(st: HubState, req: Request, repo: Repo, rev: str) -> Response:
+def _info(st: HubState, req: Request, repo: Repo, rev: str, shown: str | None = None) -> Response:
     if req.getall("expand") and (req.flag("securityStatus") or req.flag("blobs")):
         return error(400, '"expand" cannot be combined with "securityStatus" or "blobs"')
     commit = _commit_or_404(st, repo, rev)
     full = _full_info(st, repo, commit, blobs=req.flag("blobs"))
+    if shown is not None and shown != repo.repo_id:  # a legacy alias answering 200: its own id, the target's _id
+        full["id"] = shown
+        if "modelId" in full:
+            full["modelId"] = shown
     expanded = _expand(req, repo.type, full)
     if expanded is not None:
         return jresp(expanded)

@@ -41,8 +41,9 @@ def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-# Every repo created before the Hub's 2022 import reports this `createdAt` (and an `_id` of that second),
-# whatever the dates of its commits (shared/HUB_API.md: gpt2, bert-base-uncased).
+# Every repo created before the Hub's 2022 import reports a `createdAt` in that import's minute (and
+# an `_id` of that second), whatever the dates of its commits (shared/HUB_API.md: gpt2 and
+# bert-base-uncased `:04`; deepset/roberta-base-squad2 and 19 more recorded import-era repos `:05`).
 LEGACY_CREATED_AT = datetime(2022, 3, 2, 23, 29, 4, tzinfo=timezone.utc)
 
 
@@ -51,9 +52,10 @@ def object_id(created: datetime) -> str:
     return f"{int(created.timestamp()) & 0xFFFFFFFF:08x}" + secrets.token_hex(8)
 
 
-def hub_created(created: datetime) -> datetime:
-    """What the Hub reports as a repo's creation time: never earlier than the 2022 import."""
-    return max(created, LEGACY_CREATED_AT)
+def hub_created(created: datetime, import_second: int = 4) -> datetime:
+    """What the Hub reports as a repo's creation time: never earlier than the 2022 import (whose
+    repos got second `import_second` of its minute)."""
+    return max(created, LEGACY_CREATED_AT.replace(second=import_second))
 
 
 def git_oid(data: bytes) -> str:
@@ -114,6 +116,7 @@ class Repo:
     security: dict = field(default_factory=dict)  # sha or None (all revisions) -> [issue dict]
     scan_pending: set = field(default_factory=set)  # shas (None: every revision) not scanned yet
     gate_grants: set = field(default_factory=set)  # lower-cased user names
+    import_second: int = 4  # legacy repos: the second of the 2022 import minute they report
 
     @property
     def namespace(self) -> str | None:
@@ -159,6 +162,7 @@ class HubState:
     def _clear_state(self) -> None:
         self._repos: dict[tuple[str, str], Repo] = {}
         self._redirects: dict[tuple[str, str], Repo] = {}  # old (type, lower id) -> renamed repo
+        self._aliases: set[tuple[str, str]] = set()  # redirects that answer 200 instead (add_redirect)
         self._namespaces: dict[str, Namespace] = {}
         self._tokens: dict[str, tuple[str, bool]] = {}
         self._webhooks: list[tuple[str, dict]] = []  # (owner, webhook as served)
@@ -168,8 +172,10 @@ class HubState:
     # ---- repos ---------------------------------------------------------------------------
     def add_repo(self, repo_id: str, *, type: str = "model", files: dict | None = None, author: str | None = None,
                  created_at: datetime | str | None = None, private: bool = False, gated=False,
-                 downloads: int = 0, likes: int = 0, tags=()) -> str:
-        """Create a repo (initial `.gitattributes` commit + one commit with `files`); returns head sha."""
+                 downloads: int = 0, likes: int = 0, tags=(), import_second: int = 4) -> str:
+        """Create a repo (initial `.gitattributes` commit + one commit with `files`); returns head sha.
+        A repo created before the 2022 import reports second `import_second` of its minute (`:04`
+        like gpt2, `:05` like deepset/roberta-base-squad2)."""
         _check_type(type)
         with self._lock:
             key = (type, repo_id.lower())
@@ -180,9 +186,9 @@ class HubState:
             ns = repo_id.split("/")[0] if "/" in repo_id else None
             if ns:
                 self._ensure_namespace(ns, created)
-            repo = Repo(type=type, repo_id=repo_id, oid=object_id(hub_created(created)), author=author or ns,
-                        created_at=created, private=private, gated=_gate_value(gated), downloads=downloads,
-                        likes=likes, tags=list(tags))
+            repo = Repo(type=type, repo_id=repo_id, oid=object_id(hub_created(created, import_second)),
+                        author=author or ns, created_at=created, private=private, gated=_gate_value(gated),
+                        downloads=downloads, likes=likes, tags=list(tags), import_second=import_second)
             self._repos[key] = repo
             sha = self._commit(repo, {".gitattributes": GITATTRIBUTES}, title="initial commit", message="",
                                author="system", branch="main", date=created)
@@ -395,13 +401,18 @@ class HubState:
         with self._lock:
             self._tokens.pop(token, None)
 
-    def add_redirect(self, old_id: str, new_id: str, *, type: str = "model") -> None:
+    def add_redirect(self, old_id: str, new_id: str, *, type: str = "model", answer: int = 307) -> None:
         """`old_id` (and every URL under it) 307s to the existing repo `new_id`, which may be a
-        *different* repo object (runwayml/stable-diffusion-v1-5, legacy `gpt2`)."""
+        *different* repo object (runwayml/stable-diffusion-v1-5, legacy `gpt2`).
+
+        `answer=200` is the variant recorded in 2025-03 (tests/emulator/NOTES.md): the old id answers
+        200 itself, info with `"id": old_id` and the `_id`/`sha` of `new_id`, sub-resources (refs,
+        commits, ...) with `new_id`'s data, no redirect anywhere."""
         with self._lock:
             if self._find(type, old_id)[1] in ("exact", "case"):
                 raise ValueError(f"{type} {old_id} exists; delete it first")
             self._redirects[(type, old_id.lower())] = self._repo(type, new_id)
+            (self._aliases.add if answer == 200 else self._aliases.discard)((type, old_id.lower()))
 
     def add_token(self, token: str, user: str = "hubwatch-bot", write: bool = False) -> str:
         with self._lock:
