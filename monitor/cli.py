@@ -237,9 +237,9 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     exists, kind, verified, created_at, followers, models, imitates, risk, reasons. Exit 0
     whatever the verdict; 2 for an invalid name; 75 when the Hub could not answer.
     """
-    from monitor.detect.names import validate_name
+    from monitor.detect.names import validate_hub_name
 
-    problem = validate_name(args.name)
+    problem = validate_hub_name(args.name)
     if problem:
         raise UsageError(f"invalid name {args.name[:100]!r}: {problem}")
     settings = _lookalike_settings(args)

@@ -24,6 +24,8 @@ RATE = re.compile(r'^"api";r=(\d+);t=(\d+)$')
 POLICY = re.compile(r'^"fixed window";"api";q=(\d+);w=(\d+)$')
 BAD_TOKEN = "hf_" + "x" * 34  # well-formed, never issued
 TOKEN = "hf_contract_reader"
+# The Hub's published OpenAPI document (`/.well-known/openapi.json`, 2026-08)
+SCAN_LEVELS = ("unscanned", "safe", "queued", "error", "caution", "suspicious", "unsafe")
 
 
 @dataclass
@@ -252,7 +254,7 @@ def test_security_status_levels(target):
     body = target.get(f"/api/models/{pub.GPT2}", params={"securityStatus": "true"}).json()
     status = body["securityRepoStatus"]
     assert isinstance(status["scansDone"], bool) and isinstance(status["filesWithIssues"], list)
-    assert all(f["level"] in ("unsafe", "caution") for f in status["filesWithIssues"])
+    assert all(f["level"] in SCAN_LEVELS for f in status["filesWithIssues"])
 
 
 def test_every_api_answer_carries_rate_limit_headers(target):
@@ -267,6 +269,93 @@ def test_every_api_answer_carries_rate_limit_headers(target):
         assert rate and policy, a.url
         assert int(policy.group(1)) == 500 and int(policy.group(2)) == 300, "anonymous: 500 per 5 minutes"
         assert 0 <= int(rate.group(1)) < 500 and 0 <= int(rate.group(2)) <= 300
+
+
+# ---- round 2 (tests/emulator/NOTES.md, "Rows added by hubwatch, round 2") ---------------------------
+def test_import_era_repos_report_any_second_of_the_import_minute(target):
+    """deepset/roberta-base-squad2 reports `:05` (huggingface_hub cassette
+    InferenceApiTest.test_inference_missing_input), gpt2 `:04`: both inside 2022-03-02 23:29 UTC."""
+    minute = hub_time(LEGACY).replace(second=0)
+    seconds = {}
+    for repo in (pub.GPT2, pub.DEEPSET):
+        body = target.get(f"/api/models/{repo}").json()
+        created = hub_time(body["createdAt"])
+        assert minute <= created < minute + timedelta(minutes=1), (repo, body["createdAt"])
+        seconds[repo] = created.second
+    assert seconds == {pub.GPT2: 4, pub.DEEPSET: 5}
+
+
+def test_legacy_alias_answers_307_or_200_with_the_target_object(target):
+    """`GET /api/models/gpt2`: 307 to openai-community/gpt2 (2026-10), or 200 with `"id": "gpt2"` and
+    openai-community/gpt2's `_id` (cassette TestTextGenerationClientVCR.test_generate_non_tgi_endpoint,
+    2025-03). Either way the `_id` is the target's: identity is the `_id`, never a URL."""
+    target_id = target.get(f"/api/models/{pub.GPT2}").json()["_id"]
+    r = target.get("/api/models/gpt2")
+    assert r.status_code in (200, 307)
+    if r.status_code == 307:
+        assert r.headers["Location"].split("?")[0] == f"/api/models/{pub.GPT2}"
+        r = target.follow("/api/models/gpt2")
+        assert r.json()["id"] == pub.GPT2
+    else:
+        assert r.json()["id"] == "gpt2"
+    assert r.json()["_id"] == target_id
+
+
+def test_emulator_legacy_alias_variant_answering_200(hub):
+    pub.seed(hub)
+    hub.add_redirect("gpt2", pub.GPT2, answer=200)
+    info = hub_get(hub, "/api/models/gpt2")
+    assert info.status_code == 200
+    body, real = info.json(), hub_get(hub, f"/api/models/{pub.GPT2}").json()
+    assert (body["id"], body["_id"], body["sha"]) == ("gpt2", real["_id"], real["sha"])
+    refs = hub_get(hub, "/api/models/gpt2/refs")
+    assert refs.status_code == 200 and refs.json() == hub_get(hub, f"/api/models/{pub.GPT2}/refs").json()
+
+
+def test_emulator_scan_levels_are_served_as_the_hub_publishes_them(hub):
+    hub.add_repo("acme/m", files={f"{level}.bin": b"x" for level in SCAN_LEVELS})
+    hub.set_security("acme/m", [{"path": f"{level}.bin", "level": level} for level in SCAN_LEVELS])
+    status = hub_get(hub, "/api/models/acme/m", params={"securityStatus": "true"}).json()["securityRepoStatus"]
+    assert status["scansDone"] is True
+    assert [f["level"] for f in status["filesWithIssues"]] == list(SCAN_LEVELS)
+
+
+def test_emulator_error_message_only_in_the_body(hub):
+    """Recorded: a 409 on repo create with `{"error": "You already created this space repo", ...}` and
+    no X-Error-Message / X-Error-Code (cassette TestSpaceAPIProduction.test_manage_secrets, 2025-03).
+    Not provokable read-only online: the emulator's variant serves every error so."""
+    hub.add_repo("acme/m")
+    hub.set_disabled("acme/m")
+    hub.errors_in_body_only()
+    r = hub_get(hub, "/acme/m/resolve/main/.gitattributes")
+    assert r.status_code == 403 and r.json()["error"] == "Access to this resource is disabled."
+    assert "X-Error-Message" not in r.headers and "X-Error-Code" not in r.headers
+    missing = hub_get(hub, "/api/models/acme/m/revision/nope")
+    assert missing.headers["X-Error-Code"] == "RevisionNotFound" and "X-Error-Message" not in missing.headers
+
+
+NAMES = ["gpt2", "org/model", "a..b", "org/a..b", "a--b", "org/a--b", "-a", "a-", ".a", "a.", "org/-a",
+         "org/a.", "a.git", "org/a.git", "org/" + "x" * 96, "org/" + "x" * 97, "x" * 96, "x" * 97, "a_b",
+         "A.b-c_d", "org/a.gitx", "_a", "a_"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_names_follow_huggingface_hubs_validate_repo_id(name):
+    """The rule is client-side (shared/HUB_API.md, "Names"): the installed client is the contract."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from monitor.config import valid_repo_id
+    from monitor.detect.names import validate_hub_name
+
+    try:
+        validate_repo_id(name)
+        client_ok = True
+    except HFValidationError:
+        client_ok = False
+    parts = name.split("/")
+    assert all(validate_hub_name(p) is None for p in parts) == client_ok, name
+    if len(parts) == 2:
+        assert (valid_repo_id(name) is None) == client_ok, name
 
 
 # ---- emulator-only rows: what cannot be provoked on the real Hub on demand --------------------------

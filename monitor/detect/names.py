@@ -102,6 +102,23 @@ def validate_name(name: object) -> str | None:
     return None
 
 
+def validate_hub_name(name: object) -> str | None:
+    """None if the Hub's client would accept `name` as a namespace or repo name (huggingface_hub's
+    `validate_repo_id`: shared/HUB_API.md, "Names"), else a one-line reason. What a user asks us to
+    look up must pass it: a name the Hub refuses is never sent to it."""
+    problem = validate_name(name)
+    if problem:
+        return problem
+    assert isinstance(name, str)
+    if name[0] in "-." or name[-1] in "-.":
+        return "a name cannot start or end with '-' or '.'"
+    if "--" in name or ".." in name:
+        return "'--' and '..' are not allowed in a name"
+    if name.endswith(".git"):
+        return "a name cannot end with '.git'"
+    return None
+
+
 def is_registrable(name: str) -> bool:
     """True if the Hub would let someone create this name today (client-side rule).
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 from urllib.parse import unquote
 
-from monitor.detect.names import validate_name
+from monitor.detect.names import validate_hub_name
 from monitor.errors import HubError, Transient
 from monitor.http.hub_events import HubEventError, parse_hub_event, secret_matches
 from monitor.http.lookups import OnDemandLookups, RateLimited, retry_after_header
@@ -119,7 +119,7 @@ def lookup(ctx: Context, req: Request, params: dict[str, str]) -> Response:
     if refused:
         return refused
     name = unquote(params["name"], errors="replace")
-    problem = validate_name(name)
+    problem = validate_hub_name(name)
     if problem:
         return error(400, f"invalid name: {problem}")
     try:

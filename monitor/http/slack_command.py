@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from monitor.alerts.render import fit, u16len
-from monitor.detect.names import validate_name
+from monitor.detect.names import validate_hub_name
 from monitor.errors import HubError, Transient
 from monitor.http.lookups import RateLimited
 from monitor.jobs.lookup import LookupResult, render_text
@@ -254,7 +254,7 @@ class SlackCommands:
             return usage_message(cmd.command)
         if kind == "ack":
             return self._ack(name, cmd.user_id)
-        problem = validate_name(name)
+        problem = validate_hub_name(name)
         if problem:
             return ephemeral(f"`{fit(name, 100)}` is not a Hub name: {fit(problem, 300)}")
         if not self._slots.acquire(blocking=False):

@@ -145,6 +145,7 @@ class HubEmulator(HubState):
     def _init_transport(self) -> None:
         self._faults: list[Fault] = []
         self._latency = 0.0
+        self._body_only_errors = False
         self._rate: dict | None = None  # an override of the Hub's quotas, for every identity
         self._buckets: dict[str, dict] = {}  # identity -> {"start", "used"} of its current window
         self._log: deque[RequestRecord] = deque(maxlen=LOG_LIMIT)
@@ -212,6 +213,12 @@ class HubEmulator(HubState):
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def errors_in_body_only(self, on: bool = True) -> None:
+        """The recorded variant (NOTES.md, round 2): error answers carry their message only in the body
+        `{"error": ...}`, without `X-Error-Message` (codes stay where they are)."""
+        with self._lock:
+            self._body_only_errors = bool(on)
 
     def latency(self, seconds: float) -> None:
         """Delay every request by `seconds` (0 to disable)."""
@@ -326,6 +333,8 @@ class HubEmulator(HubState):
         else:
             resp = self._route(method, path, query, h, body)
         resp.headers.extend(rl_headers)
+        if self._body_only_errors and resp.status >= 400:
+            resp.headers[:] = [(k, v) for k, v in resp.headers if k.lower() != "x-error-message"]
         if fault is None:  # logged before answering, so a client never sees an answer the log lacks
             self._record(status=resp.status, **log)
         self._write(h, resp, method)

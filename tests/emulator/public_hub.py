@@ -6,7 +6,8 @@ the emulator seeded here, so each mirror copies what those assertions read of th
 from 2019, `createdAt` the import placeholder), `gpt2` is a legacy name that 307s to
 `openai-community/gpt2`, `meta-llama/Llama-3.1-8B` is gated ("manual") and not granted to us,
 `ykilcher/gpt-4chan` was disabled by the Hub, and `runwayml/stable-diffusion-v1-5` 307s to a
-*different* repo created 2024-08-30.
+*different* repo created 2024-08-30. `deepset/roberta-base-squad2` is an import-era repo that
+reports `2022-03-02T23:29:05.000Z` (huggingface_hub cassette InferenceApiTest.test_inference_missing_input).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 ORG = "Qwen"  # an org asked for in lower case answers 200 with this casing
 USER = "julien-c"  # a user; other casing 307s
 MEMBERS_OF = "huggingface"
+DEEPSET = "deepset/roberta-base-squad2"  # import-era, `createdAt` at second :05 of the import minute
 
 CONFIG = '{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}'
 
@@ -44,6 +46,9 @@ def seed(hub) -> None:
         hub.commit(GPT2, {"README.md": f"# gpt2 rev {i}"}, title=f"Update README ({i})", author="julien-c",
                    date=f"2020-{1 + i % 12:02d}-{1 + i % 27:02d}T10:00:00Z")
     hub.add_redirect("gpt2", GPT2)
+    hub.add_org("deepset", fullname="deepset", verified=True, created_at="2022-03-02T23:29:05Z")
+    hub.add_repo(DEEPSET, files={"config.json": '{"model_type": "roberta"}'}, created_at="2020-01-01T12:00:00Z",
+                 import_second=5)
     hub.add_repo(BERT, files={"config.json": '{"model_type": "bert"}'}, created_at="2018-11-14T12:00:00Z")
     hub.add_repo(LLAMA, files={"config.json": '{"model_type": "llama"}', "model.safetensors": b"\x00" * 64},
                  gated="manual", created_at="2024-07-18T12:00:00Z")
