@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.emulator.slack import assert_literal
 from tests.pins_env import PinsEnv, json_receiver
 
 REPO = "EleutherAI/gpt-j-6b"
@@ -301,9 +302,7 @@ def test_untrusted_text_arrives_escaped(env, hub, slack):
     baseline(env, hub)
     hub.commit(REPO, {"README.md": "x"}, title="<!channel> <https://evil.example|click> & co", author="alice")
     env.once()
-    raw = json.dumps(slack.messages)
-    assert "<!channel>" not in raw and "<https://evil" not in raw
-    assert "&lt;!channel&gt;" in raw and "&amp;" in raw
+    assert_literal(slack.messages[0], "<!channel> <https://evil.example|click> & co", in_fallback=False)
     assert slack.messages[0]["unfurl_links"] is False and slack.messages[0]["unfurl_media"] is False
 
 

@@ -10,14 +10,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts.render import (MAX_BLOCKS, WJ, limit_blocks, json_payload, slack_message, terminal,
-                                   text_line, u16len)
+from monitor.alerts.render import (MAX_BLOCKS, limit_blocks, json_payload, slack_message, terminal, text_line,
+                                   u16len)
 from monitor.detect.findings import Finding, Link
-from tests.emulator.slack import validate_message
+from tests.emulator.slack import (assert_literal, invisible_characters, literal_texts, mrkdwn_texts, shown_text,
+                                  validate_message)
 
 SHA_A, SHA_B = "a" * 40, "b" * 40
 HUB = "https://huggingface.co/org/model"
 NASTY = ["<!channel>", "<!here>", "<https://evil.example|click me>", "<@U123>", "a & b", "x > y"]
+# issue 17: what Hub text must never do in Slack (mention, format, link), and a very long title
+HOSTILE = ["<!channel>", "@here", "*x*", "_x_", "`x`", "<http://a|b>", "~x~", "```block```", "#general",
+           "https://evil.example/x", "*b* _i_ ~s~", "T" * 5000]
 
 
 def finding(summary="Revision changed", subject="org/model", links=(), **evidence) -> Finding:
@@ -26,28 +30,51 @@ def finding(summary="Revision changed", subject="org/model", links=(), **evidenc
 
 
 def texts(msg: dict) -> list[str]:
-    """Every string Slack will parse as text in a message."""
-    out = [msg["text"]]
+    """Every string of a message: the fallback, then every text of the blocks."""
+    return [msg["text"], *literal_texts(msg["blocks"]), *mrkdwn_texts(msg["blocks"])]
 
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                out.append(node["text"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(msg["blocks"])
+
+def display(el: dict) -> str:
+    """A rich_text inline element as a reader sees it, marked up for these tests only."""
+    kind, text = el["type"], el.get("text", "")
+    style = el.get("style") or {}
+    if kind == "emoji":
+        return f":{el['name']}:"
+    if kind == "link":
+        return f"<{el['url']}|{text}>"
+    if style.get("code"):
+        return f"`{text}`"
+    if style.get("bold"):
+        return f"*{text}*"
+    return text
+
+
+def lines(msg: dict) -> list[str]:
+    """Each rich_text section (list items prefixed with '• ') as displayed."""
+    out: list[str] = []
+
+    def section(sec, prefix=""):
+        out.append(prefix + "".join(display(e) for e in sec["elements"]))
+
+    for block in msg["blocks"]:
+        for el in block.get("elements", []) if block["type"] == "rich_text" else []:
+            if el["type"] == "rich_text_list":
+                for sec in el["elements"]:
+                    section(sec, "• ")
+            else:
+                section(el)
     return out
 
 
-def assert_no_markup_from_hub(msg: dict, allowed_links=(), allowed_url: str | None = None) -> None:
-    """The only `<…>` sequences are links we built (exact, or to `allowed_url` with a safe label)."""
-    for text in texts(msg):
-        for seq in re.findall(r"<[^>]*>", text):
-            ours = allowed_url and re.fullmatch(re.escape(f"<{allowed_url}|") + r"[^<>|]+>", seq)
-            assert seq in allowed_links or ours, f"unexpected Slack control sequence {seq!r} in {text!r}"
+def part(msg: dict, title: str) -> str:
+    """The displayed lines of the rich_text block whose first line starts with `title`."""
+    for block in msg["blocks"]:
+        if block["type"] != "rich_text":
+            continue
+        shown = lines({"blocks": [block]})
+        if shown and shown[0].startswith(title):
+            return "\n".join(shown)
+    raise AssertionError(f"no block starting {title!r}")
 
 
 EVIDENCE_SLOTS = [
@@ -61,38 +88,43 @@ EVIDENCE_SLOTS = [
 ]
 
 
-@pytest.mark.parametrize("nasty", NASTY)
+@pytest.mark.parametrize("nasty", NASTY + HOSTILE)
 @pytest.mark.parametrize("slot", range(len(EVIDENCE_SLOTS)))
-def test_hub_text_is_escaped_everywhere(nasty, slot):
+def test_hub_text_arrives_literal_in_blocks_and_fallback(nasty, slot):
+    """Literal by construction: byte-exact in a rich_text element (never in mrkdwn), in the fallback
+    with markup parsing off and only &, <, > as entities, and not one invisible character added."""
     msg = slack_message(EVIDENCE_SLOTS[slot](nasty))
-    assert_no_markup_from_hub(msg)
-    escaped = nasty.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    assert any(escaped in t.replace(WJ, "") for t in texts(msg))
     assert validate_message(msg) is None
+    shown = nasty if len(nasty) < 300 else nasty[:50]  # a 5,000-character title is cut, never altered
+    assert_literal(msg, shown, in_fallback=slot < 2)
+    assert mrkdwn_texts(msg["blocks"]) == [], "no mrkdwn anywhere in an alert"
 
 
-MARKUP = ["*URGENT*", "_x_", "~gone~", "`rm -rf`", "```block```", "@channel", "@here", "#general",
-          "https://evil.example/x", "*b* _i_ ~s~"]
+def test_a_5000_character_title_arrives_literal_and_capped():
+    msg = slack_message(finding(commits=[{"sha": SHA_B, "title": "*x* " * 1250, "authors": ["a"]}],
+                                summary="_x_ " * 1250))
+    assert validate_message(msg) is None and invisible_characters(msg) == []
+    commit = part(msg, "*Commits (1):*")
+    assert "*x* *x* *x*" in commit and "*x*… — `a`" in commit
+    assert "_x_ _x_" in shown_text(msg).split("\n")[0]
 
 
-def guarded(text: str) -> str:
-    """How Slack must receive Hub text: each markup character between two joiners."""
-    return re.sub(r"[*_~`]|[@#](?=\w)|:(?=//)", lambda m: WJ + m.group(0) + WJ, text)
+NAMES = ["pytorch_model.bin", "risky_change", "openai-community/gpt2", "models/v1_final/__init__.py",
+         "scan_flagged", SHA_B, "a" * 32]
 
 
-@pytest.mark.parametrize("hostile", MARKUP)
-@pytest.mark.parametrize("slot", range(len(EVIDENCE_SLOTS)))
-def test_hub_text_can_smuggle_no_emphasis_code_link_or_mention(hostile, slot):
-    """Hub text reads literally (joiners removed, the exact text is there) and no markup character of
-    it stands without the invisible joiner that keeps Slack from parsing it."""
-    msg = slack_message(EVIDENCE_SLOTS[slot](hostile))
-    shown = (hostile, hostile.replace("`", "ˋ"))  # code spans show a backtick as ˋ
-    found = [t for t in texts(msg) if any(h in t.replace(WJ, "") for h in shown)]
-    assert found, "the Hub text is shown"
-    for t in found:
-        assert hostile not in t, f"raw markup {hostile!r} reached Slack in {t!r}"
-        assert guarded(hostile.replace("`", "ˋ")) in t or guarded(hostile) in t
-    assert validate_message(msg) is None
+def test_every_name_is_byte_exact_in_the_payload():
+    f = Finding.make("risky_change", "high", "openai-community/gpt2", "pytorch_model.bin changed", key=1,
+                     evidence={"repo": "openai-community/gpt2", "files_added": ["models/v1_final/__init__.py"],
+                               "files_modified": ["pytorch_model.bin"], "old_sha": SHA_A, "new_sha": SHA_B,
+                               "rules": [{"rule": "scan_flagged", "severity": "high", "detail": "x"}]})
+    msg = slack_message(f)
+    literal = literal_texts(msg["blocks"])
+    for n in [*NAMES[:5], SHA_B, f.fingerprint]:
+        assert n in literal, n
+    for n in ("pytorch_model.bin", "risky_change", "openai-community/gpt2"):
+        assert n in msg["text"], n
+    assert invisible_characters(msg) == [] and "\u2060" not in json.dumps(msg)
 
 
 @pytest.mark.parametrize("ch", ["\u3164", "\u2800", "\u115f", "\uffa0", "\u034f", "\u2066", "\u200f",
@@ -111,17 +143,10 @@ def test_terminal_text_has_no_escape_sequences():
     assert out.startswith("ok") and "red" in out and "pwned" not in out
 
 
-def test_ampersand_escaped_once_and_literal_entities_stay_literal():
+def test_ampersand_escaped_once_in_the_fallback_and_literal_in_the_blocks():
     msg = slack_message(finding(summary="R&D &amp; co"))
-    assert "R&amp;D &amp;amp; co" in msg["blocks"][1]["text"]["text"]
-
-
-def test_every_mrkdwn_text_is_verbatim_so_bare_urls_and_channels_are_not_linkified():
-    msg = slack_message(finding(summary="see https://evil.example #general", files_added=["x"]))
-    for block in msg["blocks"]:
-        for obj in [block.get("text")] + block.get("fields", []) + block.get("elements", []):
-            if obj and obj["type"] == "mrkdwn":
-                assert obj["verbatim"] is True
+    assert "R&amp;D &amp;amp; co" in msg["text"]
+    assert "R&D &amp; co" in literal_texts(msg["blocks"])
 
 
 def test_invisible_and_bidi_characters_are_made_visible():
@@ -133,22 +158,20 @@ def test_invisible_and_bidi_characters_are_made_visible():
 
 def test_commit_title_newline_cannot_fake_a_line():
     msg = slack_message(finding(commits=[{"sha": SHA_B, "title": "ok\n*Rules fired:* none", "authors": []}]))
-    commits = next(t for t in texts(msg) if t.startswith("*Commits"))
-    assert commits.count("\n") == 1
+    assert part(msg, "*Commits").count("\n") == 1
 
 
-@pytest.mark.parametrize("field,limit", [("summary", 3000), ("subject", 3000)])
-def test_very_long_text_is_capped_with_ellipsis(field, limit):
+@pytest.mark.parametrize("field, index", [("summary", 1), ("subject", 0)])
+def test_very_long_text_is_capped_with_ellipsis(field, index):
     msg = slack_message(finding(**{field: "x" * 100_000}))
-    text = msg["blocks"][1]["text"]["text"]
-    assert u16len(text) <= limit and "…" in text
+    text = msg["blocks"][1]["elements"][index]["elements"][0]["text"]
+    assert u16len(text) <= 3000 and text.endswith("…")
     assert validate_message(msg) is None
 
 
 def test_truncation_never_cuts_an_entity_in_half():
     msg = slack_message(finding(summary="&" * 5000))
-    summary = msg["blocks"][1]["text"]["text"].split("\n", 1)[1]
-    assert summary.endswith("&amp;…")
+    assert msg["text"].endswith("&amp;…")
 
 
 def test_long_kind_and_astral_characters_fit_the_header():
@@ -163,32 +186,32 @@ def test_200_files_become_and_n_more_within_limits():
     msg = slack_message(finding(files_added=files, files_removed=files, files_modified=files,
                                 new_authors=[f"user{i}" for i in range(200)],
                                 commits=[{"sha": SHA_B, "title": f"c{i}", "authors": ["a"]} for i in range(200)]))
-    added = next(t for t in texts(msg) if t.startswith("*Files added (200)"))
+    added = part(msg, "*Files added (200)")
     assert added.endswith("… and 180 more")
-    assert "… and 190 more" in next(t for t in texts(msg) if t.startswith("*Commits (200)"))
     assert len(msg["blocks"]) <= MAX_BLOCKS
-    assert sum(u16len(t) for t in texts(msg)) < 13_000  # Slack's undocumented msg_blocks_too_long
+    assert len(json.dumps(msg["blocks"], ensure_ascii=False)) < 13_000  # Slack's undocumented msg_blocks_too_long
     assert validate_message(msg) is None
 
 
 def test_huge_paths_shrink_the_list_but_count_what_is_hidden():
     msg = slack_message(finding(files_added=["p" * 2000 + str(i) for i in range(15)]))
-    added = next(t for t in texts(msg) if t.startswith("*Files added (15)"))
+    added = part(msg, "*Files added (15)")
     shown = added.count("\n• ")
     assert added.endswith(f"… and {15 - shown} more")
     assert validate_message(msg) is None
 
 
 def test_over_50_blocks_fall_back_to_fewer():
-    blocks = [{"type": "divider"}] * 70 + [{"type": "context", "elements": [{"type": "mrkdwn", "text": "fp"}]}]
+    blocks = [{"type": "divider"}] * 70 + [{"type": "rich_text", "elements": []}]
     out = limit_blocks(blocks)
-    assert len(out) == 50 and out[-1]["type"] == "context"
-    assert "23 more sections omitted" in out[-2]["text"]["text"]
+    assert len(out) == 50 and out[-1]["type"] == "rich_text"
+    assert "23 more sections omitted" in lines({"blocks": [out[-2]]})[0]
 
 
 def test_fallback_text_and_no_unfurling():
     msg = slack_message(finding(summary="Main moved"))
     assert msg["text"].startswith(":red_circle: [HIGH] revision_changed org/model: Main moved")
+    assert msg["mrkdwn"] is False
     assert msg["unfurl_links"] is False and msg["unfurl_media"] is False
 
 
@@ -198,16 +221,17 @@ def test_evidence_is_rendered_exactly():
                                 files_removed=["model.safetensors"], rules=[{"rule": "pickle", "severity": "high",
                                                                               "detail": "new pickle file"}],
                                 downloads=12))
-    joined = "\n".join(texts(msg))
+    joined = "\n".join(lines(msg))
     for expected in (f"`{SHA_A[:12]}` → `{SHA_B[:12]}`", f"old: `{SHA_A}`", f"new: `{SHA_B}`",
-                     "`bbbbbbbbbb` Update — :warning: mallory (2025-01-02)", "*Files removed (1):*\n• `model.safetensors`",
-                     "• *pickle* (high): new pickle file", "*downloads:* 12", "*Repo*\n`org/model`"):
-        assert expected in joined
-    assert msg["blocks"][-1]["elements"][0]["text"].endswith(f"`{msg_fp(msg)}`")
+                     "`bbbbbbbbbb` Update — :warning: `mallory` (2025-01-02)",
+                     "*Files removed (1):*\n• `model.safetensors`", "• `pickle` (high): new pickle file",
+                     "• `downloads`: 12", "*\nRepo: *`org/model`"):
+        assert expected in joined, expected
+    assert lines({"blocks": [msg["blocks"][-1]]}) == [f"hubwatch · fingerprint `{msg_fp(msg)}`"]
 
 
 def msg_fp(msg):
-    return re.search(r"[0-9a-f]{32}", msg["blocks"][-1]["elements"][0]["text"]).group(0)
+    return re.search(r"[0-9a-f]{32}", json.dumps(msg["blocks"][-1])).group(0)
 
 
 def test_links_only_from_link_objects_and_only_safe_urls():
@@ -215,14 +239,15 @@ def test_links_only_from_link_objects_and_only_safe_urls():
     bad = [Link("x", "https://evil|y"), Link("x", "https://a b"), Link("x", "javascript:alert(1)"),
            Link("x", "https://a>b"), Link("x", "https://a\nb")]
     msg = slack_message(finding(links=(good, *bad), url="https://evil.example", link="<https://evil|x>"))
-    expected = f"<{HUB}/commit/{SHA_B}?a=1&amp;b=2|Commit>"
-    assert_no_markup_from_hub(msg, allowed_links=(expected,))
-    assert any(expected in t for t in texts(msg))
+    urls = [e["url"] for b in msg["blocks"] if b["type"] == "rich_text" for s in b["elements"]
+            for e in s.get("elements", []) if e.get("type") == "link"]
+    assert urls == [good.url]
+    assert ": <https://evil|x>" in literal_texts(msg["blocks"])  # evidence is text, never a link
 
 
-def test_link_label_is_escaped():
+def test_link_label_is_literal():
     msg = slack_message(finding(links=(Link("a|<b>&", f"{HUB}/tree/main"),)))
-    assert any(f"<{HUB}/tree/main|a¦&lt;b&gt;&amp;>" in t for t in texts(msg))
+    assert f"<{HUB}/tree/main|a|<b>&>" in lines(msg)
 
 
 @pytest.mark.parametrize("evidence", [
@@ -255,7 +280,8 @@ def test_random_findings_always_render_to_an_acceptable_message(evidence, summar
     msg = slack_message(f)
     assert validate_message(msg) is None
     json.dumps(msg).encode("utf-8")  # no lone surrogates: sendable
-    assert_no_markup_from_hub(msg, allowed_url=f"{HUB}/tree/main")
+    assert mrkdwn_texts(msg["blocks"]) == [] and invisible_characters(msg) == []
+    assert not re.search(r"[<>]", msg["text"]), "the fallback carries no raw control character"
 
 
 def test_json_payload_is_the_finding_plus_envelope():

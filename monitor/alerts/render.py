@@ -2,18 +2,22 @@
 
 Why so defensive: apart from `kind`, `severity`, `fingerprint` and `links`, everything in a finding
 comes from the Hub, i.e. from the people we are watching (repo names, commit titles, author names,
-file paths). In Slack mrkdwn `<` opens a control sequence (`<!channel>` pings everyone,
-`<https://evil|docs>` disguises a link), so Hub text is entity-escaped, put in `verbatim` text
-objects (no auto-linking of bare URLs or #channels), never used to build `<…|…>`, and stripped of
-invisible/bidi characters, which could make a malicious file name look harmless. Slack has no
-escape for its emphasis and code markers, so `*URGENT*`, `_x_`, `~x~` and a backtick in Hub text
-are made inert with a WORD JOINER (U+2060, invisible) on both sides of the marker: a marker next
-to a letter-like character never opens or closes a span, and the text still reads (and copies,
-minus the joiners) as the Hub sent it. Mentions (`@channel`), `#channel` and `scheme://` get the
-same joiner, for the `text` fallback, which Slack parses without `verbatim`. Every text is capped
-to Slack's limits (an oversize field makes Slack reject the *whole* alert with `invalid_blocks`),
-and the whole message stays under ~11k characters because Slack also rejects messages whose blocks
-are too long in total (`msg_blocks_too_long`, observed at ~13k and not documented).
+file paths). Slack would parse it as markup in any `mrkdwn` text: `<!channel>` pings everyone,
+`<https://evil|docs>` disguises a link, `*URGENT*`, `_x_`, `~x~` and backticks format, and Slack has
+no escape for those four. So Hub text never goes into mrkdwn: it is inert *by construction* —
+every block that carries it is a Block Kit `rich_text` block, whose `text` elements are literal
+(no mrkdwn, no mentions, no links; a style such as `code` is a flag beside the text, not a marker
+inside it). Names, paths, kinds, shas and fingerprints therefore reach Slack byte-exact: copied
+from Slack they match `grep`, `hubwatch findings --kind` and Slack's own search. The top-level
+`text` (the notification and screen-reader fallback) is sent with the message's `mrkdwn: false`,
+Slack's documented switch that turns markup parsing off for it, and with only `&`, `<`, `>`
+written as `&amp;`, `&lt;`, `&gt;` (the three control characters Slack's "Formatting text for app
+surfaces" says to escape, and decodes back), so a name in it is exact after Slack's decoding.
+No invisible characters are ever added; invisible/bidi characters *in* Hub text are made visible
+(`\u202e`), so a malicious file name cannot look harmless. Every text is capped to Slack's limits
+(an oversize field makes Slack reject the *whole* alert with `invalid_blocks`), and the whole
+message stays under ~11k characters because Slack also rejects messages whose blocks are too long
+in total (`msg_blocks_too_long`, observed at ~13k and not documented). docs/alerts.md states the rule.
 """
 
 from __future__ import annotations
@@ -48,8 +52,6 @@ _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})  # Cn: unassigne
 # Assigned, "printable", yet drawn as nothing: fillers, blank patterns, joiners, variation selectors.
 _BLANK = frozenset([0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0, 0x1D159,
                     *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
-WJ = "\u2060"  # WORD JOINER: invisible, and not a word boundary for Slack's markup parser
-_MARKUP = re.compile(r"[*_~`]|@(?=\w)|#(?=\w)|:(?=//)")
 _URL_BAD = re.compile(r"[\s|<>\x00-\x1f\x7f]")
 
 
@@ -65,11 +67,6 @@ def clean(text: str) -> str:
         else:
             out.append(c)
     return "".join(out)
-
-
-def inert(text: str) -> str:
-    """Slack markup characters of (already cleaned) untrusted text -> shown literally, never markup."""
-    return _MARKUP.sub(lambda m: WJ + m.group(0) + WJ, text)
 
 
 _ESCAPE_SEQ = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -/]*[0-~]?)"
@@ -114,25 +111,62 @@ def _as_str(value: Any) -> str:
         return repr(value)
 
 
+def plain(value: Any, limit: int) -> str:
+    """Untrusted value -> literal text (invisible characters made visible) of at most `limit` UTF-16
+    units, ending in '…' if cut. For rich_text elements and plain_text: nothing else is changed."""
+    text = clean(_as_str(value)[: limit + 1])  # each input char yields >= 1 output char
+    return text if u16len(text) <= limit else _cut(text, limit - 1) + "…"
+
+
 def fit(value: Any, limit: int) -> str:
-    """Untrusted value -> escaped mrkdwn text of at most `limit` units, ending in '…' if cut."""
-    raw = _as_str(value)[: limit + 1]  # each input char yields >= 1 output char
-    text = inert(escape(clean(raw)))
+    """Untrusted value -> text for a `mrkdwn` field sent with markup parsing off (the top-level `text`
+    with `mrkdwn: false`) or inside a code span: `&`, `<`, `>` escaped (Slack decodes them back), at
+    most `limit` units, ending in '…' if cut, never half an entity."""
+    raw = _as_str(value)[: limit + 1]
+    text = escape(clean(raw))
     if u16len(text) <= limit:
         return text
     text = _cut(text, limit - 1)
     amp = text.rfind("&", len(text) - 4)
     if amp != -1 and ";" not in text[amp:]:  # don't leave half an entity ("&am")
         text = text[:amp]
-    if len(text) >= 2 and text[-2] == WJ and text[-1] in "*_~`@#:":
-        text = text[:-2]  # don't leave a marker without its closing joiner
     return text + "…"
 
 
 def code(value: Any, limit: int = 300) -> str:
-    """Untrusted value in a code span (paths, shas, names); a backtick in it can't end the span."""
+    """Untrusted value in a mrkdwn code span (Slack command replies): a backtick, which would end the
+    span, is replaced visibly by `ˋ` (U+02CB); everything else is shown as is."""
     text = fit(_as_str(value).replace("`", "ˋ"), limit)
-    return f"`{text}`" if text else "_(empty)_"
+    return f"`{text}`" if text else "(empty)"
+
+
+# --- rich_text: literal by construction -----------------------------------------------------------------
+def t(text: str, **style: bool) -> dict:
+    """A rich_text `text` element: literal text; `style` flags (bold, italic, strike, code) sit beside it."""
+    element: dict[str, Any] = {"type": "text", "text": text}
+    if style:
+        element["style"] = {k: True for k, v in style.items() if v}
+    return element
+
+
+def name(value: Any, limit: int = 300) -> dict:
+    """A Hub name (repo, path, kind, sha, author) as a code-styled literal: byte-exact, nothing replaced."""
+    return t(plain(value, limit) or "(empty)", code=True)
+
+
+def line(*elements: dict) -> dict:
+    """A rich_text section; empty text elements dropped (Slack refuses them), "(empty)" if none is left."""
+    kept = [e for e in elements if e.get("text", "x")]
+    return {"type": "rich_text_section", "elements": kept or [t("(empty)", italic=True)]}
+
+
+def rich(*elements: dict) -> dict:
+    """A rich_text block of sections and lists."""
+    return {"type": "rich_text", "elements": list(elements)}
+
+
+def _emoji(shortcode: str) -> dict:
+    return {"type": "emoji", "name": shortcode.strip(":")}
 
 
 def _list(value: Any) -> list:
@@ -141,95 +175,113 @@ def _list(value: Any) -> list:
     return [] if value in (None, "", {}) else [value]
 
 
-def _bullets(title: str, lines: list[str], total: int, limit: int) -> str:
-    """Title plus as many lines as fit in `limit`, then '… and N more' (N counts everything not shown)."""
-    out, used = [title], u16len(title)
-    for i, line in enumerate(lines):
-        if used + 1 + u16len(line) + 30 > limit:
+def _size(elements: list[dict]) -> int:
+    return sum(u16len(e.get("text", "")) + 8 for e in elements)
+
+
+def _bullets(title: list[dict], items: list[list[dict]], total: int, limit: int) -> list[dict]:
+    """Title line, then as many bullet items as fit in `limit`, then '… and N more' (N counts
+    everything not shown)."""
+    used, shown = _size(title), []
+    for item in items:
+        if used + _size(item) + 30 > limit:
             break
-        out.append(line)
-        used += 1 + u16len(line)
-    if total > len(out) - 1:
-        out.append(f"… and {total - (len(out) - 1)} more")
-    return "\n".join(out)
+        shown.append(line(*item))
+        used += _size(item)
+    out = [line(*title)]
+    if shown:
+        out.append({"type": "rich_text_list", "style": "bullet", "elements": shown})
+    if total > len(shown):
+        out.append(line(t(f"… and {total - len(shown)} more", italic=True)))
+    return out
 
 
-def _revision(ev: Mapping, limit: int) -> str | None:
+def _revision(ev: Mapping, limit: int) -> list[dict] | None:
     old, new = ev.get("old_sha"), ev.get("new_sha")
     if not old and not new:
         return None
-    short = lambda s: code(_as_str(s)[:12]) if s else "_(none)_"  # noqa: E731
-    text = f"*Revision:* {short(old)} → {short(new)}"
+    short = lambda s: name(_as_str(s)[:12]) if s else t("(none)", italic=True)  # noqa: E731
+    parts = [t("Revision: ", bold=True), short(old), t(" → "), short(new)]
     for label, sha in (("old", old), ("new", new)):
         if sha:
-            text += f"\n{label}: {code(sha, 100)}"
-    return text
+            parts += [t(f"\n{label}: "), name(sha, 100)]
+    return [line(*parts)]
 
 
-def _commits(ev: Mapping, limit: int) -> str | None:
+def _commits(ev: Mapping, limit: int) -> list[dict] | None:
     commits = _list(ev.get("commits"))
     if not commits:
         return None
     flagged = {_as_str(a) for a in _list(ev.get("new_authors"))}
-    lines = []
+    items = []
     for c in commits[:MAX_COMMITS]:
         if not isinstance(c, Mapping):
-            lines.append(f"• {fit(c, 300)}")
+            items.append([t(plain(c, 300))])
             continue
-        authors = ", ".join((":warning: " if _as_str(a) in flagged else "") + fit(a, 80)
-                            for a in _list(c.get("authors"))[:5])
-        line = f"• {code(_as_str(c.get('sha'))[:10])} {fit(c.get('title'), 200)}"
-        line += f" — {authors}" if authors else ""
-        line += f" ({fit(c.get('date'), 40)})" if c.get("date") else ""
-        lines.append(line)
-    return _bullets(f"*Commits ({len(commits)}):*", lines, len(commits), limit)
+        item = [name(_as_str(c.get("sha"))[:10]), t(" " + plain(c.get("title"), 200))]
+        authors = _list(c.get("authors"))[:5]
+        for i, a in enumerate(authors):
+            item.append(t(" — " if i == 0 else ", "))
+            if _as_str(a) in flagged:
+                item.append(_emoji(":warning:"))
+                item.append(t(" "))
+            item.append(name(a, 80))
+        if c.get("date"):
+            item.append(t(f" ({plain(c.get('date'), 40)})"))
+        items.append(item)
+    return _bullets([t(f"Commits ({len(commits)}):", bold=True)], items, len(commits), limit)
 
 
-def _authors(ev: Mapping, limit: int) -> str | None:
+def _authors(ev: Mapping, limit: int) -> list[dict] | None:
     authors = _list(ev.get("new_authors"))
     if not authors:
         return None
-    lines = [f"• {code(a, 100)}" for a in authors[:MAX_ITEMS]]
-    return _bullets(f"*:warning: New authors ({len(authors)}), never seen on this repo before:*",
-                    lines, len(authors), limit)
+    return _bullets([_emoji(":warning:"), t(f" New authors ({len(authors)}), never seen on this repo before:",
+                                            bold=True)],
+                    [[name(a, 100)] for a in authors[:MAX_ITEMS]], len(authors), limit)
 
 
-def _files(key: str, title: str) -> Callable[[Mapping, int], str | None]:
-    def render(ev: Mapping, limit: int) -> str | None:
+def _files(key: str, title: str) -> Callable[[Mapping, int], list[dict] | None]:
+    def render(ev: Mapping, limit: int) -> list[dict] | None:
         files = _list(ev.get(key))
         if not files:
             return None
-        lines = [f"• {code(p, 300)}" for p in files[:MAX_ITEMS]]
-        return _bullets(f"*{title} ({len(files)}):*", lines, len(files), limit)
+        return _bullets([t(f"{title} ({len(files)}):", bold=True)], [[name(p, 300)] for p in files[:MAX_ITEMS]],
+                        len(files), limit)
     return render
 
 
-def _rules(ev: Mapping, limit: int) -> str | None:
+def _rules(ev: Mapping, limit: int) -> list[dict] | None:
     rules = _list(ev.get("rules"))
     if not rules:
         return None
-    lines = []
+    items = []
     for r in rules[:MAX_ITEMS]:
         if isinstance(r, Mapping):
-            sev = f" ({fit(r.get('severity'), 20)})" if r.get("severity") else ""
-            detail = f": {fit(r.get('detail'), 300)}" if r.get("detail") else ""
-            lines.append(f"• *{fit(r.get('rule'), 100)}*{sev}{detail}")
+            item = [name(r.get("rule"), 100)]
+            if r.get("severity"):
+                item.append(t(f" ({plain(r.get('severity'), 20)})"))
+            if r.get("detail"):
+                item.append(t(": " + plain(r.get("detail"), 300)))
+            items.append(item)
         else:
-            lines.append(f"• {fit(r, 300)}")
-    return _bullets(f"*Rules fired ({len(rules)}):*", lines, len(rules), limit)
+            items.append([t(plain(r, 300))])
+    return _bullets([t(f"Rules fired ({len(rules)}):", bold=True)], items, len(rules), limit)
 
 
-def _reason(ev: Mapping, limit: int) -> str | None:
-    return f"*Reason:* {fit(ev['reason'], min(limit, 1500))}" if ev.get("reason") else None
+def _reason(ev: Mapping, limit: int) -> list[dict] | None:
+    if not ev.get("reason"):
+        return None
+    return [line(t("Reason: ", bold=True), t(plain(ev["reason"], min(limit, 1500)) or "(empty)"))]
 
 
-def _extras(ev: Mapping, limit: int) -> str | None:
+def _extras(ev: Mapping, limit: int) -> list[dict] | None:
     keys = sorted((_as_str(k) for k in ev if _as_str(k) not in KNOWN_KEYS), key=str)
     if not keys:
         return None
     by_name = {_as_str(k): v for k, v in ev.items()}
-    lines = [f"• *{fit(k, 60)}:* {fit(by_name[k], 300)}" for k in keys[:MAX_ITEMS]]
-    return _bullets("*Details:*", lines, len(keys), limit)
+    items = [[name(k, 60), t(": " + (plain(by_name[k], 300) or "(empty)"))] for k in keys[:MAX_ITEMS]]
+    return _bullets([t("Details:", bold=True)], items, len(keys), limit)
 
 
 # Priority order: what a responder needs first gets the space first.
@@ -241,69 +293,83 @@ _URL_HOST = re.compile(r"https?://[A-Za-z0-9.\-]+(:\d+)?(/|$)")
 
 
 def safe_url(url: Any) -> bool:
-    """Our own Hub links only: http(s), no characters that could end or split Slack's `<url|label>`."""
+    """Our own Hub links only: http(s), no whitespace, quotes of markup or control characters."""
     return (isinstance(url, str) and _URL_HOST.match(url) is not None and len(url) <= 2000
             and not _URL_BAD.search(url))
 
 
-def _links(links: tuple) -> str | None:
-    parts = [f"<{escape(l.url)}|{fit(l.label, 80).replace('|', '¦') or 'link'}>"
-             for l in links[:10] if isinstance(l, Link) and safe_url(l.url)]
-    return " · ".join(parts) or None
-
-
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+def _links(links: tuple) -> dict | None:
+    elements: list[dict] = []
+    for l in links[:10]:
+        if isinstance(l, Link) and safe_url(l.url):
+            if elements:
+                elements.append(t(" · "))
+            elements.append({"type": "link", "url": l.url, "text": plain(l.label, 80) or "link"})
+    return rich(line(*elements)) if elements else None
 
 
 def _fields(f: Finding, ev: Mapping) -> dict:
-    fields = [f"*Severity*\n{SEVERITY_EMOJI.get(f.severity, '')} {f.severity.upper()}", f"*Kind*\n{code(f.kind, 100)}"]
+    parts = [t("Severity: ", bold=True), _emoji(SEVERITY_EMOJI.get(f.severity, ":grey_question:")),
+             t(" " + plain(f.severity, 20).upper() + "   "), t("Kind: ", bold=True), name(f.kind, 100)]
     for key in ("repo", "type", "ref"):
         if ev.get(key):
-            fields.append(f"*{key.capitalize()}*\n{code(ev[key], 300)}")
-    return {"type": "section", "fields": [{"type": "mrkdwn", "text": t, "verbatim": True} for t in fields]}
+            parts += [t(f"\n{key.capitalize()}: ", bold=True), name(ev[key], 300)]
+    return rich(line(*parts))
+
+
+def note(text: str) -> dict:
+    """A short line of ours (no Hub text) as its own block."""
+    return rich(line(t(text, italic=True)))
 
 
 def limit_blocks(blocks: list[dict]) -> list[dict]:
-    """Keep the first blocks and the trailing context when over Slack's 50-block limit."""
+    """Keep the first blocks and the trailing one (the fingerprint) when over Slack's 50-block limit."""
     if len(blocks) <= MAX_BLOCKS:
         return blocks
     dropped = len(blocks) - (MAX_BLOCKS - 2)
-    return blocks[: MAX_BLOCKS - 2] + [_section(f"_… {dropped} more sections omitted_"), blocks[-1]]
+    return blocks[: MAX_BLOCKS - 2] + [note(f"… {dropped} more sections omitted"), blocks[-1]]
+
+
+def _block_size(block: dict) -> int:
+    return u16len(json.dumps(block, ensure_ascii=False))
+
+
+def fallback_text(*parts: Any, limit: int = FALLBACK_TEXT) -> str:
+    """The top-level `text`: sent with `mrkdwn: false`, so only &, < and > are written as entities."""
+    return fit(" ".join(_as_str(p) for p in parts), limit)
 
 
 def slack_message(f: Finding) -> dict:
     """The Block Kit message for one finding (incoming-webhook payload)."""
     ev = f.evidence if isinstance(f.evidence, Mapping) else {}
     emoji = SEVERITY_EMOJI.get(f.severity, ":grey_question:")
-    kind = re.sub(r"[^\w .:/-]", "?", _as_str(f.kind))  # plain_text: no markup, but keep it boring
-    header = f"{emoji} {f.severity.upper()}: {kind}"
+    kind = plain(f.kind, 100)
+    header = f"{emoji} {plain(f.severity, 20).upper()}: {kind}"
     header = header if u16len(header) <= HEADER_TEXT else _cut(header, HEADER_TEXT - 1) + "…"
-    subject = fit(f.subject, 300) or "_(no subject)_"
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
-        _section(f"*{subject}*\n{fit(f.summary, 2000)}"),
+        rich(line(t(plain(f.subject, 300) or "(no subject)", bold=True)),
+             line(t(plain(f.summary, 2000) or "(no summary)"))),
         _fields(f, ev),
     ]
-    tail = [_section(link_text)] if (link_text := _links(f.links)) else []
-    tail.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"hubwatch · fingerprint {code(f.fingerprint, 80)}", "verbatim": True}]})
-    budget = TOTAL_BUDGET - sum(u16len(json.dumps(b, ensure_ascii=False)) for b in blocks + tail)
+    tail = [links] if (links := _links(f.links)) else []
+    tail.append(rich(line(t("hubwatch · fingerprint "), name(f.fingerprint, 80))))
+    budget = TOTAL_BUDGET - sum(_block_size(b) for b in blocks + tail)
     for part in _PARTS:
-        if budget < 200:
-            blocks.append(_section("_… more evidence omitted (message size limit)_"))
+        if budget < 300:
+            blocks.append(note("… more evidence omitted (message size limit)"))
             break
         try:
-            text = part(ev, min(SECTION_TEXT, budget - 100))
+            elements = part(ev, min(SECTION_TEXT, budget - 200))
         except Exception as exc:  # a malformed evidence value must not cost us the whole alert
-            text = f"_(evidence not renderable: {type(exc).__name__})_"
-        if text:
-            text = _cut(text, SECTION_TEXT)
-            blocks.append(_section(text))
-            budget -= u16len(text) + 80
-    fallback = f"[{f.severity.upper()}] {kind} " + fit(f"{_as_str(f.subject)[:500]}: {_as_str(f.summary)}",
-                                                       FALLBACK_TEXT - 200)
-    return {"text": f"{emoji} {fallback}", "blocks": limit_blocks(blocks + tail),
+            elements = [line(t(f"(evidence not renderable: {type(exc).__name__})", italic=True))]
+        if elements:
+            block = rich(*elements)
+            blocks.append(block)
+            budget -= _block_size(block)
+    text = fallback_text(f"[{f.severity.upper()}] {kind} {_as_str(f.subject)[:500]}: {_as_str(f.summary)}",
+                         limit=FALLBACK_TEXT - 50)
+    return {"text": f"{emoji} {text}", "mrkdwn": False, "blocks": limit_blocks(blocks + tail),
             "unfurl_links": False, "unfurl_media": False}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
-from monitor.alerts.render import clean, fit, sent_at
+from monitor.alerts.render import clean, fallback_text, line, plain, rich, sent_at, t
 from monitor.detect.reports import Report
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
@@ -65,13 +65,14 @@ def report_slack(report: Report) -> dict:
     lines = report_lines(report)
     quiet = _n(report.payload, "changes") == 0 and _n(report.payload, "open_findings") == 0
     emoji = ":white_check_mark:" if quiet else ":clipboard:"
-    body = "\n".join(f"• {fit(line, 500)}" for line in lines[1:])
+    items = [line(t(plain(text, 500))) for text in lines[1:]]
     return {
-        "text": fit(f"{lines[0]}: " + "; ".join(lines[1:]), 3000),
+        "text": fallback_text(f"{lines[0]}: " + "; ".join(lines[1:])),
+        "mrkdwn": False,
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": f"{emoji} hubwatch daily digest", "emoji": True}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": body, "verbatim": True}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(lines[0], 300), "verbatim": True}]},
+            rich({"type": "rich_text_list", "style": "bullet", "elements": items}),
+            rich(line(t(plain(lines[0], 300), italic=True))),
         ],
         "unfurl_links": False, "unfurl_media": False,
     }

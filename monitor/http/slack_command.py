@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from monitor.alerts.render import fit, u16len
+from monitor.alerts.render import fallback_text, fit, plain, rich, t, u16len
+from monitor.alerts.render import line as line_of
 from monitor.detect.names import validate_hub_name
 from monitor.errors import HubError, Transient
 from monitor.http.lookups import RateLimited
@@ -177,16 +178,17 @@ def usage_message(command: str) -> dict[str, Any]:
 
 
 def result_message(r: LookupResult) -> dict[str, Any]:
-    """The lookup report; every line is Hub-derived and escaped, the details sit in a code block."""
+    """The lookup report. Every line is Hub-derived, so it goes in rich_text (literal by construction:
+    no markup, mention or link can come out of it); the fallback is sent with `mrkdwn: false`."""
     first, *rest = render_text(r).split("\n")
-    head = fit(first.replace("*", "∗"), 500)
-    # line by line: `fit` makes control characters (newlines too) visible
-    details = _join_capped([fit(line.replace("`", "ˋ"), 500) for line in rest], SECTION_TEXT - 6)
-    fallback = f"{fit(r.name, 200)}: risk {fit(r.risk.upper(), 20)}"
-    blocks = [_section(f"*{head}*")]
+    # line by line: `plain` makes control characters (newlines too) visible
+    details = _join_capped([plain(line, 500) for line in rest], SECTION_TEXT - 6)
+    blocks = [rich(line_of(t(plain(first, 500), bold=True)))]
     if details:
-        blocks.append(_section("```" + details + "```"))
-    return ephemeral(fallback, blocks)
+        blocks.append(rich({"type": "rich_text_preformatted", "elements": [t(details)]}))
+    msg = ephemeral(fallback_text(f"{r.name[:200]}: risk {r.risk.upper()[:20]}"), blocks)
+    msg["mrkdwn"] = False
+    return msg
 
 
 def _join_capped(lines: list[str], limit: int) -> str:
@@ -279,7 +281,9 @@ class SlackCommands:
         except Exception as e:  # noqa: BLE001 - an unknown fingerprint or a busy database is an answer
             logger.warning("Slack ack of %s failed: %s", fingerprint, type(e).__name__)
             text = str(e) if getattr(e, "slack_safe", False) else f"acknowledging {fingerprint} failed; see the hubwatch log"
-        return ephemeral(fit(text, 1000))
+        msg = ephemeral(fallback_text(text, limit=1000), [rich(line_of(t(plain(text, 1000) or "(empty)")))])
+        msg["mrkdwn"] = False  # the text may quote a finding: shown literally, never as markup
+        return msg
 
     def _run(self, job: _Job, name: str, response_url: str) -> None:
         try:

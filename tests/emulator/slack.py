@@ -14,13 +14,23 @@ import socket
 import sys
 import threading
 import time
+import unicodedata
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-BLOCK_TYPES = {"section", "header", "context", "divider", "actions"}
+BLOCK_TYPES = {"section", "header", "context", "divider", "actions", "rich_text"}
 MAX_BLOCKS, SECTION_TEXT, FIELD_TEXT, MAX_FIELDS = 50, 3000, 2000, 10
 HEADER_TEXT, CONTEXT_ELEMENTS, MESSAGE_TEXT, BLOCK_ID = 150, 10, 40_000, 255
+# rich_text (docs.slack.dev "Rich text block"): `elements` of rich_text_section, rich_text_list,
+# rich_text_preformatted, rich_text_quote; a list holds sections only and has style bullet|ordered;
+# sections hold inline elements (text, link, emoji, user, channel, usergroup, broadcast, date, color);
+# text styles are bold, italic, strike, code (booleans). Slack documents no length for a text element:
+# we hold each to the section-text limit and every block to the message budget, the strict side.
+RICH_CONTAINERS = {"rich_text_section", "rich_text_preformatted", "rich_text_quote"}
+RICH_INLINE = {"text", "link", "emoji", "user", "channel", "usergroup", "broadcast", "date", "color"}
+RICH_STYLES = {"bold", "italic", "strike", "code"}
+RICH_TEXT, RICH_ELEMENTS, LINK_URL = 3000, 100, 3000
 
 
 def _u16(text: str) -> int:
@@ -42,12 +52,76 @@ def _text_obj(obj, limit: int, *, plain_only: bool = False) -> str | None:
     return None
 
 
+def _style(el: dict) -> str | None:
+    style = el.get("style")
+    if style is None:
+        return None
+    if not isinstance(style, dict) or set(style) - RICH_STYLES or not all(isinstance(v, bool) for v in style.values()):
+        return f"style keys must be among {sorted(RICH_STYLES)}, booleans"
+    return None
+
+
+def _inline(el) -> str | None:
+    if not isinstance(el, dict) or el.get("type") not in RICH_INLINE:
+        return "unknown rich text element"
+    kind = el["type"]
+    if kind == "text":
+        text = el.get("text")
+        if not isinstance(text, str) or not 1 <= _u16(text) <= RICH_TEXT:
+            return f"rich text `text` must be 1..{RICH_TEXT} characters"
+        if set(el) - {"type", "text", "style"}:
+            return "unexpected keys in a rich text `text`"
+        return _style(el)
+    if kind == "link":
+        url = el.get("url")
+        if not isinstance(url, str) or not 1 <= len(url) <= LINK_URL or not url.startswith(("http://", "https://")):
+            return "rich text link needs an http(s) url"
+        if "text" in el and (not isinstance(el["text"], str) or not 1 <= _u16(el["text"]) <= RICH_TEXT):
+            return "rich text link text must be 1..3000 characters"
+        if set(el) - {"type", "url", "text", "unsafe", "style"}:
+            return "unexpected keys in a rich text link"
+        return _style(el)
+    if kind == "emoji":
+        return None if isinstance(el.get("name"), str) and el["name"] and set(el) <= {"type", "name", "unicode"} \
+            else "emoji needs a name"
+    return None  # mentions, dates, colours: hubwatch never sends them; Slack's own checks apply
+
+
+def _rich_container(el) -> str | None:
+    if not isinstance(el, dict):
+        return "rich text element must be an object"
+    kind = el.get("type")
+    elements = el.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= RICH_ELEMENTS:
+        return f"{kind} needs 1..{RICH_ELEMENTS} elements"
+    if kind == "rich_text_list":
+        if el.get("style") not in ("bullet", "ordered"):
+            return "rich_text_list style must be bullet or ordered"
+        if set(el) - {"type", "elements", "style", "indent", "offset", "border"}:
+            return "unexpected keys in rich_text_list"
+        if not all(isinstance(e, dict) and e.get("type") == "rich_text_section" for e in elements):
+            return "rich_text_list holds rich_text_section elements only"
+        return next((e for sec in elements if (e := _rich_container(sec))), None)
+    if kind not in RICH_CONTAINERS:
+        return "rich_text elements are sections, lists, preformatted or quotes"
+    if set(el) - {"type", "elements", "border"}:
+        return f"unexpected keys in {kind}"
+    return next((e for inline in elements if (e := _inline(inline))), None)
+
+
 def _block(block) -> str | None:
     if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
         return "unknown block type"
     if "block_id" in block and (not isinstance(block["block_id"], str) or len(block["block_id"]) > BLOCK_ID):
         return "bad block_id"
     kind = block["type"]
+    if kind == "rich_text":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= RICH_ELEMENTS:
+            return f"rich_text needs 1..{RICH_ELEMENTS} elements"
+        if set(block) - {"type", "elements", "block_id"}:
+            return "unexpected keys in rich_text"
+        return next((e for el in elements if (e := _rich_container(el))), None)
     if kind == "header":
         return _text_obj(block.get("text"), HEADER_TEXT, plain_only=True)
     if kind == "divider":
@@ -99,6 +173,83 @@ def validate_message(payload) -> tuple[int, str] | None:
         if any(_block(b) for b in blocks):
             return 400, "invalid_blocks"
     return None
+
+
+def _entities(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def literal_texts(node) -> list[str]:
+    """The strings of every rich_text `text` and `link` element and every plain_text object: text Slack
+    shows as it is (rich_text is never parsed as markup)."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") in ("text", "plain_text", "link") and isinstance(node.get("text"), str):
+            out.append(node["text"])
+        for v in node.values():
+            if isinstance(v, (dict, list)):
+                out.extend(literal_texts(v))
+    elif isinstance(node, list):
+        for v in node:
+            out.extend(literal_texts(v))
+    return out
+
+
+def mrkdwn_texts(node) -> list[str]:
+    """The strings Slack would parse as markup: every `mrkdwn` text object in the blocks."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+            out.append(node["text"])
+        for v in node.values():
+            if isinstance(v, (dict, list)):
+                out.extend(mrkdwn_texts(v))
+    elif isinstance(node, list):
+        for v in node:
+            out.extend(mrkdwn_texts(v))
+    return out
+
+
+def shown_text(message: dict) -> str:
+    """The fallback text as Slack displays it when the message says `mrkdwn: false` (entities decoded,
+    nothing else parsed), followed by the literal strings of the blocks, one per line."""
+    text = message.get("text") or ""
+    fallback = _entities(text) if message.get("mrkdwn") is False else text
+    return "\n".join([fallback, *literal_texts(message.get("blocks") or [])])
+
+
+INVISIBLE_CATEGORIES = ("Cf", "Co", "Cs", "Cn", "Zl", "Zp")
+
+
+def invisible_characters(node) -> list[str]:
+    """Invisible characters anywhere in a payload's strings (U+2060 WORD JOINER, bidi controls, ...)."""
+    found: list[str] = []
+    if isinstance(node, str):
+        found += [f"U+{ord(c):04X}" for c in node if unicodedata.category(c) in INVISIBLE_CATEGORIES
+                  or (unicodedata.category(c) == "Zs" and c != " ")]
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            found += invisible_characters(k) + invisible_characters(v)
+    elif isinstance(node, list):
+        for v in node:
+            found += invisible_characters(v)
+    return found
+
+
+def assert_literal(message: dict, hostile: str, *, in_fallback: bool = True) -> None:
+    """`hostile` (Hub text) arrives as literal text: byte-exact in a rich_text/plain_text string, never
+    inside a `mrkdwn` object; in the fallback only with markup parsing off and &, <, > as entities;
+    and the payload carries no invisible character."""
+    assert any(hostile in s for s in literal_texts(message.get("blocks") or [])), \
+        f"{hostile!r} not literal in the blocks"
+    assert not any(hostile in s or _entities(s).find(hostile) >= 0 for s in mrkdwn_texts(message.get("blocks") or [])), \
+        f"{hostile!r} reached a mrkdwn text"
+    if in_fallback:
+        assert message.get("mrkdwn") is False, "the fallback must be sent with markup parsing off"
+        assert hostile in _entities(message["text"]), f"{hostile!r} not literal in the fallback"
+        for ch in "<>":
+            assert ch not in message["text"], "raw < or > in the fallback"
+    assert invisible_characters(message) == [], invisible_characters(message)
 
 
 class SlackReceiver:
@@ -158,6 +309,11 @@ class SlackReceiver:
 
     def texts(self) -> list[str]:
         return [m.get("text", "") for m in self.messages]
+
+    def shown(self) -> list[str]:
+        """Each message as a person reads it: the fallback `text` as Slack shows it, then every literal
+        rich_text string (see `shown_text`)."""
+        return [shown_text(m) for m in self.messages]
 
     def close(self) -> None:
         self._server.shutdown()
