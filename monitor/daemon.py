@@ -120,7 +120,7 @@ class Daemon:
 
     def job_check_namespace(self, name: str) -> None:
         """A Hub event in a protected or look-alike namespace: judge that namespace now."""
-        from monitor.jobs.lookalikes import record
+        from monitor.jobs.lookup import record
 
         rt = self.rt
         new = record(rt, self.api.judge(name), rt.clock())

@@ -121,12 +121,16 @@ def age_in_days(created_at: str | None, now: datetime) -> int | None:
 
 
 def finding(facts: Facts, match: Match, verdict: Verdict, base: str) -> Finding:
-    """One alert per namespace, and a new one when its risk rises (the risk is part of the key)."""
+    """One alert per namespace, and a new one when its risk rises (the risk is part of the key): the
+    rise a new copy causes names the copies (detect/incidents.py: one incident, one alert)."""
     severity = verdict.risk if verdict.risk != "none" else "info"
     page = f"{base.rstrip('/')}/{facts.name}"
+    copies = verdict.copied_repos
+    holds = (f"; holds copies of {match.target}'s repos: {', '.join(copies[:5])}"
+             + (f" and {len(copies) - 5} more" if len(copies) > 5 else "")) if copies else ""
     return Finding.make(
         "lookalike", severity, facts.name,
-        f"looks like {match.target} ({', '.join(match.techniques)}): risk {verdict.risk}",
+        f"looks like {match.target} ({', '.join(match.techniques)}): risk {verdict.risk}{holds}",
         key=[facts.name.lower(), verdict.risk],
         evidence={"namespace": facts.name, "target": match.target, "techniques": list(match.techniques),
                   "score": match.score, "risk": verdict.risk, "reasons": list(verdict.reasons),

@@ -8,8 +8,11 @@ repo is covered over successive cycles. Listing them costs three requests per pr
 namespace, once per `reprobe_after`. A repo of the same name (case and
 separators ignored, or a derivative such as ``-GGUF``) in a namespace neither protected nor
 allowed is a `repo_clone` finding, judged from its namespace's facts and its files
-(`detect/clones.py`). One search request brings the hits' file lists (expand=siblings); each new
-hit's namespace costs one or two overview requests, cached for the cycle.
+(`detect/clones.py`) — unless that namespace itself imitates the protected one: then the copy
+belongs to the namespace's `lookalike` finding (one incident, one alert: detect/incidents.py), which
+is (re)assessed with the copy folded in and alerts again only if its risk rises. One search request
+brings the hits' file lists (expand=siblings); each new hit's namespace costs one or two overview
+requests, cached for the cycle; a folded copy's namespace costs a look-up (`FOLD_COST`), once.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from datetime import datetime
 from itertools import chain, zip_longest
 
 from monitor.detect import clones as dc
+from monitor.detect import incidents
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.errors import HubError
 from monitor.hub.namespaces import NamespaceClient, RepoStub
+from monitor.jobs.lookup import FOLDED_KEY, TargetCache, fold_copy, lookup, record, screener_for
 from monitor.jobs.round_robin import RoundRobin
 from monitor.jobs.token import halted, token_refused
 from monitor.runtime import Runtime
@@ -34,6 +39,7 @@ log = logging.getLogger("hubwatch.clones")
 SEARCH_LIMIT = 100  # hits read per search: one page
 WATCHED_KEY, CURSOR_KEY = "clones.watched", "clones.cursor"
 OVERVIEW_COST = 2  # an org answers in one request; a user costs a 404 first
+FOLD_COST = 5  # a look-alike assessment: overview (<= 2), its repo list, the protected org's (cached)
 # What is watched of each protected namespace, and its order: spaces have no download count.
 REPO_TYPES = (("model", "downloads"), ("dataset", "downloads"), ("space", "likes"))
 
@@ -64,6 +70,9 @@ class _Scan:
         self.budget, self.spent, self.errors = budget, 0, 0
         self.facts: dict[str, lr.Facts] = {}
         self.seen: set[str] = set()  # copies met this cycle: a repo's two searches may both list one
+        self.screener = screener_for(self.s.protected, self.s.allow)
+        self.targets = TargetCache(self.hub, self.s.allow)
+        self.folded: dict[str, dict] = json.loads(rt.store.get_meta(FOLDED_KEY) or "{}")  # copy -> where
 
     def afford(self, cost: int) -> bool:
         return self.spent + cost <= self.budget and not halted(self.rt)
@@ -129,9 +138,16 @@ class _Scan:
                 continue
             self.seen.add(m.subject)
             matched += 1
+            owner = stub.id.split("/", 1)[0]
+            if incidents.copy_joins_lookalike(m, (x.target for x in self.screener.screen(owner))):
+                if m.subject.lower() in self.folded:
+                    continue  # already part of its namespace's lookalike finding
+                if not self.afford(FOLD_COST):
+                    return found, matched, False
+                found += self.fold(owner, m)
+                continue
             if self.rt.store.has_finding(dc.clone_fingerprint(m)):
                 continue  # one alert per foreign repo: known copies cost nothing more
-            owner = stub.id.split("/", 1)[0]
             if owner.lower() not in self.facts and not self.afford(OVERVIEW_COST):
                 return found, matched, False
             try:
@@ -143,6 +159,23 @@ class _Scan:
             f = dc.finding(m, facts, stub.files, self.now, self.rt.settings.hub.endpoint)
             found += self.rt.store.record(f"clone:{m.subject.lower()}", None, [f], list(self.rt.sinks), self.now)
         return found, matched, True
+
+
+    def fold(self, owner: str, m: dc.CloneMatch) -> list[Finding]:
+        """The copy joins its namespace's `lookalike` finding: the namespace is assessed with the copy
+        folded in; a risk that rises re-alerts once, naming the copy; an unchanged one alerts nothing."""
+        self.spent += FOLD_COST
+        try:
+            result = lookup(owner, self.hub, self.screener, self.targets, self.now)
+        except HubError as e:  # unknown, not safe: folded again next time round
+            self.errors += 1
+            log.info("assessment of %s (holding %s) failed: %s", owner, m.foreign, e)
+            return []
+        if not result.exists:
+            return []
+        fold_copy(self.rt.store, m, owner)  # `record` folds every copy the namespace holds
+        self.folded[m.subject.lower()] = {"namespace": owner.lower()}
+        return record(self.rt, result, self.now)
 
 
 def _interleave(lists: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:

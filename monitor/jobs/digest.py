@@ -1,5 +1,8 @@
 """The daily digest: pins watched, changes, unknown, open findings, look-alike coverage.
 
+Findings are counted as incidents (detect/incidents.py): a look-alike namespace, the rises of its
+risk and the copies it holds are one, as they are one alert.
+
 A report, not a finding: queued in the outbox for every sink (so a Slack outage delays it, never
 loses it) and sent every day even when nothing happened — silence must never be mistaken for
 health. The daemon queues it at `[alerts] digest` local time (APScheduler cron trigger).
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
+from monitor.detect import incidents
 from monitor.detect.reports import DigestFacts, Report, digest
 from monitor.jobs.lookalikes import LAST_RUN
 from monitor.jobs.status import lookalike_status, pin_statuses
@@ -28,7 +32,9 @@ def build(rt: Runtime, now: datetime) -> Report:
     store, s = rt.store, rt.settings
     rows = pin_statuses(s.pin, store.load_states(), store.open_findings_by_subject())
     recent = store.findings(since=now - PERIOD)
-    open_ = store.findings(include_acked=False)
+    open_ = list(incidents.incidents([f.finding for f in store.findings(include_acked=False)]).values())
+    # a namespace's look-alike finding, its rises and the copies folded into it are one incident
+    recent_keys = incidents.incident_keys([f.finding for f in recent])
     coverage = lookalike_status(s.lookalike, store.load_probes(), store.get_meta(LAST_RUN))
     if coverage is not None:
         coverage = {k: v for k, v in coverage.items() if k not in ("kind", "last_run")}
@@ -36,10 +42,11 @@ def build(rt: Runtime, now: datetime) -> Report:
         pins=len(rows),
         unknown=sum(1 for r in rows if r.state in UNKNOWN_STATES),
         unavailable=sum(1 for r in rows if r.state in UNAVAILABLE_STATES),
-        changes=sum(1 for f in recent if f.finding.kind not in NOT_A_CHANGE | LOOKALIKE_KINDS),
-        new_lookalikes=sum(1 for f in recent if f.finding.kind in LOOKALIKE_KINDS),
+        changes=len({k for k, f in zip(recent_keys, recent) if f.finding.kind not in NOT_A_CHANGE | LOOKALIKE_KINDS
+                     and not k.startswith("namespace:")}),
+        new_lookalikes=len({k for k, f in zip(recent_keys, recent) if f.finding.kind in LOOKALIKE_KINDS}),
         open_findings=len(open_),
-        open_by_severity=dict(Counter(f.finding.severity for f in open_)),
+        open_by_severity=dict(Counter(f.severity for f in open_)),
         lookalike=coverage,
         pending=sum(1 for r in rows if r.state == "pending"))
     return digest(facts, now - PERIOD, now)

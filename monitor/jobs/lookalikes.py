@@ -17,7 +17,6 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Iterable
 
 from monitor.detect import lookalike_risk as lr
@@ -29,7 +28,7 @@ from monitor.detect.probe_order import tiered_queue
 from monitor.errors import HubError
 from monitor.hub.namespaces import REPO_TYPES, Namespace, NamespaceClient
 from monitor.jobs.clones import CloneReport, scan_clones
-from monitor.jobs.lookup import LookupResult, TargetCache, lookup, screener_for
+from monitor.jobs.lookup import TargetCache, lookup, record, screener_for
 from monitor.jobs.summary import lookalike_fields
 from monitor.jobs.token import halted, note_job_token, token_refused
 from monitor.runtime import Runtime
@@ -50,15 +49,6 @@ class LookalikeReport:
     requests: int
     errors: int
     clones: CloneReport | None = None  # the republished-repo watch, when it ran
-
-
-def record(rt: Runtime, result: LookupResult, now: datetime) -> list[Finding]:
-    """Record a judged namespace as a `lookalike` finding when it exists and is risky enough;
-    returns the finding if it is new (one per namespace and risk level)."""
-    if not (result.exists and result.verdict and result.imitates and lr.worth_alerting(result.verdict)):
-        return []
-    f = lr.finding(result.facts, result.imitates[0], result.verdict, rt.settings.hub.endpoint)
-    return rt.store.record(f"namespace:{result.name.lower()}", None, [f], list(rt.sinks), now)
 
 
 LAST_RUN = "lookalike.last_run"

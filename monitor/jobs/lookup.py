@@ -5,18 +5,22 @@ Shared by `hubwatch lookup`, the scan_lookalikes job and (later) the HTTP/Slack 
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
 from monitor.detect import clones as dc
+from monitor.detect import incidents
 from monitor.detect import lookalike_risk as lr
+from monitor.detect.findings import Finding
 from monitor.detect.lookalike import Match, Screener
 from monitor.hub.namespaces import Namespace, NamespaceClient
 
 if TYPE_CHECKING:
     from monitor.config import LookalikeSettings
+    from monitor.runtime import Runtime
     from monitor.hub.client import HubClient
 
 _SCREENERS: dict[tuple, Screener] = {}
@@ -84,6 +88,40 @@ def lookup_now(client: "HubClient", lookalike: "LookalikeSettings", name: str, n
     hub = NamespaceClient(client)
     return lookup(name, hub, screener_for(lookalike.protected, lookalike.allow), TargetCache(hub, lookalike.allow),
                   now)
+
+
+FOLDED_KEY, MAX_FOLDED = "clones.folded", 10_000  # copies the clone watch folded into a namespace's finding
+
+
+def folded_copies(store: Any, namespace: str) -> list[dc.CloneMatch]:
+    """The copies of protected repos held by `namespace` that belong to its `lookalike` finding."""
+    folded = json.loads(store.get_meta(FOLDED_KEY) or "{}")
+    return [dc.CloneMatch(c["foreign"], c["original"], tuple(c.get("derivative", ())), c.get("type", "model"))
+            for c in folded.values() if isinstance(c, dict) and str(c.get("namespace")) == namespace.lower()]
+
+
+def fold_copy(store: Any, match: dc.CloneMatch, namespace: str) -> None:
+    """Remember that the copy `match` belongs to `namespace`'s `lookalike` finding."""
+    folded = json.loads(store.get_meta(FOLDED_KEY) or "{}")
+    folded[match.subject.lower()] = {"namespace": namespace.lower(), "foreign": match.foreign,
+                                     "original": match.original, "derivative": list(match.derivative),
+                                     "type": match.type}
+    while len(folded) > MAX_FOLDED:
+        folded.pop(next(iter(folded)))
+    store.set_meta(FOLDED_KEY, json.dumps(folded))
+
+
+def record(rt: "Runtime", result: LookupResult, now: datetime) -> list[Finding]:
+    """Record a judged namespace as a `lookalike` finding when it exists and is risky enough, with
+    the copies the clone watch found in it folded in (one incident, one alert); returns the
+    finding if it is new (one per namespace and risk level)."""
+    if not (result.exists and result.verdict and result.imitates):
+        return []
+    verdict = incidents.fold_copies_into_lookalike(result.verdict, folded_copies(rt.store, result.name))
+    if not lr.worth_alerting(verdict):
+        return []
+    f = lr.finding(result.facts, result.imitates[0], verdict, rt.settings.hub.endpoint)
+    return rt.store.record(f"namespace:{result.name.lower()}", None, [f], list(rt.sinks), now)
 
 
 def facts_of(hub: NamespaceClient, ns: Namespace) -> lr.Facts:
