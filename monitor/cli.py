@@ -333,6 +333,23 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+# The reference page each command's --help links (docs/, one subject a page; tests check each anchor).
+COMMAND_DOCS: dict[str, str] = {
+    "run": "docs/deployment.md#running-under-systemd",
+    "once": "docs/detection.md#what-is-detected",
+    "check-config": "docs/configuration.md#configuration",
+    "status": "docs/triage.md#status",
+    "digest": "docs/triage.md#daily-digest",
+    "findings": "docs/triage.md#triage",
+    "ack": "docs/triage.md#triage",
+    "unack": "docs/triage.md#triage",
+    "lookup": "docs/lookalikes.md#look-alike-namespaces",
+    "screen": "docs/lookalikes.md#look-alike-namespaces",
+    "webhooks": "docs/http-api.md#real-time-http-api-and-operations",
+    "refs": "docs/refs-scan.md#know-what-we-load-refs-scan",
+}
+
+
 def _help(fn: Callable) -> tuple[str, str]:
     doc = textwrap.dedent(fn.__doc__ or "").strip()
     first, _, rest = doc.partition("\n")
@@ -359,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Guard your use of the Hugging Face Hub: alert on silent changes to pinned models and\n"
         "datasets, and on look-alike namespaces of the orgs you protect.\n\n"
         "Exit codes: 0 ok, 1 findings (--fail-on), 2 usage, 75 temporary failure, 78 config error."))
-    parser.epilog = "Examples:\n" + "\n".join(f"  {ex}" for ex in map(_example, COMMANDS.values()) if ex)
+    parser.epilog = ("Examples:\n" + "\n".join(f"  {ex}" for ex in map(_example, COMMANDS.values()) if ex)
+                     + "\n\nReference: README.md (a five-minute tour) and docs/, one subject a page.")
     parser.add_argument("--version", action="version", version=f"hubwatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -367,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn in COMMANDS.items():
         summary, body = _help(fn)
         subs[name] = sub.add_parser(name, parents=[common], help=summary, description=f"{summary}\n\n{body}",
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+                                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                                    epilog=f"More: {COMMAND_DOCS[name]} (in the source tree and the package's docs)"
+                                    if name in COMMAND_DOCS else None)
     subs["once"].add_argument("--dry-run", action="store_true", help="print alerts instead of sending them")
     subs["once"].add_argument("--fail-on", choices=("info", "low", "medium", "high", "critical"),
                               help="exit 1 when a new finding has at least this severity")
