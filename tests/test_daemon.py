@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator.slack import fingerprints
+
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, so `python -m monitor` imports this code
 WAIT = 20.0
 FILES = {"config.json": '{"model_type": "gptj"}', "README.md": "# model"}
 TOKEN = "hf_DaemonTestTokenValue987"
-FINGERPRINT = re.compile(r"fingerprint `([^`]+)`")
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 
@@ -52,7 +53,7 @@ def child_env(tmp: Path, hub) -> dict[str, str]:
 
 def fingerprint(message: dict) -> str:
     """The finding's fingerprint, read back from the message's context block."""
-    found = FINGERPRINT.findall(json.dumps(message["blocks"], ensure_ascii=False))
+    found = fingerprints(message)
     assert len(found) == 1, message
     return found[0]
 

@@ -29,6 +29,7 @@ from monitor.hub import session
 from monitor.jobs.pins import scan_pins
 from monitor.runtime import Runtime
 from monitor.store import Store
+from tests.emulator.slack import fingerprints
 from tests.pins_env import Clock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,11 +232,12 @@ def test_rate_limit_pause_is_unknown_and_sends_nothing_then_resumes(hub, runtime
 
 # --- a long Slack outage --------------------------------------------------------------------------
 
-FINGERPRINT = re.compile(r"fingerprint `([0-9a-f]{32})`")
+FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 
 
 def _fingerprint(message: dict) -> str:
-    (fp,) = FINGERPRINT.findall(json.dumps(message["blocks"], ensure_ascii=False))
+    (fp,) = fingerprints(message)
+    assert FINGERPRINT.fullmatch(fp), fp
     return fp
 
 

@@ -127,9 +127,13 @@ def test_discovery_finds_the_impostors_and_the_allowlist_silences_neighbours(env
     try:
         scan_lookalikes(rt, sources=("probe", "search"))
         scan_clones(rt, budget=100)
-        flagged = {s.finding.subject for s in rt.store.findings()}
+        stored = [s.finding for s in rt.store.findings()]
+        flagged = {f.subject for f in stored}
     finally:
         rt.close()
-    assert {"EleuterAI", "meta-IIama", "Open-OSS/privacy-filter", "deepinsight/inswapper",
-            "EleuterAI/gpt-j-6B"} <= flagged
+    assert {"EleuterAI", "meta-IIama", "Open-OSS/privacy-filter", "deepinsight/inswapper"} <= flagged
+    # one incident, one alert: PoisonGPT's copy is evidence of EleuterAI's lookalike, not a repo_clone
+    assert "EleuterAI/gpt-j-6B" not in flagged
+    assert any(f.kind == "lookalike" and f.subject == "EleuterAI" and "gpt-j-6B" in f.evidence["copied_repos"]
+               for f in stored)
     assert not flagged & {*NEIGHBOURS, *CONTROLS}

@@ -218,6 +218,27 @@ def shown_text(message: dict) -> str:
     return "\n".join([fallback, *literal_texts(message.get("blocks") or [])])
 
 
+def fingerprints(message: dict) -> list[str]:
+    """The fingerprints a hubwatch alert shows: the code-styled text after "fingerprint " in a
+    rich_text section (its last block), byte-exact."""
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            elements = node.get("elements")
+            if node.get("type") == "rich_text_section" and isinstance(elements, list):
+                for a, b in zip(elements, elements[1:]):
+                    if str(a.get("text", "")).endswith("fingerprint ") and (b.get("style") or {}).get("code"):
+                        found.append(b["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(message.get("blocks") or [])
+    return found
+
+
 INVISIBLE_CATEGORIES = ("Cf", "Co", "Cs", "Cn", "Zl", "Zp")
 
 
