@@ -268,7 +268,10 @@ def test_lookup_returns_exactly_the_json_contract(server, backend):
 
 @pytest.mark.parametrize("path", ["/v1/lookup/", "/v1/lookup/org%2Fmodel", "/v1/lookup/org/model",
                                   "/v1/lookup/bad%20name", "/v1/lookup/" + "a" * 97, "/v1/lookup/%ff%fe",
-                                  "/v1/lookup/%3C!channel%3E"])
+                                  "/v1/lookup/%3C!channel%3E",
+                                  # the Hub client's rule (validate_repo_id): never sent to the Hub
+                                  "/v1/lookup/a..b", "/v1/lookup/a--b", "/v1/lookup/-a", "/v1/lookup/a-",
+                                  "/v1/lookup/.a", "/v1/lookup/a.", "/v1/lookup/a.git", "/v1/lookup/a%0A"])
 def test_lookup_rejects_invalid_names(server, backend, path):
     r = requests.get(server.url + path, timeout=5)
     assert r.status_code == 400
@@ -622,8 +625,9 @@ def test_slack_help_and_usage(server, backend, text, expect):
     assert backend.lookups == []
 
 
-def test_slack_invalid_name_is_an_ephemeral_error(server, backend):
-    msg = post_slack(server, command("lookup <!channel>/x")).json()
+@pytest.mark.parametrize("name", ["<!channel>/x", "a..b", "a--b", "-a", "a.git", "x" * 97])
+def test_slack_invalid_name_is_an_ephemeral_error(server, backend, name):
+    msg = post_slack(server, command(f"lookup {name}")).json()
     assert msg["response_type"] == "ephemeral"
     assert "not a Hub name" in msg["text"] and "<!channel>" not in msg["text"]
     assert backend.lookups == []
