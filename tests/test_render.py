@@ -314,3 +314,54 @@ def test_findings_command_prints_no_terminal_control_characters(tmp_path, capsys
     assert out.count("\n") == 1
     assert not any(ord(c) < 0x20 and c != "\n" or 0x7f <= ord(c) < 0xa0 for c in out), repr(out)
     assert "\u202e" not in out and "org/model" in out and "moved" in out and "hidden" in out
+
+
+# --- the Slack receiver holds rich_text to Slack's rules -------------------------------------------------------
+def _rich(*elements):
+    return {"text": "x", "blocks": [{"type": "rich_text", "elements": list(elements)}]}
+
+
+def _sec(*inline):
+    return {"type": "rich_text_section", "elements": list(inline)}
+
+
+@pytest.mark.parametrize("message", [
+    _rich(),                                                                      # no elements
+    _rich(_sec()),                                                                # empty section
+    _rich(_sec({"type": "text", "text": ""})),                                    # empty text
+    _rich(_sec({"type": "text", "text": "x" * 3001})),                            # over the text limit
+    _rich(_sec({"type": "text", "text": "x", "style": {"underline": True}})),     # no such style
+    _rich(_sec({"type": "text", "text": "x", "style": {"bold": "yes"}})),         # styles are booleans
+    _rich(_sec({"type": "mrkdwn", "text": "*x*"})),                               # not a rich text element
+    _rich(_sec({"type": "link", "url": "javascript:alert(1)", "text": "x"})),     # http(s) links only
+    _rich({"type": "rich_text_list", "style": "dots", "elements": [_sec({"type": "text", "text": "x"})]}),
+    _rich({"type": "rich_text_list", "style": "bullet", "elements": [{"type": "text", "text": "x"}]}),
+    _rich({"type": "rich_text_section", "elements": [{"type": "text", "text": "x"}], "verbatim": True}),
+    _rich(*[_sec({"type": "text", "text": "x"})] * 101),                          # too many elements
+])
+def test_the_receiver_refuses_rich_text_slack_would_refuse(message):
+    assert validate_message(message) == (400, "invalid_blocks")
+
+
+def test_the_receiver_accepts_what_hubwatch_sends_in_every_shape():
+    ok = _rich(_sec({"type": "text", "text": "a", "style": {"bold": True, "code": True}},
+                    {"type": "emoji", "name": "warning"}, {"type": "link", "url": "https://h/x", "text": "l"}),
+               {"type": "rich_text_list", "style": "bullet", "elements": [_sec({"type": "text", "text": "b"})]},
+               {"type": "rich_text_preformatted", "elements": [{"type": "text", "text": "c"}]})
+    assert validate_message(ok) is None
+
+
+def test_the_digest_and_lookup_replies_carry_no_mrkdwn_and_no_invisible_character():
+    from datetime import datetime, timezone
+
+    from monitor.alerts.render_report import report_slack
+    from monitor.detect.reports import DigestFacts, digest
+    from monitor.http.slack_command import result_message
+    from tests.test_http import make_result
+
+    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    report = digest(DigestFacts(pins=2, unknown=0, unavailable=0, changes=1, new_lookalikes=1, open_findings=2,
+                                open_by_severity={"critical": 2}, lookalike=None, pending=0), now, now)
+    for msg in (report_slack(report), result_message(make_result("meta-IIama"))):
+        assert validate_message(msg) is None
+        assert mrkdwn_texts(msg["blocks"]) == [] and invisible_characters(msg) == [] and msg["mrkdwn"] is False

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from monitor.alerts.render import fallback_text, fit, plain, rich, t, u16len
+from monitor.alerts.render import code, fallback_text, fit, plain, rich, t, u16len
 from monitor.alerts.render import line as line_of
 from monitor.detect.names import validate_hub_name
 from monitor.errors import HubError, Transient
@@ -203,16 +203,16 @@ def _join_capped(lines: list[str], limit: int) -> str:
 
 
 def error_message(name: str, exc: BaseException) -> dict[str, Any]:
-    who = fit(name, 100)
+    who = code(name, 100)
     if isinstance(exc, RateLimited):
-        return ephemeral(f":snail: Too many lookups right now: slow down and try `{who}` again in "
+        return ephemeral(f":snail: Too many lookups right now: slow down and try {who} again in "
                          f"{exc.retry_after_header} s.")
     if isinstance(exc, Transient):
-        return ephemeral(f":hourglass: The Hub is not answering right now, so `{who}` is unknown; "
+        return ephemeral(f":hourglass: The Hub is not answering right now, so {who} is unknown; "
                          "try again in a minute.")
     if isinstance(exc, HubError):
-        return ephemeral(f":warning: The Hub gave an unexpected answer about `{who}`; try again later.")
-    return ephemeral(f":warning: Looking up `{who}` failed (internal error; see the hubwatch log).")
+        return ephemeral(f":warning: The Hub gave an unexpected answer about {who}; try again later.")
+    return ephemeral(f":warning: Looking up {who} failed (internal error; see the hubwatch log).")
 
 
 # --- answering -------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ class SlackCommands:
             return self._ack(name, cmd.user_id)
         problem = validate_hub_name(name)
         if problem:
-            return ephemeral(f"`{fit(name, 100)}` is not a Hub name: {fit(problem, 300)}")
+            return ephemeral(f"{code(name, 100)} is not a Hub name: {fit(problem, 300)}")
         if not self._slots.acquire(blocking=False):
             return ephemeral(":hourglass: hubwatch is busy with other lookups; try again in a moment.")
         job = _Job()
@@ -270,8 +270,8 @@ class SlackCommands:
                 return job.reply
             job.deferred = True
         if self.may_post(cmd.response_url):
-            return ephemeral(f":mag: Looking up `{fit(name, 100)}`…")
-        return ephemeral(f":hourglass: Looking up `{fit(name, 100)}` is taking long; try again in a minute.")
+            return ephemeral(f":mag: Looking up {code(name, 100)}…")
+        return ephemeral(f":hourglass: Looking up {code(name, 100)} is taking long; try again in a minute.")
 
     def _ack(self, fingerprint: str, user_id: str) -> dict[str, Any]:
         if self.ack is None:

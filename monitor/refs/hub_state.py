@@ -1,7 +1,11 @@
 """Does each referenced repo still exist on the Hub, under that name? One `refs` request per repo.
 
-The client follows the Hub's 307s, so the id it ends up at (`Refs.canonical_id`) tells a rename or
-transfer from a plain hit (a mere casing difference is the same repo: ids are case-insensitive).
+The client follows the Hub's 307s; after one, `Refs.canonical_id` is the `id` the Hub's own answer
+gives for the repo it landed on (never a path cut out of a URL), which tells a rename or transfer
+from a plain hit (a mere casing difference is the same repo: ids are case-insensitive). A legacy
+alias the Hub answers with 200 in place (`gpt2`, recorded 2025-03: tests/emulator/NOTES.md) is a
+plain hit: it `exists` under the name the code uses, and `--write-pins` writes no pin for it (a
+pin needs `namespace/name`).
 Only a definitive answer says `missing`; a 5xx, a timeout, a spent budget or a rejected token say
 `unknown` with the reason, never `missing`.
 """
