@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from tests.pins_env import PinsEnv
 
@@ -65,6 +66,23 @@ def test_import_second_05_with_older_commits_is_not_recreated(env, hub):
     for _ in range(3):
         env.once()
     assert kinds(env) == []
+
+
+def test_import_second_05_proves_nothing_where_identity_falls_back_to_dates(env, hub, slack):
+    """An answer without `_id` (identity from dates only): `:05`, later than every commit, is still
+    the import's placeholder, not a re-creation."""
+    hub.add_repo(REPO, files=FILES, created_at="2019-02-14T00:00:00Z", import_second=5)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.once()
+    params = {"securityStatus": "true", "blobs": "true"}
+    body = requests.get(f"{hub.url}/api/models/{REPO}", params=params, timeout=5).json()
+    assert body["createdAt"] == "2022-03-02T23:29:05.000Z" and body["lastModified"] < body["createdAt"]
+    del body["_id"]
+    hub.respond(rf"^GET /api/models/{REPO}(/revision/[^?]+)?\?", 200, json.dumps(body), times=None)
+    for _ in range(2):
+        env.once()
+    assert kinds(env) == [] and slack.messages == []
+    assert hub.count() > 0
 
 
 # --- errors whose message is only in the body --------------------------------------------------------------
