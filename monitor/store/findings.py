@@ -58,7 +58,7 @@ def insert_new(db: Database, findings: Iterable[Finding], sinks: Sequence[str],
                now: datetime) -> list[Finding]:
     """Insert findings with unknown fingerprints plus one pending outbox row per sink.
 
-    Must run inside a transaction (``Store.record`` wraps it in ``db.atomic()``). Returns the
+    Must run inside a transaction (``Store.record`` wraps it in ``db.write()``). Returns the
     findings actually inserted, in input order; a repeated fingerprint — from an earlier run or
     earlier in ``findings`` — is skipped. The first statement is a write, so the write lock is
     taken up front and the busy timeout applies (a read-then-write deferred transaction could

@@ -29,7 +29,7 @@ from sqlite_utils import Database
 
 from ..detect.findings import Finding
 from ..detect.reports import Report
-from .db import as_utc, from_db_time, to_db_time
+from .db import as_utc, from_db_time, to_db_time, write
 from .findings import FINDING_COLUMNS, finding_from_row
 
 # A row is claimable when it is due, or when its claim lease ran out (crashed deliverer); the
@@ -178,9 +178,8 @@ def _claim_round(db: Database, sink: str, ts: str, due: str, until: str, limit: 
     won: list[str] = []
     if not candidates:
         return won, 0
-    # One transaction for the batch (one commit); its first statement is a write, so the busy
-    # timeout applies while waiting for the write lock.
-    with db.atomic():
+    # One transaction for the batch (one commit), holding the write lock from its start.
+    with write(db):
         for row_id in candidates:
             token = secrets.token_hex(16)
             params = {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts, "due": due}
