@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from monitor.config import Secret
+from monitor.config import Secret, SlackAcks
 from monitor.detect import revisions as rv
 from monitor.detect.findings import Finding
 from monitor.http.hub_events import HubEvent
@@ -19,6 +19,7 @@ from monitor.jobs.lookup import LookupResult
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
+    from monitor.http.slack_command import SlashCommand
 
 log = logging.getLogger("hubwatch.api")
 OUTBOX_STUCK_AFTER = 3600.0
@@ -59,19 +60,30 @@ class DaemonApi:
         rt = self.daemon.rt
         return lookup_now(rt.client, rt.settings.lookalike, name, rt.clock())
 
-    def ack(self, fingerprint: str, slack_user: str) -> str:
-        """`/hubwatch ack FINGERPRINT` from Slack: acknowledge, noting who did it."""
+    def ack(self, fingerprint: str, cmd: "SlashCommand") -> str:
+        """`/hubwatch ack FINGERPRINT` from Slack: acknowledge when [slack] ack_users (and
+        ack_channels, team_id) allow this user, noting who did it; else say why not."""
         from monitor.errors import UsageError
         from monitor.triage import acknowledge
 
         rt = self.daemon.rt
-        who = "".join(c for c in slack_user if c.isalnum())[:32] or "unknown user"
+        who = "".join(c for c in cmd.user_id if c.isalnum())[:32] or "unknown user"
+        refusal = ack_refusal(rt.settings.slack_acks, cmd, who)
+        if refusal:
+            log.warning("Slack ack of %s by %s refused: %s", fingerprint, who, refusal)
+            e = UsageError(refusal)
+            e.slack_safe = True
+            raise e
         try:
-            (line,) = acknowledge(rt.store, [fingerprint], f"via Slack by {who}", rt.clock())
+            (line,) = acknowledge(rt.store, [fingerprint], f"via Slack by {who}", rt.clock(), actor=who,
+                                  via="Slack", sinks=list(rt.sinks))
         except UsageError as e:
             e.slack_safe = True  # our own text about a 32-hex fingerprint: safe to show in Slack
             raise
         log.warning("finding %s acknowledged via Slack by %s", fingerprint, who)
+        kick = getattr(self.daemon, "_kick", None)  # the notice (and a marked alert) go out now
+        if kick is not None:
+            kick("deliver")
         return line
 
     def hub_event(self, event: HubEvent) -> str:
@@ -111,6 +123,22 @@ class DaemonApi:
 
     def metrics(self) -> tuple[bytes, str]:
         return self.daemon.metrics.render()
+
+
+def ack_refusal(acks: SlackAcks, cmd: "SlashCommand", who: str) -> str | None:
+    """None when this Slack user may acknowledge from this channel and workspace, else the reply.
+    Acks come from anyone in the workspace who can type the command: only the listed users may."""
+    if not acks.users:
+        return (f"Acknowledging from Slack is off on this hubwatch. To allow it, an operator adds Slack "
+                f"user ids to [slack] ack_users in the hubwatch config (yours is {who}) and reloads it.")
+    if acks.team_id is not None and acks.team_id not in (cmd.team_id, cmd.enterprise_id):
+        return "Acknowledging is not allowed from this Slack workspace."
+    if cmd.user_id not in acks.users:
+        return (f"You ({who}) may not acknowledge findings: ask an operator to add you to "
+                "[slack] ack_users in the hubwatch config.")
+    if acks.channels and cmd.channel_id not in acks.channels:
+        return "Acknowledging is not allowed from this channel: use one listed in [slack] ack_channels."
+    return None
 
 
 def event_tag_findings(event: HubEvent, base: str, repo: RepoId) -> list[Finding]:

@@ -285,7 +285,7 @@ def test_stored_finding_json_dict(store: Store):
     sf = store.findings()[0]
     d = sf.to_json_dict()
     assert d == {**mk(7, sha="abc").to_dict(), "first_seen": "2026-11-27T02:21:35Z", "id": sf.id,
-                 "acked_at": None, "ack_note": None}
+                 "acked_at": None, "ack_note": None, "acked_by": None}
     json.dumps(d)  # serialisable as is
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -305,6 +306,14 @@ def slack_message(f: Finding) -> dict:
                                                        FALLBACK_TEXT - 200)
     return {"text": f"{emoji} {fallback}", "blocks": limit_blocks(blocks + tail),
             "unfurl_links": False, "unfurl_media": False}
+
+
+def acknowledged_before_delivery(f: Finding, who: str) -> Finding:
+    """The finding as its alert goes out after someone acknowledged it: same fingerprint, the
+    summary opening with "acknowledged by WHO before delivery" (first, so no cap cuts it)."""
+    marked = f"acknowledged by {who} before delivery"
+    return replace(f, summary=f"({marked}) {f.summary}",
+                   evidence={**f.evidence, "acknowledged_before_delivery_by": who})
 
 
 def sent_at(now: datetime) -> str:

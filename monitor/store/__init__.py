@@ -115,16 +115,23 @@ class Store:
         with self._lock:
             return _findings.kind_and_subject(self.db, fingerprints)
 
-    def ack(self, fingerprints: Sequence[str], note: str | None, now: datetime) -> None:
-        """Acknowledge findings by fingerprint; their undelivered alerts are never sent."""
+    def ack(self, fingerprints: Sequence[str], note: str | None, now: datetime, actor: str,
+            notice: Report | None = None, sinks: Sequence[str] = ()) -> None:
+        """Acknowledge findings by fingerprint, noting who did it, and queue `notice` for `sinks`
+        in the same transaction. Undelivered alerts still go out, marked acknowledged."""
         with self._lock, write(self.db):
-            _findings.ack(self.db, fingerprints, note, now)
-            _outbox.skip_acked(self.db)
+            _findings.ack(self.db, fingerprints, note, now, actor)
+            if notice is not None:
+                _outbox.insert_report(self.db, notice, list(sinks), now)
 
-    def unack(self, fingerprints: Sequence[str]) -> None:
-        """Withdraw acknowledgements; alerts skipped because of them are queued again."""
+    def unack(self, fingerprints: Sequence[str], now: datetime | None = None,
+              notice: Report | None = None, sinks: Sequence[str] = ()) -> None:
+        """Withdraw acknowledgements (and queue `notice`); alerts an older hubwatch skipped because
+        of them are queued again."""
         with self._lock, write(self.db):
             _outbox.unskip(self.db, _findings.unack(self.db, fingerprints))
+            if notice is not None and now is not None:
+                _outbox.insert_report(self.db, notice, list(sinks), now)
 
     def open_findings_by_subject(self) -> dict[str, int]:
         with self._lock:
