@@ -11,10 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from monitor.config import Secret, SlackAcks
-from monitor.detect import revisions as rv
-from monitor.detect.findings import Finding
 from monitor.http.hub_events import HubEvent
-from monitor.hub.models import RepoId
 from monitor.jobs.lookup import LookupResult
 
 if TYPE_CHECKING:
@@ -53,13 +50,6 @@ class DaemonApi:
         rt = self.daemon.rt
         return lookup_now(rt.client.for_on_demand(), rt.settings.lookalike, name, rt.clock())
 
-    def judge(self, name: str) -> LookupResult:
-        """Our own re-judging of a namespace (after a Hub event): the normal budget."""
-        from monitor.jobs.lookup import lookup_now
-
-        rt = self.daemon.rt
-        return lookup_now(rt.client, rt.settings.lookalike, name, rt.clock())
-
     def ack(self, fingerprint: str, cmd: "SlashCommand") -> str:
         """`/hubwatch ack FINGERPRINT` from Slack: acknowledge when [slack] ack_users (and
         ack_channels, team_id) allow this user, noting who did it; else say why not."""
@@ -87,30 +77,39 @@ class DaemonApi:
         return line
 
     def hub_event(self, event: HubEvent) -> str:
-        if event.scope not in REPO_SCOPES and not event.scope.startswith("repo."):
-            return f"ignored: scope {event.scope}"
-        settings = self.daemon.rt.settings
-        if any(p.key == event.key for p in settings.pin):
-            self.daemon.trigger_pin_check(event.key, event)
-            return "checking pinned repo"
-        namespace = event.repo_name.split("/", 1)[0]
-        from monitor.jobs.lookup import screener_for
+        """A verified Hub event: a hint. It schedules a check of the pinned repo it names (at most
+        one per repo per [hub_webhook] min_interval); any other name costs nothing."""
+        outcome, answer = self._hub_event(event)
+        self.daemon.metrics.hub_events.labels(outcome).inc()
+        return answer
 
-        la = settings.lookalike
-        if la.protected and (namespace.lower() in {p.lower() for p in la.protected}
-                             or screener_for(la.protected, la.allow).screen(namespace)):
-            self.daemon.trigger_namespace_check(namespace)
-            return "checking namespace"
-        return "ignored: not watched"
+    def _hub_event(self, event: HubEvent) -> tuple[str, str]:
+        from monitor.detect.state import RepoState
+        from monitor.jobs.events import tag_claims
+
+        if event.scope not in REPO_SCOPES and not event.scope.startswith("repo."):
+            return "ignored", f"ignored: scope {event.scope}"
+        settings = self.daemon.rt.settings
+        if not any(p.key == event.key for p in settings.pin):
+            # `webhooks install` registers the pinned repos and the protected orgs; an event naming
+            # anything else is not from our webhook, and a protected org's news is the scans' job.
+            return "ignored", "ignored: not watched"
+        state = RepoState.from_json(self.daemon.rt.store.load_state(event.key))
+        claims = tag_claims(event, state.tags if state.baseline else {})
+        outcome, delay = self.daemon.events.offer(event.key, claims, settings.event_min_interval)
+        if outcome == "checked" or delay > 0:
+            self.daemon.schedule_event_check(event.key, delay)
+        if outcome == "checked":
+            return outcome, "checking pinned repo"
+        return outcome, "merged into the pinned repo's next check"
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Answered from memory and one outbox read; no database write."""
         checks: dict[str, str] = {}
         rt = self.daemon.rt
-        try:
-            rt.store.set_meta("readyz", str(time.time()))
-            checks["database"] = "ok"
-        except Exception as e:  # any failure to write is "not ready", whatever its type
-            checks["database"] = f"not writable: {type(e).__name__}"
+        # From memory: the outcome of the daemon's own last database writes (its jobs), never a
+        # write per request (anyone who reaches the port may ask, as often as they like).
+        checks["database"] = self.daemon.db_problem or "ok"
         age = time.monotonic() - self.daemon.heartbeat
         checks["scheduler"] = "ok" if age < 60 else f"no heartbeat for {age:.0f}s"
         try:
@@ -139,18 +138,3 @@ def ack_refusal(acks: SlackAcks, cmd: "SlashCommand", who: str) -> str | None:
     if acks.channels and cmd.channel_id not in acks.channels:
         return "Acknowledging is not allowed from this channel: use one listed in [slack] ack_channels."
     return None
-
-
-def event_tag_findings(event: HubEvent, base: str, repo: RepoId) -> list[Finding]:
-    """Tag re-points reported by the Hub. Recorded after the triggered check, with the same
-    fingerprint as a polled tag move: when the check saw the move this is a no-op; when the tag
-    moved and moved back between our reads, this is the only trace of it."""
-    out = []
-    for u in event.updated_refs:
-        if not u.ref.startswith("refs/tags/") or u.old_sha is None or u.old_sha == u.new_sha:
-            continue
-        move = rv.Move(u.ref[len("refs/tags/"):], "tag", u.old_sha, u.new_sha, False)
-        f = rv.describe_move(repo, base, move, (), None, None, (), ())
-        evidence = {**f.evidence, "source": "Hub webhook event"}
-        out.append(Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint))
-    return out
