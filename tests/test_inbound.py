@@ -180,3 +180,65 @@ def test_events_name_only_pins_and_only_repo_scopes(env, hub, slack):
     time.sleep(1.5)  # room for a check that should not happen
     assert [q.path for q in hub.requests if "gpt-j-6b" in q.path or "/org/alpha" in q.path] == []
     assert event_checks_done(url) == 0 and metric(url, "hubwatch_hub_events_total", outcome="ignored") == 2
+
+
+def test_cli_ack_unack_loop_during_daemon_cycles_never_reports_locked(env, hub, slack):
+    """Every write transaction opens with BEGIN IMMEDIATE: the CLI's (un)ack and the daemon's scan
+    and delivery writes wait for each other on the busy timeout, never fail "database is locked"."""
+    names = [f"org/r{i}" for i in range(4)]
+    for name in names:
+        hub.add_repo(name, files=FILES)
+    env.pins = names
+    env.pins_every = "1s"
+    _config(env)
+    d = env.start()
+    wait_for(lambda: env.baselined(4), "baseline", show=d)
+    hub.commit("org/r0", {"README.md": "changed"}, title="change")
+    fp = wait_for(lambda: next((f[2] for f in env.findings() if f[1] == "org/r0"), None), "the finding", show=d)
+    scans = d.scans()
+    for i in range(8):
+        hub.commit(f"org/r{1 + i % 3}", {"README.md": f"v{i}"}, title=f"v{i}")  # more writes for the daemon
+        for verb in ("ack", "unack"):
+            p = env.cli(verb, fp)
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0 and b"locked" not in err, (verb, err)
+    assert d.scans() > scans, "the daemon kept scanning meanwhile"
+    assert "locked" not in d.text() and "Traceback" not in d.text()
+
+
+def test_unack_waits_for_a_writer_that_commits_between_its_read_and_its_write(tmp_path):
+    """Deterministic form of the race above: the daemon commits a scan between unack's read and its
+    write. A deferred transaction would then fail at once ("database is locked": its snapshot is
+    stale, waiting cannot help); BEGIN IMMEDIATE takes the write lock first, so the daemon waits."""
+    import threading
+    from datetime import datetime, timezone
+
+    from monitor.detect.findings import Finding
+    from monitor.store import Store
+
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with Store.open(tmp_path / "s.db") as cli, Store.open(tmp_path / "s.db") as daemon:
+        f = Finding.make("ref_moved", "high", "a/b", "moved", key=[1])
+        daemon.record("k", "{}", [f], ["slack"], t0)
+        cli.ack([f.fingerprint], None, t0, "alice")
+        errors: list[BaseException] = []
+        writer = threading.Thread(target=lambda: _record(daemon, t0, errors))
+
+        def between(sql, params):
+            if sql.startswith("UPDATE findings SET acked_at = NULL") and writer.ident is None:
+                writer.start()
+                writer.join(0.5)  # the daemon's write: done at once, or waiting for our lock
+
+        with cli.db.tracer(between):
+            cli.unack([f.fingerprint])
+        writer.join(15)
+        assert errors == [] and not writer.is_alive()
+        (row,) = cli.findings()
+        assert row.acked_at is None and cli.load_state("k2") == '{"n": 2}'
+
+
+def _record(store, now, errors) -> None:
+    try:
+        store.record("k2", '{"n": 2}', [], ["slack"], now)
+    except BaseException as e:  # noqa: BLE001 - reported by the test
+        errors.append(e)
