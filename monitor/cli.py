@@ -298,7 +298,9 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 
     install registers one webhook watching every pinned repo and protected org, signed with
     [hub_webhook] secret_file, pointed at PUBLIC_URL (the daemon's /hooks/hub reached from the
-    internet); running it again updates that webhook in place. Polling stays as the safety net.
+    internet; https, since the Hub sends the secret with every event: plain http only to a
+    loopback address); running it again updates that webhook in place. Events only schedule
+    checks of the pinned repos they name; polling stays as the safety net.
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -307,8 +309,13 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     if settings.hub.token is None:
         raise ConfigError(str(settings.path), "hub.token_file", "webhooks need a Hub token (or set HF_TOKEN)")
     if args.action == "install":
-        if not args.url or not args.url.startswith(("https://", "http://")):
-            raise UsageError("webhooks install needs --url PUBLIC_URL (http or https)")
+        from monitor.urls import url_problem
+
+        if not args.url:
+            raise UsageError("webhooks install needs --url PUBLIC_URL (https)")
+        problem = url_problem(args.url)
+        if problem:  # over plain http the Hub would send our webhook secret in clear
+            raise UsageError(f"webhooks install --url {problem}")
         if settings.hub_webhook_secret is None:
             raise ConfigError(str(settings.path), "hub_webhook.secret_file",
                               "a webhook secret is required so events can be verified")
