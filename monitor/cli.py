@@ -54,6 +54,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(args, settings)
     from monitor.daemon import Daemon
+    from monitor.secrets_check import secret_file_warnings
+
+    for warning in secret_file_warnings(settings.secret_files):
+        log.warning("%s", warning)
 
     return Daemon(settings, config_mod.config_path(args.config), args).run()
 
@@ -62,8 +66,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration; exit 0, or 78 with one line naming the file, key and problem.
 
     Example: hubwatch check-config -c /etc/hubwatch/config.toml
+
+    Also warns (one line on stderr naming the key, exit still 0) when a secret file is readable
+    by group or others, or is a symlink leading out of the credentials directory.
     """
     settings = _settings(args)
+    from monitor.secrets_check import secret_file_warnings
+
+    for warning in secret_file_warnings(settings.secret_files):
+        print(f"hubwatch: warning: {warning}", file=sys.stderr)
     print(f"{settings.path}: ok — {len(settings.pin)} pin(s), sinks: {', '.join(settings.sink_names())}, "
           f"state: {settings.state_path}, token: {'set' if settings.hub.token else 'none'}")
     return EXIT_OK

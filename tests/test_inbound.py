@@ -170,9 +170,15 @@ def test_events_name_only_pins_and_only_repo_scopes(env, hub, slack):
     hub.add_repo("EleutherAI/gpt-j-6b", files=FILES)
     hub.add_repo("org/alpha", files=FILES)
     env.pins = ["org/alpha"]
+    env.write()
+    os.chmod(env.tmp / "hook_secret", 0o640)
+    os.chmod(env.tmp / "signing", 0o600)
     d = env.start()
     url = base_url(d)
     wait_for(lambda: env.baselined(1), "baseline", show=d)
+    # start-up says it once, naming the key, and runs on
+    (warning,) = [r["msg"] for r in d.logs() if "readable by group or others" in r.get("msg", "")]
+    assert warning.startswith("hub_webhook.secret_file: ") and "mode 0640" in warning
     hub.clear_log()
     # a protected org's repo (registered by `webhooks install`, but not pinned): the scans' job
     assert post(url, event("EleutherAI/gpt-j-6b", scope="repo")).json()["status"] == "ignored: not watched"
