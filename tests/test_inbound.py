@@ -248,3 +248,33 @@ def _record(store, now, errors) -> None:
         store.record("k2", '{"n": 2}', [], ["slack"], now)
     except BaseException as e:  # noqa: BLE001 - reported by the test
         errors.append(e)
+
+
+def test_readyz_answers_from_memory_without_writing_the_database(hub, slack, tmp_path):
+    """/readyz is unauthenticated: 100 requests leave the database untouched (data_version, which
+    changes whenever another connection commits, stays the same)."""
+    import sqlite3
+
+    from tests.test_daemon import Env
+
+    env = Env(tmp_path, hub, slack)
+    env.pins_every = "1h"
+    hub.add_repo("org/alpha", files=FILES)
+    env.pins = ["org/alpha"]
+    d = env.start()
+    try:
+        url = base_url(d)
+        wait_for(lambda: env.baselined(1), "baseline", show=d)
+        wait_for(lambda: requests.get(f"{url}/readyz", timeout=5).status_code == 200, "ready", show=d)
+        conn = sqlite3.connect(f"file:{env.state}?mode=ro", uri=True)
+        try:
+            before = conn.execute("PRAGMA data_version").fetchone()[0]
+            for _ in range(100):
+                r = requests.get(f"{url}/readyz", timeout=5)
+                assert r.status_code == 200 and r.json()["checks"]["database"] == "ok"
+            assert conn.execute("PRAGMA data_version").fetchone()[0] == before
+            assert conn.execute("SELECT count(*) FROM meta WHERE key = 'readyz'").fetchone()[0] == 0
+        finally:
+            conn.close()
+    finally:
+        env.stop_all()
