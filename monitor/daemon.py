@@ -134,26 +134,12 @@ class Daemon:
             self._kick("deliver")
 
     def _verify_claims(self, key: str, claims: list) -> list:
-        """Record the claimed tag moves of `key` that hold; keep the rest for its next check."""
-        from monitor.detect.state import RepoState
-        from monitor.hub.client import EventShareSpent
-        from monitor.jobs.events import verify_claims
+        """Record the claimed tag moves of `key` that hold; the rest wait for its next check."""
+        from monitor.jobs.events import record_claims
 
-        rt = self.rt
-        pin = next((p for p in rt.settings.pin if p.key == key), None)
-        if pin is None:
-            return []
-        from monitor.hub.models import RepoId
-
-        state = RepoState.from_json(rt.store.load_state(key))
-        try:
-            found, left = verify_claims(rt.client.for_events(), rt.settings.hub.endpoint,
-                                        RepoId(pin.type, pin.repo), state, claims)
-        except EventShareSpent:
-            found, left = [], claims
+        new, left = record_claims(self.rt, key, claims)
         if left:
             self.events.defer(key, left)
-        new = rt.store.record(key, None, found, list(rt.sinks), rt.clock()) if found else []
         self.metrics.new_findings(new)
         return new
 

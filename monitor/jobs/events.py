@@ -143,3 +143,21 @@ def verify_claims(client, base: str, repo: RepoId, state: RepoState,
                 found.append(event_tag_finding(claim, base, repo))
         left.pop(0)
     return found, []
+
+
+def record_claims(rt, key: str, claims: Sequence[TagClaim]) -> tuple[list[Finding], list[TagClaim]]:
+    """Verify the claims of pinned repo `key` against the Hub (the event share) and record the
+    ones that hold -> (new findings, claims left for its next check)."""
+    from monitor.hub.client import EventShareSpent
+
+    pin = next((p for p in rt.settings.pin if p.key == key), None)
+    if pin is None:  # no longer pinned (a reload)
+        return [], []
+    state = RepoState.from_json(rt.store.load_state(key))
+    try:
+        found, left = verify_claims(rt.client.for_events(), rt.settings.hub.endpoint, RepoId(pin.type, pin.repo),
+                                    state, claims)
+    except EventShareSpent:
+        found, left = [], list(claims)
+    new = rt.store.record(key, None, found, list(rt.sinks), rt.clock()) if found else []
+    return new, left
