@@ -202,7 +202,7 @@ def test_cli_ack_unack_loop_during_daemon_cycles_never_reports_locked(env, hub, 
     hub.commit("org/r0", {"README.md": "changed"}, title="change")
     fp = wait_for(lambda: next((f[2] for f in env.findings() if f[1] == "org/r0"), None), "the finding", show=d)
     scans = d.scans()
-    for i in range(8):
+    for i in range(4):
         hub.commit(f"org/r{1 + i % 3}", {"README.md": f"v{i}"}, title=f"v{i}")  # more writes for the daemon
         for verb in ("ack", "unack"):
             p = env.cli(verb, fp)

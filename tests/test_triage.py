@@ -1,5 +1,6 @@
 """Triage: `hubwatch ack/unack`, `findings --all`, and `/hubwatch ack` through the signed slash
-command. An acknowledged finding never alerts again; a new fingerprint does."""
+command. An acknowledged finding never alerts again (a queued alert still goes out, marked), only
+listed Slack users may ack, and every (un)ack says who; a new fingerprint alerts as usual."""
 
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ def help_message(command: str) -> dict[str, Any]:
     text = (f"*{cmd}* — is this Hugging Face org or user legit?\n"
             f"• `{cmd} lookup NAME` (or just `{cmd} NAME`): look NAME up on the Hub and judge it "
             f"against our protected orgs\n"
-            f"• `{cmd} ack FINGERPRINT`: acknowledge a finding (it never alerts again)\n"
+            f"• `{cmd} ack FINGERPRINT`: acknowledge a finding (for the users in [slack] ack_users)\n"
             f"• `{cmd} help`: this text")
     return ephemeral(text, [_section(text)])
 
