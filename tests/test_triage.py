@@ -290,3 +290,27 @@ def test_ack_and_unack_take_several_fingerprints(env, hub, slack):
     assert {(f["fingerprint"], f["ack_note"]) for f in _all(env)} == {(first, "both reviewed"), (second, "both reviewed")}
     assert env.run("unack", first, second).code == 0
     assert {f["fingerprint"] for f in env.findings()} == {first, second}
+
+
+def test_a_triage_notice_renders_inert_for_every_sink():
+    """The notice carries a Hub-controlled subject and an operator's note: plain text on stdout,
+    escaped verbatim mrkdwn in Slack, data in the webhook body."""
+    from datetime import datetime, timezone
+
+    from monitor.alerts.render_report import report_json, report_slack, report_text
+    from monitor.triage import notice
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    known = {"a" * 32: ("ref_moved", "evil/<!channel>\x1b[2J"), "b" * 32: ("tag_moved", "org/x")}
+    report = notice("ack", "alice", "Slack", known, "ok <@U1>", now)
+    text = report_text(report)
+    assert text.startswith("[TRIAGE] findings ") and "acknowledged by alice via Slack" in text
+    assert "\x1b" not in text and "a" * 32 in text and "b" * 32 in text
+    slack = report_slack(report)
+    body = json.dumps(slack)
+    assert "<!channel>" not in body and "<@U1>" not in body and "&lt;!channel&gt;" in body
+    assert slack["blocks"][0]["text"]["verbatim"] is True and slack["unfurl_links"] is False
+    data = report_json(report, now=now)
+    assert data["event"] == "triage" and data["action"] == "ack" and data["by"] == "alice" and data["count"] == 2
+    undo = report_text(notice("unack", "bob", "CLI", dict(list(known.items())[:1]), None, now))
+    assert "finding " + "a" * 32 in undo and "unacknowledged by bob via CLI" in undo
