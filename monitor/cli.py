@@ -54,6 +54,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(args, settings)
     from monitor.daemon import Daemon
+    from monitor.secrets_check import secret_file_warnings
+
+    for warning in secret_file_warnings(settings.secret_files):
+        log.warning("%s", warning)
 
     return Daemon(settings, config_mod.config_path(args.config), args).run()
 
@@ -62,10 +66,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration; exit 0, or 78 with one line naming the file, key and problem.
 
     Example: hubwatch check-config -c /etc/hubwatch/config.toml
+
+    Also warns (one line on stderr naming the key, exit still 0) when a secret file is readable
+    by group or others, or is a symlink leading out of the credentials directory.
     """
     settings = _settings(args)
-    sinks = [n for n, v in (("slack", settings.slack_webhook_url), ("webhook", settings.webhook_url)) if v]
-    print(f"{settings.path}: ok — {len(settings.pin)} pin(s), sinks: {', '.join(sinks) or 'stdout'}, "
+    from monitor.secrets_check import secret_file_warnings
+
+    for warning in secret_file_warnings(settings.secret_files):
+        print(f"hubwatch: warning: {warning}", file=sys.stderr)
+    print(f"{settings.path}: ok — {len(settings.pin)} pin(s), sinks: {', '.join(settings.sink_names())}, "
           f"state: {settings.state_path}, token: {'set' if settings.hub.token else 'none'}")
     return EXIT_OK
 
@@ -77,7 +87,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
     Acknowledged findings (hubwatch ack) are hidden unless --all. --json prints one object per
     line with kind, severity, subject, summary, evidence, fingerprint, first_seen (ISO 8601 UTC),
-    acked_at and ack_note (null unless acknowledged).
+    acked_at, ack_note and acked_by (null unless acknowledged).
     """
     settings = _settings(args)
     from monitor.alerts.render import terminal
@@ -194,11 +204,13 @@ def _triage(args: argparse.Namespace, acking: bool) -> int:
     from datetime import datetime, timezone  # not runtime.utcnow: runtime loads the Hub client, sinks
 
     from monitor.store import Store
-    from monitor.triage import acknowledge, withdraw
+    from monitor.triage import acknowledge, cli_actor, withdraw
 
     store = Store.open(settings.state_path)
+    now, who, sinks = datetime.now(timezone.utc), cli_actor(), settings.sink_names()
     try:
-        done = acknowledge(store, fps, note, datetime.now(timezone.utc)) if acking else withdraw(store, fps)
+        done = (acknowledge(store, fps, note, now, actor=who, sinks=sinks) if acking
+                else withdraw(store, fps, now, actor=who, sinks=sinks))
     finally:
         store.close()
     for line in done:
@@ -211,17 +223,21 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
     Example: hubwatch ack 3f2a9c0e1b7d4e6f8a9b0c1d2e3f4a5b --note "checked with the vendor"
 
-    Takes one or more fingerprints (shown in every alert and by `hubwatch findings`). Alerts of
-    these findings not yet delivered are not sent. A later change has a new fingerprint and
-    alerts as usual. Exit 2, changing nothing, when a fingerprint is malformed or unknown.
+    Takes one or more fingerprints (shown in every alert and by `hubwatch findings`). An alert of
+    these findings not yet delivered still goes out once, marked "acknowledged by WHO before
+    delivery". Records who did it (acked_by: $HUBWATCH_ACTOR, else $SUDO_USER, else the login
+    name) and posts a short notice to the sinks. A later change has a new fingerprint and alerts
+    as usual. Exit 2, changing nothing, when a fingerprint is malformed or unknown.
     """
     return _triage(args, True)
 
 
 def cmd_unack(args: argparse.Namespace) -> int:
-    """Withdraw acknowledgements: the findings show again, their unsent alerts go out.
+    """Withdraw acknowledgements: the findings show again.
 
     Example: hubwatch unack 3f2a9c0e1b7d4e6f8a9b0c1d2e3f4a5b
+
+    Records who did it, as ack does, and posts a short notice to the sinks.
     """
     return _triage(args, False)
 
@@ -293,7 +309,9 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 
     install registers one webhook watching every pinned repo and protected org, signed with
     [hub_webhook] secret_file, pointed at PUBLIC_URL (the daemon's /hooks/hub reached from the
-    internet); running it again updates that webhook in place. Polling stays as the safety net.
+    internet; https, since the Hub sends the secret with every event: plain http only to a
+    loopback address); running it again updates that webhook in place. Events only schedule
+    checks of the pinned repos they name; polling stays as the safety net.
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -302,8 +320,13 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     if settings.hub.token is None:
         raise ConfigError(str(settings.path), "hub.token_file", "webhooks need a Hub token (or set HF_TOKEN)")
     if args.action == "install":
-        if not args.url or not args.url.startswith(("https://", "http://")):
-            raise UsageError("webhooks install needs --url PUBLIC_URL (http or https)")
+        from monitor.urls import url_problem
+
+        if not args.url:
+            raise UsageError("webhooks install needs --url PUBLIC_URL (https)")
+        problem = url_problem(args.url)
+        if problem:  # over plain http the Hub would send our webhook secret in clear
+            raise UsageError(f"webhooks install --url {problem}")
         if settings.hub_webhook_secret is None:
             raise ConfigError(str(settings.path), "hub_webhook.secret_file",
                               "a webhook secret is required so events can be verified")

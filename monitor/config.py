@@ -124,6 +124,16 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class SlackAcks:
+    """Who may acknowledge findings with `/hubwatch ack` ([slack] ack_users, ack_channels, team_id).
+    No users: acks from Slack are refused."""
+
+    users: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()  # empty: any channel
+    team_id: str | None = None  # the workspace (or Enterprise Grid org) the command must come from
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path
     hub: HubSettings
@@ -139,6 +149,15 @@ class Settings:
     slack_signing_secret: Secret | None = None
     hub_requests_per_5min: int | None = None  # None: the quota the Hub advertises (RateLimit-Policy)
     roster: RosterSettings = RosterSettings()
+    slack_acks: SlackAcks = SlackAcks()
+    # (key, file) of every secret read from a file, for secrets_check's permission warnings
+    secret_files: tuple[tuple[str, Path], ...] = ()
+    event_min_interval: float = 60.0  # [hub_webhook] min_interval: one event check per repo per this
+
+    def sink_names(self) -> tuple[str, ...]:
+        """The sinks alerts go to, by outbox name: stdout when none is configured."""
+        names = tuple(n for n, v in (("slack", self.slack_webhook_url), ("webhook", self.webhook_url)) if v is not None)
+        return names or ("stdout",)
 
     def secrets(self) -> list[str]:
         """Every secret value, for tests and log scrubbing."""
@@ -284,6 +303,21 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
+
+
+def _slack_ids(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and _SLACK_ID.fullmatch(v) for v in value):
+        raise ValueError('must be a list of Slack ids (upper-case letters and digits, e.g. ["U024BE7LH"])')
+    return tuple(value)
+
+
+def _slack_id(value: Any) -> str:
+    if not isinstance(value, str) or not _SLACK_ID.fullmatch(value):
+        raise ValueError('must be a Slack team or enterprise id (upper-case letters and digits, e.g. "T0001")')
+    return value
+
+
 def _time_of_day(value: Any) -> tuple[int, int]:
     """'09:00' -> (9, 0): a local time of day, 24-hour clock (a TOML time, 09:00:00, works too)."""
     if isinstance(value, dt_time):
@@ -325,6 +359,7 @@ def _env_url(r: "_Reader", env: dict[str, str], name: str, key: str) -> str | No
 class _Loader:
     def __init__(self, path: Path, env: dict[str, str]):
         self.path, self.env = path, env
+        self.secret_files: list[tuple[str, Path]] = []
 
     def resolve(self, value: str) -> Path:
         p = Path(value)
@@ -335,6 +370,7 @@ class _Loader:
         if value is None:
             return None
         p = self.resolve(value)
+        self.secret_files.append((r.key(name), p))
         try:
             text = p.read_text().strip()
         except OSError as e:
@@ -367,6 +403,8 @@ class _Loader:
         slack_r = _Reader(self.path, "slack", top.get("slack", {}))
         slack = self.webhook_url(slack_r, "webhook_url", "HUBWATCH_SLACK_WEBHOOK_URL")
         signing = self.secret_file(slack_r, "signing_secret_file")
+        acks = SlackAcks(slack_r.get("ack_users", (), _slack_ids), slack_r.get("ack_channels", (), _slack_ids),
+                         slack_r.get("team_id", None, _slack_id))
         slack_r.done()
         webhook_r = _Reader(self.path, "webhook", top.get("webhook", {}))
         webhook = self.webhook_url(webhook_r, "url", "HUBWATCH_WEBHOOK_URL")
@@ -375,6 +413,7 @@ class _Loader:
         http = self.http(_Reader(self.path, "http", top.get("http", {})))
         hook_r = _Reader(self.path, "hub_webhook", top.get("hub_webhook", {}))
         hook_secret = self.secret_file(hook_r, "secret_file")
+        event_interval = hook_r.get("min_interval", 60.0, parse_duration)
         hook_r.done()
         roster = self.roster(_Reader(self.path, "roster", top.get("roster", {})))
         limits = _Reader(self.path, "limits", top.get("limits", {}))
@@ -382,7 +421,8 @@ class _Loader:
         limits.done()
         top.done()
         return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike, http,
-                        hook_secret, signing, quota, roster=roster)
+                        hook_secret, signing, quota, roster=roster, slack_acks=acks,
+                        secret_files=tuple(self.secret_files), event_min_interval=event_interval)
 
     def http(self, r: _Reader) -> HttpSettings:
         listen = r.get("listen", ("127.0.0.1", 8787), _listen)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -34,6 +35,7 @@ class Daemon:
         self.rt = Runtime.build(settings)
         self.rt.stop = self.stop
         self.heartbeat = time.monotonic()
+        self.db_problem: str | None = None  # why the last job failed on the database, for /readyz
         self._sd_ready = False  # READY=1 sent to systemd (by the first heartbeat)
         self.scheduler = None
         self._reload_requested = threading.Event()
@@ -43,7 +45,10 @@ class Daemon:
         from monitor.daemon_api import DaemonApi
         from monitor.metrics import Metrics
 
+        from monitor.jobs.events import EventGate
+
         self.metrics = Metrics(lambda: self.rt)
+        self.events = EventGate()  # survives reloads: an event's check is never forgotten
         self.api = DaemonApi(self)
         self.http = None
 
@@ -53,10 +58,15 @@ class Daemon:
 
         if self.stop.is_set():
             return
-        report = scan_pins(self.rt)
+        deferred = self.events.take_deferred()  # Hub events whose check found the event share spent
+        report = scan_pins(self.rt, first=[key for key, _ in deferred])
         self.metrics.scan(report)
         log_scan_cycle(report, self.rt.client.budget, self.rt.settings.hub.endpoint)
-        if report.new_findings:
+        new = list(report.new_findings)
+        for key, claims in deferred:
+            if claims:
+                new += self._verify_claims(key, claims)
+        if new:
             self._kick("deliver")
 
     def job_scan_lookalikes(self) -> None:
@@ -98,49 +108,51 @@ class Daemon:
                  report.payload["changes"], report.payload["open_findings"], extra={"job": "digest"})
         self._kick("deliver")
 
-    def job_check_pin(self, key: str, event: Any = None) -> None:
-        """A Hub event for a pinned repo: check that repo now (complete), then record tag moves the
-        event reported, in case the tag moved again before our read."""
-        from monitor.daemon_api import event_tag_findings
+    def job_event_check(self, key: str) -> None:
+        """The check Hub events asked for (at most one per repo per [hub_webhook] min_interval): the
+        steady-cycle check of that repo, then the claimed tag moves that hold. Its Hub calls are the
+        budget's lowest row: when that share is spent, the repo goes first in the next scan."""
+        from monitor.hub.client import EventShareSpent
         from monitor.jobs.pins import scan_pins
 
-        rt = self.rt
-        report = scan_pins(rt, complete=True, only={key})
+        claims, events = self.events.start(key)
+        if self.stop.is_set() or not any(p.key == key for p in self.rt.settings.pin):
+            return  # shutting down (the next start checks it), or no longer pinned after a reload
+        try:
+            report = scan_pins(self.rt, only={key}, client=self.rt.client.for_events())
+        except EventShareSpent:
+            self.events.defer(key, claims)
+            self.metrics.hub_events.labels("deferred").inc(max(1, events))
+            log.warning("Hub event check of %s deferred to the next scan: the request budget's event share "
+                        "is spent", key, extra={"job": "event"})
+            return
         self.metrics.scan(report)
         new = list(report.new_findings)
-        pin = next((p for p in rt.settings.pin if p.key == key), None)
-        if event is not None and pin is not None:
-            from monitor.hub.models import RepoId
-
-            extra = event_tag_findings(event, rt.settings.hub.endpoint, RepoId(pin.type, pin.repo))
-            new += rt.store.record(key, None, extra, list(rt.sinks), rt.clock())
-            self.metrics.new_findings(new[len(report.new_findings):])
+        if claims:
+            new += self._verify_claims(key, claims)
         if new:
             self._kick("deliver")
 
-    def job_check_namespace(self, name: str) -> None:
-        """A Hub event in a protected or look-alike namespace: judge that namespace now."""
-        from monitor.jobs.lookup import record
+    def _verify_claims(self, key: str, claims: list) -> list:
+        """Record the claimed tag moves of `key` that hold; the rest wait for its next check."""
+        from monitor.jobs.events import record_claims
 
-        rt = self.rt
-        new = record(rt, self.api.judge(name), rt.clock())
+        new, left = record_claims(self.rt, key, claims)
+        if left:
+            self.events.defer(key, left)
         self.metrics.new_findings(new)
-        if new:
-            self._kick("deliver")
+        return new
 
-    def trigger_pin_check(self, key: str, event: Any = None) -> None:
-        self._once(f"check:{key}", lambda: self.job_check_pin(key, event))
+    def schedule_event_check(self, key: str, delay: float) -> None:
+        self._once(f"event:{key}", lambda: self.job_event_check(key), delay)
 
-    def trigger_namespace_check(self, name: str) -> None:
-        self._once(f"namespace:{name.lower()}", lambda: self.job_check_namespace(name))
-
-    def _once(self, job_id: str, fn: Callable[[], None]) -> None:
-        """Run `fn` as soon as possible on the scheduler; a burst of events for one subject is one run."""
+    def _once(self, job_id: str, fn: Callable[[], None], delay: float = 0.0) -> None:
+        """Run `fn` once, `delay` seconds from now, on the scheduler."""
         if self.stop.is_set() or self.scheduler is None:
             return
         self.scheduler.add_job(self._guard(job_id, fn), id=job_id, name=job_id, replace_existing=True,
-                               next_run_time=datetime.now(timezone.utc), misfire_grace_time=300,
-                               coalesce=True, max_instances=1)
+                               next_run_time=datetime.now(timezone.utc) + timedelta(seconds=delay),
+                               misfire_grace_time=300, coalesce=True, max_instances=1)
 
     def job_heartbeat(self) -> None:
         self.heartbeat = time.monotonic()
@@ -203,10 +215,14 @@ class Daemon:
                 self._running += 1
             try:
                 fn()
-            except Exception:
+            except Exception as e:
+                if isinstance(e, sqlite3.Error):
+                    self.db_problem = f"not writable: {type(e).__name__}"
                 self.metrics.job(name.split(":", 1)[0], False)
                 log.exception("job %s failed; it runs again at its next time", name, extra={"job": name})
             else:
+                if name != "heartbeat":  # a job that wrote the database
+                    self.db_problem = None
                 self.metrics.job(name.split(":", 1)[0], True)
                 log.info("job %s done", name, extra={"job": name, "duration": round(time.monotonic() - started, 3)})
             finally:

@@ -10,15 +10,13 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from monitor.config import Secret
-from monitor.detect import revisions as rv
-from monitor.detect.findings import Finding
+from monitor.config import Secret, SlackAcks
 from monitor.http.hub_events import HubEvent
-from monitor.hub.models import RepoId
 from monitor.jobs.lookup import LookupResult
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
+    from monitor.http.slack_command import SlashCommand
 
 log = logging.getLogger("hubwatch.api")
 OUTBOX_STUCK_AFTER = 3600.0
@@ -52,53 +50,66 @@ class DaemonApi:
         rt = self.daemon.rt
         return lookup_now(rt.client.for_on_demand(), rt.settings.lookalike, name, rt.clock())
 
-    def judge(self, name: str) -> LookupResult:
-        """Our own re-judging of a namespace (after a Hub event): the normal budget."""
-        from monitor.jobs.lookup import lookup_now
-
-        rt = self.daemon.rt
-        return lookup_now(rt.client, rt.settings.lookalike, name, rt.clock())
-
-    def ack(self, fingerprint: str, slack_user: str) -> str:
-        """`/hubwatch ack FINGERPRINT` from Slack: acknowledge, noting who did it."""
+    def ack(self, fingerprint: str, cmd: "SlashCommand") -> str:
+        """`/hubwatch ack FINGERPRINT` from Slack: acknowledge when [slack] ack_users (and
+        ack_channels, team_id) allow this user, noting who did it; else say why not."""
         from monitor.errors import UsageError
         from monitor.triage import acknowledge
 
         rt = self.daemon.rt
-        who = "".join(c for c in slack_user if c.isalnum())[:32] or "unknown user"
+        who = "".join(c for c in cmd.user_id if c.isalnum())[:32] or "unknown user"
+        refusal = ack_refusal(rt.settings.slack_acks, cmd, who)
+        if refusal:
+            log.warning("Slack ack of %s by %s refused: %s", fingerprint, who, refusal)
+            e = UsageError(refusal)
+            e.slack_safe = True
+            raise e
         try:
-            (line,) = acknowledge(rt.store, [fingerprint], f"via Slack by {who}", rt.clock())
+            (line,) = acknowledge(rt.store, [fingerprint], f"via Slack by {who}", rt.clock(), actor=who,
+                                  via="Slack", sinks=list(rt.sinks))
         except UsageError as e:
             e.slack_safe = True  # our own text about a 32-hex fingerprint: safe to show in Slack
             raise
         log.warning("finding %s acknowledged via Slack by %s", fingerprint, who)
+        kick = getattr(self.daemon, "_kick", None)  # the notice (and a marked alert) go out now
+        if kick is not None:
+            kick("deliver")
         return line
 
     def hub_event(self, event: HubEvent) -> str:
-        if event.scope not in REPO_SCOPES and not event.scope.startswith("repo."):
-            return f"ignored: scope {event.scope}"
-        settings = self.daemon.rt.settings
-        if any(p.key == event.key for p in settings.pin):
-            self.daemon.trigger_pin_check(event.key, event)
-            return "checking pinned repo"
-        namespace = event.repo_name.split("/", 1)[0]
-        from monitor.jobs.lookup import screener_for
+        """A verified Hub event: a hint. It schedules a check of the pinned repo it names (at most
+        one per repo per [hub_webhook] min_interval); any other name costs nothing."""
+        outcome, answer = self._hub_event(event)
+        self.daemon.metrics.hub_events.labels(outcome).inc()
+        return answer
 
-        la = settings.lookalike
-        if la.protected and (namespace.lower() in {p.lower() for p in la.protected}
-                             or screener_for(la.protected, la.allow).screen(namespace)):
-            self.daemon.trigger_namespace_check(namespace)
-            return "checking namespace"
-        return "ignored: not watched"
+    def _hub_event(self, event: HubEvent) -> tuple[str, str]:
+        from monitor.detect.state import RepoState
+        from monitor.jobs.events import tag_claims
+
+        if event.scope not in REPO_SCOPES and not event.scope.startswith("repo."):
+            return "ignored", f"ignored: scope {event.scope}"
+        settings = self.daemon.rt.settings
+        if not any(p.key == event.key for p in settings.pin):
+            # `webhooks install` registers the pinned repos and the protected orgs; an event naming
+            # anything else is not from our webhook, and a protected org's news is the scans' job.
+            return "ignored", "ignored: not watched"
+        state = RepoState.from_json(self.daemon.rt.store.load_state(event.key))
+        claims = tag_claims(event, state.tags if state.baseline else {})
+        outcome, delay = self.daemon.events.offer(event.key, claims, settings.event_min_interval)
+        if outcome == "checked" or delay > 0:
+            self.daemon.schedule_event_check(event.key, delay)
+        if outcome == "checked":
+            return outcome, "checking pinned repo"
+        return outcome, "merged into the pinned repo's next check"
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Answered from memory and one outbox read; no database write."""
         checks: dict[str, str] = {}
         rt = self.daemon.rt
-        try:
-            rt.store.set_meta("readyz", str(time.time()))
-            checks["database"] = "ok"
-        except Exception as e:  # any failure to write is "not ready", whatever its type
-            checks["database"] = f"not writable: {type(e).__name__}"
+        # From memory: the outcome of the daemon's own last database writes (its jobs), never a
+        # write per request (anyone who reaches the port may ask, as often as they like).
+        checks["database"] = self.daemon.db_problem or "ok"
         age = time.monotonic() - self.daemon.heartbeat
         checks["scheduler"] = "ok" if age < 60 else f"no heartbeat for {age:.0f}s"
         try:
@@ -113,16 +124,17 @@ class DaemonApi:
         return self.daemon.metrics.render()
 
 
-def event_tag_findings(event: HubEvent, base: str, repo: RepoId) -> list[Finding]:
-    """Tag re-points reported by the Hub. Recorded after the triggered check, with the same
-    fingerprint as a polled tag move: when the check saw the move this is a no-op; when the tag
-    moved and moved back between our reads, this is the only trace of it."""
-    out = []
-    for u in event.updated_refs:
-        if not u.ref.startswith("refs/tags/") or u.old_sha is None or u.old_sha == u.new_sha:
-            continue
-        move = rv.Move(u.ref[len("refs/tags/"):], "tag", u.old_sha, u.new_sha, False)
-        f = rv.describe_move(repo, base, move, (), None, None, (), ())
-        evidence = {**f.evidence, "source": "Hub webhook event"}
-        out.append(Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint))
-    return out
+def ack_refusal(acks: SlackAcks, cmd: "SlashCommand", who: str) -> str | None:
+    """None when this Slack user may acknowledge from this channel and workspace, else the reply.
+    Acks come from anyone in the workspace who can type the command: only the listed users may."""
+    if not acks.users:
+        return (f"Acknowledging from Slack is off on this hubwatch. To allow it, an operator adds Slack "
+                f"user ids to [slack] ack_users in the hubwatch config (yours is {who}) and reloads it.")
+    if acks.team_id is not None and acks.team_id not in (cmd.team_id, cmd.enterprise_id):
+        return "Acknowledging is not allowed from this Slack workspace."
+    if cmd.user_id not in acks.users:
+        return (f"You ({who}) may not acknowledge findings: ask an operator to add you to "
+                "[slack] ack_users in the hubwatch config.")
+    if acks.channels and cmd.channel_id not in acks.channels:
+        return "Acknowledging is not allowed from this channel: use one listed in [slack] ack_channels."
+    return None

@@ -31,6 +31,13 @@ class Metrics:
         self.pin_checks = Counter("hubwatch_pin_checks",
                                   "Repo checks by outcome (ok, unknown, unavailable, error, token_rejected).",
                                   ["outcome"], registry=self.registry)
+        self.hub_events = Counter("hubwatch_hub_events",
+                                  "Hub webhook events by outcome: checked (started a check), merged (into a check "
+                                  "already scheduled, or waiting for min_interval), deferred (events whose check "
+                                  "found the event share spent: their repo goes first in the next scan), ignored.",
+                                  ["outcome"], registry=self.registry)
+        for outcome in ("checked", "merged", "deferred", "ignored"):
+            self.hub_events.labels(outcome)  # shown at 0 from the start
         self.registry.register(_StateCollector(runtime))
 
     def job(self, name: str, ok: bool) -> None:

@@ -19,14 +19,16 @@ def utcnow() -> datetime:
 
 
 def build_sinks(settings: Settings, stdout: TextIO | None = None) -> dict:
-    """Configured sinks by name; stdout when nothing is configured, so no alert goes nowhere."""
+    """Configured sinks by name (`Settings.sink_names`); stdout when nothing is configured, so no
+    alert goes nowhere."""
     sinks: dict = {}
-    if settings.slack_webhook_url is not None:
-        sinks["slack"] = SlackSink(settings.slack_webhook_url.reveal(), timeout=settings.alerts.timeout)
-    if settings.webhook_url is not None:
-        sinks["webhook"] = WebhookSink(settings.webhook_url.reveal(), timeout=settings.alerts.timeout)
-    if not sinks:
-        sinks["stdout"] = StdoutSink(stdout or sys.stdout)
+    for name in settings.sink_names():
+        if name == "slack":
+            sinks["slack"] = SlackSink(settings.slack_webhook_url.reveal(), timeout=settings.alerts.timeout)
+        elif name == "webhook":
+            sinks["webhook"] = WebhookSink(settings.webhook_url.reveal(), timeout=settings.alerts.timeout)
+        else:
+            sinks["stdout"] = StdoutSink(stdout or sys.stdout)
     return sinks
 
 

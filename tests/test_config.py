@@ -281,3 +281,47 @@ def test_a_trailing_newline_is_not_part_of_a_valid_name(tmp_path, pin, key):
     with pytest.raises(ConfigError) as e:
         config.load(write(tmp_path, f'[state]\npath = "s.db"\n[[pin]]\n{body}'), env={})
     assert key in str(e.value)
+
+
+# --- issue 18: secret files, who may acknowledge, event checks ------------------------------------
+
+def test_check_config_warns_about_loose_or_escaping_secret_files(tmp_path, monkeypatch):
+    """One line per problem, naming the key; the config is still valid (exit 0)."""
+    import os
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name, mode in (("hf_token", 0o600), ("signing", 0o644), ("hook", 0o600), ("http", 0o600)):
+        (creds / name).write_text(f"secret-{name}")
+        os.chmod(creds / name, mode)
+    (elsewhere / "hook").write_text("secret-hook-elsewhere")
+    os.chmod(elsewhere / "hook", 0o600)
+    (creds / "hook_link").symlink_to(elsewhere / "hook")
+    (creds / "http_link").symlink_to(creds / "http")  # inside the directory: fine
+    text = ('[hub]\ntoken_file = "credentials/hf_token"\n[slack]\nsigning_secret_file = "credentials/signing"\n'
+            '[hub_webhook]\nsecret_file = "credentials/hook_link"\n[http]\ntoken_file = "credentials/http_link"\n')
+    code, err = _check_config(tmp_path, text)
+    lines = err.splitlines()
+    assert code == 0 and len(lines) == 2, err
+    assert lines[0].startswith("hubwatch: warning: slack.signing_secret_file: ") and "mode 0644" in lines[0]
+    assert lines[1].startswith("hubwatch: warning: hub_webhook.secret_file: ") and "symlink" in lines[1]
+    assert "secret-" not in err, "never the secret itself"
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))  # systemd's: both files are inside it
+    os.chmod(creds / "signing", 0o600)
+    assert _check_config(tmp_path, text) == (0, "")
+
+
+def test_slack_ack_keys_and_event_min_interval(tmp_path):
+    s = config.load(write(tmp_path, '[slack]\nack_users = ["U024BE7LH", "W1"]\nack_channels = ["C1"]\n'
+                                    'team_id = "T0001"\n[hub_webhook]\nmin_interval = "2m"\n'), env={})
+    assert s.slack_acks == config.SlackAcks(("U024BE7LH", "W1"), ("C1",), "T0001")
+    assert s.event_min_interval == 120.0
+    default = config.load(write(tmp_path, ""), env={})
+    assert default.slack_acks == config.SlackAcks() and default.event_min_interval == 60.0
+    for bad, key in (('[slack]\nack_users = "U1"\n', "slack.ack_users"), ('[slack]\nack_users = ["u1 x"]\n', "slack.ack_users"),
+                     ('[slack]\nteam_id = 5\n', "slack.team_id"), ('[hub_webhook]\nmin_interval = "0s"\n', "hub_webhook.min_interval")):
+        with pytest.raises(ConfigError, match=rf": {key}: "):
+            config.load(write(tmp_path, bad), env={})

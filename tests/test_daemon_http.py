@@ -131,24 +131,6 @@ def test_health_ready_metrics_lookup_and_slack_command(env, hub, slack):
     assert HOOK_SECRET not in d.text() and SIGNING not in d.text()
 
 
-def test_event_in_a_lookalike_namespace_rejudges_it(env, hub, slack):
-    hub.add_org("EleutherAI", verified=True, followers=5000, created_at="2020-01-01T00:00:00.000Z")
-    hub.add_repo("EleutherAI/gpt-j-6b", files=FILES)
-    hub.add_repo("org/alpha", files=FILES)
-    env.pins = ["org/alpha"]
-    d = env.start()
-    url = base_url(d)
-    wait_for(lambda: env.baselined(1), "baseline", show=d)
-    hub.add_org("EleuterAI", created_at=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
-    hub.add_repo("EleuterAI/gpt-j-6B", files={"pytorch_model.bin": b"x"})
-    r = requests.post(f"{url}/hooks/hub", json=event("EleuterAI/gpt-j-6B", scope="repo"), timeout=5,
-                      headers={"X-Webhook-Secret": HOOK_SECRET})
-    assert r.json()["status"] == "checking namespace"
-    wait_for(lambda: any("lookalike" in m["text"] for m in slack.messages), "look-alike alert", timeout=10, show=d)
-    (f,) = [f for f in env.findings() if f[0] == "lookalike"]
-    assert f[1] == "EleuterAI"
-
-
 def test_port_in_use_exits_75_with_one_line(env, hub, slack, tmp_path):
     import socket
     import subprocess

@@ -125,3 +125,17 @@ def test_status_names_gated_disabled_missing_ref_and_unreachable_pin(hub, tmp_pa
     states = {x["repo"]: x["state"] for x in rows(env.run("status", "--json"))}
     assert states == {gated: "gated", disabled: "disabled", branchy: "ref_missing",
                       pinned: "revision_unreachable"}, states
+
+
+def test_status_text_escapes_hub_controlled_text(env, hub):
+    """The Hub's X-Request-Id reaches the stored error: `status` prints it through the same terminal
+    escaping as `findings` (no escape sequence reaches the terminal); --json keeps it as data."""
+    env.once()
+    rid = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred"
+    hub.respond(r"/api/models/org/flaky/refs", 400, '{"error": "nope"}', times=None,
+                headers=[("X-Request-Id", rid), ("Content-Type", "application/json")])
+    env.once()
+    (row,) = [r for r in rows(env.run("status", "--json")) if r["repo"] == FLAKY]
+    assert "\x1b" in row["last_error"], "the raw error, as data"
+    (line,) = [line for line in env.run("status").out.splitlines() if FLAKY in line]
+    assert "\x1b" not in line and "\x07" not in line and "red" in line and "error: " in line

@@ -285,7 +285,7 @@ def test_stored_finding_json_dict(store: Store):
     sf = store.findings()[0]
     d = sf.to_json_dict()
     assert d == {**mk(7, sha="abc").to_dict(), "first_seen": "2026-11-27T02:21:35Z", "id": sf.id,
-                 "acked_at": None, "ack_note": None}
+                 "acked_at": None, "ack_note": None, "acked_by": None}
     json.dumps(d)  # serialisable as is
 
 
@@ -438,8 +438,8 @@ def test_claim_cas_deterministic_race(path: Path, a_limit: int):
         stolen: list[OutboxItem] = []
 
         def interleave(sql, params):
-            # runs just before A's first CAS UPDATE, after A picked its candidates
-            if not stolen and sql.lstrip().startswith("UPDATE outbox"):
+            # runs just before A takes the write lock for its CAS UPDATEs, after A picked its candidates
+            if not stolen and sql.lstrip().startswith("BEGIN IMMEDIATE"):
                 stolen.extend(b.claim("slack", at(1), limit=2))
 
         with a.db.tracer(interleave):

@@ -58,3 +58,17 @@ def test_refused_token_is_a_clear_error(hub, slack, tmp_path):
     env.token = "hf_NotARealToken"
     r = env.run("webhooks", "list")
     assert r.code != 0 and len(r.err.strip().splitlines()) == 1 and "hf_NotARealToken" not in r.err
+
+
+def test_install_refuses_plain_http_unless_loopback(hub, slack, tmp_path):
+    """The Hub sends the webhook secret with every event: over plain http it would cross the
+    network in clear. Exit 2, one line, nothing registered; loopback (a local relay) is fine."""
+    env = make_env(hub, slack, tmp_path)
+    before = len(hub.webhooks)
+    for url in ("http://hubwatch.example.org/hooks/hub", "http://10.0.0.5:8787/hooks/hub",
+                "http://169.254.169.254/hooks/hub", "ftp://x.example/hooks"):
+        r = env.run("webhooks", "install", "--url", url)
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and url not in r.err, (url, r)
+    assert "https" in r.err and len(hub.webhooks) == before
+    r = env.run("webhooks", "install", "--url", "http://127.0.0.1:8787/hooks/hub")
+    assert r.code == 0 and r.out.startswith("created webhook"), r

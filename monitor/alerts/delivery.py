@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, TextIO
 
-from monitor.alerts.render import clean, slack_message, text_line
+from monitor.alerts.render import acknowledged_before_delivery, clean, slack_message, text_line
 from monitor.alerts.sinks import Sink, SlackSink
 from monitor.errors import SinkError
 
@@ -132,7 +132,7 @@ class _Pass:
             if item.report is not None:
                 self.sink.send_report(item.report)
             else:
-                self.sink.send(item.finding)
+                self.sink.send(outgoing(item))
         except SinkError as exc:
             error, permanent, retry_after = str(exc), exc.permanent, exc.retry_after
         except Exception as exc:  # a sink bug: retry (maybe fixed by an upgrade), never crash the pass
@@ -165,6 +165,13 @@ class _Pass:
 
     def report(self) -> SinkReport:
         return SinkReport(self.sent, self.retried, self.dead, self.blocked)
+
+
+def outgoing(item: Any) -> Any:
+    """The finding a row sends: marked when it was acknowledged before it went out."""
+    if item.acked_by is None:
+        return item.finding
+    return acknowledged_before_delivery(item.finding, item.acked_by)
 
 
 def deliver(store: Any, sinks: Mapping[str, Sink], *, now: Callable[[], datetime],
@@ -201,9 +208,9 @@ def render_pending(store: Any, stream: TextIO, sinks: Mapping[str, Sink] | None 
             stream.write((json.dumps(report_slack(item.report), indent=2, ensure_ascii=False) if is_slack
                           else report_text(item.report)) + "\n")
         elif is_slack:
-            stream.write(json.dumps(slack_message(item.finding), indent=2, ensure_ascii=False) + "\n")
+            stream.write(json.dumps(slack_message(outgoing(item)), indent=2, ensure_ascii=False) + "\n")
         else:
-            stream.write(text_line(item.finding) + "\n")
+            stream.write(text_line(outgoing(item)) + "\n")
         count += 1
     stream.flush()
     return count

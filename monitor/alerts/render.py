@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -371,6 +372,14 @@ def slack_message(f: Finding) -> dict:
                          limit=FALLBACK_TEXT - 50)
     return {"text": f"{emoji} {text}", "mrkdwn": False, "blocks": limit_blocks(blocks + tail),
             "unfurl_links": False, "unfurl_media": False}
+
+
+def acknowledged_before_delivery(f: Finding, who: str) -> Finding:
+    """The finding as its alert goes out after someone acknowledged it: same fingerprint, the
+    summary opening with "acknowledged by WHO before delivery" (first, so no cap cuts it)."""
+    marked = f"acknowledged by {who} before delivery"
+    return replace(f, summary=f"({marked}) {f.summary}",
+                   evidence={**f.evidence, "acknowledged_before_delivery_by": who})
 
 
 def sent_at(now: datetime) -> str:

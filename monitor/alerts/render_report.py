@@ -37,9 +37,24 @@ def _coverage(payload: Mapping[str, Any]) -> str | None:
             f"{_n(la, 'known_existing')} exist; last run {clean(str(last))[:40]}")
 
 
+def _triage_line(p: Mapping[str, Any]) -> str:
+    """`finding 3f2a… (ref_moved org/x) acknowledged by alice via CLI`: one sentence, no markup."""
+    verb = "acknowledged" if p.get("action") == "ack" else "unacknowledged"
+    items = [i for i in p.get("findings") or () if isinstance(i, Mapping)]
+    what = ", ".join(f"{clean(str(i.get('fingerprint')))[:32]} ({clean(str(i.get('kind')))[:40]} "
+                     f"{clean(str(i.get('subject')))[:200]})" for i in items)
+    more = _n(p, "count") - len(items)
+    what += f" and {more} more" if more > 0 else ""
+    note = f" — note: {clean(str(p['note']))[:300]}" if p.get("note") else ""
+    return (f"finding{'s' if _n(p, 'count') > 1 else ''} {what} {verb} by {clean(str(p.get('by')))[:64]} "
+            f"via {clean(str(p.get('via')))[:20]}{note}")
+
+
 def report_lines(report: Report) -> list[str]:
-    """The digest in plain sentences (no markup)."""
+    """The report in plain sentences (no markup): the digest's lines, or a triage notice's one."""
     p = report.payload
+    if report.kind == "triage":
+        return [f"hubwatch triage at {clean(str(report.created_at))[:40]}", _triage_line(p)]
     never = f" ({_n(p, 'pending')} never checked)" if _n(p, "pending") else ""
     lines = [
         f"hubwatch daily digest, {clean(str(p.get('period_start', '?')))[:40]} to "
@@ -63,6 +78,12 @@ def report_text(report: Report) -> str:
 
 def report_slack(report: Report) -> dict:
     lines = report_lines(report)
+    if report.kind == "triage":
+        emoji = ":white_check_mark:" if report.payload.get("action") == "ack" else ":arrows_counterclockwise:"
+        text = fit(lines[1], 2000)
+        return {"text": f"{emoji} {text}",
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {text}", "verbatim": True}}],
+                "unfurl_links": False, "unfurl_media": False}
     quiet = _n(report.payload, "changes") == 0 and _n(report.payload, "open_findings") == 0
     emoji = ":white_check_mark:" if quiet else ":clipboard:"
     items = [line(t(plain(text, 500))) for text in lines[1:]]

@@ -61,6 +61,7 @@ class SlashCommand:
     user_id: str = ""
     team_id: str = ""
     channel_id: str = ""
+    enterprise_id: str = ""  # set on Enterprise Grid
 
 
 # --- signing ---------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def parse_command(body: bytes) -> SlashCommand:
         raise CommandError("body is not a UTF-8 form with at most 64 fields") from None
     first = lambda key: form.get(key, [""])[0]  # noqa: E731
     return SlashCommand(first("command"), first("text"), first("response_url"), first("user_id"),
-                        first("team_id"), first("channel_id"))
+                        first("team_id"), first("channel_id"), first("enterprise_id"))
 
 
 def intent(text: str) -> tuple[str, str | None]:
@@ -167,7 +168,7 @@ def help_message(command: str) -> dict[str, Any]:
     text = (f"*{cmd}* — is this Hugging Face org or user legit?\n"
             f"• `{cmd} lookup NAME` (or just `{cmd} NAME`): look NAME up on the Hub and judge it "
             f"against our protected orgs\n"
-            f"• `{cmd} ack FINGERPRINT`: acknowledge a finding (it never alerts again)\n"
+            f"• `{cmd} ack FINGERPRINT`: acknowledge a finding (for the users in [slack] ack_users)\n"
             f"• `{cmd} help`: this text")
     return ephemeral(text, [_section(text)])
 
@@ -230,9 +231,10 @@ class SlackCommands:
 
     def __init__(self, lookup: Callable[[str], LookupResult], *, deadline: float = 2.5,
                  allowed_prefixes: Iterable[str] = (), max_jobs: int = 4, post_timeout: float = 10.0,
-                 ack: Callable[[str, str], str] | None = None):
-        """`ack(fingerprint, slack_user_id)` acknowledges a finding (a local database write, fast)
-        and returns a plain-text reply; without it `/hubwatch ack` says it is unavailable."""
+                 ack: Callable[[str, SlashCommand], str] | None = None):
+        """`ack(fingerprint, command)` acknowledges a finding when the command's user, channel and
+        team may (a local database write, fast) and returns a plain-text reply, a refusal
+        included; without it `/hubwatch ack` says it is unavailable."""
         self.lookup, self.deadline, self.post_timeout = lookup, deadline, post_timeout
         self.ack = ack
         self.prefixes = (SLACK_HOOKS, *allowed_prefixes)
@@ -255,7 +257,7 @@ class SlackCommands:
         if kind == "usage" or name is None:
             return usage_message(cmd.command)
         if kind == "ack":
-            return self._ack(name, cmd.user_id)
+            return self._ack(name, cmd)
         problem = validate_hub_name(name)
         if problem:
             return ephemeral(f"{code(name, 100)} is not a Hub name: {fit(problem, 300)}")
@@ -273,14 +275,17 @@ class SlackCommands:
             return ephemeral(f":mag: Looking up {code(name, 100)}…")
         return ephemeral(f":hourglass: Looking up {code(name, 100)} is taking long; try again in a minute.")
 
-    def _ack(self, fingerprint: str, user_id: str) -> dict[str, Any]:
+    def _ack(self, fingerprint: str, cmd: SlashCommand) -> dict[str, Any]:
         if self.ack is None:
             return ephemeral(":warning: Acknowledging is not available on this hubwatch.")
         try:
-            text = self.ack(fingerprint, user_id)
-        except Exception as e:  # noqa: BLE001 - an unknown fingerprint or a busy database is an answer
-            logger.warning("Slack ack of %s failed: %s", fingerprint, type(e).__name__)
-            text = str(e) if getattr(e, "slack_safe", False) else f"acknowledging {fingerprint} failed; see the hubwatch log"
+            text = self.ack(fingerprint, cmd)
+        except Exception as e:  # noqa: BLE001 - a refusal, an unknown fingerprint or a busy database is an answer
+            if getattr(e, "slack_safe", False):  # our own words (no Hub text): shown as written
+                text = str(e)
+            else:
+                logger.warning("Slack ack of %s failed: %s", fingerprint, type(e).__name__)
+                text = f"acknowledging {fingerprint} failed; see the hubwatch log"
         msg = ephemeral(fallback_text(text, limit=1000), [rich(line_of(t(plain(text, 1000) or "(empty)")))])
         msg["mrkdwn"] = False  # the text may quote a finding: shown literally, never as markup
         return msg

@@ -143,6 +143,12 @@ class Budget:
                 self._on_demand += on_demand
             return ok
 
+    def admit_event(self) -> bool:
+        """May one more call of event-driven work (a Hub webhook's check) start now? Events are the
+        lowest row of the budget: today they draw on the on-demand share (and its 70% ceiling), so a
+        flood of events can never take what the scheduled pin scan needs."""
+        return self.allow(on_demand=True)
+
     def resets_in(self) -> float:
         with self._lock:
             now = self.clock()

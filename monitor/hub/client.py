@@ -51,6 +51,11 @@ class AnswerTooLarge(HubError):
     not held. Retrying reads the same, so callers report what it would have told as not inspected."""
 
 
+class EventShareSpent(Exception):
+    """The budget's event share is spent: a webhook's check stops here and its repo goes first in
+    the next scheduled scan. Not a HubError: nothing is known about the repo, not even "unknown"."""
+
+
 class FileTooLarge(Exception):
     """A file is larger than we read into memory; `size` is None when only the stream said so.
 
@@ -82,6 +87,7 @@ class HubClient:
         self.budget = session.BUDGET
         self.low_priority = False
         self.on_demand = False
+        self.event = False
 
     def with_low_priority(self) -> "HubClient":
         """A view of this client whose calls yield to pin checks when the request budget runs short."""
@@ -93,6 +99,13 @@ class HubClient:
         """A view for lookups anyone may ask for (HTTP, Slack): their own small share of the budget."""
         view = copy.copy(self)
         view.on_demand = True
+        return view
+
+    def for_events(self) -> "HubClient":
+        """A view for checks a Hub webhook asked for: the budget's lowest row (`admit_event`); a
+        refused call raises EventShareSpent."""
+        view = copy.copy(self)
+        view.event = True
         return view
 
     # --- transport -----------------------------------------------------------------------
@@ -118,7 +131,10 @@ class HubClient:
         paused = self.stats.paused_for()
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
-        if not self.budget.allow(self.low_priority, self.on_demand):
+        if self.event:
+            if not self.budget.admit_event():
+                raise EventShareSpent("the request budget's event share is spent for this window")
+        elif not self.budget.allow(self.low_priority, self.on_demand):
             wait = self.budget.resets_in()
             raise Transient(f"Hub request budget spent for this window (resets in {wait:.0f}s)", retry_after=wait)
         try:

@@ -10,10 +10,12 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Sequence
 
 from monitor.detect.findings import Finding
 from monitor.detect.state import RepoState
 from monitor.detect.token import token_origin
+from monitor.hub.client import EventShareSpent, HubClient
 from monitor.jobs.pin_check import CheckResult, PinChecker, RepoWatch, group_pins
 from monitor.jobs.token import note_token
 from monitor.runtime import Runtime
@@ -73,11 +75,16 @@ def _observation(before: RepoState, result: CheckResult) -> str | None:
                        "findings": [f.fingerprint for f in result.findings]}, sort_keys=True)
 
 
-def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = None) -> ScanReport:
-    """Check every pin (or only the repo keys in `only`); one bad repo never stops the others."""
+def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = None,
+              first: Sequence[str] = (), client: HubClient | None = None) -> ScanReport:
+    """Check every pin (or only the repo keys in `only`); one bad repo never stops the others.
+    The repos in `first` (deferred Hub events) are checked first. `client`: a view of rt.client
+    (a Hub event's check: EventShareSpent then ends the scan, recording nothing more)."""
     started, requests_before = time.monotonic(), rt.client.stats.requests
-    watches = [w for w in group_pins(rt.settings.pin) if only is None or w.key in only]
-    checker = PinChecker(rt.client, rt.settings.pins, rt.settings.hub.endpoint)
+    ahead = {key: i for i, key in enumerate(first)}
+    watches = sorted((w for w in group_pins(rt.settings.pin) if only is None or w.key in only),
+                     key=lambda w: ahead.get(w.key, len(ahead)))
+    checker = PinChecker(client or rt.client, rt.settings.pins, rt.settings.hub.endpoint)
     sinks = list(rt.sinks)
     rejected = threading.Event()  # the token is refused: every further request would be too
     rt.client.stats.clear_token_rejected()  # asked again: the first check goes alone and tells
@@ -91,6 +98,8 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
         before = RepoState.from_json(rt.store.load_state(w.key))
         try:
             result = checker.check(w, before, now, complete=complete)
+        except EventShareSpent:
+            raise
         except Exception:  # a bug must not sink the scan: log it, treat the repo as unknown
             log.exception("check of %s failed unexpectedly", w.repo.id)
             return "error", (), "internal error (see the log)"

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from monitor.alerts.render import terminal
 from monitor.config import LookalikeSettings, Pin
 from monitor.detect.state import RepoState
 from monitor.hub.client import UNREACHABLE
@@ -98,11 +99,13 @@ def lookalike_status(la: LookalikeSettings, probes: Mapping[str, tuple[datetime,
 
 
 def render_pin(s: PinStatus) -> str:
+    """One line for a terminal. The error text carries Hub-controlled text (X-Request-Id, error
+    messages): it goes through the same terminal escaping as `findings`, as does everything else."""
     heads = ", ".join(f"{ref}={(sha or 'absent')[:12]}" for ref, sha in s.heads.items()) or "-"
     pin = f"{s.type}:{s.repo}" + (f"@{s.track}" if s.track else "") + (f" rev {s.revision[:12]}" if s.revision else "")
     line = (f"{s.state:<12} {pin}  heads {heads}  checked {s.last_checked or 'never'}  "
             f"last ok {s.last_ok or 'never'}  open findings {s.open_findings}")
-    return line + (f"  error: {s.last_error}" if s.last_error else "")
+    return terminal(line + (f"  error: {s.last_error}" if s.last_error else ""))
 
 
 def render_lookalikes(d: Mapping[str, Any]) -> str:
@@ -111,5 +114,5 @@ def render_lookalikes(d: Mapping[str, Any]) -> str:
            f"{last.get('requests', 0)} requests, {last.get('errors', 0)} errors)") if d.get("last_run_at") else "never run"
     budget = last.get("budget") or {}
     left = f", request budget left then {budget['remaining']} of {budget['quota']}" if "remaining" in budget else ""
-    return (f"look-alike discovery: {run}; {d['candidates_covered']} of {d['candidates']} candidate names covered, "
-            f"{d['known_existing']} exist; probe budget {d['probe_budget']} requests per cycle{left}")
+    return terminal(f"look-alike discovery: {run}; {d['candidates_covered']} of {d['candidates']} candidate names "
+                    f"covered, {d['known_existing']} exist; probe budget {d['probe_budget']} requests per cycle{left}")

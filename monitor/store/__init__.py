@@ -22,7 +22,7 @@ from . import outbox as _outbox
 from . import probes as _probes
 from . import replays as _replays
 from . import repos as _repos
-from .db import connect, connect_readonly
+from .db import connect, connect_readonly, write
 from .findings import StoredFinding
 from .outbox import OutboxItem, OutboxStats
 
@@ -96,9 +96,7 @@ class Store:
         State, observation, new findings and their outbox rows commit together or not at all:
         the checker may advance its state only because the alerts for what changed are queued.
         """
-        with self._lock, self.db.atomic():
-            # Every statement below is a write, so the transaction takes the write lock on its
-            # first statement and waits (busy_timeout) rather than failing on a concurrent writer.
+        with self._lock, write(self.db):
             if state_json is not None:
                 _repos.save_state(self.db, key, state_json, now)
             if observation is not None:
@@ -117,16 +115,23 @@ class Store:
         with self._lock:
             return _findings.kind_and_subject(self.db, fingerprints)
 
-    def ack(self, fingerprints: Sequence[str], note: str | None, now: datetime) -> None:
-        """Acknowledge findings by fingerprint; their undelivered alerts are never sent."""
-        with self._lock, self.db.atomic():
-            _findings.ack(self.db, fingerprints, note, now)
-            _outbox.skip_acked(self.db)
+    def ack(self, fingerprints: Sequence[str], note: str | None, now: datetime, actor: str,
+            notice: Report | None = None, sinks: Sequence[str] = ()) -> None:
+        """Acknowledge findings by fingerprint, noting who did it, and queue `notice` for `sinks`
+        in the same transaction. Undelivered alerts still go out, marked acknowledged."""
+        with self._lock, write(self.db):
+            _findings.ack(self.db, fingerprints, note, now, actor)
+            if notice is not None:
+                _outbox.insert_report(self.db, notice, list(sinks), now)
 
-    def unack(self, fingerprints: Sequence[str]) -> None:
-        """Withdraw acknowledgements; alerts skipped because of them are queued again."""
-        with self._lock, self.db.atomic():
+    def unack(self, fingerprints: Sequence[str], now: datetime | None = None,
+              notice: Report | None = None, sinks: Sequence[str] = ()) -> None:
+        """Withdraw acknowledgements (and queue `notice`); alerts an older hubwatch skipped because
+        of them are queued again."""
+        with self._lock, write(self.db):
             _outbox.unskip(self.db, _findings.unack(self.db, fingerprints))
+            if notice is not None and now is not None:
+                _outbox.insert_report(self.db, notice, list(sinks), now)
 
     def open_findings_by_subject(self) -> dict[str, int]:
         with self._lock:
@@ -136,7 +141,7 @@ class Store:
 
     def record_report(self, report: Report, sinks: Sequence[str], now: datetime) -> int:
         """Queue a report for every sink, in one transaction (delivered and retried like alerts)."""
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             return _outbox.insert_report(self.db, report, list(sinks), now)
 
     def last_report_at(self, kind: str) -> datetime | None:
@@ -199,7 +204,7 @@ class Store:
 
     def first_slack_request(self, signature: str, forget_at: float, now: float) -> bool:
         """Is this the first time Slack's `signature` reaches us (across restarts)? Remembers it."""
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             return _replays.first_time(self.db, signature, forget_at, now)
 
     # --- look-alike probe results ---------------------------------------------------------------
@@ -210,5 +215,5 @@ class Store:
             return _probes.load(self.db)
 
     def save_probes(self, results: Sequence[tuple[str, bool]], now: datetime) -> None:
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             _probes.save(self.db, results, now)

@@ -9,7 +9,11 @@ Why these settings:
   corrupts the database; a re-run of a check re-detects what was lost, so the fsync per commit is
   not worth it.
 - ``busy_timeout`` makes a second writer (daemon + a CLI ``check``) wait instead of failing with
-  "database is locked".
+  "database is locked" -- but only if the transaction asks for the write lock before it reads:
+  a deferred transaction that read and then writes while another connection committed gets
+  SQLITE_BUSY at once (its snapshot is stale; waiting cannot help). So every write transaction
+  opens with ``BEGIN IMMEDIATE``: explicit ones through :func:`write`, the implicit one Python's
+  sqlite3 opens before a lone INSERT/UPDATE/DELETE through ``isolation_level = "IMMEDIATE"``.
 - ``check_same_thread=False``: the daemon calls the store from worker threads; the ``Store``
   serialises every use of the one connection with an ``RLock``.
 - The file is created 0600 (and a looser existing one tightened) before SQLite opens it: it holds
@@ -19,12 +23,15 @@ Why these settings:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import secrets
 import sqlite3
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from sqlite_utils import Database
 
@@ -43,7 +50,8 @@ def connect(path: str | os.PathLike) -> Database:
         _private(name)
     # We build the connection ourselves: sqlite-utils' own constructor does not pass
     # check_same_thread=False for file or ":memory:" databases.
-    conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                           isolation_level="IMMEDIATE")
     try:
         db = Database(conn)
         # busy_timeout first: switching to WAL needs a lock another process may hold.
@@ -56,6 +64,38 @@ def connect(path: str | os.PathLike) -> Database:
         conn.close()
         raise
     return db
+
+
+@contextlib.contextmanager
+def write(db: Database) -> Iterator[Database]:
+    """One write transaction that takes the write lock first (``BEGIN IMMEDIATE``), so a
+    concurrent writer makes it wait (busy_timeout) instead of fail; nested: a savepoint."""
+    conn = db.conn
+    if conn.in_transaction:
+        name = f"w_{secrets.token_hex(8)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        conn.execute(f"RELEASE SAVEPOINT {name}")
+        return
+    db.execute("BEGIN IMMEDIATE")  # through db: its tracer (tests) sees where the lock is taken
+    try:
+        yield db
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _private(name: str) -> None:

@@ -31,6 +31,7 @@ class StoredFinding:
     id: int
     acked_at: datetime | None = None
     ack_note: str | None = None
+    acked_by: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         d = self.finding.to_dict()
@@ -38,6 +39,7 @@ class StoredFinding:
         d["id"] = self.id
         d["acked_at"] = to_json_time(self.acked_at) if self.acked_at else None
         d["ack_note"] = self.ack_note
+        d["acked_by"] = self.acked_by
         return d
 
 
@@ -58,7 +60,7 @@ def insert_new(db: Database, findings: Iterable[Finding], sinks: Sequence[str],
                now: datetime) -> list[Finding]:
     """Insert findings with unknown fingerprints plus one pending outbox row per sink.
 
-    Must run inside a transaction (``Store.record`` wraps it in ``db.atomic()``). Returns the
+    Must run inside a transaction (``Store.record`` wraps it in ``db.write()``). Returns the
     findings actually inserted, in input order; a repeated fingerprint — from an earlier run or
     earlier in ``findings`` — is skipped. The first statement is a write, so the write lock is
     taken up front and the busy timeout applies (a read-then-write deferred transaction could
@@ -110,13 +112,13 @@ def list_findings(db: Database, kind: str | None = None,
     if since is not None:
         where.append("f.first_seen >= ?")
         params.append(to_db_time(since))
-    sql = f"SELECT f.id, f.first_seen, f.acked_at, f.ack_note, {FINDING_COLUMNS} FROM findings f"
+    sql = f"SELECT f.id, f.first_seen, f.acked_at, f.ack_note, f.acked_by, {FINDING_COLUMNS} FROM findings f"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY f.first_seen, f.id"
     return [
         StoredFinding(finding_from_row(row), from_db_time(row["first_seen"]), row["id"],
-                      from_db_time(row["acked_at"]) if row["acked_at"] else None, row["ack_note"])
+                      from_db_time(row["acked_at"]) if row["acked_at"] else None, row["ack_note"], row["acked_by"])
         for row in db.query(sql, params)
     ]
 
@@ -131,12 +133,14 @@ def kind_and_subject(db: Database, fingerprints: Sequence[str]) -> dict[str, tup
     return out
 
 
-def ack(db: Database, fingerprints: Sequence[str], note: str | None, now: datetime) -> None:
+def ack(db: Database, fingerprints: Sequence[str], note: str | None, now: datetime, actor: str) -> None:
     """Acknowledge findings (inside a transaction); an unknown fingerprint is ignored. Their
-    undelivered alerts are skipped. Acking again updates the note and keeps the first time."""
+    undelivered alerts still go out, marked as acknowledged before delivery. Acking again updates
+    the note and keeps the first time and who did it."""
     for fp in dict.fromkeys(fingerprints):
-        db.execute("UPDATE findings SET acked_at = coalesce(acked_at, ?), ack_note = coalesce(?, ack_note) "
-                   "WHERE fingerprint = ?", [to_db_time(now), note, fp])
+        db.execute("UPDATE findings SET acked_at = coalesce(acked_at, ?), ack_note = coalesce(?, ack_note), "
+                   "acked_by = CASE WHEN acked_at IS NULL THEN ? ELSE coalesce(acked_by, ?) END "
+                   "WHERE fingerprint = ?", [to_db_time(now), note, actor, actor, fp])
 
 
 def unack(db: Database, fingerprints: Sequence[str]) -> list[int]:
@@ -146,7 +150,7 @@ def unack(db: Database, fingerprints: Sequence[str]) -> list[int]:
         row = db.execute("SELECT id FROM findings WHERE fingerprint = ?", [fp]).fetchone()
         if row is None:
             continue
-        db.execute("UPDATE findings SET acked_at = NULL, ack_note = NULL WHERE id = ?", [row[0]])
+        db.execute("UPDATE findings SET acked_at = NULL, ack_note = NULL, acked_by = NULL WHERE id = ?", [row[0]])
         ids.append(row[0])
     return ids
 

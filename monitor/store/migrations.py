@@ -154,6 +154,13 @@ def m004_slack_replays(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m_i18_inbound_acked_by(db: Database) -> None:
+    """Who acknowledged a finding (a Slack user id, or the CLI's $HUBWATCH_ACTOR / $SUDO_USER /
+    login name); NULL for acknowledgements recorded before this column."""
+    db.execute("ALTER TABLE findings ADD COLUMN acked_by TEXT")
+
+
 def apply(db: Database) -> list[str]:
     """Apply pending migrations; return the names applied (empty when already up to date).
 

@@ -29,11 +29,12 @@ from sqlite_utils import Database
 
 from ..detect.findings import Finding
 from ..detect.reports import Report
-from .db import as_utc, from_db_time, to_db_time
+from .db import as_utc, from_db_time, to_db_time, write
 from .findings import FINDING_COLUMNS, finding_from_row
 
-# A row is claimable when it is due, or when its claim lease ran out (crashed deliverer); the
-# claim skips instead a row whose finding was acknowledged (`_ACKED`).
+# A row is claimable when it is due, or when its claim lease ran out (crashed deliverer). A row
+# whose finding was acknowledged before it went out is claimed like any other: an ack never makes
+# an alert disappear unseen; the deliverer marks it "acknowledged by ... before delivery".
 _DUE = """sink = :sink AND (
     (state = 'pending' AND next_attempt_at <= :due)
     OR (state = 'claimed' AND claimed_until < :now))"""
@@ -41,29 +42,17 @@ _DUE = """sink = :sink AND (
 # Re-selects after losing candidates to another claimer; bounded so claim() always returns.
 _MAX_ROUNDS = 5
 
-# A row carries a finding or a report (the daily digest), never both.
+# A row carries a finding or a report (the daily digest, a triage notice), never both.
 _SELECT = f"""SELECT o.id, o.sink, o.attempts, o.claim_token, o.created_at, o.last_error,
     o.report_id, r.kind AS report_kind, r.payload AS report_payload, r.created_at AS report_created_at,
+    f.acked_at AS acked_at, f.acked_by AS acked_by,
     {FINDING_COLUMNS} FROM outbox o LEFT JOIN findings f ON f.id = o.finding_id
     LEFT JOIN reports r ON r.id = o.report_id"""
 
-# Rows of acknowledged findings are never sent: the pending ones are turned `skipped` at the ack,
-# and a row in flight during the ack is skipped when it would go back to pending (a failure, a
-# shutdown, an operator's requeue) or, its deliverer gone, when its claim has expired.
-# A report row has no finding and is never skipped.
-# (A lookup by primary key per row: the rule runs on single-row transitions.)
-_ACKED = """EXISTS (SELECT 1 FROM findings
-    WHERE findings.id = outbox.finding_id AND findings.acked_at IS NOT NULL)"""
-_ACK_ERROR = "'finding acknowledged before delivery'"
-_SKIP = f"state = 'skipped', claim_token = NULL, claimed_until = NULL, last_error = {_ACK_ERROR}"
-_SKIP_ACKED = f"UPDATE outbox SET {_SKIP} WHERE state = 'pending' AND {_ACKED}"
-
-
 def _back_to_pending(error: str = "last_error") -> str:
-    """The assignments that make a row pending again, or skipped if its finding was acknowledged;
-    `error` is the new last_error of a pending row."""
-    return (f"state = CASE WHEN {_ACKED} THEN 'skipped' ELSE 'pending' END, "
-            f"last_error = CASE WHEN {_ACKED} THEN {_ACK_ERROR} ELSE {error} END")
+    """The assignments that make a row pending again (after a failure, a shutdown or an
+    operator's requeue); `error` is its new last_error."""
+    return f"state = 'pending', last_error = {error}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +67,7 @@ class OutboxItem:
     created_at: datetime
     last_error: str | None
     report: Report | None = None
+    acked_by: str | None = None  # the finding was acknowledged (by whom) before this row went out
 
     @property
     def label(self) -> str:
@@ -102,8 +92,9 @@ def _item(row: Mapping[str, Any]) -> OutboxItem:
         report = Report(row["report_kind"], json.loads(row["report_payload"]), row["report_created_at"])
         return OutboxItem(row["id"], row["sink"], None, row["attempts"], row["claim_token"],
                           from_db_time(row["created_at"]), row["last_error"], report)
+    acked_by = (row["acked_by"] or "an operator") if row["acked_at"] else None
     return OutboxItem(row["id"], row["sink"], finding_from_row(row), row["attempts"],
-                      row["claim_token"], from_db_time(row["created_at"]), row["last_error"])
+                      row["claim_token"], from_db_time(row["created_at"]), row["last_error"], None, acked_by)
 
 
 def insert_report(db: Database, report: Report, sinks: list[str], now: datetime) -> int:
@@ -125,12 +116,9 @@ def last_report_at(db: Database, kind: str) -> datetime | None:
     return from_db_time(row[0]) if row and row[0] else None
 
 
-def skip_acked(db: Database) -> int:
-    return db.execute(_SKIP_ACKED).rowcount
-
-
 def unskip(db: Database, finding_ids: list[int]) -> int:
-    """Rows skipped because of an acknowledgement that was withdrawn: due again at once."""
+    """Rows an older hubwatch skipped because of an acknowledgement that is now withdrawn: due
+    again at once (acknowledging no longer skips rows)."""
     if not finding_ids:
         return 0
     marks = ",".join("?" * len(finding_ids))
@@ -178,20 +166,17 @@ def _claim_round(db: Database, sink: str, ts: str, due: str, until: str, limit: 
     won: list[str] = []
     if not candidates:
         return won, 0
-    # One transaction for the batch (one commit); its first statement is a write, so the busy
-    # timeout applies while waiting for the write lock.
-    with db.atomic():
+    # One transaction for the batch (one commit), holding the write lock from its start.
+    with write(db):
         for row_id in candidates:
             token = secrets.token_hex(16)
             params = {"token": token, "until": until, "id": row_id, "sink": sink, "now": ts, "due": due}
             cur = db.execute(
                 f"""UPDATE outbox
                     SET state = 'claimed', claim_token = :token, claimed_until = :until
-                    WHERE id = :id AND {_DUE} AND NOT {_ACKED}""", params)
+                    WHERE id = :id AND {_DUE}""", params)
             if cur.rowcount == 1:
                 won.append(token)
-            else:  # lost to another claimer, or a claim that expired after its finding was acknowledged
-                db.execute(f"UPDATE outbox SET {_SKIP} WHERE id = :id AND {_DUE} AND {_ACKED}", params)
     return won, len(candidates) - len(won)
 
 

@@ -5,7 +5,7 @@ the store only keeps the latest value per key. Observations are appended, never 
 operator can answer "what did we see, and when?" after the fact.
 
 These functions take a ``Database`` and do no locking or transaction management of their own:
-``Store`` calls them under its lock, the write ones inside ``db.atomic()``.
+``Store`` calls them under its lock, the write ones inside ``db.write()`` (BEGIN IMMEDIATE).
 """
 
 from __future__ import annotations
