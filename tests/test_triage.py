@@ -294,7 +294,7 @@ def test_ack_and_unack_take_several_fingerprints(env, hub, slack):
 
 def test_a_triage_notice_renders_inert_for_every_sink():
     """The notice carries a Hub-controlled subject and an operator's note: plain text on stdout,
-    escaped verbatim mrkdwn in Slack, data in the webhook body."""
+    literal rich_text in Slack (and a fallback sent with mrkdwn off), data in the webhook body."""
     from datetime import datetime, timezone
 
     from monitor.alerts.render_report import report_json, report_slack, report_text
@@ -308,8 +308,10 @@ def test_a_triage_notice_renders_inert_for_every_sink():
     assert "\x1b" not in text and "a" * 32 in text and "b" * 32 in text
     slack = report_slack(report)
     body = json.dumps(slack)
-    assert "<!channel>" not in body and "<@U1>" not in body and "&lt;!channel&gt;" in body
-    assert slack["blocks"][0]["text"]["verbatim"] is True and slack["unfurl_links"] is False
+    assert slack["mrkdwn"] is False and "&lt;!channel&gt;" in slack["text"] and "<!channel>" not in slack["text"]
+    assert slack["blocks"][0]["type"] == "rich_text" and slack["unfurl_links"] is False
+    shown = "".join(e.get("text", "") for e in slack["blocks"][0]["elements"][0]["elements"])
+    assert "evil/<!channel>" in shown and "ok <@U1>" in shown, "literal text: shown exactly as written"
     data = report_json(report, now=now)
     assert data["event"] == "triage" and data["action"] == "ack" and data["by"] == "alice" and data["count"] == 2
     undo = report_text(notice("unack", "bob", "CLI", dict(list(known.items())[:1]), None, now))

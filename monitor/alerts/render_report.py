@@ -80,9 +80,8 @@ def report_slack(report: Report) -> dict:
     lines = report_lines(report)
     if report.kind == "triage":
         emoji = ":white_check_mark:" if report.payload.get("action") == "ack" else ":arrows_counterclockwise:"
-        text = fit(lines[1], 2000)
-        return {"text": f"{emoji} {text}",
-                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {text}", "verbatim": True}}],
+        return {"text": fallback_text(f"{emoji} {lines[1]}", limit=2000), "mrkdwn": False,
+                "blocks": [rich(line({"type": "emoji", "name": emoji.strip(":")}, t(" " + plain(lines[1], 2000))))],
                 "unfurl_links": False, "unfurl_media": False}
     quiet = _n(report.payload, "changes") == 0 and _n(report.payload, "open_findings") == 0
     emoji = ":white_check_mark:" if quiet else ":clipboard:"
