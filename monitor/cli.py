@@ -15,13 +15,15 @@ from typing import Callable, Sequence
 
 from monitor import __version__
 from monitor import config as config_mod
-from monitor.errors import ConfigError, HubwatchError, UsageError
+from monitor.errors import ConfigError, HubwatchError, StateError, UsageError
 
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, hub_and_lookalike
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, check_state, hub_and_lookalike
 from monitor.commands.common import lookalike_settings as _lookalike_settings
 from monitor.commands.common import settings_of as _settings
 from monitor.commands.common import setup_logging as _logging
 from monitor.commands.once import cmd_once
+from monitor.commands.outbox import add_arguments as _outbox_arguments
+from monitor.commands.outbox import cmd_redeliver, cmd_test_sink
 from monitor.commands.refs import add_arguments as _refs_arguments
 from monitor.commands.refs import cmd_refs
 log = logging.getLogger("hubwatch")
@@ -47,12 +49,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
     look-alike scan (with the republished-repo watch), the roster watch and the daily digest.
     SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config (an invalid new config
-    is logged and the old one kept). Logs one INFO line per scan cycle (pins checked, changed,
+    is logged and the old one kept). Before starting it checks the config and the state
+    database: exit 78 for what a restart cannot fix (a config error; a database that is empty,
+    another program's, corrupt, of a newer schema, owned by another user, not accessible, or in
+    a missing or read-only folder), 75 for what may pass (locked, disk full, I/O error).
+    --new-state accepts an empty database file. Logs one INFO line per scan cycle (pins checked, changed,
     unknown, Hub requests, budget left) and per delivery batch; -q hides them, --log-format json
     makes them JSON objects.
     """
     settings = _settings(args)
     _logging(args, settings)
+    check_state(args, settings, write=True)  # 78 / 75 before anything starts: see store/preflight.py
     from monitor.daemon import Daemon
 
     return Daemon(settings, config_mod.config_path(args.config), args).run()
@@ -62,11 +69,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration; exit 0, or 78 with one line naming the file, key and problem.
 
     Example: hubwatch check-config -c /etc/hubwatch/config.toml
+
+    Prints the absolute state database path. Warns (one line each on stderr, exit still 0) about
+    what is valid but likely a surprise: a non-loopback [http] listen without http.token_file, a
+    secret written inline in a config group or others can read, stdout as the only sink under
+    systemd, a duration written as a bare number (seconds).
     """
     settings = _settings(args)
+    from monitor.config_warnings import warnings as config_warnings
+
     sinks = [n for n, v in (("slack", settings.slack_webhook_url), ("webhook", settings.webhook_url)) if v]
     print(f"{settings.path}: ok — {len(settings.pin)} pin(s), sinks: {', '.join(sinks) or 'stdout'}, "
           f"state: {settings.state_path}, token: {'set' if settings.hub.token else 'none'}")
+    for line in config_warnings(settings):
+        print(f"hubwatch: warning: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -81,9 +97,22 @@ def cmd_findings(args: argparse.Namespace) -> int:
     """
     settings = _settings(args)
     from monitor.alerts.render import terminal
+    from monitor.detect.findings import KINDS
     from monitor.store import Store
 
-    store = Store.open(settings.state_path)
+    if not check_state(args, settings, write=False).exists:
+        print(f"hubwatch: no state database at {settings.state_path} yet: nothing recorded", file=sys.stderr)
+        store = None
+    else:
+        store = Store.open_readonly(settings.state_path)
+    if args.kind is not None:
+        known = set(KINDS) | (store.kinds() if store is not None else set())
+        if args.kind not in known:
+            if store is not None:
+                store.close()
+            raise UsageError(f"no finding kind {args.kind[:80]!r}; kinds: {', '.join(sorted(known))}")
+    if store is None:
+        return EXIT_OK
     try:
         rows = store.findings(kind=args.kind, include_acked=args.all)
     finally:
@@ -120,7 +149,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     open_counts: dict = {}
     probes: dict = {}
     last_run = None
-    if settings.state_path.exists():
+    if check_state(args, settings, write=False).exists:
         store = Store.open_readonly(settings.state_path)
         try:
             states, open_counts = store.load_states(), store.open_findings_by_subject()
@@ -145,7 +174,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
     One message: pins watched, changes and new look-alikes in the last 24 h, pins unknown or
     unavailable now, open findings, look-alike coverage. Queued for every sink and delivered like
-    an alert (a sink that is down gets it later). --dry-run prints it and queues nothing.
+    an alert (a sink that is down gets it later). --dry-run prints it and queues nothing. Exit 78
+    when a sink refused permanently (the line names its key and answer) or dead-lettered it, 75
+    when a sink failed for now (the daemon retries it).
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -154,6 +185,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from monitor.jobs.digest import build, queue_digest
     from monitor.runtime import Runtime
 
+    check_state(args, settings, write=not args.dry_run)
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         if args.dry_run:
@@ -165,8 +197,16 @@ def cmd_digest(args: argparse.Namespace) -> int:
         result = deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
     finally:
         rt.close()
-    if result.retried or result.dead:
-        return _fatal(EXIT_TEMPFAIL, "digest queued; a sink failed, it is retried by the next delivery")
+    from monitor.commands.outbox import _exit
+
+    if result.refused:
+        return _exit(result)  # 78: the line names each refused sink's key and answer
+    if result.dead:
+        return _fatal(EXIT_CONFIG, f"digest queued; {result.dead} message(s) dead-lettered (refused by the "
+                                   "receiver): `hubwatch status` lists them, `hubwatch redeliver --all` re-sends")
+    if result.retried:
+        return _fatal(EXIT_TEMPFAIL, "digest queued; a sink failed for now: the digest stays queued and is "
+                                     "retried by the daemon's next delivery")
     return EXIT_OK
 
 
@@ -196,6 +236,7 @@ def _triage(args: argparse.Namespace, acking: bool) -> int:
     from monitor.store import Store
     from monitor.triage import acknowledge, withdraw
 
+    check_state(args, settings, write=True)
     store = Store.open(settings.state_path)
     try:
         done = acknowledge(store, fps, note, datetime.now(timezone.utc)) if acking else withdraw(store, fps)
@@ -330,6 +371,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "screen": cmd_screen,
     "webhooks": cmd_webhooks,
     "refs": cmd_refs,
+    "redeliver": cmd_redeliver,
+    "test-sink": cmd_test_sink,
 }
 
 
@@ -371,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     subs["once"].add_argument("--dry-run", action="store_true", help="print alerts instead of sending them")
     subs["once"].add_argument("--fail-on", choices=("info", "low", "medium", "high", "critical"),
                               help="exit 1 when a new finding has at least this severity")
+    for name in ("run", "once", "digest"):
+        subs[name].add_argument("--new-state", action="store_true",
+                                help="accept an empty state database file and start it fresh")
     subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
     subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
     subs["findings"].add_argument("--all", action="store_true", help="include acknowledged findings")
@@ -386,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs["webhooks"].add_argument("action", choices=("install", "list"), help="install or list")
     subs["webhooks"].add_argument("--url", metavar="PUBLIC_URL", help="where the Hub should POST events")
     _refs_arguments(subs["refs"])
+    _outbox_arguments(subs)
     return parser
 
 
@@ -399,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fatal(EXIT_CONFIG, str(e))
     except UsageError as e:
         return _fatal(EXIT_USAGE, str(e))
+    except StateError as e:
+        return _fatal(EXIT_CONFIG if e.permanent else EXIT_TEMPFAIL, str(e))
     except HubwatchError as e:
         return _fatal(EXIT_TEMPFAIL if not e.permanent else EXIT_USAGE, str(e))
     except sqlite3.Error as e:

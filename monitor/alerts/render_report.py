@@ -37,9 +37,15 @@ def _coverage(payload: Mapping[str, Any]) -> str | None:
             f"{_n(la, 'known_existing')} exist; last run {clean(str(last))[:40]}")
 
 
+TITLES = {"digest": "hubwatch daily digest", "test": "hubwatch test message"}
+
+
 def report_lines(report: Report) -> list[str]:
-    """The digest in plain sentences (no markup)."""
+    """The digest (or a `hubwatch test-sink` message) in plain sentences (no markup)."""
     p = report.payload
+    if report.kind == "test":
+        return [f"hubwatch test message, {clean(str(p.get('sent_at', '?')))[:40]}",
+                "a test of this alert sink (hubwatch test-sink): nothing happened, no action needed"]
     never = f" ({_n(p, 'pending')} never checked)" if _n(p, "pending") else ""
     lines = [
         f"hubwatch daily digest, {clean(str(p.get('period_start', '?')))[:40]} to "
@@ -69,7 +75,8 @@ def report_slack(report: Report) -> dict:
     return {
         "text": fit(f"{lines[0]}: " + "; ".join(lines[1:]), 3000),
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": f"{emoji} hubwatch daily digest", "emoji": True}},
+            {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                        "text": f"{emoji} {TITLES.get(report.kind, 'hubwatch report')}"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": body, "verbatim": True}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(lines[0], 300), "verbatim": True}]},
         ],
