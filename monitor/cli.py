@@ -138,11 +138,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
     ref's head, open findings and the last error; then one row for look-alike discovery (last
     run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
-    discovery with "kind": "lookalikes". Safe while the daemon runs (opens the database read-only).
+    discovery with "kind": "lookalikes"; then one row per sink that is dead or holds dead letters
+    ("kind": "sink": its config key, the receiver's answer, dead letters and their fingerprints,
+    alerts waiting). Safe while the daemon runs (opens the database read-only; never creates it).
     """
     settings = _settings(args)
     from monitor.jobs.lookalikes import LAST_RUN
-    from monitor.jobs.status import lookalike_status, pin_statuses, render_lookalikes, render_pin
+    from monitor.commands.common import SINK_KEYS
+    from monitor.jobs.status import (lookalike_status, lookalike_subjects, pin_statuses, render_lookalikes,
+                                     render_pin, render_sink, sink_rows)
     from monitor.store import Store
 
     states: dict = {}
@@ -154,16 +158,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             states, open_counts = store.load_states(), store.open_findings_by_subject()
             probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
+            found = lookalike_subjects(store.findings(kind="lookalike"))
+            sinks = sink_rows(store.dead_sinks(), store.outbox_by_sink(), store.dead_letters(), SINK_KEYS)
         finally:
             store.close()
     else:
+        found, sinks = {}, []
         print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
     rows = pin_statuses(settings.pin, states, open_counts)
-    discovery = lookalike_status(settings.lookalike, probes, last_run)
+    discovery = lookalike_status(settings.lookalike, probes, last_run, found)
     for row in rows:
         print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))
     if discovery is not None:
         print(json.dumps(discovery, sort_keys=True) if args.json else render_lookalikes(discovery))
+    for sink in sinks:
+        print(json.dumps(sink, sort_keys=True) if args.json else render_sink(sink))
     return EXIT_OK
 
 

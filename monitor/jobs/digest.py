@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from monitor.detect.reports import DigestFacts, Report, digest
 from monitor.jobs.lookalikes import LAST_RUN
-from monitor.jobs.status import lookalike_status, pin_statuses
+from monitor.jobs.status import lookalike_status, lookalike_subjects, pin_statuses
 from monitor.jobs.summary import NOT_A_CHANGE
 from monitor.runtime import Runtime
 
@@ -29,7 +29,8 @@ def build(rt: Runtime, now: datetime) -> Report:
     rows = pin_statuses(s.pin, store.load_states(), store.open_findings_by_subject())
     recent = store.findings(since=now - PERIOD)
     open_ = store.findings(include_acked=False)
-    coverage = lookalike_status(s.lookalike, store.load_probes(), store.get_meta(LAST_RUN))
+    coverage = lookalike_status(s.lookalike, store.load_probes(), store.get_meta(LAST_RUN),
+                                lookalike_subjects(store.findings(kind="lookalike")))
     if coverage is not None:
         coverage = {k: v for k, v in coverage.items() if k not in ("kind", "last_run")}
     facts = DigestFacts(

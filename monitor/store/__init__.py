@@ -129,6 +129,10 @@ class Store:
         with self._lock, self.db.atomic():
             _outbox.unskip(self.db, _findings.unack(self.db, fingerprints))
 
+    def open_by_kind(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return _findings.open_by_kind(self.db)
+
     def kinds(self) -> set[str]:
         """Every finding kind recorded in this database."""
         with self._lock:
