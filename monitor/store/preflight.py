@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +75,20 @@ def check(path: Path, config: Path | str, *, write: bool, new_state: bool = Fals
     """
     path = Path(os.path.abspath(path))
     folder = path.parent
-    if not folder.is_dir():
-        raise _fail(config, path, f"the folder {folder} does not exist (create it, or set state.path)")
-    if not path.exists() and not path.is_symlink():
-        if write and not os.access(folder, os.W_OK | os.X_OK):
-            raise _fail(config, path, f"the folder {folder} is read-only or not writable by uid {os.geteuid()}")
-        return Checked(path, False)
+    try:
+        if not _is_dir(os.stat(folder).st_mode):
+            raise _fail(config, path, f"{folder} is not a folder")
+    except FileNotFoundError:
+        raise _fail(config, path, f"the folder {folder} does not exist (create it, or set state.path)") from None
+    except OSError as e:
+        permanent, problem = classify_os(e)
+        raise _fail(config, path, f"the folder {folder}: {problem}", permanent) from None
     try:
         st = os.stat(path)
+    except FileNotFoundError:
+        if write and not os.access(folder, os.W_OK | os.X_OK):
+            raise _fail(config, path, f"the folder {folder} is read-only or not writable by uid {os.geteuid()}") from None
+        return Checked(path, False)
     except OSError as e:
         permanent, problem = classify_os(e)
         raise _fail(config, path, problem, permanent) from None
@@ -114,9 +121,11 @@ def check(path: Path, config: Path | str, *, write: bool, new_state: bool = Fals
 
 
 def _is_regular(mode: int) -> bool:
-    import stat
-
     return stat.S_ISREG(mode)
+
+
+def _is_dir(mode: int) -> bool:
+    return stat.S_ISDIR(mode)
 
 
 def _probe(path: Path, config: Path | str, *, write: bool, new_state: bool, known: frozenset[str],
