@@ -179,3 +179,19 @@ def test_sent_rows_older_than_keep_are_pruned_by_the_daemon(hub, slack, tmp_path
         assert len(d.rt.store.findings()) == 1, "findings stay: they are the dedup memory"
     finally:
         d.rt.close()
+
+
+@pytest.mark.parametrize("status, sink_dead", [(400, False), (401, True), (403, True), (404, True), (410, True),
+                                               (422, False), (500, False)])
+def test_the_generic_webhook_marks_its_sink_dead_like_slack(slack, status, sink_dead):
+    from monitor.alerts.sinks import SlackSink, WebhookSink
+    from monitor.detect.reports import Report
+    from monitor.errors import SinkError
+
+    slack.fail(status, times=2, body="nope")
+    report = Report("test", {"sent_at": "2026-01-01T00:00:00Z"}, "2026-01-01T00:00:00Z")
+    for sink, dead in ((WebhookSink(slack.url), sink_dead), (SlackSink(slack.url), status in (403, 404, 410))):
+        with pytest.raises(SinkError) as e:
+            sink.send_report(report)
+        assert e.value.sink_dead is dead and e.value.status == status
+        assert e.value.permanent is (dead or 400 <= status < 500)
