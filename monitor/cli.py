@@ -59,7 +59,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     settings = _settings(args)
     _logging(args, settings)
-    check_state(args, settings, write=True)  # 78 / 75 before anything starts: see store/preflight.py
+    from monitor.config_warnings import warnings as config_warnings
+
+    life = logging.getLogger("hubwatch.lifecycle")
+    # 78 / 75 before anything starts: see store/preflight.py
+    check_state(args, settings, write=True, say=life.info)
+    for line in config_warnings(settings):  # no ExecStartPre=check-config: the journal shows them here
+        life.warning(line)
     from monitor.daemon import Daemon
 
     return Daemon(settings, config_mod.config_path(args.config), args).run()

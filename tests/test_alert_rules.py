@@ -85,5 +85,9 @@ def test_every_metric_the_rules_use_is_in_a_live_metrics(hub, slack, tmp_path):
             assert f"# TYPE {name} gauge" in text
         assert 'hubwatch_pins{state="ok"} 1.0' in text
         assert 'hubwatch_findings_open{kind="ref_moved",severity="medium"} 1.0' in text
+        # operable: the start says it created the database, start-up is INFO, no heartbeat at -v
+        levels = {r["msg"].split(":")[0].split(" at ")[0]: r["level"] for r in d.logs()}
+        assert levels["creating a new state database"] == "info" and levels["hubwatch started"] == "info"
+        assert "job heartbeat done" not in d.text() and "job scan_pins done" in d.text()
     finally:
         env.stop_all()

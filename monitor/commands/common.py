@@ -46,9 +46,9 @@ def token_rejected_line(settings, consequence: str = "pins cannot be checked unt
     return rejected_sentence(settings.hub.token_source, consequence)
 
 
-def check_state(args: argparse.Namespace, settings, *, write: bool = True):
+def check_state(args: argparse.Namespace, settings, *, write: bool = True, say=None):
     """The state database preflight (monitor/store/preflight.py) every command runs before it
-    opens the database; a writer that is about to create it says so once, on stderr."""
+    opens the database; a writer that is about to create it says so once (`say`, else stderr)."""
     import sys
 
     from monitor.store import migrations
@@ -57,6 +57,9 @@ def check_state(args: argparse.Namespace, settings, *, write: bool = True):
     checked = check(settings.state_path, settings.path, write=write,
                     new_state=bool(getattr(args, "new_state", False)), known_migrations=migrations.known_names())
     if write and not checked.exists:
-        print(f"hubwatch: creating a new state database at {checked.path} (state.path in {settings.path})",
-              file=sys.stderr, flush=True)
+        line = f"creating a new state database at {checked.path} (state.path in {settings.path})"
+        if say is not None:
+            say(line)
+        else:
+            print(f"hubwatch: {line}", file=sys.stderr, flush=True)
     return checked
