@@ -98,6 +98,7 @@ def test_a_400_dead_letters_only_that_message(hub, slack, tmp_path):
     slack.fail(400, times=1, body="invalid_blocks")
     r = env.run("once")
     assert r.code == 0 and "refused permanently" not in r.err
+    assert "1 alert(s) dead-lettered: 1 by sink slack (slack.webhook_url)" in r.err, "never silent"
     (sink,) = [x for x in rows(env.run("status", "--json")) if x["kind"] == "sink"]
     assert not sink["dead"] and sink["dead_letters"] == 1
     hub.commit(REPO, {"README.md": "v3"})

@@ -23,7 +23,8 @@ def cmd_once(args: argparse.Namespace) -> int:
     Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why);
     78 when the Hub rejects the token (401 Invalid credentials: a line names where the token
     came from), or when a sink refused permanently (a line names the sink's key and its answer;
-    `hubwatch redeliver` re-queues the alert after the fix). A line on stderr says which Hub
+    `hubwatch redeliver` re-queues the alert after the fix). An alert a receiver refused on its
+    own (a 400) is said in a line too, whatever the exit code. A line on stderr says which Hub
     request quota the run drew on: the token's (or, without one, this address's), the same a
     daemon with this config uses.
     """
@@ -52,6 +53,9 @@ def cmd_once(args: argparse.Namespace) -> int:
         rt.close()
     sys.stdout.flush()
     _outcome(args, quota_line(settings, rt), {"event": "hub_quota"}, level="info")
+    dead = _dead_letters_line(rt)
+    if dead is not None:  # said whatever the exit code: an alert refused for good is never silent
+        _outcome(args, *dead, level="warning")
     # Problems first, each with its own line and exit code, in order of precedence (the first one
     # found sets the exit code); the summary line always comes last.
     code = EXIT_OK
@@ -99,6 +103,19 @@ def _once_sink_refused(settings, report, rt) -> tuple[int, str, dict] | None:
     return EXIT_CONFIG, ("; ".join(parts) + ": its alerts are dead-lettered or waiting; fix the URL, then "
                          "run `hubwatch redeliver --all`"), {
         "event": "sink_refused", "sinks": {n: {"key": SINK_KEYS.get(n, n), "answer": a} for n, a in refused.items()}}
+
+
+def _dead_letters_line(rt) -> tuple[str, dict] | None:
+    """Alerts a receiver refused one by one (a 400: that message only, the sink still works)."""
+    report = rt.delivery
+    if report is None:
+        return None
+    single = {name: r.dead for name, r in report.per_sink.items() if r.dead and not r.refused}
+    if not single:
+        return None
+    parts = ", ".join(f"{n} by sink {name} ({SINK_KEYS.get(name, name)})" for name, n in single.items())
+    return (f"{sum(single.values())} alert(s) dead-lettered: {parts}: `hubwatch status` lists them, "
+            "`hubwatch redeliver` re-sends them"), {"event": "dead_letters", "per_sink": single}
 
 
 def quota_line(settings, rt) -> str:

@@ -104,9 +104,14 @@ def _forget_dead_marks(args, settings, working: list[str]) -> None:
     """A sink that just accepted a message is alive: drop its dead mark (when a database exists)."""
     if not working:
         return
+    from monitor.errors import StateError
     from monitor.store import Store
 
-    if not check_state(args, settings, write=False).exists:
+    try:
+        if not check_state(args, settings, write=False).exists:
+            return
+    except StateError as e:  # the answers above stand; only the dead marks stay as they were
+        print(f"hubwatch: dead-sink marks not cleared: {e}", file=sys.stderr)
         return
     store = Store.open(settings.state_path)
     try:

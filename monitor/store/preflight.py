@@ -79,6 +79,8 @@ def check(path: Path, config: Path | str, *, write: bool, new_state: bool = Fals
         if not _is_dir(os.stat(folder).st_mode):
             raise _fail(config, path, f"{folder} is not a folder")
     except FileNotFoundError:
+        if not write:  # a reader never creates anything: no folder is no database yet
+            return Checked(path, False)
         raise _fail(config, path, f"the folder {folder} does not exist (create it, or set state.path)") from None
     except OSError as e:
         permanent, problem = classify_os(e)
