@@ -53,9 +53,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     database: exit 78 for what a restart cannot fix (a config error; a database that is empty,
     another program's, corrupt, of a newer schema, owned by another user, not accessible, or in
     a missing or read-only folder), 75 for what may pass (locked, disk full, I/O error).
-    --new-state accepts an empty database file. Logs one INFO line per scan cycle (pins checked, changed,
-    unknown, Hub requests, budget left) and per delivery batch; -q hides them, --log-format json
-    makes them JSON objects.
+    --new-state accepts an empty database file. Logs one INFO line per scan cycle (pins checked,
+    changed, unknown, Hub requests, budget left) and per delivery batch; -q hides them,
+    --log-format json makes them JSON objects.
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -99,7 +99,8 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
     Acknowledged findings (hubwatch ack) are hidden unless --all. --json prints one object per
     line with kind, severity, subject, summary, evidence, fingerprint, first_seen (ISO 8601 UTC),
-    acked_at and ack_note (null unless acknowledged).
+    acked_at and ack_note (null unless acknowledged). --kind with a kind that does not exist
+    exits 2 and lists the kinds. Reads the database read-only and never creates it.
     """
     settings = _settings(args)
     from monitor.alerts.render import terminal
@@ -212,10 +213,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
         result = deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
     finally:
         rt.close()
-    from monitor.commands.outbox import _exit
+    from monitor.commands.outbox import delivery_exit
 
     if result.refused:
-        return _exit(result)  # 78: the line names each refused sink's key and answer
+        return delivery_exit(result)  # 78: the line names each refused sink's key and answer
     if result.dead:
         return _fatal(EXIT_CONFIG, f"digest queued; {result.dead} message(s) dead-lettered (refused by the "
                                    "receiver): `hubwatch status` lists them, `hubwatch redeliver --all` re-sends")

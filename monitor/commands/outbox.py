@@ -47,10 +47,12 @@ def cmd_redeliver(args: argparse.Namespace) -> int:
         rt.close()
     print(f"re-queued {n} dead letter(s); delivery: {result.sent} sent, {result.retried} to retry, "
           f"{result.dead} dead-lettered")
-    return _exit(result)
+    return delivery_exit(result)
 
 
-def _exit(result) -> int:
+def delivery_exit(result) -> int:
+    """78 when a sink refused permanently (a line each naming its key and answer), 75 when one
+    failed for now, else 0."""
     if result.refused:
         for name, answer in result.refused.items():
             print(f"hubwatch: sink {name} ({SINK_KEYS.get(name, name)}) refused permanently: {answer}",
