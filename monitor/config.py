@@ -1,7 +1,7 @@
 """TOML configuration -> frozen, validated Settings.
 
 Every problem becomes one `ConfigError` line naming the file, the key and what is wrong, so
-`hubwatch check-config` (and systemd's ExecStartPre) can tell an operator exactly what to fix.
+`hubwatch check-config` (and `hubwatch run` before it starts) can tell an operator exactly what to fix.
 Secrets are read from files or the environment and wrapped in `Secret`, whose repr never shows
 the value.
 """
