@@ -80,7 +80,7 @@ def main() -> None:
         alone = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            check(db, cfg, write=True, known_migrations=migrations.known_names())
+            check(db, cfg, write=True, known_migrations=migrations.known_names(), lock_probe=True)
             alone.append(time.perf_counter() - t0)
         status = timed([sys.executable, "-m", "monitor", "status", "-c", str(cfg)], env, args.runs, 0)
         conn = sqlite3.connect(db)

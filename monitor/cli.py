@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     life = logging.getLogger("hubwatch.lifecycle")
     # 78 / 75 before anything starts: see store/preflight.py
-    check_state(args, settings, write=True, say=life.info)
+    check_state(args, settings, write=True, say=life.info, lock_probe=True)
     for line in config_warnings(settings):  # no ExecStartPre=check-config: the journal shows them here
         life.warning(line)
     from monitor.daemon import Daemon

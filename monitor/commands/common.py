@@ -46,7 +46,8 @@ def token_rejected_line(settings, consequence: str = "pins cannot be checked unt
     return rejected_sentence(settings.hub.token_source, consequence)
 
 
-def check_state(args: argparse.Namespace, settings, *, write: bool = True, say=None):
+def check_state(args: argparse.Namespace, settings, *, write: bool = True, say=None,
+                lock_probe: bool = False):
     """The state database preflight (monitor/store/preflight.py) every command runs before it
     opens the database; a writer that is about to create it says so once (`say`, else stderr)."""
     import sys
@@ -55,7 +56,8 @@ def check_state(args: argparse.Namespace, settings, *, write: bool = True, say=N
     from monitor.store.preflight import check
 
     checked = check(settings.state_path, settings.path, write=write,
-                    new_state=bool(getattr(args, "new_state", False)), known_migrations=migrations.known_names())
+                    new_state=bool(getattr(args, "new_state", False)), known_migrations=migrations.known_names(),
+                    lock_probe=lock_probe)
     if write and not checked.exists:
         line = f"creating a new state database at {checked.path} (state.path in {settings.path})"
         if say is not None:

@@ -67,11 +67,15 @@ def classify_os(e: OSError) -> tuple[bool, str]:
 
 
 def check(path: Path, config: Path | str, *, write: bool, new_state: bool = False,
-          known_migrations: frozenset[str] = frozenset(), migration_set: str = "hubwatch") -> Checked:
+          known_migrations: frozenset[str] = frozenset(), migration_set: str = "hubwatch",
+          lock_probe: bool = False) -> Checked:
     """Raise StateError when the database at `path` must not be used; else say whether it exists.
 
     `write`: the command writes (and may create) the database; read-only commands never create it.
     `known_migrations`: the names this hubwatch knows; a database with others is of a newer schema.
+    `lock_probe` (the daemon's start): take the write lock once, so a database another process
+    holds locked is a temporary failure (75) now rather than a daemon whose every job fails. A
+    short command needs no probe: its own writes wait on the busy timeout.
     """
     path = Path(os.path.abspath(path))
     folder = path.parent
@@ -119,6 +123,8 @@ def check(path: Path, config: Path | str, *, write: bool, new_state: bool = Fals
     if header != SQLITE_HEADER:
         raise _fail(config, path, "not an SQLite database (corrupt, or another program's file)")
     _probe(path, config, write=write, new_state=new_state, known=known_migrations, migration_set=migration_set)
+    if lock_probe:
+        _write_lock(path, config)
     return Checked(path, True)
 
 
@@ -132,7 +138,7 @@ def _is_dir(mode: int) -> bool:
 
 def _probe(path: Path, config: Path | str, *, write: bool, new_state: bool, known: frozenset[str],
            migration_set: str) -> None:
-    """Open read-only: schema row, newer schema, integrity; a writer also takes the write lock once."""
+    """Open read-only: schema row, newer schema, integrity."""
     uri = path.as_uri() + "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=PROBE_BUSY_MS / 1000)
@@ -167,8 +173,6 @@ def _probe(path: Path, config: Path | str, *, write: bool, new_state: bool, know
         raise _fail(config, path, problem, permanent) from None
     finally:
         conn.close()
-    if write:
-        _write_lock(path, config)
 
 
 def _write_lock(path: Path, config: Path | str) -> None:
