@@ -15,13 +15,15 @@ from typing import Callable, Sequence
 
 from monitor import __version__
 from monitor import config as config_mod
-from monitor.errors import ConfigError, HubwatchError, UsageError
+from monitor.errors import ConfigError, HubwatchError, StateError, UsageError
 
-from monitor.commands.common import EXIT_CONFIG, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, hub_and_lookalike
+from monitor.commands.common import EXIT_CONFIG, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE, check_state, hub_and_lookalike
 from monitor.commands.common import lookalike_settings as _lookalike_settings
 from monitor.commands.common import settings_of as _settings
 from monitor.commands.common import setup_logging as _logging
 from monitor.commands.once import cmd_once
+from monitor.commands.outbox import add_arguments as _outbox_arguments
+from monitor.commands.outbox import cmd_redeliver, cmd_test_sink
 from monitor.commands.refs import add_arguments as _refs_arguments
 from monitor.commands.refs import cmd_refs
 log = logging.getLogger("hubwatch")
@@ -47,17 +49,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     Schedules the pin scan (every [pins] every), alert delivery and, when configured, the
     look-alike scan (with the republished-repo watch), the roster watch and the daily digest.
     SIGTERM finishes running jobs and exits 0; SIGHUP reloads the config (an invalid new config
-    is logged and the old one kept). Logs one INFO line per scan cycle (pins checked, changed,
-    unknown, Hub requests, budget left) and per delivery batch; -q hides them, --log-format json
-    makes them JSON objects.
+    is logged and the old one kept). Before starting it checks the config and the state
+    database: exit 78 for what a restart cannot fix (a config error; a database that is empty,
+    another program's, corrupt, of a newer schema, owned by another user, not accessible, or in
+    a missing or read-only folder), 75 for what may pass (locked, disk full, I/O error).
+    --new-state accepts an empty database file. Logs one INFO line per scan cycle (pins checked,
+    changed, unknown, Hub requests, budget left) and per delivery batch; -q hides them,
+    --log-format json makes them JSON objects.
     """
     settings = _settings(args)
     _logging(args, settings)
+    from monitor.config_warnings import warnings as config_warnings
+
+    life = logging.getLogger("hubwatch.lifecycle")
+    # 78 / 75 before anything starts: see store/preflight.py
+    check_state(args, settings, write=True, say=life.info, lock_probe=True)
+    for line in config_warnings(settings):  # no ExecStartPre=check-config: the journal shows them here
+        life.warning(line)
     from monitor.daemon import Daemon
     from monitor.secrets_check import secret_file_warnings
 
     for warning in secret_file_warnings(settings.secret_files):
-        log.warning("%s", warning)
+        life.warning(warning)
 
     return Daemon(settings, config_mod.config_path(args.config), args).run()
 
@@ -67,16 +80,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     Example: hubwatch check-config -c /etc/hubwatch/config.toml
 
-    Also warns (one line on stderr naming the key, exit still 0) when a secret file is readable
-    by group or others, or is a symlink leading out of the credentials directory.
+    Prints the absolute state database path. Warns (one line each on stderr, exit still 0) about
+    what is valid but likely a surprise: a non-loopback [http] listen without http.token_file, a
+    secret written inline in a config group or others can read, stdout as the only sink under
+    systemd, a duration written as a bare number (seconds), and a secret file readable by group or
+    others or a symlink leading out of the credentials directory.
     """
     settings = _settings(args)
+    from monitor.config_warnings import warnings as config_warnings
     from monitor.secrets_check import secret_file_warnings
 
-    for warning in secret_file_warnings(settings.secret_files):
-        print(f"hubwatch: warning: {warning}", file=sys.stderr)
     print(f"{settings.path}: ok — {len(settings.pin)} pin(s), sinks: {', '.join(settings.sink_names())}, "
           f"state: {settings.state_path}, token: {'set' if settings.hub.token else 'none'}")
+    for line in [*config_warnings(settings), *secret_file_warnings(settings.secret_files)]:
+        print(f"hubwatch: warning: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -87,13 +104,27 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
     Acknowledged findings (hubwatch ack) are hidden unless --all. --json prints one object per
     line with kind, severity, subject, summary, evidence, fingerprint, first_seen (ISO 8601 UTC),
-    acked_at, ack_note and acked_by (null unless acknowledged).
+    acked_at, ack_note and acked_by (null unless acknowledged). --kind with a kind that does not
+    exist exits 2 and lists the kinds. Reads the database read-only and never creates it.
     """
     settings = _settings(args)
     from monitor.alerts.render import terminal
+    from monitor.detect.findings import KINDS
     from monitor.store import Store
 
-    store = Store.open(settings.state_path)
+    if not check_state(args, settings, write=False).exists:
+        print(f"hubwatch: no state database at {settings.state_path} yet: nothing recorded", file=sys.stderr)
+        store = None
+    else:
+        store = Store.open_readonly(settings.state_path)
+    if args.kind is not None:
+        known = set(KINDS) | (store.kinds() if store is not None else set())
+        if args.kind not in known:
+            if store is not None:
+                store.close()
+            raise UsageError(f"no finding kind {args.kind[:80]!r}; kinds: {', '.join(sorted(known))}")
+    if store is None:
+        return EXIT_OK
     try:
         rows = store.findings(kind=args.kind, include_acked=args.all)
     finally:
@@ -119,32 +150,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
     ref's head, open findings and the last error; then one row for look-alike discovery (last
     run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
-    discovery with "kind": "lookalikes". Safe while the daemon runs (opens the database read-only).
+    discovery with "kind": "lookalikes"; then one row per sink that is dead or holds dead letters
+    ("kind": "sink": its config key, the receiver's answer, dead letters and their fingerprints,
+    alerts waiting). Safe while the daemon runs (opens the database read-only; never creates it).
     """
     settings = _settings(args)
     from monitor.jobs.lookalikes import LAST_RUN
-    from monitor.jobs.status import lookalike_status, pin_statuses, render_lookalikes, render_pin
+    from monitor.commands.common import SINK_KEYS
+    from monitor.jobs.status import (lookalike_status, lookalike_subjects, pin_statuses, render_lookalikes,
+                                     render_pin, render_sink, sink_rows)
     from monitor.store import Store
 
     states: dict = {}
     open_counts: dict = {}
     probes: dict = {}
     last_run = None
-    if settings.state_path.exists():
+    if check_state(args, settings, write=False).exists:
         store = Store.open_readonly(settings.state_path)
         try:
             states, open_counts = store.load_states(), store.open_findings_by_subject()
             probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
+            found = lookalike_subjects(store.findings(kind="lookalike"))
+            sinks = sink_rows(store.dead_sinks(), store.outbox_by_sink(), store.dead_letters(), SINK_KEYS)
         finally:
             store.close()
     else:
+        found, sinks = {}, []
         print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
     rows = pin_statuses(settings.pin, states, open_counts)
-    discovery = lookalike_status(settings.lookalike, probes, last_run)
+    discovery = lookalike_status(settings.lookalike, probes, last_run, found)
     for row in rows:
         print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))
     if discovery is not None:
         print(json.dumps(discovery, sort_keys=True) if args.json else render_lookalikes(discovery))
+    for sink in sinks:
+        print(json.dumps(sink, sort_keys=True) if args.json else render_sink(sink))
     return EXIT_OK
 
 
@@ -155,7 +195,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
     One message: pins watched, changes and new look-alikes in the last 24 h, pins unknown or
     unavailable now, open findings, look-alike coverage. Queued for every sink and delivered like
-    an alert (a sink that is down gets it later). --dry-run prints it and queues nothing.
+    an alert (a sink that is down gets it later). --dry-run prints it and queues nothing. Exit 78
+    when a sink refused permanently (the line names its key and answer) or dead-lettered it, 75
+    when a sink failed for now (the daemon retries it).
     """
     settings = _settings(args)
     _logging(args, settings)
@@ -164,6 +206,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from monitor.jobs.digest import build, queue_digest
     from monitor.runtime import Runtime
 
+    check_state(args, settings, write=not args.dry_run)
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
         if args.dry_run:
@@ -175,8 +218,16 @@ def cmd_digest(args: argparse.Namespace) -> int:
         result = deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval)
     finally:
         rt.close()
-    if result.retried or result.dead:
-        return _fatal(EXIT_TEMPFAIL, "digest queued; a sink failed, it is retried by the next delivery")
+    from monitor.commands.outbox import delivery_exit
+
+    if result.refused:
+        return delivery_exit(result)  # 78: the line names each refused sink's key and answer
+    if result.dead:
+        return _fatal(EXIT_CONFIG, f"digest queued; {result.dead} message(s) dead-lettered (refused by the "
+                                   "receiver): `hubwatch status` lists them, `hubwatch redeliver --all` re-sends")
+    if result.retried:
+        return _fatal(EXIT_TEMPFAIL, "digest queued; a sink failed for now: the digest stays queued and is "
+                                     "retried by the daemon's next delivery")
     return EXIT_OK
 
 
@@ -206,6 +257,7 @@ def _triage(args: argparse.Namespace, acking: bool) -> int:
     from monitor.store import Store
     from monitor.triage import acknowledge, cli_actor, withdraw
 
+    check_state(args, settings, write=True)
     store = Store.open(settings.state_path)
     now, who, sinks = datetime.now(timezone.utc), cli_actor(), settings.sink_names()
     try:
@@ -353,6 +405,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "screen": cmd_screen,
     "webhooks": cmd_webhooks,
     "refs": cmd_refs,
+    "redeliver": cmd_redeliver,
+    "test-sink": cmd_test_sink,
 }
 
 
@@ -414,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     subs["once"].add_argument("--dry-run", action="store_true", help="print alerts instead of sending them")
     subs["once"].add_argument("--fail-on", choices=("info", "low", "medium", "high", "critical"),
                               help="exit 1 when a new finding has at least this severity")
+    for name in ("run", "once", "digest"):
+        subs[name].add_argument("--new-state", action="store_true",
+                                help="accept an empty state database file and start it fresh")
     subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
     subs["findings"].add_argument("--kind", metavar="K", help="only findings of this kind")
     subs["findings"].add_argument("--all", action="store_true", help="include acknowledged findings")
@@ -429,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     subs["webhooks"].add_argument("action", choices=("install", "list"), help="install or list")
     subs["webhooks"].add_argument("--url", metavar="PUBLIC_URL", help="where the Hub should POST events")
     _refs_arguments(subs["refs"])
+    _outbox_arguments(subs)
     return parser
 
 
@@ -442,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fatal(EXIT_CONFIG, str(e))
     except UsageError as e:
         return _fatal(EXIT_USAGE, str(e))
+    except StateError as e:
+        return _fatal(EXIT_CONFIG if e.permanent else EXIT_TEMPFAIL, str(e))
     except HubwatchError as e:
         return _fatal(EXIT_TEMPFAIL if not e.permanent else EXIT_USAGE, str(e))
     except sqlite3.Error as e:

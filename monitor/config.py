@@ -1,7 +1,7 @@
 """TOML configuration -> frozen, validated Settings.
 
 Every problem becomes one `ConfigError` line naming the file, the key and what is wrong, so
-`hubwatch check-config` (and systemd's ExecStartPre) can tell an operator exactly what to fix.
+`hubwatch check-config` (and `hubwatch run` before it starts) can tell an operator exactly what to fix.
 Secrets are read from files or the environment and wrapped in `Secret`, whose repr never shows
 the value.
 """
@@ -12,7 +12,7 @@ import contextvars
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Callable
@@ -153,6 +153,8 @@ class Settings:
     # (key, file) of every secret read from a file, for secrets_check's permission warnings
     secret_files: tuple[tuple[str, Path], ...] = ()
     event_min_interval: float = 60.0  # [hub_webhook] min_interval: one event check per repo per this
+    state_keep: float = 90 * 86400.0  # [state] keep: sent outbox rows older than this are pruned
+    bare_durations: tuple[str, ...] = ()  # duration keys written as a bare number (seconds)
 
     def sink_names(self) -> tuple[str, ...]:
         """The sinks alerts go to, by outbox name: stdout when none is configured."""
@@ -171,9 +173,18 @@ def config_path(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get("HUBWATCH_CONFIG") or DEFAULT_CONFIG)
 
 
+# While `load` reads a file: the key being read, and the duration keys written as bare numbers
+# (valid, as seconds, but `every = 10` meant 10 minutes as often as 10 seconds: check-config warns).
+_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("config_key", default="")
+_BARE: contextvars.ContextVar[list] = contextvars.ContextVar("config_bare_durations")
+
+
 def parse_duration(text: Any) -> float:
     """'30s' / '10m' / '1h' / '1d' -> seconds (a bare number is seconds)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool) and 0 < text <= MAX_DURATION:
+        bare = _BARE.get(None)
+        if bare is not None and _KEY.get():
+            bare.append(_KEY.get())
         return float(text)
     m = _DURATION.match(text) if isinstance(text, str) else None
     if not m or not 0 < float(m.group(1)) * _UNITS[m.group(2)] <= MAX_DURATION:
@@ -262,11 +273,14 @@ class _Reader:
         value = self.table.pop(name)
         if conv is None:
             return value
+        token = _KEY.set(self.key(name))
         try:
             return conv(value)
         except (ValueError, TypeError) as e:
             self.fail(name, str(e))
             return default
+        finally:
+            _KEY.reset(token)
 
     def done(self) -> None:
         if self.table:
@@ -365,11 +379,30 @@ class _Loader:
         p = Path(value)
         return p if p.is_absolute() else (self.path.parent / p)
 
+    def state_path(self, value: str) -> Path:
+        """A relative `state.path` lives in systemd's $STATE_DIRECTORY when set (the first one of a
+        colon-separated list), else beside the config; always returned absolute."""
+        p = Path(value)
+        if p.is_absolute():
+            return p
+        state_dir = (self.env.get("STATE_DIRECTORY") or "").split(":")[0].strip()
+        base = Path(state_dir) if state_dir and Path(state_dir).is_absolute() else self.path.parent
+        return Path(os.path.abspath(base / p))
+
+    def secret_path(self, value: str) -> Path:
+        """A relative secret path is a credential name under systemd's $CREDENTIALS_DIRECTORY when
+        set (`token_file = "hubwatch_hf_token"`), else a file beside the config."""
+        p = Path(value)
+        creds = (self.env.get("CREDENTIALS_DIRECTORY") or "").strip()
+        if not p.is_absolute() and creds and Path(creds).is_absolute():
+            return Path(creds) / p
+        return self.resolve(value)
+
     def secret_file(self, r: _Reader, name: str) -> Secret | None:
         value = r.get(name, None, _str)
         if value is None:
             return None
-        p = self.resolve(value)
+        p = self.secret_path(value)
         self.secret_files.append((r.key(name), p))
         try:
             text = p.read_text().strip()
@@ -388,7 +421,8 @@ class _Loader:
         top = _Reader(self.path, "", data)
         hub = self.hub(_Reader(self.path, "hub", top.get("hub", {})))
         state = _Reader(self.path, "state", top.get("state", {}))
-        state_path = self.resolve(state.get("path", "state.db", _str))
+        state_path = self.state_path(state.get("path", "state.db", _str))
+        keep = state.get("keep", 90 * 86400.0, parse_duration)
         state.done()
         pins = self.pins_settings(_Reader(self.path, "pins", top.get("pins", {})))
         pin = self.included_pins(self.pins(top.get("pin", [])), pins.include)
@@ -422,7 +456,8 @@ class _Loader:
         top.done()
         return Settings(self.path, hub, state_path, pins, pin, alerts, slack, webhook, lookalike, http,
                         hook_secret, signing, quota, roster=roster, slack_acks=acks,
-                        secret_files=tuple(self.secret_files), event_min_interval=event_interval)
+                        secret_files=tuple(self.secret_files), event_min_interval=event_interval,
+                        state_keep=keep)
 
     def http(self, r: _Reader) -> HttpSettings:
         listen = r.get("listen", ("127.0.0.1", 8787), _listen)
@@ -601,11 +636,12 @@ def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Settings
         raise ConfigError(str(p), "", f"invalid TOML: {e}") from None
     except RecursionError:
         raise ConfigError(str(p), "", "invalid TOML: arrays or tables nested too deeply") from None
-    problems = _Problems()
-    token = _PROBLEMS.set(problems)
+    problems, bare = _Problems(), []
+    token, bare_token = _PROBLEMS.set(problems), _BARE.set(bare)
     try:
         settings = _Loader(p.resolve(), dict(os.environ if env is None else env)).load(data)
     finally:
         _PROBLEMS.reset(token)
+        _BARE.reset(bare_token)
     problems.raise_first()
-    return settings
+    return replace(settings, bare_durations=tuple(dict.fromkeys(bare)))

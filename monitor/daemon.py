@@ -20,9 +20,12 @@ from monitor import config as config_mod
 from monitor import sd_notify
 from monitor.config import Settings
 from monitor.errors import ConfigError
-from monitor.jobs.summary import log_delivery, log_lookalike_cycle, log_scan_cycle
+from monitor.jobs.summary import log_delivery, log_findings, log_lookalike_cycle, log_scan_cycle
 
 log = logging.getLogger("hubwatch.daemon")
+# Start-up, shutdown and reloads: INFO, shown at the default verbosity (monitor/logs.py).
+life = logging.getLogger("hubwatch.lifecycle")
+PRUNE_EVERY = 6 * 3600.0
 EXIT_OK, EXIT_TEMPFAIL = 0, 75
 
 
@@ -36,6 +39,7 @@ class Daemon:
         self.rt.stop = self.stop
         self.heartbeat = time.monotonic()
         self.db_problem: str | None = None  # why the last job failed on the database, for /readyz
+        self._unreachable = False  # in an episode of an unreachable Hub (warned once)
         self._sd_ready = False  # READY=1 sent to systemd (by the first heartbeat)
         self.scheduler = None
         self._reload_requested = threading.Event()
@@ -62,12 +66,26 @@ class Daemon:
         report = scan_pins(self.rt, first=[key for key, _ in deferred])
         self.metrics.scan(report)
         log_scan_cycle(report, self.rt.client.budget, self.rt.settings.hub.endpoint)
+        self._hub_episode(report)
         new = list(report.new_findings)
         for key, claims in deferred:
             if claims:
                 new += self._verify_claims(key, claims)
         if new:
             self._kick("deliver")
+
+    def _hub_episode(self, report: Any) -> None:
+        """An unreachable Hub is a WARNING once per episode (not once per cycle), and its end INFO."""
+        from monitor.jobs.summary import endpoint_host, unreachable_reason
+
+        reason = unreachable_reason(report)
+        host = endpoint_host(self.rt.settings.hub.endpoint)
+        if reason and not self._unreachable:
+            log.warning("the Hub at %s cannot be reached (%s): every check is unknown until it answers; said "
+                        "once per outage", host, reason, extra={"job": "scan_pins"})
+        elif not reason and self._unreachable and report.ok:
+            life.info("the Hub at %s answers again", host, extra={"job": "scan_pins"})
+        self._unreachable = bool(reason) or (self._unreachable and not report.ok)
 
     def job_scan_lookalikes(self) -> None:
         from monitor.jobs.lookalikes import scan_lookalikes
@@ -76,6 +94,7 @@ class Daemon:
             return
         report = scan_lookalikes(self.rt)
         self.metrics.new_findings(report.new_findings)
+        log_findings(report.new_findings, "scan_lookalikes")
         log_lookalike_cycle(report, self.rt.client.budget)
         if report.new_findings:
             self._kick("deliver")
@@ -87,6 +106,7 @@ class Daemon:
             return
         report = scan_roster(self.rt)
         self.metrics.new_findings(report.new_findings)
+        log_findings(report.new_findings, "scan_roster")
         if report.new_findings:
             self._kick("deliver")
 
@@ -97,6 +117,13 @@ class Daemon:
                          min_interval=self.rt.settings.alerts.min_interval)
         self.metrics.delivery(report)
         log_delivery(report)
+
+    def job_prune(self) -> None:
+        """Sent outbox rows older than [state] keep go; findings stay (they are the dedup memory)."""
+        rt = self.rt
+        n = rt.store.prune_sent(rt.clock() - timedelta(seconds=rt.settings.state_keep))
+        if n:
+            log.info("pruned %d delivered outbox row(s) older than [state] keep", n, extra={"job": "prune"})
 
     def job_digest(self) -> None:
         from monitor.jobs.digest import queue_digest
@@ -173,6 +200,7 @@ class Daemon:
         out = {
             "scan_pins": (self.job_scan_pins, s.pins.every, s.pins.jitter),
             "deliver": (self.job_deliver, s.alerts.every, 0.0),
+            "prune": (self.job_prune, PRUNE_EVERY, 0.0),
             # At least twice per systemd watchdog interval ($WATCHDOG_USEC), when that is under 10 s.
             "heartbeat": (self.job_heartbeat, min(5.0, (sd_notify.watchdog_interval() or 10.0) / 2), 0.0),
         }
@@ -224,7 +252,9 @@ class Daemon:
                 if name != "heartbeat":  # a job that wrote the database
                     self.db_problem = None
                 self.metrics.job(name.split(":", 1)[0], True)
-                log.info("job %s done", name, extra={"job": name, "duration": round(time.monotonic() - started, 3)})
+                # The heartbeat runs every few seconds: at INFO it would drown every other line.
+                log.log(logging.DEBUG if name == "heartbeat" else logging.INFO, "job %s done", name,
+                        extra={"job": name, "duration": round(time.monotonic() - started, 3)})
             finally:
                 with self._idle:
                     self._running -= 1
@@ -262,7 +292,7 @@ class Daemon:
         # old store (closing it would fail that scan, or lose a mark_sent and re-send an alert).
         with self._idle:
             self._retired.append(old)
-        log.warning("config reloaded from %s: %d pin(s)", self.config_path, len(settings.pin))
+        life.info("config reloaded from %s: %d pin(s)", self.config_path, len(settings.pin))
         return True
 
     def run(self) -> int:
@@ -272,7 +302,7 @@ class Daemon:
         self._schedule()
 
         def on_term(signum: int, frame: Any) -> None:
-            log.warning("signal %d: finishing running jobs, then exiting", signum)
+            life.info("signal %d: finishing running jobs, then exiting", signum)
             sd_notify.stopping("stopping: finishing running jobs")  # systemd stops the watchdog
             self.stop.set()
             # Not shutdown(wait=True): it holds the scheduler's job-store lock while it waits, and a
@@ -297,8 +327,8 @@ class Daemon:
             log.error("cannot listen on %s:%d: %s", self.rt.settings.http.host, self.rt.settings.http.port, e)
             self.rt.close()
             return EXIT_TEMPFAIL
-        log.warning("hubwatch started: %d pin(s), state %s, http %s", len(self.rt.settings.pin),
-                    self.rt.settings.state_path, self.http.url)
+        life.info("hubwatch started: %d pin(s), state %s, http %s", len(self.rt.settings.pin),
+                  self.rt.settings.state_path, self.http.url)
         try:
             self.scheduler.start()
             with self._idle:
@@ -307,6 +337,6 @@ class Daemon:
             self.http.stop()
             for rt in [*self._retired, self.rt]:
                 rt.close()
-        log.warning("hubwatch stopped")
+        life.info("hubwatch stopped")
         return EXIT_OK
 

@@ -66,6 +66,19 @@ class Transient(HubError):
 class SinkError(HubwatchError):
     """An alert sink refused or failed a delivery."""
 
-    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None):
-        self.permanent, self.retry_after = permanent, retry_after
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None,
+                 sink_dead: bool = False, status: int | None = None):
+        # sink_dead: the receiver refuses the sink itself (a revoked or mistyped webhook, an
+        # archived channel), not this one message: every later message would be refused too.
+        self.permanent, self.retry_after = permanent or sink_dead, retry_after
+        self.sink_dead, self.status = sink_dead, status
+        super().__init__(message)
+
+
+class StateError(HubwatchError):
+    """The state database cannot be used: one line naming the config file, `state.path` and the
+    absolute path. Permanent (exit 78) when only an operator can fix it, else temporary (75)."""
+
+    def __init__(self, message: str, *, permanent: bool):
+        self.permanent = permanent
         super().__init__(message)

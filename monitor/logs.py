@@ -52,6 +52,7 @@ class JsonFormatter(logging.Formatter):
 
 
 CYCLE_LOGGER = "hubwatch.cycle"
+LIFECYCLE_LOGGER = "hubwatch.lifecycle"
 
 
 def json_record(msg: str, level: str = "info", logger: str = "hubwatch", **fields) -> str:
@@ -83,6 +84,8 @@ def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = ()
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger(CYCLE_LOGGER).setLevel(logging.WARNING if quiet and verbosity <= 0 else logging.INFO)
+    # Start-up, shutdown and reloads are INFO and always shown: an operator must see them.
+    logging.getLogger(LIFECYCLE_LOGGER).setLevel(logging.INFO)
     # Third-party chatter (httpx request lines carry URLs) stays at WARNING unless -vv.
     # huggingface_hub warns on every retried request; our own logs say what matters.
     global _third_party_level

@@ -38,12 +38,18 @@ class Metrics:
                                   ["outcome"], registry=self.registry)
         for outcome in ("checked", "merged", "deferred", "ignored"):
             self.hub_events.labels(outcome)  # shown at 0 from the start
+        self.pin_scan_success = Gauge("hubwatch_pin_scan_last_success_timestamp_seconds",
+                                      "Unix time of the last pin scan that completed.", registry=self.registry)
+        Gauge("hubwatch_start_time_seconds", "Unix time the daemon started.",
+              registry=self.registry).set(time.time())
         self.registry.register(_StateCollector(runtime))
 
     def job(self, name: str, ok: bool) -> None:
         self.job_runs.labels(name, "ok" if ok else "error").inc()
         if ok:
             self.job_last_success.labels(name).set(time.time())
+            if name == "scan_pins":  # its own gauge: a `job` label clashes with Prometheus' target label
+                self.pin_scan_success.set(time.time())
 
     def new_findings(self, findings) -> None:
         for f in findings:
@@ -82,11 +88,28 @@ class _StateCollector:
         from monitor.runtime import utcnow
 
         stats = rt.store.outbox_stats(utcnow())
-        depth = GaugeMetricFamily("hubwatch_outbox_depth", "Alerts waiting for delivery, by state.",
-                                  labels=["state"])
+        by_sink = rt.store.outbox_by_sink()
+        depth = GaugeMetricFamily("hubwatch_outbox_depth", "Alerts waiting for delivery or dead-lettered, by "
+                                  "state and sink.", labels=["state", "sink"])
+        sinks = sorted(set(rt.sinks) | {sink for sink, _ in by_sink})
         for state in ("pending", "claimed", "dead"):
-            depth.add_metric([state], getattr(stats, state))
+            for sink in sinks:
+                depth.add_metric([state, sink], by_sink.get((sink, state), 0))
         yield depth
+        dead = {d.sink for d in rt.store.dead_sinks()}
+        sink_dead = GaugeMetricFamily("hubwatch_sink_dead", "1 while a sink's receiver refuses it (403/404/410).",
+                                      labels=["sink"])
+        for sink in sorted(set(rt.sinks) | dead):
+            sink_dead.add_metric([sink], 1 if sink in dead else 0)
+        yield sink_dead
+        open_ = GaugeMetricFamily("hubwatch_findings_open", "Findings not acknowledged, by kind and severity.",
+                                  labels=["kind", "severity"])
+        for (kind, severity), n in sorted(rt.store.open_by_kind().items()):
+            open_.add_metric([kind, severity], n)
+        yield open_
+        yield _pins(rt)
+        yield GaugeMetricFamily("hubwatch_pin_scan_interval_seconds", "[pins] every: seconds between pin scans.",
+                                value=rt.settings.pins.every)
         yield GaugeMetricFamily("hubwatch_outbox_oldest_age_seconds", "Age of the oldest undelivered alert.",
                                 value=stats.oldest_pending_age_seconds or 0.0)
         hub = rt.client.stats
@@ -105,3 +128,20 @@ class _StateCollector:
         denied = CounterMetricFamily("hubwatch_hub_budget_denied", "Hub calls refused by the budget.")
         denied.add_metric([], rt.client.budget.denied)
         yield denied
+
+
+PIN_STATES = ("ok", "pending", "unknown", "unreachable", "unavailable", "gated", "disabled", "ref_missing",
+              "revision_unreachable")
+
+
+def _pins(rt: Any) -> GaugeMetricFamily:
+    """Pins by the state `hubwatch status` shows (every state present, 0 when none)."""
+    from collections import Counter
+
+    from monitor.jobs.status import pin_statuses
+
+    counts = Counter(r.state for r in pin_statuses(rt.settings.pin, rt.store.load_states(), {}))
+    g = GaugeMetricFamily("hubwatch_pins", "Pins by state (as hubwatch status shows them).", labels=["state"])
+    for state in sorted(set(PIN_STATES) | set(counts)):
+        g.add_metric([state], counts.get(state, 0))
+    return g

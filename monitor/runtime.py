@@ -6,7 +6,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 from monitor.alerts.sinks import SlackSink, StdoutSink, WebhookSink
 from monitor.config import Settings
@@ -40,6 +40,7 @@ class Runtime:
     sinks: dict
     clock: Callable[[], datetime] = field(default=utcnow)
     stop: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: jobs wind down
+    delivery: Any = None  # the last DeliveryReport of a one-shot command (`once`'s exit decision)
 
     @classmethod
     def build(cls, settings: Settings, *, stdout: TextIO | None = None,

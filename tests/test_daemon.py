@@ -365,7 +365,7 @@ def test_token_and_webhook_url_never_in_daemon_output(env, hub, slack):
     assert hub.requests and all(r.authenticated for r in hub.requests), "the token was really sent"
     # the error paths, whose messages name the sink and the Hub request: a refused alert
     # (dead-lettered at once, logged as an error) and Hub 500s
-    slack.fail(status=404, times=1, body="no_service")
+    slack.fail(status=400, times=1, body="invalid_blocks")  # this message refused, not the sink
     hub.fail(r"/refs", status=500, times=2)
     hub.commit(repo, {"README.md": "# v2"})
     wait_for(lambda: "dead-lettered" in d.text(), "the dead letter", show=d)

@@ -100,6 +100,22 @@ class FakeStore:
     def states(self) -> list[str]:
         return [r["state"] for _, r in sorted(self.rows.items())]
 
+    # dead-sink marks: the real store keeps them in its meta table
+    dead: dict = {}
+
+    def dead_sink(self, sink):
+        return self.dead.get(sink)
+
+    def clear_sink_dead(self, sink=None):
+        self.dead = {k: v for k, v in self.dead.items() if sink is not None and k != sink}
+
+    def mark_sink_dead(self, sink, identity, answer, now):
+        from monitor.store.dead_letters import DeadSink
+
+        new = sink not in self.dead or self.dead[sink].identity != identity
+        self.dead = {**self.dead, sink: DeadSink(sink, identity, answer, str(now))}
+        return new
+
 
 class ScriptedSink:
     """Records what was sent and when; `script` maps a finding's summary to errors to raise, in turn."""

@@ -33,7 +33,7 @@ def test_metrics_follow_jobs_findings_deliveries_and_outbox(hub, slack, tmp_path
         text = body.decode()
         assert ctype.startswith("text/plain")
         assert value(text, 'hubwatch_findings_total{kind="risky_change",severity="high"}') == 1
-        assert value(text, 'hubwatch_outbox_depth{state="pending"}') == 1
+        assert value(text, 'hubwatch_outbox_depth{sink="slack",state="pending"}') == 1
         assert value(text, "hubwatch_outbox_oldest_age_seconds") >= 0
         assert value(text, "hubwatch_hub_requests_total") >= 4
         assert value(text, 'hubwatch_job_runs_total{job="scan_pins",outcome="ok"}') == 1
@@ -43,7 +43,7 @@ def test_metrics_follow_jobs_findings_deliveries_and_outbox(hub, slack, tmp_path
         m.delivery(deliver(rt.store, rt.sinks, now=utcnow, sleep=lambda s: None, min_interval=0))
         text = m.render()[0].decode()
         assert value(text, 'hubwatch_alerts_sent_total{sink="slack"}') == 1
-        assert value(text, 'hubwatch_outbox_depth{state="pending"}') == 0
+        assert value(text, 'hubwatch_outbox_depth{sink="slack",state="pending"}') == 0
         assert all(line.startswith(("#", "hubwatch_")) for line in text.splitlines() if line)
         assert "hf_MetricsSecretToken" not in text and slack.url not in text
     finally:

@@ -289,7 +289,9 @@ def test_permanent_slack_error_dead_letters_loudly(env, hub, slack):
     hub.commit(REPO, {"README.md": "v2"})
     slack.fail(status=404, times=1, body="no_service")
     r = env.run("once", "-v")
-    assert r.code == 0 and "dead-letter" in r.err
+    # the sink itself is refused: a configuration problem (78) naming its key and the answer
+    assert r.code == 78 and "dead-letter" in r.err
+    assert "sink slack (slack.webhook_url) refused permanently: HTTP 404 no_service" in r.err
     from monitor.store import Store
     store = Store.open(env.state)
     try:
@@ -455,15 +457,18 @@ def test_json_logs_carry_job_subject_fingerprint_duration(env, hub, slack):
 def test_quiet_by_default(env, hub, slack):
     baseline(env, hub)
     r = env.run("once")
-    assert r.err == "checked 1 pins: 0 changed, 0 unknown, 0 new findings\n", "no log line, only the summary"
+    quota, summary = r.err.splitlines()  # no log line: which quota the run drew on, then the summary
+    assert quota.startswith("hubwatch: Hub quota: this run drew on this host's address (no token)")
+    assert summary == "checked 1 pins: 0 changed, 0 unknown, 0 new findings"
 
 
-def test_unusable_state_database_is_a_one_line_temporary_failure(env, hub, slack):
+def test_unusable_state_database_is_a_one_line_config_error(env, hub, slack):
     env.pins = [{"repo": REPO, "track": "main"}]
     env.write()
-    env.state.mkdir()  # a directory where the database file should be
+    env.state.mkdir()  # a directory where the database file should be: no restart fixes that
     r = env.run("once")
-    assert r.code == 75 and len(r.err.strip().splitlines()) == 1 and "state" in r.err.lower()
+    assert r.code == 78 and len(r.err.strip().splitlines()) == 1 and "state.path" in r.err
+    assert str(env.state) in r.err
 
 
 def test_stop_event_winds_scans_down_without_requests(env, hub, slack):

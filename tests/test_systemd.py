@@ -70,22 +70,50 @@ def test_unit_exposure_score_is_at_most_1_5():
     assert score <= MAX_EXPOSURE, f"exposure {score} > {MAX_EXPOSURE}; exposed:\n{exposed}"
 
 
+def installed_hubwatch() -> Path:
+    """The `hubwatch` this test run uses (the venv's console script), for ExecStart=."""
+    script = Path(sys.executable).parent / "hubwatch"
+    if not script.exists():
+        pytest.skip(f"no hubwatch console script beside {sys.executable} (pip install -e . first)")
+    return script
+
+
 @needs_analyze
 def test_unit_verifies(tmp_path):
-    # verify insists that ExecStart's binary exists; it is installed only on the target host, so
-    # verify a copy whose /opt/hubwatch/bin/hubwatch is a stub, every other line unchanged.
-    stub = tmp_path / "bin" / "hubwatch"
-    stub.parent.mkdir()
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
+    # verify insists that ExecStart's binary exists: point it at this test install, every other
+    # line unchanged.
     copy = tmp_path / "hubwatch.service"
-    copy.write_text(UNIT.read_text().replace("/opt/hubwatch/bin/hubwatch", str(stub)))
+    copy.write_text(UNIT.read_text().replace("/opt/hubwatch/bin/hubwatch", str(installed_hubwatch())))
     r = analyze("verify", "--man=no", str(copy))
     out = (r.stdout + r.stderr).strip()
     if r.returncode != 0 and re.search(r"Failed to (initialize manager|connect to bus)|not been booted with systemd", out):
         pytest.skip(f"systemd-analyze verify needs a running systemd here: {out.splitlines()[0]}")
     # verify exits 0 on unknown keys and bad values, only warning: any output is a finding.
     assert r.returncode == 0 and out == "", out
+
+
+def test_unit_stops_when_it_should():
+    """No ExecStartPre (RestartPreventExitStatus= does not cover it: a bad config would restart
+    for ever); start limits in [Unit] (systemd ignores them in [Service]) that a crash loop does
+    reach: burst x RestartSec < interval."""
+    unit = dict(directives("Unit"))
+    assert values("ExecStartPre") == [] and all(k != "ExecStartPre" for k, _ in directives("Unit"))
+    assert "StartLimitIntervalSec" not in dict(directives()) and "StartLimitBurst" not in dict(directives())
+    interval, burst = int(unit["StartLimitIntervalSec"]), int(unit["StartLimitBurst"])
+    (restart_sec,) = values("RestartSec")
+    assert (interval, burst) == (300, 5) and burst * int(restart_sec) < interval
+    assert values("Restart") == ["on-failure"] and values("RestartPreventExitStatus") == ["78"]
+    assert values("ExecStart") == ["/opt/hubwatch/bin/hubwatch run --log-format json"]
+
+
+def test_unit_documentation_points_at_docs_the_walkthrough_installs():
+    (docs,) = [v for k, v in directives("Unit") if k == "Documentation"]
+    walkthrough = (ROOT / "docs" / "deployment.md").read_text()
+    for url in docs.split():
+        assert url.startswith("file:///usr/share/doc/hubwatch/"), url
+        name = url.rsplit("/", 1)[1]
+        assert (ROOT / "docs" / name).is_file(), f"{url}: no docs/{name}"
+    assert "/usr/share/doc/hubwatch" in walkthrough and "systemctl reset-failed hubwatch" in walkthrough
 
 
 @pytest.mark.parametrize("key, expected", [
@@ -102,10 +130,9 @@ def test_unit_directive(key, expected):
     assert values(key) == [expected], f"{key}= in {UNIT.name}"
 
 
-def test_unit_watchdog_check_config_credentials_filters():
+def test_unit_watchdog_credentials_filters():
     (watchdog,) = values("WatchdogSec")
     assert watchdog and watchdog not in ("0", "infinity")
-    assert any("check-config" in v for v in values("ExecStartPre"))
     assert "@system-service" in values("SystemCallFilter")
     (families,) = values("RestrictAddressFamilies")
     assert set(families.split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}

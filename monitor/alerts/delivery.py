@@ -10,6 +10,9 @@ Guarantees, and why:
 - A transient failure stops that sink for this pass (later rows are released untouched); a
   permanent one dead-letters that row only (logged at ERROR for the operator alarm) and moves on,
   because one unrenderable or refused alert must not block every later one forever.
+- A refusal of the sink itself (Slack 403/404/410) dead-letters that row, marks the sink dead
+  (logged at ERROR once) and leaves every later row pending: they are not sent to the same
+  receiver again until its URL changes or `hubwatch redeliver` says it is fixed.
 - Backoff = max(Retry-After, full-jitter exponential); full jitter spreads retries from several
   deliverers. Clock and sleep are injected so all of this is tested without waiting.
 """
@@ -42,6 +45,7 @@ class SinkReport:
     retried: int = 0
     dead: int = 0
     blocked: bool = False  # an earlier alert is backing off (or owned by another deliverer)
+    refused: str | None = None  # the sink is dead: its receiver's answer ("HTTP 404 no_service")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ class DeliveryReport:
     retried: int = 0
     dead: int = 0
     per_sink: dict[str, SinkReport] = field(default_factory=dict)
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Sinks refused permanently in this pass (or still dead from an earlier one): their answer."""
+        return {name: r.refused for name, r in self.per_sink.items() if r.refused}
 
 
 def backoff_seconds(attempts: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
@@ -65,6 +74,7 @@ class _Pass:
         self.__dict__.update(kw)
         self.sent = self.retried = self.dead = 0
         self.blocked = False
+        self.refused: str | None = None
         self.last_send: datetime | None = None
 
     def out_of_time(self, extra: float = 0.0) -> bool:
@@ -81,7 +91,20 @@ class _Pass:
         rows = self.store.pending(self.name)
         return bool(rows) and rows[0].id not in {item.id for item in items}
 
+    def still_dead(self) -> bool:
+        """The sink was marked dead for this very receiver: nothing is knocked on again."""
+        dead = self.store.dead_sink(self.name)
+        if dead is None:
+            return False
+        if dead.identity != getattr(self.sink, "identity", None):
+            self.store.clear_sink_dead(self.name)  # a corrected URL: a new receiver
+            return False
+        self.refused = dead.answer
+        return True
+
     def run(self) -> SinkReport:
+        if self.still_dead():
+            return self.report()
         while not self.out_of_time():
             claimed_at = self.now()
             items = self.store.claim(self.name, claimed_at, lease_seconds=LEASE_SECONDS, limit=CLAIM_LIMIT,
@@ -133,10 +156,12 @@ class _Pass:
                 self.sink.send_report(item.report)
             else:
                 self.sink.send(outgoing(item))
-        except SinkError as exc:
-            error, permanent, retry_after = str(exc), exc.permanent, exc.retry_after
-        except Exception as exc:  # a sink bug: retry (maybe fixed by an upgrade), never crash the pass
-            error, permanent, retry_after = f"unexpected {type(exc).__name__} in sink", False, None
+        except SinkError as e:
+            exc: Exception = e
+            error, permanent, retry_after = str(e), e.permanent, e.retry_after
+        except Exception as e:  # a sink bug: retry (maybe fixed by an upgrade), never crash the pass
+            exc = e
+            error, permanent, retry_after = f"unexpected {type(e).__name__} in sink", False, None
         else:
             if not self.store.mark_sent(item, self.now()):
                 log.warning("outbox item %s for sink %s was sent but its claim had expired; "
@@ -145,6 +170,8 @@ class _Pass:
             return True
         finding = item.finding
         failures = item.attempts + 1
+        if getattr(exc, "sink_dead", False):
+            return self.sink_refused(item, error)
         if permanent or (self.max_attempts is not None and failures >= self.max_attempts):
             self.store.mark_dead(item, self.now(), error)
             self.dead += 1
@@ -163,8 +190,21 @@ class _Pass:
             log.warning("outbox item %s for sink %s: claim expired before mark_retry", item.id, self.name)
         return False
 
+    def sink_refused(self, item: Any, error: str) -> bool:
+        """The receiver refuses the sink: dead-letter this row, mark the sink dead (ERROR once per
+        sink), stop; later rows stay pending for the corrected receiver."""
+        self.store.mark_dead(item, self.now(), error)
+        self.dead += 1
+        answer = error[error.find("HTTP "):] if "HTTP " in error else error
+        self.refused = answer
+        if self.store.mark_sink_dead(self.name, getattr(self.sink, "identity", ""), answer, self.now()):
+            log.error("sink %s refused permanently (%s): alert %s dead-lettered, later alerts wait; fix the "
+                      "sink's URL, then run `hubwatch redeliver --all`", self.name, answer, item.label,
+                      extra={"job": "deliver"})
+        return False
+
     def report(self) -> SinkReport:
-        return SinkReport(self.sent, self.retried, self.dead, self.blocked)
+        return SinkReport(self.sent, self.retried, self.dead, self.blocked, self.refused)
 
 
 def outgoing(item: Any) -> Any:

@@ -50,11 +50,18 @@ def _triage_line(p: Mapping[str, Any]) -> str:
             f"via {clean(str(p.get('via')))[:20]}{note}")
 
 
+TITLES = {"digest": "hubwatch daily digest", "test": "hubwatch test message"}
+
+
 def report_lines(report: Report) -> list[str]:
-    """The report in plain sentences (no markup): the digest's lines, or a triage notice's one."""
+    """The report in plain sentences (no markup): the digest's lines, a triage notice's one, or a
+    `hubwatch test-sink` message."""
     p = report.payload
     if report.kind == "triage":
         return [f"hubwatch triage at {clean(str(report.created_at))[:40]}", _triage_line(p)]
+    if report.kind == "test":
+        return [f"hubwatch test message, {clean(str(p.get('sent_at', '?')))[:40]}",
+                "a test of this alert sink (hubwatch test-sink): nothing happened, no action needed"]
     never = f" ({_n(p, 'pending')} never checked)" if _n(p, "pending") else ""
     lines = [
         f"hubwatch daily digest, {clean(str(p.get('period_start', '?')))[:40]} to "
@@ -90,7 +97,8 @@ def report_slack(report: Report) -> dict:
         "text": fallback_text(f"{lines[0]}: " + "; ".join(lines[1:])),
         "mrkdwn": False,
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": f"{emoji} hubwatch daily digest", "emoji": True}},
+            {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                        "text": f"{emoji} {TITLES.get(report.kind, 'hubwatch report')}"}},
             rich({"type": "rich_text_list", "style": "bullet", "elements": items}),
             rich(line(t(plain(lines[0], 300), italic=True))),
         ],

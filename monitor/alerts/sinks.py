@@ -10,6 +10,7 @@ message, a chained exception (`requests` puts the URL path in its exception text
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import re
@@ -120,6 +121,7 @@ class _HttpSink:
     """POST a JSON body, classify the outcome; subclasses choose the body and the permanent codes."""
 
     name = "http"
+    last_answer: str | None = None  # the receiver's last answer, for `hubwatch test-sink`
 
     def __init__(self, url: str, *, timeout: float = 10.0, session: requests.Session | None = None,
                  headers: Mapping[str, str] | None = None, name: str | None = None) -> None:
@@ -144,6 +146,16 @@ class _HttpSink:
         return f"{type(self).__name__}({self._shown})"
 
     __str__ = __repr__
+
+    @property
+    def identity(self) -> str:
+        """Which receiver this is, without revealing it: a dead-sink mark applies only while the
+        URL is the same (a corrected URL is a new receiver)."""
+        return hashlib.sha256(self._url.encode()).hexdigest()[:16]
+
+    def _sink_dead(self, status: int) -> bool:
+        """The receiver refuses the sink itself, not this message."""
+        return status in (401, 403, 404, 410)
 
     def _scrub(self, text: str) -> str:
         for s in sorted(self._secrets, key=len, reverse=True):
@@ -196,17 +208,22 @@ class _HttpSink:
             return SinkError(f"{self}: {type(exc).__name__}: {detail}", permanent=False), None
         with resp:
             status, body = resp.status_code, self._scrub(clean(resp.text[:200]))
+            self.last_answer = f"HTTP {status} {body}".rstrip()
             retry_after = _retry_after(resp.headers.get("Retry-After"))
         if 200 <= status < 300:
             return None, status
         return SinkError(f"{self}: HTTP {status} {body}".rstrip(), permanent=self._permanent(status),
-                         retry_after=retry_after), status
+                         retry_after=retry_after, sink_dead=self._sink_dead(status), status=status), status
 
 
 class SlackSink(_HttpSink):
-    """Slack incoming webhook: 400/403/404/410 are permanent (bad payload, revoked, archived)."""
+    """Slack incoming webhook: 400 dead-letters that message (bad payload); 403/404/410 (revoked or
+    mistyped webhook, archived channel) mark the sink dead."""
 
     name = "slack"
+
+    def _sink_dead(self, status: int) -> bool:
+        return status in (403, 404, 410)
 
     def _body(self, finding: Finding) -> bytes:
         return json.dumps(slack_message(finding), ensure_ascii=False).encode("utf-8")
@@ -247,6 +264,8 @@ class StdoutSink:
 
     def __repr__(self) -> str:
         return "StdoutSink()"
+
+    identity = "stdout"
 
     def send(self, finding: Finding) -> None:
         self._write(text_line(finding))

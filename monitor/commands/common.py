@@ -8,6 +8,8 @@ import os
 from monitor import config as config_mod
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 1, 2, 75, 78
+# A sink's name in the outbox -> the config key that sets its receiver (messages name the key).
+SINK_KEYS = {"slack": "slack.webhook_url", "webhook": "webhook.url", "stdout": "stdout"}
 
 
 def settings_of(args: argparse.Namespace):
@@ -42,3 +44,24 @@ def token_rejected_line(settings, consequence: str = "pins cannot be checked unt
     from monitor.detect.token import rejected_sentence  # loads the findings model: only when needed
 
     return rejected_sentence(settings.hub.token_source, consequence)
+
+
+def check_state(args: argparse.Namespace, settings, *, write: bool = True, say=None,
+                lock_probe: bool = False):
+    """The state database preflight (monitor/store/preflight.py) every command runs before it
+    opens the database; a writer that is about to create it says so once (`say`, else stderr)."""
+    import sys
+
+    from monitor.store import migrations
+    from monitor.store.preflight import check
+
+    checked = check(settings.state_path, settings.path, write=write,
+                    new_state=bool(getattr(args, "new_state", False)), known_migrations=migrations.known_names(),
+                    lock_probe=lock_probe)
+    if write and not checked.exists:
+        line = f"creating a new state database at {checked.path} (state.path in {settings.path})"
+        if say is not None:
+            say(line)
+        else:
+            print(f"hubwatch: {line}", file=sys.stderr, flush=True)
+    return checked

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Callable
 
-from monitor.commands.common import (EXIT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_TEMPFAIL, settings_of,
-                                     setup_logging, token_rejected_line)
+from monitor.commands.common import (EXIT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_TEMPFAIL, SINK_KEYS, check_state,
+                                     settings_of, setup_logging, token_rejected_line)
 
 
 def cmd_once(args: argparse.Namespace) -> int:
@@ -22,10 +22,15 @@ def cmd_once(args: argparse.Namespace) -> int:
     protected names are configured; --log-format json: one {"event": "summary", ...} object).
     Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why);
     78 when the Hub rejects the token (401 Invalid credentials: a line names where the token
-    came from).
+    came from), or when a sink refused permanently (a line names the sink's key and its answer;
+    `hubwatch redeliver` re-queues the alert after the fix). An alert a receiver refused on its
+    own (a 400) is said in a line too, whatever the exit code. A line on stderr says which Hub
+    request quota the run drew on: the token's (or, without one, this address's), the same a
+    daemon with this config uses.
     """
     settings = settings_of(args)
     setup_logging(args, settings)
+    check_state(args, settings, write=True)
     from monitor.alerts.delivery import deliver, render_pending
     from monitor.detect.findings import severity_rank
     from monitor.jobs.lookalikes import scan_lookalikes
@@ -42,11 +47,15 @@ def cmd_once(args: argparse.Namespace) -> int:
         if args.dry_run:
             render_pending(rt.store, sys.stdout)
         else:
-            deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval,
-                    ignore_backoff=True)
+            rt.delivery = deliver(rt.store, rt.sinks, now=rt.clock, min_interval=settings.alerts.min_interval,
+                                  ignore_backoff=True)
     finally:
         rt.close()
     sys.stdout.flush()
+    _outcome(args, quota_line(settings, rt), {"event": "hub_quota"}, level="info")
+    dead = _dead_letters_line(rt)
+    if dead is not None:  # said whatever the exit code: an alert refused for good is never silent
+        _outcome(args, *dead, level="warning")
     # Problems first, each with its own line and exit code, in order of precedence (the first one
     # found sets the exit code); the summary line always comes last.
     code = EXIT_OK
@@ -83,16 +92,53 @@ def _once_token_rejected(settings, report, rt) -> tuple[int, str, dict] | None:
         "event": "token_rejected", "token_source": token_origin(settings.hub.token_source)}
 
 
+def _once_sink_refused(settings, report, rt) -> tuple[int, str, dict] | None:
+    """A sink refused permanently (now, or it is still dead from an earlier run): a configuration
+    problem (78), one line naming each sink's config key and what its receiver answered."""
+    refused = rt.delivery.refused if rt.delivery is not None else {}
+    if not refused:
+        return None
+    parts = [f"sink {name} ({SINK_KEYS.get(name, name)}) refused permanently: {answer}"
+             for name, answer in refused.items()]
+    return EXIT_CONFIG, ("; ".join(parts) + ": its alerts are dead-lettered or waiting; fix the URL, then "
+                         "run `hubwatch redeliver --all`"), {
+        "event": "sink_refused", "sinks": {n: {"key": SINK_KEYS.get(n, n), "answer": a} for n, a in refused.items()}}
+
+
+def _dead_letters_line(rt) -> tuple[str, dict] | None:
+    """Alerts a receiver refused one by one (a 400: that message only, the sink still works)."""
+    report = rt.delivery
+    if report is None:
+        return None
+    single = {name: r.dead for name, r in report.per_sink.items() if r.dead and not r.refused}
+    if not single:
+        return None
+    parts = ", ".join(f"{n} by sink {name} ({SINK_KEYS.get(name, name)})" for name, n in single.items())
+    return (f"{sum(single.values())} alert(s) dead-lettered: {parts}: `hubwatch status` lists them, "
+            "`hubwatch redeliver` re-sends them"), {"event": "dead_letters", "per_sink": single}
+
+
+def quota_line(settings, rt) -> str:
+    """Which Hub request quota a manual run drew on: the token's (per account), else the address's."""
+    from monitor.detect.token import token_origin
+
+    snap = rt.client.budget.snapshot()
+    whose = (f"the token from {token_origin(settings.hub.token_source)}" if settings.hub.token is not None
+             else "this host's address (no token)")
+    return (f"Hub quota: this run drew on {whose}, the same quota a hubwatch daemon with this config uses: "
+            f"{rt.client.stats.requests} requests made, {snap.remaining} of {snap.quota} left in this 5-minute window")
+
+
 # `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->
-# (exit code, plain line, JSON object) or None.
-ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_unreachable]
+# (exit code, plain line, JSON object) or None. Exit precedence: 78, then 1, then 75.
+ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_sink_refused, _once_unreachable]
 
 
-def _outcome(args: argparse.Namespace, line: str, obj: dict) -> None:
+def _outcome(args: argparse.Namespace, line: str, obj: dict, level: str = "error") -> None:
     """One outcome line on stderr: plain text, or a JSON object with --log-format json."""
     from monitor.logs import json_record
 
-    print(json_record(line, "error", **obj) if args.log_format == "json" else f"hubwatch: {line}",
+    print(json_record(line, level, **obj) if args.log_format == "json" else f"hubwatch: {line}",
           file=sys.stderr, flush=True)
 
 

@@ -27,7 +27,8 @@ def cmd_refs(args: argparse.Namespace) -> int:
     and renamed_to. --fail-if unpinned,missing,lookalike (also renamed, unknown) exits 1 when a
     reference meets one (75 when the Hub could not answer for one). --write-pins FILE writes
     [[pin]] entries (revision = the commit the Hub serves now, track = the referenced branch or
-    tag, or main) for [pins] include = ["FILE"]. --from-cache adds the revisions in the local
+    tag, or main) for [pins] include = ["FILE"], under a comment with the scan time; a reference
+    to a look-alike namespace is not pinned (listed on stderr) unless --allow-lookalike. --from-cache adds the revisions in the local
     Hugging Face cache (--cache-dir, else HF_HUB_CACHE). Files that cannot be parsed are reported
     on stderr, one line each, and never stop the scan.
     """
@@ -67,8 +68,13 @@ def cmd_refs(args: argparse.Namespace) -> int:
           file=sys.stderr)
     unknown_pins = 0
     if args.write_pins:
+        from datetime import datetime, timezone
+
+        scanned = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         text, skipped, unknown_pins = pins_file.render(
-            checked, f"written by hubwatch refs scan; load it with [pins] include = [\"{Path(args.write_pins).name}\"]")
+            checked, f"written by hubwatch refs scan at {scanned} (each revision is the commit the Hub served "
+                     f"then: the anchor a later move is judged from); load it with [pins] include = "
+                     f"[\"{Path(args.write_pins).name}\"]", allow_lookalike=args.allow_lookalike)
         pins_file.write(Path(args.write_pins), text)
         for line in skipped:
             print(report.one_line(f"hubwatch: refs: {line}"), file=sys.stderr)
@@ -93,5 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="exit 1 when a reference is unpinned, missing, lookalike (comma-separated; also renamed, unknown)")
     p.add_argument("--offline", action="store_true", help="no Hub requests (no hub_state)")
     p.add_argument("--write-pins", metavar="FILE", help="write [[pin]] entries for [pins] include")
+    p.add_argument("--allow-lookalike", action="store_true",
+                   help="--write-pins also pins references to look-alike namespaces (refused by default)")
     p.add_argument("--from-cache", action="store_true", help="add the revisions in the local Hugging Face cache")
     p.add_argument("--cache-dir", metavar="DIR", help="the cache to read (default: HF_HUB_CACHE, HF_HOME/hub)")

@@ -75,3 +75,10 @@ class Finding:
     def from_dict(cls, d: Mapping[str, Any]) -> "Finding":
         return cls(d["kind"], d["severity"], d["subject"], d["summary"], dict(d.get("evidence") or {}),
                    tuple(Link(l["label"], l["url"]) for l in d.get("links") or ()), d["fingerprint"])
+
+
+# Every finding kind (docs/detection.md lists each; tests/test_deploy_cli.py keeps the two equal):
+# `findings --kind` refuses any other word instead of printing nothing.
+KINDS = ("ref_moved", "risky_change", "tag_moved", "pin_unreachable", "pin_unverified", "repo_unavailable",
+         "repo_renamed", "repo_recreated", "scan_flagged", "monitoring_degraded", "token_rejected",
+         "lookalike", "repo_clone", "roster_membership")

@@ -74,6 +74,20 @@ def find_moves(old_branches: Mapping[str, str], old_tags: Mapping[str, str],
     return moves
 
 
+def anchored_moves(anchors: Sequence[tuple[str, str]], branches: Mapping[str, str],
+                   tags: Mapping[str, str]) -> list[Move]:
+    """First observation of pins giving both `revision` and `track`: each tracked ref that no
+    longer points at its anchor moved from it (before we ever looked), with the usual rules. A
+    tracked ref that does not exist is reported as missing elsewhere, not as a move."""
+    moves = []
+    for ref, anchor in anchors:
+        kind = "tag" if ref in tags else "branch"
+        head = tags.get(ref) if kind == "tag" else branches.get(ref)
+        if head is not None and head != anchor:
+            moves.append(Move(ref, kind, anchor, head, True))
+    return moves
+
+
 def _short(sha: str | None) -> str:
     return sha[:7] if sha else "(deleted)"
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from monitor.detect import incidents
 from monitor.detect.reports import DigestFacts, Report, digest
 from monitor.jobs.lookalikes import LAST_RUN
-from monitor.jobs.status import lookalike_status, pin_statuses
+from monitor.jobs.status import lookalike_status, lookalike_subjects, pin_statuses
 from monitor.jobs.summary import NOT_A_CHANGE
 from monitor.runtime import Runtime
 
@@ -35,7 +35,8 @@ def build(rt: Runtime, now: datetime) -> Report:
     open_ = list(incidents.incidents([f.finding for f in store.findings(include_acked=False)]).values())
     # a namespace's look-alike finding, its rises and the copies folded into it are one incident
     recent_keys = incidents.incident_keys([f.finding for f in recent])
-    coverage = lookalike_status(s.lookalike, store.load_probes(), store.get_meta(LAST_RUN))
+    coverage = lookalike_status(s.lookalike, store.load_probes(), store.get_meta(LAST_RUN),
+                                lookalike_subjects(store.findings(kind="lookalike")))
     if coverage is not None:
         coverage = {k: v for k, v in coverage.items() if k not in ("kind", "last_run")}
     facts = DigestFacts(

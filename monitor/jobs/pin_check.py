@@ -37,6 +37,9 @@ class RepoWatch:
     repo: RepoId
     tracked: tuple[str, ...]
     exact: tuple[str, ...]
+    # (track, revision) of pins giving both: the tracked ref is anchored where the pin was written,
+    # so the first observation compares with the anchor instead of taking the head on trust.
+    anchors: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ def group_pins(pins: Iterable[Pin]) -> list[RepoWatch]:
     for key, ps in groups.items():
         tracked = tuple(dict.fromkeys(p.track for p in ps if p.track))
         exact = tuple(dict.fromkeys(p.revision for p in ps if p.revision))
-        out.append(RepoWatch(key, RepoId(ps[0].type, ps[0].repo), tracked, exact))
+        anchors = tuple(dict.fromkeys((p.track, p.revision) for p in ps if p.track and p.revision))
+        out.append(RepoWatch(key, RepoId(ps[0].type, ps[0].repo), tracked, exact, anchors))
     return out
 
 
@@ -170,7 +174,8 @@ class PinChecker:
             # A tracked branch that vanished after the baseline is reported as a move below.
             if sha is None and not (st.baseline and (ref in st.branches or ref in st.tags)):
                 findings.append(rv.missing_ref(w.repo, self.base, ref))
-        moves = rv.find_moves(st.branches, st.tags, branches, tags, set(w.tracked)) if st.baseline else []
+        moves = (rv.find_moves(st.branches, st.tags, branches, tags, set(w.tracked)) if st.baseline
+                 else rv.anchored_moves(w.anchors, branches, tags))
         primary = w.exact[0] if w.exact else next((s for s in heads.values() if s), None) or branches.get("main")
         # A path that now answers for another repo must be checked by `_id` at once, not next hour.
         redirected = st.baseline and refs.canonical_id != st.canonical_id
@@ -181,7 +186,10 @@ class PinChecker:
         recreated = self._identity(w, st, info, findings, now)
         authors = set(st.authors)
         if not st.baseline:
-            seeded = self._seed_authors(w, heads, branches, caps)
+            # Anchored: the authors known are those up to the anchor, so a move's author is judged
+            # against the history the pin was written on, not against the move itself.
+            anchor = {mv.ref: mv.old for mv in moves}
+            seeded = self._seed_authors(w, {r: anchor.get(r, h) for r, h in heads.items()}, branches, caps)
             if seeded is not None:
                 authors |= seeded
             elif not (info is not None and info.disabled):  # a takedown is alerted on its own

@@ -108,8 +108,9 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
         new = rt.store.record(w.key, result.state.to_json(), result.findings, sinks, now,
                               observation=_observation(before, result))
         for f in new:
-            log.warning("finding %s %s %s", f.kind, f.subject, f.fingerprint,
-                        extra={"job": "scan_pins", "subject": f.subject, "fingerprint": f.fingerprint})
+            log.warning("finding %s %s %s %s", f.severity, f.kind, f.subject, f.fingerprint,
+                        extra={"job": "scan_pins", "subject": f.subject, "fingerprint": f.fingerprint,
+                               "fields": {"severity": f.severity, "kind": f.kind}})
         if result.status != "ok":
             log.info("%s: %s (%s)", w.repo.id, result.status, result.error)
         return result.status, tuple(new), result.error

@@ -76,9 +76,11 @@ def pin_statuses(pins: tuple[Pin, ...], states: Mapping[str, str], open_by_subje
 
 
 def lookalike_status(la: LookalikeSettings, probes: Mapping[str, tuple[datetime, bool]],
-                     last_run_json: str | None) -> dict[str, Any] | None:
+                     last_run_json: str | None, found: Mapping[str, bool] | None = None) -> dict[str, Any] | None:
     """Discovery's last run, how much of the candidate space has been probed, and its budget;
-    None when no protected names are configured (discovery is off)."""
+    None when no protected names are configured (discovery is off). `found`: the subjects of
+    look-alike findings (lower-case) -> still open (not acknowledged): a look-alike met by the
+    feed or a search exists as surely as one a probe found."""
     if not la.protected:
         return None
     from monitor.jobs.lookalikes import candidate_queue
@@ -92,8 +94,11 @@ def lookalike_status(la: LookalikeSettings, probes: Mapping[str, tuple[datetime,
     except ValueError:
         last = None
     last = last if isinstance(last, dict) else None
+    found = found or {}
+    existing = {name for name, (_, hit) in probes.items() if hit} | set(found)
     return {"kind": "lookalikes", "protected": len(la.protected), "candidates": len(candidates),
-            "candidates_covered": covered, "known_existing": sum(1 for _, found in probes.values() if found),
+            "candidates_covered": covered, "known_existing": len(existing),
+            "open_findings": sum(1 for is_open in found.values() if is_open),
             "probe_budget": la.probe_budget, "every_seconds": la.every,
             "last_run_at": last.get("at") if last else None, "last_run": last}
 
@@ -115,4 +120,36 @@ def render_lookalikes(d: Mapping[str, Any]) -> str:
     budget = last.get("budget") or {}
     left = f", request budget left then {budget['remaining']} of {budget['quota']}" if "remaining" in budget else ""
     return terminal(f"look-alike discovery: {run}; {d['candidates_covered']} of {d['candidates']} candidate names "
-                    f"covered, {d['known_existing']} exist; probe budget {d['probe_budget']} requests per cycle{left}")
+                    f"covered, {d['known_existing']} exist, {d.get('open_findings', 0)} open look-alike finding(s); "
+                    f"probe budget {d['probe_budget']} requests per cycle{left}")
+
+
+def lookalike_subjects(rows) -> dict[str, bool]:
+    """Subjects of stored look-alike findings -> whether one of them is still open (not acknowledged)."""
+    out: dict[str, bool] = {}
+    for row in rows:
+        key = row.finding.subject.lower()
+        out[key] = out.get(key, False) or row.acked_at is None
+    return out
+
+
+def sink_rows(dead_sinks, by_sink: Mapping[tuple[str, str], int], dead_letters, keys: Mapping[str, str]) -> list[dict]:
+    """One row per sink with a dead mark or dead letters: what it refused, and which alerts wait."""
+    marks = {d.sink: d for d in dead_sinks}
+    names = sorted(set(marks) | {sink for (sink, state), n in by_sink.items() if state == "dead" and n})
+    rows = []
+    for name in names:
+        mark = marks.get(name)
+        rows.append({"kind": "sink", "sink": name, "key": keys.get(name, name),
+                     "dead": mark is not None, "answer": mark.answer if mark else None,
+                     "dead_since": mark.at if mark else None,
+                     "dead_letters": by_sink.get((name, "dead"), 0), "waiting": by_sink.get((name, "pending"), 0),
+                     "fingerprints": [i.label for i in dead_letters if i.sink == name][:20]})
+    return rows
+
+
+def render_sink(row: Mapping[str, Any]) -> str:
+    state = f"dead since {row['dead_since']} ({row['answer']})" if row["dead"] else "accepting"
+    fps = ", ".join(row["fingerprints"][:5]) + (" …" if len(row["fingerprints"]) > 5 else "")
+    return (f"sink {row['sink']} ({row['key']}): {state}; {row['dead_letters']} dead letter(s)"
+            f"{': ' + fps if fps else ''}; {row['waiting']} waiting; after the fix: hubwatch redeliver --all")

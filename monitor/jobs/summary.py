@@ -126,3 +126,12 @@ def log_delivery(report: Any) -> None:
                    report.sent, report.retried, report.dead, per_sink,
                    extra={"job": "deliver", "fields": {"sent": report.sent, "retried": report.retried,
                                                        "dead": report.dead}})
+
+
+def log_findings(findings: Any, job: str) -> None:
+    """One WARNING line per new finding, severity first (pin findings are logged by scan_pins)."""
+    log = logging.getLogger(f"hubwatch.{job}")
+    for f in findings:
+        log.warning("finding %s %s %s %s", f.severity, f.kind, f.subject, f.fingerprint,
+                    extra={"job": job, "subject": f.subject, "fingerprint": f.fingerprint,
+                           "fields": {"severity": f.severity, "kind": f.kind}})

@@ -18,13 +18,17 @@ from monitor.config import valid_repo_id, valid_track
 from monitor.refs.report import Checked, one_line
 
 
-def render(checked: list[Checked], header: str) -> tuple[str, list[str], int]:
-    """-> (TOML text, one line per skipped reference, how many were skipped as unknown)."""
+def render(checked: list[Checked], header: str, allow_lookalike: bool = False) -> tuple[str, list[str], int]:
+    """-> (TOML text, one line per skipped reference, how many were skipped as unknown). A
+    reference to a look-alike namespace is never pinned unless `allow_lookalike`: pinning an
+    impostor would make hubwatch guard it."""
     # A comment in TOML must not hold control characters: file names come from the scanned tree.
     lines, skipped, unknown, seen = [one_line(f"# {header}"), ""], [], 0, set()
     for c in checked:
         r, where = c.ref, f"{c.ref.file}" + (f":{c.ref.line}" if c.ref.line is not None else "")
         pin, why = _pin(c)
+        if pin is not None and c.lookalike_of and not allow_lookalike:
+            pin, why = None, f"look-alike of {c.lookalike_of} (--allow-lookalike to pin it anyway)"
         if pin is None:
             skipped.append(f"{where}: {r.type} {r.repo}: not pinned: {why}")
             unknown += c.hub is not None and c.hub.state == "unknown"

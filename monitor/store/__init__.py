@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ..detect.findings import Finding
 from ..detect.reports import Report
+from . import dead_letters as _dead
 from . import findings as _findings
 from . import migrations as _migrations
 from . import outbox as _outbox
@@ -133,6 +134,15 @@ class Store:
             if notice is not None and now is not None:
                 _outbox.insert_report(self.db, notice, list(sinks), now)
 
+    def open_by_kind(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return _findings.open_by_kind(self.db)
+
+    def kinds(self) -> set[str]:
+        """Every finding kind recorded in this database."""
+        with self._lock:
+            return {r[0] for r in self.db.execute("SELECT DISTINCT kind FROM findings")}
+
     def open_findings_by_subject(self) -> dict[str, int]:
         with self._lock:
             return _findings.open_counts(self.db)
@@ -191,6 +201,41 @@ class Store:
     def requeue_dead(self, sink: str | None = None) -> int:
         with self._lock:
             return _outbox.requeue_dead(self.db, sink)
+
+    # --- dead sinks and dead letters (hubwatch redeliver, status, /metrics) --------------------------
+
+    def dead_sink(self, sink: str) -> "_dead.DeadSink | None":
+        with self._lock:
+            return _dead.get(self.db, sink)
+
+    def dead_sinks(self) -> list["_dead.DeadSink"]:
+        with self._lock:
+            return _dead.all_dead(self.db)
+
+    def mark_sink_dead(self, sink: str, identity: str, answer: str, now: datetime) -> bool:
+        """True when the sink was not already dead for this receiver (log it once)."""
+        with self._lock, self.db.atomic():
+            return _dead.mark(self.db, sink, identity, answer, now)
+
+    def clear_sink_dead(self, sink: str | None = None) -> int:
+        with self._lock, self.db.atomic():
+            return _dead.clear(self.db, sink)
+
+    def outbox_by_sink(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return _dead.counts_by_sink(self.db)
+
+    def redeliver(self, fingerprints: Sequence[str] | None = None) -> int:
+        """Re-queue dead letters (of these findings, or all) and forget every dead-sink mark: the
+        operator says the cause is fixed."""
+        with self._lock, self.db.atomic():
+            n = _dead.requeue(self.db, fingerprints, _outbox._back_to_pending())
+            _dead.clear(self.db)
+            return n
+
+    def prune_sent(self, before: datetime) -> int:
+        with self._lock, self.db.atomic():
+            return _dead.prune_sent(self.db, before)
 
     # --- job bookkeeping ------------------------------------------------------------------------
 

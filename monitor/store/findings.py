@@ -161,6 +161,12 @@ def open_counts(db: Database) -> dict[str, int]:
     return dict(rows.fetchall())
 
 
+def open_by_kind(db: Database) -> dict[tuple[str, str], int]:
+    """Unacknowledged findings per (kind, severity)."""
+    rows = db.execute("SELECT kind, severity, count(*) FROM findings WHERE acked_at IS NULL GROUP BY kind, severity")
+    return {(k, s): n for k, s, n in rows.fetchall()}
+
+
 def has_finding(db: Database, fingerprint: str) -> bool:
     row = db.execute("SELECT 1 FROM findings WHERE fingerprint = ?", [fingerprint]).fetchone()
     return row is not None

@@ -182,3 +182,8 @@ def apply(db: Database) -> list[str]:
         db.rollback()
         raise
     return todo
+
+
+def known_names() -> frozenset[str]:
+    """The migrations this hubwatch knows: a database that applied others is of a newer schema."""
+    return frozenset(m.name for m in MIGRATIONS._migrations)
