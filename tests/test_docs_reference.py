@@ -81,10 +81,12 @@ def test_every_config_key_is_documented_exactly_once(tmp_path, monkeypatch):
 
 
 def finding_kinds() -> set[str]:
-    """Kinds the code raises: the first argument of `Finding.make(...)`/`Finding(...)` when it is a
-    literal, string literals assigned to a variable named `kind` (also in a tuple assignment or a
-    conditional), and module constants named `*KIND` holding a string."""
-    kinds: set[str] = set()
+    """Kinds the code raises: monitor.detect.findings.KINDS (what `findings --kind` accepts), and
+    the first argument of every `Finding.make(...)`/`Finding(...)` call that is a literal, which
+    must be one of them."""
+    from monitor.detect.findings import KINDS
+
+    kinds: set[str] = set(KINDS)
 
     def strings(node: ast.AST) -> list[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -93,6 +95,7 @@ def finding_kinds() -> set[str]:
             return strings(node.body) + strings(node.orelse)
         return []
 
+    raised: set[str] = set()
     for path in (ROOT / "monitor").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call) and node.args:
@@ -100,16 +103,9 @@ def finding_kinds() -> set[str]:
                 name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
                 owner = fn.value.id if isinstance(fn, ast.Attribute) and isinstance(fn.value, ast.Name) else ""
                 if (name == "make" and owner == "Finding") or name == "Finding":
-                    kinds.update(strings(node.args[0]))
-            elif isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Name) and (target.id == "kind" or target.id.endswith("KIND")):
-                        kinds.update(strings(node.value))
-                    elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                        for t, v in zip(target.elts, node.value.elts):
-                            if isinstance(t, ast.Name) and t.id == "kind":
-                                kinds.update(strings(v))
-    return {k for k in kinds if re.fullmatch(r"[a-z]+(?:_[a-z]+)*", k)}
+                    raised.update(strings(node.args[0]))
+    assert raised <= kinds, f"kinds raised but missing from monitor.detect.findings.KINDS: {sorted(raised - kinds)}"
+    return kinds
 
 
 def test_every_finding_kind_is_documented_exactly_once():
