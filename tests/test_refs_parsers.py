@@ -55,7 +55,9 @@ PYTHON = [
     ('load_dataset("json", data_files={"train": "x.jsonl"})', []),
     ('load_dataset("data/train.parquet")', []),
     ('from_pretrained("org/bare-call-is-not-a-loader")', []),
-    ('MODEL = "org/a"\nMODEL = "org/b"\nAutoModel.from_pretrained(MODEL)', []),  # ambiguous constant
+    # re-bound: each load reports the value that reaches it in straight-line order
+    ('MODEL = "org/a"\nAutoModel.from_pretrained(MODEL)\nMODEL = "org/b"\nAutoModel.from_pretrained(MODEL)',
+     [("org/a", "model", 2, None), ("org/b", "model", 4, None)]),
     ('MODEL = "org/a"\ndef f(MODEL):\n    return AutoModel.from_pretrained(MODEL)', []),  # shadowed
 ]
 
@@ -104,7 +106,7 @@ def test_python_calls_through_import_aliases(source, expected):
 
 def test_python_alias_of_a_loader_with_a_variable_is_unresolved():
     p = python.parse('from transformers import pipeline as p\ndef f(name):\n    return p(model=name)', "x.py")
-    assert found(p) == [] and [(u.line, u.via, u.why) for u in p.unresolved] == [(3, "pipeline", "variable name")]
+    assert found(p) == [] and [(u.line, u.via, u.why) for u in p.unresolved] == [(3, "pipeline", "parameter name")]
 
 
 def test_python_unresolved_arguments_are_reported_not_guessed():
@@ -116,9 +118,9 @@ def test_python_unresolved_arguments_are_reported_not_guessed():
     ''')
     p = python.parse(src, "x.py")
     assert found(p) == [("org/ok", "model", 5, None)]
+    assert p.references[0].revision_expr == "rev" and not p.references[0].pinned  # never "default branch"
     assert [(u.line, u.via, u.why) for u in p.unresolved] == [
-        (3, "from_pretrained", "variable name"), (4, "from_pretrained", "f-string"),
-        (5, "from_pretrained revision", "variable rev")]
+        (3, "from_pretrained", "parameter name"), (4, "from_pretrained", "f-string of parameter name")]
 
 
 @pytest.mark.parametrize("source", ["def (:\n", "print 'py2'\n", "x = 1\x00\n", "(" * 300 + ")" * 300])
