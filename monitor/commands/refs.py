@@ -128,6 +128,7 @@ def cmd_refs(args: argparse.Namespace) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.intermixed = True  # `refs scan --offline -c x.toml a.py b.py`: file names after options (pre-commit)
     p.add_argument("action", choices=("scan",), help="scan")
     p.add_argument("paths", metavar="PATH", nargs="*", help="files or directories to scan")
     p.add_argument("--json", action="store_true", help="one JSON object per entry (same as --format json)")

@@ -134,7 +134,9 @@ class Open:
         return cls("skipped" if p.skipped else "uninspected", p.file, p.message)
 
     def conditions(self) -> list[str]:
-        return {"unresolved": ["unresolved", "unpinned"], "uninspected": ["uninspected"]}.get(self.kind, [])
+        # fail closed: an unresolved load may load anything, unpinned; an uninspected file (it held a
+        # loader's name, or could not even be read) may hold unpinned loads
+        return {"unresolved": ["unresolved", "unpinned"], "uninspected": ["uninspected", "unpinned"]}.get(self.kind, [])
 
     def meets(self, condition: str) -> bool:
         return condition in self.conditions() and not _waived(condition, self.suppressed, self.baselined)
