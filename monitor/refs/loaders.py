@@ -87,8 +87,14 @@ BY_NAME: dict[str, list[Loader]] = {}
 for _row in LOADERS:
     BY_NAME.setdefault(_row.name, []).append(_row)
 SUFFIXES = tuple(row for row in LOADERS if row.suffix)
-# The bytes a file must contain to be worth parsing (a cheap filter; the syntax tree decides).
-TRIGGERS = tuple(sorted({row.name.encode() for row in LOADERS} | {b"hf://", b"huggingface.co/", b"hf.co/"}))
+_URLS = {b"hf://", b"huggingface.co/", b"hf.co/"}
+# The bytes a file must hold to be parsed at all (a cheap filter; the syntax tree decides): a
+# loader's name, or for a generic name (`load`, `LLM`) the module it must come from.
+TRIGGERS = tuple(sorted({m.encode() for row in LOADERS for m in row.modules}
+                        | {row.name.encode() + b"(" for row in LOADERS if row.suffix}
+                        | {row.name.encode() for row in LOADERS if not row.modules and not row.suffix} | _URLS))
+# The bytes a line must hold for its statement to be visited: a loader's name and its parenthesis.
+LINE_TRIGGERS = tuple(sorted({row.name.encode() + b"(" for row in LOADERS} | _URLS))
 
 
 def find(name: str, owner: str, origin: str | None, is_method: bool) -> Loader | None:

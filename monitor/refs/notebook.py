@@ -47,7 +47,7 @@ def parse(raw: bytes | str, file: str) -> Parsed:
         else:
             start = starts[index - 1] if starts is not None and index - 1 < len(starts) else None
             trees.append((index, tree, source, start, isinstance(cell.get("source"), list)))
-    scanner = python.Scanner(file, python.imports(t for _, t, _, _, _ in trees))  # an import serves every cell
+    scanner = python.Scanner(file)  # one environment and one import table for every cell, in order
     for index, tree, source, start, per_line in trees:
         scanner.module(tree, source, cell=index, file_line=start, per_line=per_line)
     found = scanner.finish()

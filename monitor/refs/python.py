@@ -28,13 +28,14 @@ import re
 import warnings
 from bisect import bisect_left
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import Iterator
 from urllib.parse import unquote
 
 from monitor.refs import legacy, loaders
 from monitor.refs.model import REPO_TYPES, Parsed, Problem, Reference, Unresolved, is_hub_id
 
-TRIGGERS = loaders.TRIGGERS + (b"add_argument", b"field(")
+TRIGGERS = loaders.TRIGGERS + (b"add_argument(", b"field(")
+LINE_TRIGGERS = loaders.LINE_TRIGGERS + (b"add_argument(", b"field(")
 
 # `load_dataset("csv", data_files=...)` loads local files through a packaged builder, not the Hub.
 PACKAGED_BUILDERS = frozenset({
@@ -48,6 +49,7 @@ MAX_CANDIDATES = 8
 _SAVE_CALLS = {"save_pretrained": ("save_directory",), "save_model": ("output_dir",),
                "push_to_hub": ("repo_id",), "save_to_disk": ("dataset_path",)}
 _SAVE_KWS = frozenset({"output_dir", "hub_model_id", "push_to_hub_model_id", "save_directory"})
+_SAVE_WORDS = tuple(n.encode() + b"(" for n in _SAVE_CALLS) + (b"output_dir=", b"hub_model_id=")
 # argparse options / dataclass fields whose string default names what the script loads.
 _OPTION = re.compile(r"(model|dataset|data_path|tokenizer|checkpoint)", re.I)
 _NOT_A_LOAD = re.compile(r"(output|save|hub_model_id|push|cache|logging|log_dir|_dir$|report|wandb|run_name)", re.I)
@@ -69,6 +71,33 @@ class Val:
 
 
 _NONE = Val(notstr=True, why="not a string")
+# never hold a call: definitions are walked as their own scope, the rest are markers
+_SKIP_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.expr_context, ast.operator, ast.unaryop,
+               ast.cmpop, ast.boolop)
+_IMPORT = Val(notstr=True, why="an import")
+_UNBOUND = Val(why="not bound on every path")
+
+
+class Env:
+    """A scope's bindings over its parent's: a branch, a function or a class body costs no copy."""
+
+    __slots__ = ("vars", "parent")
+
+    def __init__(self, parent: "Env | None" = None):
+        self.vars: dict[str, Val] = {}
+        self.parent = parent
+
+    def get(self, name: str) -> Val | None:
+        env = self
+        while env is not None:
+            value = env.vars.get(name)
+            if value is not None:
+                return value
+            env = env.parent
+        return None
+
+    def __setitem__(self, name: str, value: Val) -> None:
+        self.vars[name] = value
 
 
 def parse(source: bytes | str, file: str) -> Parsed:
@@ -76,7 +105,7 @@ def parse(source: bytes | str, file: str) -> Parsed:
     tree = parse_tree(source, file)
     if isinstance(tree, Problem):
         return Parsed(problems=(tree,))
-    scanner = Scanner(file, imports([tree]))
+    scanner = Scanner(file)
     scanner.module(tree, source)
     return scanner.finish()
 
@@ -92,30 +121,24 @@ def parse_tree(source: bytes | str, file: str, where: str = "") -> ast.Module | 
         return Problem(file, f"{where}not parsed ({type(e).__name__}: {str(e)[:80]})")
 
 
-def imports(trees: Iterable[ast.Module]) -> dict[str, str]:
-    """What each imported name stands for: `from transformers import pipeline as p` -> p:
-    transformers.pipeline, `import evaluate` -> evaluate: evaluate. A name imported twice as
-    different things is unknown (left out). Only statements are walked."""
-    out: dict[str, str | None] = {}
-    for tree in trees:
-        stack: list[ast.AST] = [tree]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                base = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
-                for a in node.names:
-                    if isinstance(node, ast.ImportFrom):
-                        name, origin = a.asname or a.name, f"{base}.{a.name}" if base else a.name
-                    else:
-                        name, origin = (a.asname, a.name) if a.asname else (a.name.split(".")[0], a.name.split(".")[0])
-                    out[name] = origin if out.get(name, origin) == origin else None
-                continue
-            stack.extend(child for child in ast.iter_child_nodes(node)
-                         if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)))
-    return {k: v for k, v in out.items() if v is not None}
+def _imported(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str]]:
+    """(name, what it stands for): `from transformers import pipeline as p` -> (p,
+    transformers.pipeline), `import evaluate` -> (evaluate, evaluate). Imports are recorded as the
+    walk meets them (a name imported twice as different things becomes unknown: "")."""
+    base = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+    for a in node.names:
+        if isinstance(node, ast.ImportFrom):
+            yield a.asname or a.name, f"{base}.{a.name}" if base else a.name
+        elif a.asname:
+            yield a.asname, a.name
+        else:
+            yield a.name.split(".")[0], a.name.split(".")[0]
 
 
-def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = TRIGGERS) -> list[int]:
+_AS = re.compile(rb"\bas\s+([A-Za-z_]\w*)")
+
+
+def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = LINE_TRIGGERS) -> list[int]:
     """Sorted 1-based numbers of the lines holding a loader's name (or one of `words`)."""
     raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
     lines = set()
@@ -157,20 +180,24 @@ class _Ctx:
 class Scanner:
     """Walks one file's modules (a notebook's cells, in order) and collects what they load."""
 
-    def __init__(self, file: str, imported: dict[str, str]):
-        self.file, self.imported = file, imported
-        self.env: dict[str, Val] = {}
+    def __init__(self, file: str):
+        self.file = file
+        self.imported: dict[str, str] = {}  # name -> what it was imported as ("" = conflicting imports)
+        self._aliases: dict[bytes, None] = {}
+        self.env = Env()
         self.refs: list[tuple[Reference, int]] = []      # (reference, the line of its call) before filtering
         self.unresolved: list[Unresolved] = []
         self.saved: set[str] = set()                     # names the code saves to
-        self._functions: list[tuple[ast.AST, _Ctx, dict[str, Val] | None]] = []
+        self._functions: list[tuple[ast.AST, _Ctx, Env | None]] = []
 
     # -- driving -------------------------------------------------------------------------------
     def module(self, tree: ast.Module, source: bytes | str | None, cell: int | None = None,
                file_line: int | None = None, per_line: bool = True) -> None:
-        words = loaders.TRIGGERS + (b"add_argument", b"field(") + tuple(
-            a.encode() for a, origin in self.imported.items() if origin.rsplit(".", 1)[-1] in loaders.BY_NAME)
-        ctx = _Ctx(cell, trigger_lines(source, words + tuple(n.encode() for n in _SAVE_CALLS) + (b"output_dir", b"hub_model_id"))
+        raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else (source or b"")
+        # `import ... as NAME`: calls through NAME are on lines the loader names are not
+        self._aliases.update(dict.fromkeys(m.group(1) for m in _AS.finditer(raw)))  # a notebook's serve later cells
+        words = LINE_TRIGGERS + tuple(self._aliases)
+        ctx = _Ctx(cell, trigger_lines(source, words + _SAVE_WORDS)
                    if source is not None else None, ignores(source) if source is not None else {}, file_line, per_line)
         self._block(tree.body, self.env, ctx)
 
@@ -186,21 +213,25 @@ class Scanner:
         return Parsed(tuple(refs), tuple(self.unresolved))
 
     # -- statements ----------------------------------------------------------------------------
-    def _block(self, body: list[ast.stmt], env: dict[str, Val], ctx: _Ctx) -> None:
+    def _block(self, body: list[ast.stmt], env: Env, ctx: _Ctx) -> None:
         for stmt in body:
             self._stmt(stmt, env, ctx)
 
-    def _stmt(self, stmt: ast.stmt, env: dict[str, Val], ctx: _Ctx) -> None:
+    def _stmt(self, stmt: ast.stmt, env: Env, ctx: _Ctx) -> None:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for d in stmt.decorator_list + [a for a in stmt.args.defaults + stmt.args.kw_defaults if a is not None]:
                 self._calls(d, env, ctx)
             env[stmt.name] = _NONE
-            self._functions.append((stmt, ctx, env if env is not self.env else None))
+            if self._relevant(stmt, ctx):  # no loader line in it: its local names cannot matter
+                self._functions.append((stmt, ctx, env if env is not self.env else None))
             return
         if isinstance(stmt, ast.ClassDef):
             for d in stmt.decorator_list + stmt.bases + [k.value for k in stmt.keywords]:
                 self._calls(d, env, ctx)
-            scope, before = dict(env), len(self._functions)
+            env[stmt.name] = _NONE
+            if not self._relevant(stmt, ctx):
+                return
+            scope, before = Env(env), len(self._functions)
             self._block(stmt.body, scope, ctx)  # class attributes do not leak into the module
             # methods do not see the class body's names: they see the enclosing scope
             self._functions[before:] = [(n, c, None if env is self.env else env) if p is scope else (n, c, p)
@@ -247,24 +278,26 @@ class Scanner:
         elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
             env[stmt.target.id] = Val(why=f"variable {stmt.target.id} (changed in place)")
         elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            for a in stmt.names:
-                env[a.asname or a.name.split(".")[0]] = _NONE
+            for name, origin in _imported(stmt):
+                env[name] = _IMPORT
+                self.imported[name] = origin if self.imported.get(name, origin) == origin else ""
         elif isinstance(stmt, (ast.Global, ast.Nonlocal)):
             for name in stmt.names:
-                env.pop(name, None)
+                env[name] = Val(why=f"variable {name} (global or nonlocal)")
 
-    def _branches(self, env: dict[str, Val], ctx: _Ctx, bodies: list[list[ast.stmt]]) -> None:
+    def _branches(self, env: Env, ctx: _Ctx, bodies: list[list[ast.stmt]]) -> None:
         """Each body runs on its own copy; afterwards a name holds what any of them left it."""
         outs = []
         for body in bodies:
-            scope = dict(env)
+            scope = Env(env)
             self._block(body, scope, ctx)
             outs.append(scope)
-        for name in set().union(*outs):
-            env[name] = _merge([o.get(name, Val(why=f"variable {name} (not bound on every path)")) for o in outs])
+        changed = {k for o in outs for k in o.vars}  # only what a body bound
+        for name in changed:
+            env[name] = _merge([o.get(name) or _UNBOUND for o in outs])
 
-    def _function(self, node: ast.AST, ctx: _Ctx, parent: dict[str, Val] | None) -> None:
-        env = dict(self.env if parent is None else parent)
+    def _function(self, node: ast.AST, ctx: _Ctx, parent: Env | None) -> None:
+        env = Env(self.env if parent is None else parent)
         args = node.args
         positional = args.posonlyargs + args.args
         defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
@@ -280,7 +313,7 @@ class Scanner:
         # nested functions see this body's final bindings
         self._functions[before:] = [(n, c, env if p is None or p is env else p) for n, c, p in self._functions[before:]]
 
-    def _bind(self, target: ast.expr, value: ast.expr, env: dict[str, Val]) -> None:
+    def _bind(self, target: ast.expr, value: ast.expr, env: Env) -> None:
         if isinstance(target, ast.Name):
             env[target.id] = self._eval(value, env)
         elif isinstance(target, (ast.Tuple, ast.List)):
@@ -301,7 +334,7 @@ class Scanner:
                 env[name] = _NONE
 
     # -- expressions ---------------------------------------------------------------------------
-    def _eval(self, node: ast.expr | None, env: dict[str, Val]) -> Val:
+    def _eval(self, node: ast.expr | None, env: Env) -> Val:
         if node is None:
             return _NONE
         if isinstance(node, ast.Constant):
@@ -347,13 +380,14 @@ class Scanner:
 
     # -- calls ---------------------------------------------------------------------------------
     def _relevant(self, node: ast.AST, ctx: _Ctx) -> bool:
+        """Does `node` span a line holding a trigger word (a loader's name, an alias, a save call)?"""
         lo = getattr(node, "lineno", None)
         if ctx.lines is None or lo is None:
             return True
         i = bisect_left(ctx.lines, lo)
         return i < len(ctx.lines) and ctx.lines[i] <= (getattr(node, "end_lineno", None) or lo)
 
-    def _calls(self, node: ast.AST, env: dict[str, Val], ctx: _Ctx) -> None:
+    def _calls(self, node: ast.AST, env: Env, ctx: _Ctx) -> None:
         """Every call in `node` (not inside a nested def/class: those are walked as their own scope)."""
         if not self._relevant(node, ctx):
             return
@@ -365,23 +399,25 @@ class Scanner:
             if isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
                 bound = set(_lambda_args(n)) if isinstance(n, ast.Lambda) else {
                     t for g in n.generators for t in _targets(g.target)}
-                scope = {**scope, **{b: Val(why=f"variable {b}") for b in bound}}
+                scope = Env(scope)
+                for b in bound:
+                    scope[b] = Val(why=f"variable {b}")
             for child in ast.iter_child_nodes(n):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if isinstance(child, _SKIP_NODES):
                     continue
                 if isinstance(child, ast.stmt) and n is not node:
                     continue
                 if self._relevant(child, ctx):
                     stack.append((child, scope))
 
-    def _call(self, node: ast.Call, env: dict[str, Val], ctx: _Ctx) -> None:
+    def _call(self, node: ast.Call, env: Env, ctx: _Ctx) -> None:
         func = node.func
         is_method = isinstance(func, ast.Attribute)
         if is_method:
             name, owner, origin = func.attr, _dotted(func.value, self.imported), None
         elif isinstance(func, ast.Name):
             local = env.get(func.id)
-            if func.id in self.imported and local is not None and local is not _NONE:
+            if func.id in self.imported and local is not None and local is not _IMPORT and not local.notstr:
                 return  # a parameter or variable named like an import is not the import
             origin = self.imported.get(func.id)
             name, owner = (origin.rsplit(".", 1)[-1] if origin else func.id), ""
@@ -408,7 +444,7 @@ class Scanner:
         for arg in found:
             self._load(node, arg, row, name, env, ctx)
 
-    def _load(self, call: ast.Call, arg: ast.expr, row: loaders.Loader, name: str, env: dict[str, Val],
+    def _load(self, call: ast.Call, arg: ast.expr, row: loaders.Loader, name: str, env: Env,
               ctx: _Ctx) -> None:
         value = self._eval(arg, env)
         if not value.values:
@@ -453,7 +489,7 @@ class Scanner:
         self.unresolved.append(Unresolved(self.file, line, name, why, ctx.cell, _file_line(ctx, line),
                                           tuple(sorted(waived))))
 
-    def _revision(self, call: ast.Call, row: loaders.Loader, env: dict[str, Val]) -> tuple[str | None, str | None]:
+    def _revision(self, call: ast.Call, row: loaders.Loader, env: Env) -> tuple[str | None, str | None]:
         arg = _argument(call, row.revision_kw, None)
         if arg is None or (isinstance(arg, ast.Constant) and arg.value is None):
             return None, None
@@ -462,7 +498,7 @@ class Scanner:
             return value.values[0], None
         return None, _source_text(arg)
 
-    def _repo_type(self, call: ast.Call, default: str, env: dict[str, Val]) -> str:
+    def _repo_type(self, call: ast.Call, default: str, env: Env) -> str:
         arg = _argument(call, ("repo_type",), None)
         if arg is None:
             return default
@@ -471,7 +507,7 @@ class Scanner:
         value = self._eval(arg, env)
         return value.values[0] if len(value.values) == 1 and value.values[0] in REPO_TYPES else default
 
-    def _truthy(self, node: ast.expr | None, env: dict[str, Val]) -> bool:
+    def _truthy(self, node: ast.expr | None, env: Env) -> bool:
         if node is None:
             return False
         if isinstance(node, ast.Constant):
@@ -494,7 +530,7 @@ class Scanner:
                     if is_hub_id(repo):
                         self._add(Reference(repo, rtype, self.file, const.lineno, revision, "url", ctx.cell), ctx, call)
 
-    def _argparse(self, call: ast.Call, env: dict[str, Val], ctx: _Ctx) -> None:
+    def _argparse(self, call: ast.Call, env: Env, ctx: _Ctx) -> None:
         option = next((a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
                        and a.value.startswith("--")), None)
         dest_kw = _argument(call, ("dest",), None)
@@ -513,10 +549,10 @@ class Scanner:
             if isinstance(value, ast.Call) and _dotted(value.func, {}).rsplit(".", 1)[-1] == "field":
                 value = _argument(value, ("default",), None)
             if value is not None and _NOT_A_LOAD.search(stmt.target.id):
-                self.saved.update(self._eval(value, {}).values)
-            self._option_default(stmt.target.id, value, {}, ctx, "field")
+                self.saved.update(self._eval(value, Env()).values)
+            self._option_default(stmt.target.id, value, Env(), ctx, "field")
 
-    def _option_default(self, dest: str, default: ast.expr | None, env: dict[str, Val], ctx: _Ctx, via: str) -> None:
+    def _option_default(self, dest: str, default: ast.expr | None, env: Env, ctx: _Ctx, via: str) -> None:
         if not dest or default is None or not _OPTION.search(dest) or _NOT_A_LOAD.search(dest):
             return
         value = self._eval(default, env)
@@ -531,6 +567,11 @@ class Scanner:
 
 
 def _merge(vals: list[Val]) -> Val:
+    bound = [v for v in vals if v is not _UNBOUND]
+    if bound and len(bound) < len(vals) and all(v is _IMPORT for v in bound):
+        return _IMPORT  # `try: from x import p / except ImportError: pass`
+    if all(v is _IMPORT for v in vals):
+        return _IMPORT
     if all(v.values for v in vals):
         out = tuple(dict.fromkeys(x for v in vals for x in v.values))
         if len(out) > MAX_CANDIDATES:
