@@ -297,3 +297,25 @@ def test_readers_never_raise(text):
                    configs.parse_yaml(text, "f"), configs.parse_json(text, "f")):
         assert all("\n" not in p.message for p in parsed.problems)
         assert all(r.repo and r.type in ("model", "dataset", "space") for r in parsed.references)
+
+
+def test_a_big_file_parsed_in_chunks_finds_exactly_what_a_whole_parse_finds(monkeypatch):
+    """Chunks end only between top-level statements: a cut inside a string, a bracket, a decorator
+    or an if/else makes the chunk not parse, and the chunk grows instead."""
+    parts = ['import os\nfrom transformers import pipeline as make\nMODEL = "org/first"\n']
+    for i in range(60):
+        parts.append(f'AutoModel.from_pretrained(MODEL, revision="v{i}")\n'
+                     f'DOC = """\nAutoModel.from_pretrained("evil/in-docstring-{i}")\nnot_code = 1\n"""\n'
+                     f'x = [\nAutoModel.from_pretrained("org/in-list-{i}"),\n]\n'
+                     f'@decorator\ndef f{i}(name="org/param-{i}"):\n    return AutoModel.from_pretrained(name)\n'
+                     f'if os.environ.get("A"):\n    MODEL = "org/a-{i}"\nelse:\n    MODEL = "org/b-{i}"\n'
+                     f'make(model=MODEL)\n')
+    source = "".join(parts)
+    whole = python.parse(source, "x.py")
+    monkeypatch.setattr(python, "CHUNKED_FROM", 100)
+    monkeypatch.setattr(python, "CHUNK_LINES", 3)
+    chunked = python.parse(source, "x.py")
+    assert len(whole.references) > 300 and not whole.problems
+    assert chunked == whole
+    broken = python.parse(source + "def broken(:\n    pass\n", "x.py")
+    assert [p.message for p in broken.problems] == [f"not valid Python (line {source.count(chr(10)) + 1}: invalid syntax)"]

@@ -87,7 +87,7 @@ BY_NAME: dict[str, list[Loader]] = {}
 for _row in LOADERS:
     BY_NAME.setdefault(_row.name, []).append(_row)
 SUFFIXES = tuple(row for row in LOADERS if row.suffix)
-_URLS = {b"hf://", b"huggingface.co/", b"hf.co/"}
+URL_WORDS = _URLS = {b"hf://", b"huggingface.co/", b"hf.co/"}
 # The bytes a file must hold to be parsed at all (a cheap filter; the syntax tree decides): a
 # loader's name, or for a generic name (`load`, `LLM`) the module it must come from.
 TRIGGERS = tuple(sorted({m.encode() for row in LOADERS for m in row.modules}

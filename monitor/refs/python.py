@@ -100,14 +100,58 @@ class Env:
         self.vars[name] = value
 
 
+CHUNKED_FROM = 256_000  # bytes: a bigger file is parsed a run of top-level statements at a time
+CHUNK_LINES = 2000
+
+
 def parse(source: bytes | str, file: str) -> Parsed:
-    """Every reference in one Python file; a file that does not parse is a `Problem`, not a crash."""
+    """Every reference in one Python file; a file that does not parse is a `Problem`, not a crash.
+    A big file is parsed in runs of whole top-level statements, each walked and dropped in turn:
+    the syntax tree of 100,000 calls at once would take half a gigabyte."""
+    if len(source) > CHUNKED_FROM:
+        return _parse_chunked(source, file)
     tree = parse_tree(source, file)
     if isinstance(tree, Problem):
         return Parsed(problems=(tree,))
     scanner = Scanner(file)
     scanner.module(tree, source)
     return scanner.finish()
+
+
+_CONTINUES = ("else", "elif", "except", "finally")
+
+
+def _parse_chunked(source: bytes | str, file: str) -> Parsed:
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+    if "\x00" in text:  # NUL bytes: the parser refuses the file whole
+        return Parsed(problems=(Problem(file, "not parsed (ValueError: source code cannot contain null bytes)"),))
+    lines = text.removeprefix("\ufeff").split("\n")
+    scanner = Scanner(file)
+    ctx = scanner.context(source)
+    start, size = 0, CHUNK_LINES
+    while start < len(lines):
+        end = _boundary(lines, start + size)
+        tree = parse_tree("\n" * start + "\n".join(lines[start:end]), file)  # newlines keep line numbers true
+        if isinstance(tree, Problem):
+            if end >= len(lines):
+                return Parsed(problems=(tree,))
+            size *= 2  # cut inside a string or a bracket: take more (doubling keeps the total linear)
+            continue
+        scanner.walk(tree, ctx)
+        del tree
+        start, size = end, CHUNK_LINES
+    return scanner.finish()
+
+
+def _boundary(lines: list[str], at: int) -> int:
+    """The first line from `at` on that may begin a top-level statement (column 0, a name)."""
+    for i in range(at, len(lines)):
+        line = lines[i]
+        if line[:1].isalpha() or line[:1] == "_":
+            word = line.split(None, 1)[0].rstrip(":")
+            if word not in _CONTINUES:
+                return i
+    return len(lines)
 
 
 def parse_tree(source: bytes | str, file: str, where: str = "") -> ast.Module | Problem:
@@ -175,6 +219,7 @@ class _Ctx:
     ignored: dict[int, frozenset[str]]
     file_line: int | None = None   # notebooks: the .ipynb line of the cell's first source line
     per_line: bool = True          # notebooks: each source line is one JSON line
+    urls: frozenset[int] | None = None  # the lines holding an hf:// or huggingface.co URL (None: any)
 
 
 class Scanner:
@@ -193,13 +238,21 @@ class Scanner:
     # -- driving -------------------------------------------------------------------------------
     def module(self, tree: ast.Module, source: bytes | str | None, cell: int | None = None,
                file_line: int | None = None, per_line: bool = True) -> None:
+        self.walk(tree, self.context(source, cell, file_line, per_line))
+
+    def walk(self, tree: ast.Module, ctx: "_Ctx") -> None:
+        self._block(tree.body, self.env, ctx)
+
+    def context(self, source: bytes | str | None, cell: int | None = None, file_line: int | None = None,
+                per_line: bool = True) -> "_Ctx":
         raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else (source or b"")
         # `import ... as NAME`: calls through NAME are on lines the loader names are not
         self._aliases.update(dict.fromkeys(m.group(1) for m in _AS.finditer(raw)))  # a notebook's serve later cells
         words = LINE_TRIGGERS + tuple(self._aliases)
         ctx = _Ctx(cell, trigger_lines(source, words + _SAVE_WORDS)
-                   if source is not None else None, ignores(source) if source is not None else {}, file_line, per_line)
-        self._block(tree.body, self.env, ctx)
+                   if source is not None else None, ignores(source) if source is not None else {}, file_line, per_line,
+                   frozenset(trigger_lines(raw, tuple(loaders.URL_WORDS))) if source is not None else None)
+        return ctx
 
     def finish(self) -> Parsed:
         while self._functions:  # bodies run after the module, seeing its final bindings
@@ -391,6 +444,8 @@ class Scanner:
         """Every call in `node` (not inside a nested def/class: those are walked as their own scope)."""
         if not self._relevant(node, ctx):
             return
+        # a statement on one line that holds a trigger: every part of it does, no more line checks
+        single = getattr(node, "lineno", None) is not None and node.lineno == getattr(node, "end_lineno", None)
         stack = [(node, env)]
         while stack:
             n, scope = stack.pop()
@@ -407,7 +462,7 @@ class Scanner:
                     continue
                 if isinstance(child, ast.stmt) and n is not node:
                     continue
-                if self._relevant(child, ctx):
+                if single or self._relevant(child, ctx):
                     stack.append((child, scope))
 
     def _call(self, node: ast.Call, env: Env, ctx: _Ctx) -> None:
@@ -423,7 +478,8 @@ class Scanner:
             name, owner = (origin.rsplit(".", 1)[-1] if origin else func.id), ""
         else:
             return
-        self._urls(node, ctx)
+        if ctx.urls is None or ctx.urls and not ctx.urls.isdisjoint(range(node.lineno, (node.end_lineno or node.lineno) + 1)):
+            self._urls(node, ctx)
         if name in _SAVE_CALLS and is_method:
             arg = _argument(node, _SAVE_CALLS[name], 0)
             if arg is not None:
@@ -478,10 +534,14 @@ class Scanner:
                                 candidates=len(value.values), subset=subset, remote_code=remote), ctx, call)
 
     def _add(self, ref: Reference, ctx: _Ctx, call: ast.AST | None) -> None:
-        lines = {ref.line, getattr(call, "lineno", ref.line), getattr(call, "end_lineno", ref.line)}
-        waived = frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))
-        self.refs.append((replace(ref, suppressed=tuple(sorted(waived)), file_line=_file_line(ctx, ref.line)),
-                          getattr(call, "lineno", ref.line)))
+        if ctx.ignored:
+            lines = {ref.line, getattr(call, "lineno", ref.line), getattr(call, "end_lineno", ref.line)}
+            waived = frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))
+            if waived:
+                ref = replace(ref, suppressed=tuple(sorted(waived)))
+        if ctx.file_line is not None:
+            ref = replace(ref, file_line=_file_line(ctx, ref.line))
+        self.refs.append((ref, getattr(call, "lineno", ref.line)))
 
     def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST) -> None:
         lines = {line, getattr(call, "lineno", line), getattr(call, "end_lineno", line)}
