@@ -319,3 +319,82 @@ def test_a_big_file_parsed_in_chunks_finds_exactly_what_a_whole_parse_finds(monk
     assert chunked == whole
     broken = python.parse(source + "def broken(:\n    pass\n", "x.py")
     assert [p.message for p in broken.problems] == [f"not valid Python (line {source.count(chr(10)) + 1}: invalid syntax)"]
+
+
+# One example per row of the loader registry (monitor/refs/loaders.py): adding a loader is one row
+# there and one row here; test_every_loader_row_has_an_example fails until both exist.
+LOADER_EXAMPLES = [
+    (("from_pretrained", ("PeftModel", "PeftMixedModel")), 'from peft import PeftModel\nPeftModel.from_pretrained(base, "org/adapter")',
+     ("org/adapter", "model")),
+    (("from_pretrained", ()), 'Llama.from_pretrained(repo_id="org/gguf", filename="*q4.gguf")', ("org/gguf", "model")),
+    (("pipeline", ()), 'pipeline("fill-mask", model="org/p")', ("org/p", "model")),
+    (("load_adapter", ()), 'model.load_adapter("org/lora")', ("org/lora", "model")),
+    (("load_lora_weights", ()), 'pipe.load_lora_weights("org/sdxl-lora", weight_name="x.safetensors")', ("org/sdxl-lora", "model")),
+    (("load_lora_adapter", ()), 'controlnet.load_lora_adapter("org/control-lora")', ("org/control-lora", "model")),
+    (("load_ip_adapter", ()), 'pipe.load_ip_adapter("h94/IP-Adapter", subfolder="models")', ("h94/IP-Adapter", "model")),
+    (("load_textual_inversion", ()), 'pipe.load_textual_inversion("sd-concepts-library/cat-toy")',
+     ("sd-concepts-library/cat-toy", "model")),
+    (("hf_hub_download", ()), 'hf_hub_download("org/k", "x", repo_type="kernel")', ("org/k", "kernel")),
+    (("snapshot_download", ()), 'snapshot_download(repo_id="org/s", repo_type="space")', ("org/s", "space")),
+    (("hf_hub_url", ()), 'hf_hub_url("org/u", "f.bin")', ("org/u", "model")),
+    (("load_dataset", ()), 'load_dataset("org/d", "sub")', ("org/d", "dataset")),
+    (("load_dataset_builder", ()), 'load_dataset_builder("org/b")', ("org/b", "dataset")),
+    (("load", ("evaluate",)), 'import evaluate\nevaluate.load("accuracy")', ("evaluate-metric/accuracy", "space")),
+    (("SentenceTransformer", ()), 'SentenceTransformer("all-MiniLM-L6-v2")', ("sentence-transformers/all-MiniLM-L6-v2", "model")),
+    (("CrossEncoder", ()), 'CrossEncoder("cross-encoder/ms-marco-MiniLM-L6-v2")', ("cross-encoder/ms-marco-MiniLM-L6-v2", "model")),
+    (("SparseEncoder", ()), 'SparseEncoder("naver/splade-v3")', ("naver/splade-v3", "model")),
+    (("Trainer", ()), 'trainer = SFTTrainer(model="Qwen/Qwen2.5-0.5B", train_dataset=ds)', ("Qwen/Qwen2.5-0.5B", "model")),
+    (("create_model", ("timm", "open_clip")), 'import timm\ntimm.create_model("hf-hub:timm/vit_base.augreg_in21k", pretrained=True)',
+     ("timm/vit_base.augreg_in21k", "model")),
+    (("create_model_and_transforms", ("open_clip",)),
+     'import open_clip\nopen_clip.create_model_and_transforms("hf-hub:laion/CLIP-ViT-g-14")', ("laion/CLIP-ViT-g-14", "model")),
+    (("create_model_from_pretrained", ("open_clip",)),
+     'from open_clip import create_model_from_pretrained\ncreate_model_from_pretrained("hf-hub:org/clip")', ("org/clip", "model")),
+    (("get_tokenizer", ("open_clip",)), 'import open_clip\nopen_clip.get_tokenizer("hf-hub:org/tok")', ("org/tok", "model")),
+    (("LLM", ("vllm",)), 'from vllm import LLM\nLLM(model="org/vllm-model")', ("org/vllm-model", "model")),
+    (("load", ("mlx_lm",)), 'from mlx_lm import load\nmodel, tok = load("mlx-community/Qwen3-4B-4bit")',
+     ("mlx-community/Qwen3-4B-4bit", "model")),
+    (("get_kernel", ("kernels",)), 'from kernels import get_kernel\nget_kernel("kernels-community/activation")',
+     ("kernels-community/activation", "kernel")),
+]
+
+
+def test_every_loader_row_has_an_example():
+    from monitor.refs.loaders import LOADERS
+
+    rows = {(r.name, r.owners or r.modules) for r in LOADERS}
+    assert rows == {key for key, _, _ in LOADER_EXAMPLES}
+
+
+@pytest.mark.parametrize("key,source,expected", LOADER_EXAMPLES, ids=[f"{k[0]}{list(k[1])}" for k, _, _ in LOADER_EXAMPLES])
+def test_loader_row(key, source, expected):
+    assert [(r.repo, r.type) for r in python.parse(source, "x.py").references] == [expected]
+
+
+@pytest.mark.parametrize("source", [
+    'from mylib import load\nload("org/not-mlx")',           # a generic name from another module
+    'import timm\ntimm.create_model("vit_base_patch16_224")',  # a built-in architecture, not the Hub
+    'LLM(model="org/not-vllm")',                               # LLM not imported from vllm
+    'Trainer(model=model)',                                    # a model object: not a name, not unresolved
+    'PeftConfig.from_pretrained("org/x", "not/the-repo")',     # PeftConfig takes the repo first
+])
+def test_loader_rows_do_not_over_match(source):
+    p = python.parse(source, "x.py")
+    assert [r.repo for r in p.references if r.repo == "not/the-repo" or "not" in r.repo] == [] and not p.unresolved
+
+
+def test_peft_config_reads_its_first_argument():
+    assert [r.repo for r in python.parse('PeftConfig.from_pretrained("org/adapter")', "x.py").references] == ["org/adapter"]
+
+
+@pytest.mark.parametrize("source,expected", [
+    ('pd.read_parquet("hf://datasets/org/ds@v1.0/data/train.parquet")', [("org/ds", "dataset", "v1.0")]),
+    ('load_dataset("parquet", data_files={"train": "hf://datasets/org/ds@refs%2Fconvert%2Fparquet/x.parquet"})',
+     [("org/ds", "dataset", "refs/convert/parquet")]),
+    ('fs.open("hf://org/model/config.json")', [("org/model", "model", None)]),
+    ('load_image("https://huggingface.co/datasets/org/imgs/resolve/main/a.png")', [("org/imgs", "dataset", "main")]),
+    (f'requests.get("https://huggingface.co/org/m/resolve/{SHA}/config.json")', [("org/m", "model", SHA)]),
+    ('"""see hf://datasets/org/in-docstring"""', []),
+])
+def test_hub_urls_in_call_arguments(source, expected):
+    assert [(r.repo, r.type, r.revision) for r in python.parse(source, "x.py").references] == expected
