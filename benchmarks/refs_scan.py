@@ -147,8 +147,9 @@ def big_file(path: str, calls: int) -> int:
     return calls
 
 
-def timed(cmd: list[str], out_path: str) -> tuple[float, int, int, str]:
-    """(seconds, peak RSS in MB of that child alone, exit code, stderr tail)."""
+def timed(cmd: list[str], out_path: str) -> tuple[float, int, int, str, float]:
+    """(seconds, peak RSS in MB of that child alone, exit code, stderr tail, CPU seconds of it and
+    the workers it waited for: on a shared machine the wall time carries the other tenants' load)."""
     with open(out_path, "w") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
@@ -156,7 +157,7 @@ def timed(cmd: list[str], out_path: str) -> tuple[float, int, int, str]:
         elapsed = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        return elapsed, usage.ru_maxrss // 1024, proc.returncode, err.read().strip()[-160:]
+        return elapsed, usage.ru_maxrss // 1024, proc.returncode, err.read().strip()[-160:], usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -171,21 +172,21 @@ def main() -> None:
         tree = os.path.join(tmp, "tree")
         planted = build(tree, args.files, args.hit_ratio, args.seed)
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tree) for f in fs)
-        times = []
+        times, cpus = [], []
         for _ in range(args.repeat):
             out_path = os.path.join(tmp, "out.jsonl")
-            with open(out_path, "w") as out:
-                t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-m", "monitor", "refs", "scan", tree, "--offline", "--json"],
-                                      cwd=ROOT, stdout=out, stderr=subprocess.PIPE, text=True)
-                times.append(time.perf_counter() - t0)
-            if proc.returncode != 0:
-                sys.exit(f"refs scan exited {proc.returncode}: {proc.stderr[-500:]}")
+            elapsed, _, code, tail, cpu = timed([sys.executable, "-m", "monitor", "refs", "scan", tree, "--offline",
+                                                 "--json"], out_path)
+            times.append(elapsed)
+            cpus.append(cpu)
+            if code != 0:
+                sys.exit(f"refs scan exited {code}: {tail}")
             found = sum(1 for _ in open(out_path))
         print(f"tree: {args.files} files, {size / 1e6:.1f} MB, hit ratio {args.hit_ratio}, {planted} planted references")
-        print(f"found: {found} references ({'all' if found == planted else 'MISMATCH'}); stderr: {proc.stderr.strip()[-160:]}")
+        print(f"found: {found} references ({'all' if found == planted else 'MISMATCH'}); stderr: {tail}")
         print(f"end to end (process start to exit): best {min(times):.2f} s; runs: "
-              + ", ".join(f"{t:.2f}" for t in times) + f"; target <= 5 s: {'met' if min(times) <= 5 else 'MISSED'}")
+              + ", ".join(f"{t:.2f} ({c:.2f} s CPU)" for t, c in zip(times, cpus))
+              + f"; target <= 5 s: {'met' if min(times) <= 5 else 'MISSED'}")
         if args.calls:
             big = os.path.join(tmp, "big.py")
             planted = big_file(big, args.calls)
@@ -198,7 +199,7 @@ def main() -> None:
             print(f"single file: {args.calls} calls, {os.path.getsize(big) / 1e6:.1f} MB; found {found} references "
                   f"({'all' if found == planted else 'MISMATCH'}); exit {best[2]}; {best[3]}")
             print(f"end to end: best {best[0]:.2f} s, peak RSS {max(r[1] for r in runs)} MB; runs: "
-                  + ", ".join(f"{r[0]:.2f} s / {r[1]} MB" for r in runs)
+                  + ", ".join(f"{r[0]:.2f} s ({r[4]:.2f} s CPU) / {r[1]} MB" for r in runs)
                   + f"; target <= 10 s and <= 300 MB: {'met' if best[0] <= 10 and max(r[1] for r in runs) <= 300 else 'MISSED'}")
 
 
