@@ -52,6 +52,20 @@ def test_a_file_that_does_not_parse_is_uninspected_and_fails_closed(tmp_path):
     assert cli("refs", "scan", str(src), "--offline", "--fail-if", "unpinned,uninspected,unresolved").code == 0
 
 
+def test_what_precedes_a_syntax_error_is_read_and_the_file_still_listed(tmp_path):
+    cell = 'model = AutoModelForCausalLM.from_pretrained("google/gemma-2-2b")\n\ntrainer = Trainer(model=model, ...)\n'
+    src = tree(tmp_path, {"n.ipynb": notebook(("code", cell)),
+                          "a.py": 'AutoModel.from_pretrained("org/before")\ndef broken(:\n    pass\n'})
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "uninspected")
+    assert r.code == 1
+    got = rows(r)
+    assert [(Path(o["file"]).name, o["repo"]) for o in got if "repo" in o] == [
+        ("a.py", "org/before"), ("n.ipynb", "google/gemma-2-2b")]
+    assert sorted(o["reason"] for o in got if o.get("uninspected")) == [
+        "cell 1: not valid Python (line 3: positional argument follows keyword argument) (read up to line 2)",
+        "not valid Python (line 2: invalid syntax) (read up to line 1)"]
+
+
 def test_an_unresolved_revision_is_never_null(tmp_path):
     src = tree(tmp_path, {"a.py": "def f(rev):\n    return AutoModel.from_pretrained('org/m', revision=rev)\n"})
     r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")

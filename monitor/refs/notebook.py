@@ -41,10 +41,10 @@ def parse(raw: bytes | str, file: str) -> Parsed:
         source = _source(cell.get("source"))
         if source is None:
             continue
-        tree = python.parse_tree(source, file, where=f"cell {index}: ")
-        if isinstance(tree, Problem):
-            problems.append(tree)
-        else:
+        tree, problem = python.parse_readable(source, file, where=f"cell {index}: ")
+        if problem is not None:
+            problems.append(problem)
+        if tree is not None:
             start = starts[index - 1] if starts is not None and index - 1 < len(starts) else None
             trees.append((index, tree, source, start, isinstance(cell.get("source"), list)))
     scanner = python.Scanner(file)  # one environment and one import table for every cell, in order

@@ -110,12 +110,13 @@ def parse(source: bytes | str, file: str) -> Parsed:
     the syntax tree of 100,000 calls at once would take half a gigabyte."""
     if len(source) > CHUNKED_FROM:
         return _parse_chunked(source, file)
-    tree = parse_tree(source, file)
-    if isinstance(tree, Problem):
-        return Parsed(problems=(tree,))
+    tree, problem = parse_readable(source, file)
+    if tree is None:
+        return Parsed(problems=(problem,))
     scanner = Scanner(file)
     scanner.module(tree, source)
-    return scanner.finish()
+    found = scanner.finish()
+    return Parsed(found.references, found.unresolved, (problem,) if problem else ())
 
 
 _CONTINUES = ("else", "elif", "except", "finally")
@@ -163,6 +164,42 @@ def parse_tree(source: bytes | str, file: str, where: str = "") -> ast.Module | 
         return Problem(file, f"{where}not valid Python (line {e.lineno}: {e.msg})")
     except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, absurd nesting
         return Problem(file, f"{where}not parsed ({type(e).__name__}: {str(e)[:80]})")
+
+
+MAX_PREFIX_TRIES = 8
+
+
+def parse_readable(source: bytes | str, file: str, where: str = "") -> tuple[ast.Module | None, Problem | None]:
+    """(tree, None) for valid Python. Otherwise the Problem, with the tree of the whole top-level
+    statements before the error when there are some (`Trainer(model=model, ...)` pseudo-code in
+    the middle of a docs notebook cell must not hide the real loads above it): what could be read
+    is reported, and the rest is still an uninspected entry."""
+    tree = parse_tree(source, file, where)
+    if not isinstance(tree, Problem):
+        return tree, None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(source, filename=file)
+    except SyntaxError as e:
+        bad = e.lineno
+    except Exception:  # noqa: BLE001 - NUL bytes, nesting: nothing partial to read
+        return None, tree
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+    lines = text.split("\n")
+    if not bad or bad < 2:
+        return None, tree
+    cut, tries = min(bad - 1, len(lines)), 0
+    while cut > 0 and tries < MAX_PREFIX_TRIES:
+        while cut > 0 and not (lines[cut][:1].isalpha() or lines[cut][:1] in ("_", "@", "#", "")):
+            cut -= 1
+        if cut <= 0:
+            break
+        prefix = parse_tree("\n".join(lines[:cut]), file)
+        if not isinstance(prefix, Problem):
+            return prefix, Problem(file, f"{tree.message} (read up to line {cut})")
+        cut, tries = cut - 1, tries + 1
+    return None, tree
 
 
 def _imported(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str]]:
