@@ -317,3 +317,16 @@ def test_labelled_set_scores():
         r, rep, lab, _ = bench.score(name)
         right, reported, labelled = right + r, reported + rep, labelled + lab
     assert labelled > 150 and right / reported >= 0.98 and right / labelled >= 0.95, (right, reported, labelled)
+
+
+def test_an_ambiguous_name_the_hub_lacks_is_local_not_missing(env, hub, tmp_path):
+    hub.add_repo("org/real")
+    src = tree(tmp_path / "src", {"a.py": 'AutoModel.from_pretrained("path-to-your-trained-model")\n'
+                                          f'AutoModel.from_pretrained("org/real", revision="{SHA}")\n'})
+    env.write()
+    r = env.run("refs", "scan", str(src), "--json", "--fail-if", "missing")
+    assert r.code == 0, r
+    assert [(o["repo"], o.get("ambiguous"), o["hub_state"]) for o in rows(r)] == [
+        ("path-to-your-trained-model", True, "missing"), ("org/real", None, "exists")]
+    (src / "b.py").write_text('AutoModel.from_pretrained("org/gone")\n')
+    assert env.run("refs", "scan", str(src), "--fail-if", "missing").code == 1

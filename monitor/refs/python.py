@@ -605,13 +605,13 @@ class Scanner:
         return value.values[0] if len(value.values) == 1 and value.values[0] in REPO_TYPES else default
 
     def _truthy(self, node: ast.expr | None, env: Env) -> bool:
+        """trust_remote_code=...: only a literal False (or None) is known to be off; a literal True,
+        a name or an expression (`args.trust_remote_code`) may be on, so it counts (fail closed)."""
         if node is None:
             return False
         if isinstance(node, ast.Constant):
-            return node.value is True
-        if isinstance(node, ast.Name):  # trust_remote_code=TRUST where TRUST = True: not tracked; count it
-            return True
-        return not (isinstance(node, ast.Constant) and not node.value)
+            return bool(node.value)
+        return True
 
     def _urls(self, call: ast.Call, ctx: _Ctx) -> None:
         """`hf://datasets/org/ds@rev/x.parquet` and `https://huggingface.co/org/m/resolve/rev/f`

@@ -44,7 +44,10 @@ class Checked:
             out.append("unpinned")
         if self.lookalike_of is not None:
             out.append("lookalike")
-        if self.hub is not None and self.hub.state in ONLINE_CONDITIONS:
+        if self.hub is not None and self.hub.state in ONLINE_CONDITIONS and not (
+                r.ambiguous and self.hub.state == "missing"):
+            # an ambiguous single name the Hub does not have is a local directory: nobody can
+            # register a namespace-less repo, so there is nothing to squat
             out.append(self.hub.state)
         if r.remote_code and not r.pinned:
             out.append("remote-code")
