@@ -120,13 +120,14 @@ def parse(source: bytes | str, file: str) -> Parsed:
 
 
 _CONTINUES = ("else", "elif", "except", "finally")
+_NEWLINE = re.compile(r"\r\n?|\n")  # the line ends Python's tokenizer counts
 
 
 def _parse_chunked(source: bytes | str, file: str) -> Parsed:
     text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
     if "\x00" in text:  # NUL bytes: the parser refuses the file whole
         return Parsed(problems=(Problem(file, "not parsed (ValueError: source code cannot contain null bytes)"),))
-    lines = text.removeprefix("\ufeff").split("\n")
+    lines = _NEWLINE.split(text.removeprefix("\ufeff"))
     scanner = Scanner(file)
     ctx = scanner.context(source)
     start, size = 0, CHUNK_LINES
@@ -186,10 +187,10 @@ def parse_readable(source: bytes | str, file: str, where: str = "") -> tuple[ast
     except Exception:  # noqa: BLE001 - NUL bytes, nesting: nothing partial to read
         return None, tree
     text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
-    lines = text.split("\n")
+    lines = _NEWLINE.split(text)
     if not bad or bad < 2:
         return None, tree
-    cut, tries = min(bad - 1, len(lines)), 0
+    cut, tries = min(bad - 1, len(lines) - 1), 0
     while cut > 0 and tries < MAX_PREFIX_TRIES:
         while cut > 0 and not (lines[cut][:1].isalpha() or lines[cut][:1] in ("_", "@", "#", "")):
             cut -= 1
