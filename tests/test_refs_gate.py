@@ -224,13 +224,16 @@ def test_notebook_cell_in_json_and_in_write_pins_comments(env, hub, tmp_path):
 def test_kernels_are_typed_kernel_and_skipped_by_write_pins(env, hub, tmp_path):
     hub.add_repo("org/m")
     src = tree(tmp_path / "src", {"k.py": 'from kernels import get_kernel\nget_kernel("kernels-community/activation")\n'
-                                          'AutoModel.from_pretrained("org/m")\n'})
+                                          'AutoModel.from_pretrained("org/m")\n'
+                                          'def f(rev):\n    AutoModel.from_pretrained("org/m", revision=rev)\n'})
     env.write()
     pins = tmp_path / "pins.toml"
     r = env.run("refs", "scan", str(src), "--json", "--write-pins", str(pins))
     assert ("kernels-community/activation", "kernel") in [(o["repo"], o["type"]) for o in rows(r)]
     assert "kernel kernels-community/activation: not pinned: [[pin]] cannot watch kernels yet" in r.err
-    assert "kernels-community" not in pins.read_text() and 'repo = "org/m"' in pins.read_text()
+    # an unresolved revision is never pinned as if it were main
+    assert "k.py:5: model org/m: not pinned: its revision is not resolved (rev)" in r.err
+    assert "kernels-community" not in pins.read_text() and pins.read_text().count('repo = "org/m"') == 1
 
 
 # -- resolve like a reader, local or Hub ------------------------------------------------------------

@@ -398,3 +398,29 @@ def test_peft_config_reads_its_first_argument():
 ])
 def test_hub_urls_in_call_arguments(source, expected):
     assert [(r.repo, r.type, r.revision) for r in python.parse(source, "x.py").references] == expected
+
+
+_STATEMENTS = st.lists(st.sampled_from([
+    'M = "org/a"\n', 'M = "org/b"\n', 'AutoModel.from_pretrained(M)\n', 'load_dataset("org/d")\n',
+    'D = """\nAutoModel.from_pretrained("evil/doc")\n"""\n', 'x = (\nAutoModel.from_pretrained("org/p")\n)\n',
+    'if cond:\n    M = "org/c"\nelse:\n    pass\n', '@dec\ndef f(m="org/f"):\n    return AutoModel.from_pretrained(m)\n',
+    'try:\n    M = "org/t"\nexcept E:\n    M = "org/e"\n', 'class C:\n    m: str = field(default="org/field-model")\n',
+    'pipeline("x", model=M)  # hubwatch: ignore[unpinned]\n', 'def broken(:\n', '\r\n', 'y = 1 + \\\n2\n',
+]), max_size=30).map("".join)
+
+
+@FUZZ
+@given(_STATEMENTS)
+def test_chunked_parse_equals_a_whole_parse_on_any_sequence_of_statements(source):
+    whole = python.parse(source, "x.py")
+    saved = python.CHUNKED_FROM, python.CHUNK_LINES
+    python.CHUNKED_FROM, python.CHUNK_LINES = 0, 2
+    try:
+        chunked = python.parse(source, "x.py")
+    finally:
+        python.CHUNKED_FROM, python.CHUNK_LINES = saved
+    if whole.problems:  # a broken file: both say so (a partial read may differ in how much it read)
+        assert chunked.problems and chunked.problems[0].message.split(" (read up to")[0] == \
+            whole.problems[0].message.split(" (read up to")[0]
+    else:
+        assert chunked == whole

@@ -104,12 +104,14 @@ def cmd_refs(args: argparse.Namespace) -> int:
         pins_file.write(Path(args.write_baseline), report.write_baseline(entries))
     unknown_pins = 0
     if args.write_pins:
-        kernels = [c for c in checked if c.ref.type == "kernel"]
-        for c in kernels:
-            print(report.terminal_line(f"hubwatch: refs: {c.ref.file}:{c.ref.line}: kernel {c.ref.repo}: "
-                                       "not pinned: [[pin]] cannot watch kernels yet"), file=sys.stderr)
+        for c in checked:
+            why = ("[[pin]] cannot watch kernels yet" if c.ref.type == "kernel" else
+                   f"its revision is not resolved ({c.ref.revision_expr})" if c.ref.revision_expr is not None else None)
+            if why:
+                print(report.terminal_line(f"hubwatch: refs: {c.ref.file}:{c.ref.line}: {c.ref.type} {c.ref.repo}: "
+                                           f"not pinned: {why}"), file=sys.stderr)
         text, skipped, unknown_pins = pins_file.render(
-            [c for c in checked if c.ref.type != "kernel"],
+            [c for c in checked if c.ref.type != "kernel" and c.ref.revision_expr is None],
             f"written by hubwatch refs scan; load it with [pins] include = [\"{Path(args.write_pins).name}\"]")
         pins_file.write(Path(args.write_pins), text)
         for line in skipped:
