@@ -424,3 +424,10 @@ def test_chunked_parse_equals_a_whole_parse_on_any_sequence_of_statements(source
             whole.problems[0].message.split(" (read up to")[0]
     else:
         assert chunked == whole
+
+
+def test_hub_ids_are_matched_to_their_very_end():
+    from monitor.refs.model import is_hub_id
+
+    assert is_hub_id("org/m") and not is_hub_id("org/m\n") and not is_hub_id("gpt2\n")
+    assert [r.repo for r in python.parse('AutoModel.from_pretrained("org/m\\n")', "x.py").references] == []

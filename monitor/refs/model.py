@@ -9,7 +9,7 @@ SHA = re.compile(r"^[0-9a-fA-F]{40}\Z")
 # A Hub id as code writes it: "org/name" or a legacy single name ("gpt2"). Anything else
 # ("./out", "/data/model", "C:\\x", "a/b/c") is a local path, not a Hub reference.
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
-_REPO = re.compile(rf"^{_PART}(?:/{_PART})?$")
+_REPO = re.compile(rf"^{_PART}(?:/{_PART})?\Z")
 REPO_TYPES = ("model", "dataset", "space", "kernel")
 
 
