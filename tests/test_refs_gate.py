@@ -333,3 +333,12 @@ def test_an_ambiguous_name_the_hub_lacks_is_local_not_missing(env, hub, tmp_path
         ("path-to-your-trained-model", True, "missing"), ("org/real", None, "exists")]
     (src / "b.py").write_text('AutoModel.from_pretrained("org/gone")\n')
     assert env.run("refs", "scan", str(src), "--fail-if", "missing").code == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_an_lm_eval_include_that_is_a_fifo_or_outside_never_blocks(tmp_path):
+    os.mkfifo(tmp_path / "_fifo_yaml")
+    src = tree(tmp_path / "tasks", {"a.yaml": "task: a\ndataset_name: sub\ninclude: ../_fifo_yaml\n",
+                                    "b.yaml": "task: b\ndataset_name: sub\ninclude: ../../../../../../no/such\n"})
+    r = cli("refs", "scan", str(src), "--offline", "--json")
+    assert r.code == 0 and rows(r) == []  # a subset whose dataset_path cannot be read is not a repo

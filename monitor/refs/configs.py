@@ -26,6 +26,7 @@ import os
 import re
 import stat
 from collections import defaultdict, deque
+from functools import lru_cache
 from typing import Any, Iterator
 
 import yaml
@@ -163,21 +164,34 @@ def _included_path(file: str, include: Any, depth: int = 0) -> str | None:
     """The `dataset_path` an lm-eval task inherits through `include:` (a file next to it)."""
     if not isinstance(include, str) or depth >= MAX_INCLUDES or "\x00" in include:
         return None
-    path = os.path.join(os.path.dirname(file), include)
+    path = os.path.normpath(os.path.join(os.path.dirname(file), include))
+    keys = _include_keys(path)
+    if keys is None:
+        return None
+    if isinstance(keys.get("dataset_path"), str):
+        return keys["dataset_path"]
+    return _included_path(path, keys.get("include"), depth + 1)
+
+
+@lru_cache(maxsize=512)
+def _include_keys(path: str) -> dict[str, str] | None:
+    """The top-level string keys of an included YAML file (read once per scan process: a template
+    serves dozens of tasks); None when it is not a readable regular file of at most 2 MB."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode) or os.path.getsize(path) > 2_000_000:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            raw = fh.read(2_000_001)
+        if len(raw) > 2_000_000:
             return None
-        with open(path, "rb") as fh:
-            doc = yaml.compose(fh.read(), Loader=_LOADER)
+        doc = yaml.compose(raw, Loader=_LOADER)
     except (OSError, yaml.YAMLError, RecursionError, ValueError):
         return None
     if not isinstance(doc, yaml.MappingNode):
         return None
-    keys = {k.value: v.value for k, v in doc.value
+    return {k.value: v.value for k, v in doc.value
             if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode) and v.tag == _STR_TAG}
-    if "dataset_path" in keys:
-        return keys["dataset_path"]
-    return _included_path(path, keys.get("include"), depth + 1)
 
 
 def _revision(rtype: str, siblings: dict[str, Any]) -> str | None:
