@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import yaml
 
 from monitor.refs import legacy
-from monitor.refs.model import Parsed, Problem, Reference, is_hub_id
+from monitor.refs.model import Parsed, Problem, Reference, Unresolved, is_hub_id
 from monitor.refs.python import _FILE_SUFFIXES, PACKAGED_BUILDERS
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -74,10 +74,11 @@ def _accept(key: str, value: Any) -> tuple[str, str, bool] | None:
 
 def parse_yaml(raw: bytes | str, file: str) -> Parsed:
     refs: list[Reference] = []
+    unresolved: list[Unresolved] = []
     try:
         for doc in yaml.compose_all(raw, Loader=_LOADER):
             if doc is not None:
-                _yaml_refs(doc, file, refs)
+                _yaml_refs(doc, file, refs, unresolved)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -86,15 +87,16 @@ def parse_yaml(raw: bytes | str, file: str) -> Parsed:
     except (RecursionError, MemoryError, ValueError) as e:
         return Parsed(problems=(Problem(file, f"YAML not parsed ({type(e).__name__})"),))
     except _TooBig:
-        return Parsed(tuple(refs), problems=(Problem(file, f"more than {MAX_NODES} YAML nodes: not fully read"),))
-    return Parsed(tuple(refs))
+        return Parsed(tuple(refs), tuple(unresolved),
+                      problems=(Problem(file, f"more than {MAX_NODES} YAML nodes: not fully read"),))
+    return Parsed(tuple(refs), tuple(unresolved))
 
 
 class _TooBig(Exception):
     pass
 
 
-def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference]) -> None:
+def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference], unresolved: list[Unresolved]) -> None:
     """Appends to `refs` as it goes, so what was found before a cap is kept."""
     seen, stack = set(), [(root, None)]
     saved: set[str] = set()
@@ -105,7 +107,8 @@ def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference]) -> None:
             continue
         seen.add(id(node))
         if len(seen) > MAX_NODES:
-            refs.extend(r for r in found if r.repo not in saved)
+            refs.extend(r for r in found if isinstance(r, Reference) and r.repo not in saved)
+            unresolved.extend(r for r in found if isinstance(r, Unresolved))
             raise _TooBig
         if isinstance(node, yaml.SequenceNode):
             stack.extend((v, parent_key) for v in reversed(node.value))
@@ -126,16 +129,19 @@ def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference]) -> None:
                         continue
                     found.extend(_mapping_hit(name, v, siblings, parent_key, task, file))
             stack.extend((v, k.value if isinstance(k, yaml.ScalarNode) else None) for k, v in reversed(node.value))
-    refs.extend(r for r in found if r.repo not in saved)
+    refs.extend(r for r in found if isinstance(r, Reference) and r.repo not in saved)
+    unresolved.extend(r for r in found if isinstance(r, Unresolved))
 
 
 def _mapping_hit(name: str | None, v: yaml.ScalarNode, siblings: dict[str, Any], parent_key: str | None,
-                 task: bool, file: str) -> list[Reference]:
+                 task: bool, file: str) -> list[Reference | Unresolved]:
     line, text = v.start_mark.line + 1, v.value
     if name == "dataset_name" and task:
         if "dataset_path" in siblings:
             return []  # the subset of this task's dataset_path (reported there)
-        path = _included_path(file, siblings.get("include"))
+        path, unreadable = _included_path(file, siblings.get("include"))
+        if unreadable:  # the task loads a dataset we cannot name: fail closed
+            return [Unresolved(file, line, "dataset_name", f"include {unreadable[:80]} not readable")]
         if path is None:
             return []
         hit = _accept("dataset_path", path)
@@ -160,16 +166,19 @@ def _mapping_hit(name: str | None, v: yaml.ScalarNode, siblings: dict[str, Any],
     return [Reference(hit[0], hit[1], file, line, _revision(hit[1], siblings), name, ambiguous=hit[2], subset=subset)]
 
 
-def _included_path(file: str, include: Any, depth: int = 0) -> str | None:
-    """The `dataset_path` an lm-eval task inherits through `include:` (a file next to it)."""
-    if not isinstance(include, str) or depth >= MAX_INCLUDES or "\x00" in include:
-        return None
+def _included_path(file: str, include: Any, depth: int = 0) -> tuple[str | None, str | None]:
+    """(the `dataset_path` an lm-eval task inherits through `include:`, or None; the include that
+    could not be read, or None)."""
+    if not isinstance(include, str) or depth >= MAX_INCLUDES:
+        return None, None
+    if "\x00" in include:
+        return None, include.replace("\x00", "?")
     path = os.path.normpath(os.path.join(os.path.dirname(file), include))
     keys = _include_keys(path)
     if keys is None:
-        return None
+        return None, include
     if isinstance(keys.get("dataset_path"), str):
-        return keys["dataset_path"]
+        return keys["dataset_path"], None
     return _included_path(path, keys.get("include"), depth + 1)
 
 
