@@ -431,3 +431,17 @@ def test_hub_ids_are_matched_to_their_very_end():
 
     assert is_hub_id("org/m") and not is_hub_id("org/m\n") and not is_hub_id("gpt2\n")
     assert [r.repo for r in python.parse('AutoModel.from_pretrained("org/m\\n")', "x.py").references] == []
+
+
+@pytest.mark.parametrize("option,expected", [
+    ("--model_name_or_path", [("org/m", "model")]), ("--base_model", [("org/m", "model")]),
+    ("--data_path", [("org/m", "dataset")]), ("--dataset_name", [("org/m", "dataset")]),
+    ("--model", [("org/m", "model")]), ("--teacher_model", [("org/m", "model")]),
+    ("--model_type", []), ("--tokenizer_class", []), ("--output_dir", []), ("--hub_model_id", []),
+])
+def test_argparse_defaults_of_load_options_only(option, expected):
+    p = python.parse(f'p.add_argument("{option}", type=str, default="org/m")', "x.py")
+    assert [(r.repo, r.type) for r in p.references] == expected
+    assert all(r.source == "default" for r in p.references)
+    # a legacy name as the default of a type option is not a load either
+    assert python.parse(f'p.add_argument("--model_type", default="gpt2")', "x.py").references == ()

@@ -51,7 +51,9 @@ _SAVE_CALLS = {"save_pretrained": ("save_directory",), "save_model": ("output_di
 _SAVE_KWS = frozenset({"output_dir", "hub_model_id", "push_to_hub_model_id", "save_directory"})
 _SAVE_WORDS = tuple(n.encode() + b"(" for n in _SAVE_CALLS) + (b"output_dir=", b"hub_model_id=")
 # argparse options / dataclass fields whose string default names what the script loads.
-_OPTION = re.compile(r"(model|dataset|data_path|tokenizer|checkpoint)", re.I)
+_OPTION = re.compile(r"(name_or_path|model_id|model_name|model_path|dataset_name|dataset_id|dataset_path|data_path|"
+                     r"tokenizer_name|checkpoint|(^|_)(model|dataset|tokenizer|adapter|teacher_model|ref_model|"
+                     r"reward_model))$", re.I)  # not model_type, model_dtype, tokenizer_class ...
 _NOT_A_LOAD = re.compile(r"(output|save|hub_model_id|push|cache|logging|log_dir|_dir$|report|wandb|run_name)", re.I)
 _IGNORE = re.compile(r"#\s*hubwatch:\s*ignore(?:\[([a-z, -]*)\])?")
 _HF_URL = re.compile(r"hf://(?:(datasets|spaces|models)/)?([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^/\s]+))?")
