@@ -345,3 +345,12 @@ def test_an_lm_eval_include_that_is_a_fifo_or_outside_never_blocks(tmp_path):
     assert r.code == 0 and [(Path(o["file"]).name, o["call"], o["reason"]) for o in rows(r)] == [
         ("a.yaml", "dataset_name", "include ../_fifo_yaml not readable"),
         ("b.yaml", "dataset_name", "include ../../../../../../no/such not readable")]
+
+
+def test_no_cache_is_listed_not_a_failure(tmp_path):
+    src = tree(tmp_path / "src", {"a.py": f'AutoModel.from_pretrained("org/a", revision="{SHA}")\n'})
+    r = cli("refs", "scan", str(src), "--from-cache", "--cache-dir", str(tmp_path / "none"), "--offline", "--json",
+            "--fail-if", "unpinned,uninspected")
+    assert r.code == 0, r
+    assert {"skipped": True, "file": str(tmp_path / "none"), "reason": "no Hugging Face cache here (not a directory)"} \
+        in rows(r)
