@@ -30,9 +30,20 @@ log = logging.getLogger("hubwatch")
 
 
 class _Parser(argparse.ArgumentParser):
+    intermixed = False  # a command may take PATHs after its options (pre-commit appends file names)
+
     def error(self, message: str):  # argparse's own exit(2) is right; keep its one-line style
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"hubwatch: error: {message}\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.intermixed and not getattr(self, "_intermixing", False):
+            self._intermixing = True  # parse_known_intermixed_args calls back into this method
+            try:
+                return self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._intermixing = False
+        return super().parse_known_args(args, namespace)
 
 
 def _fatal(code: int, message: str) -> int:

@@ -101,7 +101,10 @@ def test_unparsable_files_are_reported_and_never_stop_the_run(tmp_path):
                           "z_good.py": 'AutoModel.from_pretrained("org/good")\n'})
     r = cli("refs", "scan", str(src), "--offline", "--json")
     assert r.code == 0
-    assert [o["repo"] for o in rows(r)] == ["org/good"]
+    assert [o["repo"] for o in rows(r) if "repo" in o] == ["org/good"]
+    # fail closed: each file that could not be inspected is an entry of the output too
+    assert sorted(Path(o["file"]).name for o in rows(r) if o.get("uninspected")) == ["bad.ipynb", "bad.py", "bad.yaml"]
+    assert cli("refs", "scan", str(src), "--offline", "--fail-if", "uninspected").code == 1
     problems = [line for line in r.err.splitlines() if line.startswith("hubwatch: refs: /")]
     assert sorted(Path(line.split(": ")[2]).name for line in problems) == ["bad.ipynb", "bad.py", "bad.yaml"]
 
@@ -109,9 +112,10 @@ def test_unparsable_files_are_reported_and_never_stop_the_run(tmp_path):
 def test_unresolved_calls_are_counted_and_listed_with_v(tmp_path):
     src = tree(tmp_path, {"a.py": "def f(name):\n    return AutoModel.from_pretrained(name)\n"})
     r = cli("refs", "scan", str(src), "--offline")
-    assert r.code == 0 and r.out == "" and "1 unresolved call(s) (-v lists them)" in r.err
+    assert r.code == 0 and r.out.endswith("a.py:2: UNRESOLVED from_pretrained: parameter name\n")
+    assert "1 unresolved call(s) (-v lists them)" in r.err
     r = cli("refs", "scan", str(src), "--offline", "-v")
-    assert "a.py:2: from_pretrained: not resolved (variable name)" in r.err
+    assert "a.py:2: from_pretrained: not resolved (parameter name)" in r.err
 
 
 def test_lookalike_of_protected_name_offline(env, tmp_path):

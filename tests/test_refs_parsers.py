@@ -55,7 +55,9 @@ PYTHON = [
     ('load_dataset("json", data_files={"train": "x.jsonl"})', []),
     ('load_dataset("data/train.parquet")', []),
     ('from_pretrained("org/bare-call-is-not-a-loader")', []),
-    ('MODEL = "org/a"\nMODEL = "org/b"\nAutoModel.from_pretrained(MODEL)', []),  # ambiguous constant
+    # re-bound: each load reports the value that reaches it in straight-line order
+    ('MODEL = "org/a"\nAutoModel.from_pretrained(MODEL)\nMODEL = "org/b"\nAutoModel.from_pretrained(MODEL)',
+     [("org/a", "model", 2, None), ("org/b", "model", 4, None)]),
     ('MODEL = "org/a"\ndef f(MODEL):\n    return AutoModel.from_pretrained(MODEL)', []),  # shadowed
 ]
 
@@ -104,7 +106,7 @@ def test_python_calls_through_import_aliases(source, expected):
 
 def test_python_alias_of_a_loader_with_a_variable_is_unresolved():
     p = python.parse('from transformers import pipeline as p\ndef f(name):\n    return p(model=name)', "x.py")
-    assert found(p) == [] and [(u.line, u.via, u.why) for u in p.unresolved] == [(3, "pipeline", "variable name")]
+    assert found(p) == [] and [(u.line, u.via, u.why) for u in p.unresolved] == [(3, "pipeline", "parameter name")]
 
 
 def test_python_unresolved_arguments_are_reported_not_guessed():
@@ -116,9 +118,9 @@ def test_python_unresolved_arguments_are_reported_not_guessed():
     ''')
     p = python.parse(src, "x.py")
     assert found(p) == [("org/ok", "model", 5, None)]
+    assert p.references[0].revision_expr == "rev" and not p.references[0].pinned  # never "default branch"
     assert [(u.line, u.via, u.why) for u in p.unresolved] == [
-        (3, "from_pretrained", "variable name"), (4, "from_pretrained", "f-string"),
-        (5, "from_pretrained revision", "variable rev")]
+        (3, "from_pretrained", "parameter name"), (4, "from_pretrained", "f-string of parameter name")]
 
 
 @pytest.mark.parametrize("source", ["def (:\n", "print 'py2'\n", "x = 1\x00\n", "(" * 300 + ")" * 300])
@@ -295,3 +297,151 @@ def test_readers_never_raise(text):
                    configs.parse_yaml(text, "f"), configs.parse_json(text, "f")):
         assert all("\n" not in p.message for p in parsed.problems)
         assert all(r.repo and r.type in ("model", "dataset", "space") for r in parsed.references)
+
+
+def test_a_big_file_parsed_in_chunks_finds_exactly_what_a_whole_parse_finds(monkeypatch):
+    """Chunks end only between top-level statements: a cut inside a string, a bracket, a decorator
+    or an if/else makes the chunk not parse, and the chunk grows instead."""
+    parts = ['import os\nfrom transformers import pipeline as make\nMODEL = "org/first"\n']
+    for i in range(60):
+        parts.append(f'AutoModel.from_pretrained(MODEL, revision="v{i}")\n'
+                     f'DOC = """\nAutoModel.from_pretrained("evil/in-docstring-{i}")\nnot_code = 1\n"""\n'
+                     f'x = [\nAutoModel.from_pretrained("org/in-list-{i}"),\n]\n'
+                     f'@decorator\ndef f{i}(name="org/param-{i}"):\n    return AutoModel.from_pretrained(name)\n'
+                     f'if os.environ.get("A"):\n    MODEL = "org/a-{i}"\nelse:\n    MODEL = "org/b-{i}"\n'
+                     f'make(model=MODEL)\n')
+    source = "".join(parts)
+    whole = python.parse(source, "x.py")
+    monkeypatch.setattr(python, "CHUNKED_FROM", 100)
+    monkeypatch.setattr(python, "CHUNK_LINES", 3)
+    chunked = python.parse(source, "x.py")
+    assert len(whole.references) > 300 and not whole.problems
+    assert chunked == whole
+    broken = python.parse(source + "def broken(:\n    pass\n", "x.py")
+    assert [p.message for p in broken.problems] == [f"not valid Python (line {source.count(chr(10)) + 1}: invalid syntax)"]
+
+
+# One example per row of the loader registry (monitor/refs/loaders.py): adding a loader is one row
+# there and one row here; test_every_loader_row_has_an_example fails until both exist.
+LOADER_EXAMPLES = [
+    (("from_pretrained", ("PeftModel", "PeftMixedModel")), 'from peft import PeftModel\nPeftModel.from_pretrained(base, "org/adapter")',
+     ("org/adapter", "model")),
+    (("from_pretrained", ()), 'Llama.from_pretrained(repo_id="org/gguf", filename="*q4.gguf")', ("org/gguf", "model")),
+    (("pipeline", ()), 'pipeline("fill-mask", model="org/p")', ("org/p", "model")),
+    (("load_adapter", ()), 'model.load_adapter("org/lora")', ("org/lora", "model")),
+    (("load_lora_weights", ()), 'pipe.load_lora_weights("org/sdxl-lora", weight_name="x.safetensors")', ("org/sdxl-lora", "model")),
+    (("load_lora_adapter", ()), 'controlnet.load_lora_adapter("org/control-lora")', ("org/control-lora", "model")),
+    (("load_ip_adapter", ()), 'pipe.load_ip_adapter("h94/IP-Adapter", subfolder="models")', ("h94/IP-Adapter", "model")),
+    (("load_textual_inversion", ()), 'pipe.load_textual_inversion("sd-concepts-library/cat-toy")',
+     ("sd-concepts-library/cat-toy", "model")),
+    (("hf_hub_download", ()), 'hf_hub_download("org/k", "x", repo_type="kernel")', ("org/k", "kernel")),
+    (("snapshot_download", ()), 'snapshot_download(repo_id="org/s", repo_type="space")', ("org/s", "space")),
+    (("hf_hub_url", ()), 'hf_hub_url("org/u", "f.bin")', ("org/u", "model")),
+    (("load_dataset", ()), 'load_dataset("org/d", "sub")', ("org/d", "dataset")),
+    (("load_dataset_builder", ()), 'load_dataset_builder("org/b")', ("org/b", "dataset")),
+    (("load", ("evaluate",)), 'import evaluate\nevaluate.load("accuracy")', ("evaluate-metric/accuracy", "space")),
+    (("SentenceTransformer", ()), 'SentenceTransformer("all-MiniLM-L6-v2")', ("sentence-transformers/all-MiniLM-L6-v2", "model")),
+    (("CrossEncoder", ()), 'CrossEncoder("cross-encoder/ms-marco-MiniLM-L6-v2")', ("cross-encoder/ms-marco-MiniLM-L6-v2", "model")),
+    (("SparseEncoder", ()), 'SparseEncoder("naver/splade-v3")', ("naver/splade-v3", "model")),
+    (("Trainer", ()), 'trainer = SFTTrainer(model="Qwen/Qwen2.5-0.5B", train_dataset=ds)', ("Qwen/Qwen2.5-0.5B", "model")),
+    (("create_model", ("timm", "open_clip")), 'import timm\ntimm.create_model("hf-hub:timm/vit_base.augreg_in21k", pretrained=True)',
+     ("timm/vit_base.augreg_in21k", "model")),
+    (("create_model_and_transforms", ("open_clip",)),
+     'import open_clip\nopen_clip.create_model_and_transforms("hf-hub:laion/CLIP-ViT-g-14")', ("laion/CLIP-ViT-g-14", "model")),
+    (("create_model_from_pretrained", ("open_clip",)),
+     'from open_clip import create_model_from_pretrained\ncreate_model_from_pretrained("hf-hub:org/clip")', ("org/clip", "model")),
+    (("get_tokenizer", ("open_clip",)), 'import open_clip\nopen_clip.get_tokenizer("hf-hub:org/tok")', ("org/tok", "model")),
+    (("LLM", ("vllm",)), 'from vllm import LLM\nLLM(model="org/vllm-model")', ("org/vllm-model", "model")),
+    (("load", ("mlx_lm",)), 'from mlx_lm import load\nmodel, tok = load("mlx-community/Qwen3-4B-4bit")',
+     ("mlx-community/Qwen3-4B-4bit", "model")),
+    (("get_kernel", ("kernels",)), 'from kernels import get_kernel\nget_kernel("kernels-community/activation")',
+     ("kernels-community/activation", "kernel")),
+]
+
+
+def test_every_loader_row_has_an_example():
+    from monitor.refs.loaders import LOADERS
+
+    rows = {(r.name, r.owners or r.modules) for r in LOADERS}
+    assert rows == {key for key, _, _ in LOADER_EXAMPLES}
+
+
+@pytest.mark.parametrize("key,source,expected", LOADER_EXAMPLES, ids=[f"{k[0]}{list(k[1])}" for k, _, _ in LOADER_EXAMPLES])
+def test_loader_row(key, source, expected):
+    assert [(r.repo, r.type) for r in python.parse(source, "x.py").references] == [expected]
+
+
+@pytest.mark.parametrize("source", [
+    'from mylib import load\nload("org/not-mlx")',           # a generic name from another module
+    'import timm\ntimm.create_model("vit_base_patch16_224")',  # a built-in architecture, not the Hub
+    'LLM(model="org/not-vllm")',                               # LLM not imported from vllm
+    'Trainer(model=model)',                                    # a model object: not a name, not unresolved
+    'PeftConfig.from_pretrained("org/x", "not/the-repo")',     # PeftConfig takes the repo first
+])
+def test_loader_rows_do_not_over_match(source):
+    p = python.parse(source, "x.py")
+    assert [r.repo for r in p.references if r.repo == "not/the-repo" or "not" in r.repo] == [] and not p.unresolved
+
+
+def test_peft_config_reads_its_first_argument():
+    assert [r.repo for r in python.parse('PeftConfig.from_pretrained("org/adapter")', "x.py").references] == ["org/adapter"]
+
+
+@pytest.mark.parametrize("source,expected", [
+    ('pd.read_parquet("hf://datasets/org/ds@v1.0/data/train.parquet")', [("org/ds", "dataset", "v1.0")]),
+    ('load_dataset("parquet", data_files={"train": "hf://datasets/org/ds@refs%2Fconvert%2Fparquet/x.parquet"})',
+     [("org/ds", "dataset", "refs/convert/parquet")]),
+    ('fs.open("hf://org/model/config.json")', [("org/model", "model", None)]),
+    ('load_image("https://huggingface.co/datasets/org/imgs/resolve/main/a.png")', [("org/imgs", "dataset", "main")]),
+    (f'requests.get("https://huggingface.co/org/m/resolve/{SHA}/config.json")', [("org/m", "model", SHA)]),
+    ('"""see hf://datasets/org/in-docstring"""', []),
+])
+def test_hub_urls_in_call_arguments(source, expected):
+    assert [(r.repo, r.type, r.revision) for r in python.parse(source, "x.py").references] == expected
+
+
+_STATEMENTS = st.lists(st.sampled_from([
+    'M = "org/a"\n', 'M = "org/b"\n', 'AutoModel.from_pretrained(M)\n', 'load_dataset("org/d")\n',
+    'D = """\nAutoModel.from_pretrained("evil/doc")\n"""\n', 'x = (\nAutoModel.from_pretrained("org/p")\n)\n',
+    'if cond:\n    M = "org/c"\nelse:\n    pass\n', '@dec\ndef f(m="org/f"):\n    return AutoModel.from_pretrained(m)\n',
+    'try:\n    M = "org/t"\nexcept E:\n    M = "org/e"\n', 'class C:\n    m: str = field(default="org/field-model")\n',
+    'pipeline("x", model=M)  # hubwatch: ignore[unpinned]\n', 'def broken(:\n', '\r\n', 'y = 1 + \\\n2\n',
+]), max_size=30).map("".join)
+
+
+@FUZZ
+@given(_STATEMENTS)
+def test_chunked_parse_equals_a_whole_parse_on_any_sequence_of_statements(source):
+    whole = python.parse(source, "x.py")
+    saved = python.CHUNKED_FROM, python.CHUNK_LINES
+    python.CHUNKED_FROM, python.CHUNK_LINES = 0, 2
+    try:
+        chunked = python.parse(source, "x.py")
+    finally:
+        python.CHUNKED_FROM, python.CHUNK_LINES = saved
+    if whole.problems:  # a broken file: both say so (a partial read may differ in how much it read)
+        assert chunked.problems and chunked.problems[0].message.split(" (read up to")[0] == \
+            whole.problems[0].message.split(" (read up to")[0]
+    else:
+        assert chunked == whole
+
+
+def test_hub_ids_are_matched_to_their_very_end():
+    from monitor.refs.model import is_hub_id
+
+    assert is_hub_id("org/m") and not is_hub_id("org/m\n") and not is_hub_id("gpt2\n")
+    assert [r.repo for r in python.parse('AutoModel.from_pretrained("org/m\\n")', "x.py").references] == []
+
+
+@pytest.mark.parametrize("option,expected", [
+    ("--model_name_or_path", [("org/m", "model")]), ("--base_model", [("org/m", "model")]),
+    ("--data_path", [("org/m", "dataset")]), ("--dataset_name", [("org/m", "dataset")]),
+    ("--model", [("org/m", "model")]), ("--teacher_model", [("org/m", "model")]),
+    ("--model_type", []), ("--tokenizer_class", []), ("--output_dir", []), ("--hub_model_id", []),
+])
+def test_argparse_defaults_of_load_options_only(option, expected):
+    p = python.parse(f'p.add_argument("{option}", type=str, default="org/m")', "x.py")
+    assert [(r.repo, r.type) for r in p.references] == expected
+    assert all(r.source == "default" for r in p.references)
+    # a legacy name as the default of a type option is not a load either
+    assert python.parse(f'p.add_argument("--model_type", default="gpt2")', "x.py").references == ()

@@ -34,7 +34,7 @@ def default_dir(env: dict[str, str] | None = None) -> Path:
 
 def scan(cache_dir: Path) -> Parsed:
     if not cache_dir.is_dir():
-        return Parsed(problems=(Problem(str(cache_dir), "no Hugging Face cache here (not a directory)"),))
+        return Parsed(problems=(Problem(str(cache_dir), "no Hugging Face cache here (not a directory)", skipped=True),))
     refs: list[Reference] = []
     problems: list[Problem] = []
     for entry in sorted(cache_dir.iterdir()):

@@ -38,7 +38,9 @@ def lookalikes(refs: Sequence[Reference], screener: "Screener | None") -> dict[s
 def check(refs: Sequence[Reference], screener: "Screener | None", client: "HubClient | None",
           workers: int = 8) -> list[Checked]:
     imitated = lookalikes(refs, screener)
-    states = hub_state.look_up(client, ((r.type, r.repo) for r in refs), workers) if client else {}
+    # kernels are not served by the Hub's refs API that hub_state asks: no state, never "missing"
+    states = hub_state.look_up(client, ((r.type, r.repo) for r in refs if r.type != "kernel"), workers) if client else {}
     ordered = sorted(refs, key=lambda r: (r.file, r.cell or 0, r.line or 0, r.repo))
     return [Checked(r, imitated.get(r.namespace) if r.namespace else None,
-                    states.get(hub_state.key(r.type, r.repo)) if client else None) for r in ordered]
+                    states.get(hub_state.key(r.type, r.repo)) if client and r.type != "kernel" else None)
+            for r in ordered]

@@ -10,7 +10,7 @@ SHA = re.compile(r"^[0-9a-fA-F]{40}\Z")
 # ("./out", "/data/model", "C:\\x", "a/b/c") is a local path, not a Hub reference.
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
 _REPO = re.compile(rf"{_PART}(?:/{_PART})?")  # fullmatch: to the very end, no trailing newline
-REPO_TYPES = ("model", "dataset", "space")
+REPO_TYPES = ("model", "dataset", "space", "kernel")
 
 
 def is_hub_id(text: str) -> bool:
@@ -30,6 +30,14 @@ class Reference:
     via: str                   # the call or config key that names it, or "cache"
     cell: int | None = None    # notebooks: 1-based index of the cell (line is within the cell)
     cache_refs: tuple[str, ...] = ()  # cache: the ref names (main, v1) pointing at this revision
+    revision_expr: str | None = None  # revision= given but not resolved: its source text
+    source: str | None = None  # "default": an argparse/dataclass/os.environ default, not a literal load
+    ambiguous: bool = False    # a single-segment name that is not a legacy Hub repo: local or Hub
+    candidates: int = 1        # > 1: one of the values different branches bind (each reported)
+    subset: str | None = None  # a dataset's config name (lm-eval dataset_name, load_dataset(path, name))
+    remote_code: bool = False  # loaded with trust_remote_code=True (or a loader that runs the repo's code)
+    file_line: int | None = None  # notebooks: the line in the .ipynb JSON (SARIF regions)
+    suppressed: tuple[str, ...] = ()  # conditions an inline `# hubwatch: ignore[...]` waives
 
     @property
     def pinned(self) -> bool:
@@ -50,6 +58,8 @@ class Unresolved:
     via: str
     why: str
     cell: int | None = None
+    file_line: int | None = None
+    suppressed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class Problem:
 
     file: str
     message: str
+    skipped: bool = False  # a special file or an outward symlink met in a walk: listed, never read
 
 
 @dataclass(frozen=True)

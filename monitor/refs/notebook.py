@@ -4,8 +4,10 @@ Only code cells are read; markdown and raw cells are prose. IPython syntax is no
 before parsing each line magic (`%pip ...`), shell escape (`!ls`, `x = !ls`) and help query
 (`obj?`) becomes `pass` at the same indentation (line numbers stay true), and a cell magic other
 than the timing ones (`%%bash`, `%%html` ...) skips its cell. A cell that still does not parse is
-reported and the others are read. Module-level constants and import aliases are shared across
-cells, as in a kernel.
+reported and the others are read. Cells are walked in order with one environment, as a kernel
+runs them: a constant bound in cell 3 serves cell 9, and a re-bound one serves what follows it.
+Each reference carries `cell` and `line` (within the cell) and, for SARIF, `file_line`: its line
+in the .ipynb JSON (each element of a cell's `source` list is one JSON line in nbformat's layout).
 """
 
 from __future__ import annotations
@@ -32,25 +34,45 @@ def parse(raw: bytes | str, file: str) -> Parsed:
     if not isinstance(cells, list):
         return Parsed(problems=(Problem(file, "not a notebook (no 'cells' list)"),))
     trees, problems = [], []
+    starts = _source_lines(raw)
     for index, cell in enumerate(cells, 1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = _source(cell.get("source"))
         if source is None:
             continue
-        tree = python.parse_tree(source, file, where=f"cell {index}: ")
-        if isinstance(tree, Problem):
-            problems.append(tree)
-        else:
-            trees.append((index, tree, source))
-    constants = python.module_constants(t for _, t, _ in trees)
-    aliases = python.import_aliases(t for _, t, _ in trees)  # an import in one cell serves the next
-    refs, unresolved = [], []
-    for index, tree, source in trees:
-        r, u = python.references(tree, file, constants, cell=index, source=source, aliases=aliases)
-        refs += r
-        unresolved += u
-    return Parsed(tuple(refs), tuple(unresolved), tuple(problems))
+        tree, problem = python.parse_readable(source, file, where=f"cell {index}: ")
+        if problem is not None:
+            problems.append(problem)
+        if tree is not None:
+            start = starts[index - 1] if starts is not None and index - 1 < len(starts) else None
+            trees.append((index, tree, source, start, isinstance(cell.get("source"), list)))
+    scanner = python.Scanner(file)  # one environment and one import table for every cell, in order
+    for index, tree, source, start, per_line in trees:
+        scanner.module(tree, source, cell=index, file_line=start, per_line=per_line)
+    found = scanner.finish()
+    return Parsed(found.references, found.unresolved, tuple(problems))
+
+
+_SOURCE_KEY = re.compile(r'"source"\s*:\s*(\[)?')
+_CELL_KEY = re.compile(r'"cell_type"\s*:')
+
+
+def _source_lines(raw: bytes | str) -> list[int] | None:
+    """The .ipynb line of each cell's first source line (in cell order), or None when the file's
+    layout does not let us tell (a "source" key count that differs from the cell count)."""
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    keys = list(_SOURCE_KEY.finditer(text))
+    if len(keys) != len(_CELL_KEY.findall(text)):
+        return None
+    out, line, last = [], 1, 0
+    for m in keys:
+        line += text.count("\n", last, m.start())
+        last = m.start()
+        # a list's first element sits on the next line in nbformat's indented layout
+        nxt = text[m.end():m.end() + 200].lstrip(" \t\r")
+        out.append(line + (1 if m.group(1) and nxt.startswith("\n") else 0))
+    return out
 
 
 def _source(value: object) -> str | None:

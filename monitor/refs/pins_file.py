@@ -25,7 +25,8 @@ def render(checked: list[Checked], header: str, allow_lookalike: bool = False) -
     # A comment in TOML must not hold control characters: file names come from the scanned tree.
     lines, skipped, unknown, seen = [one_line(f"# {header}"), ""], [], 0, set()
     for c in checked:
-        r, where = c.ref, f"{c.ref.file}" + (f":{c.ref.line}" if c.ref.line is not None else "")
+        r = c.ref
+        where = f"{r.file}" + (f" cell {r.cell}" if r.cell is not None else "") + (f":{r.line}" if r.line is not None else "")
         pin, why = _pin(c)
         if pin is not None and c.lookalike_of and not allow_lookalike:
             pin, why = None, f"look-alike of {c.lookalike_of} (--allow-lookalike to pin it anyway)"

@@ -1,7 +1,10 @@
 """Find the files under PATHs and parse each with the right reader.
 
-Directories are walked without following symlinks (no loops); tool and VCS directories
-(`SKIP_DIRS`) are not entered, so a virtualenv's copy of transformers does not drown our own code.
+Directories are walked without following symlinks (no loops); a file symlink is read only when
+it resolves inside the scanned tree, and special files (FIFOs, sockets, devices) are never opened:
+both are listed as skipped. Tool and VCS directories (`SKIP_DIRS`) are not entered, so a
+virtualenv's copy of transformers does not drown our own code. Extensionless `*_yaml` files
+(lm-evaluation-harness templates) are read as YAML.
 Each file is read once, up to a size bound; a file without any trigger word (`from_pretrained`,
 `model`, `dataset` ...) cannot hold a reference and is not parsed, which keeps a 10,000-file tree
 to a few seconds. What cannot be read or parsed becomes a Problem and the walk goes on.
@@ -10,6 +13,7 @@ to a few seconds. What cannot be read or parsed becomes a Problem and the walk g
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -48,7 +52,7 @@ def scan(paths: Iterable[str], workers: int | None = None, parallel_from: int = 
     todo: list[tuple[str, str]] = []
     for path in paths:
         for file, explicit in _files(path, problems):
-            suffix = os.path.splitext(file)[1].lower()
+            suffix = suffix_of(file)
             if suffix in READERS:
                 todo.append((file, suffix))
             elif explicit:
@@ -84,10 +88,21 @@ def read_many(files: list[tuple[str, str]]) -> list[Parsed]:
     return [read(file, suffix) for file, suffix in files]
 
 
+def suffix_of(file: str) -> str:
+    suffix = os.path.splitext(file)[1].lower()
+    if not suffix and file.endswith("_yaml"):
+        return ".yaml"  # lm-evaluation-harness's include templates (_default_template_yaml)
+    return suffix
+
+
 def read(file: str, suffix: str) -> Parsed:
     limit, triggers, parser = READERS[suffix]
     try:
-        with open(file, "rb") as fh:
+        # O_NONBLOCK: a FIFO swapped in after the walk must not block the open; fstat then refuses it
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return Parsed(problems=(Problem(file, "not a regular file: skipped", skipped=True),))
             raw = fh.read(limit + 1)
     except OSError as e:
         return Parsed(problems=(Problem(file, f"cannot read: {e.strerror or e}"),))
@@ -105,6 +120,7 @@ def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
     if not os.path.isdir(path):
         yield path, True
         return
+    root = os.path.realpath(path)
     stack = [path]
     while stack:
         top = stack.pop()
@@ -120,8 +136,17 @@ def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in SKIP_DIRS:
                         subdirs.append(entry.path)
-                elif entry.is_file():
+                elif entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if os.path.commonpath([root, target]) != root:
+                        if suffix_of(entry.name) in READERS:
+                            problems.append(Problem(entry.path, "symlink out of the scanned tree: skipped", skipped=True))
+                    elif os.path.isfile(target):
+                        yield entry.path, False
+                elif entry.is_file(follow_symlinks=False):
                     yield entry.path, False
-            except OSError:
+                elif suffix_of(entry.name) in READERS or not entry.is_dir(follow_symlinks=False):
+                    problems.append(Problem(entry.path, "not a regular file: skipped", skipped=True))
+            except (OSError, ValueError):
                 continue
         stack.extend(reversed(subdirs))
