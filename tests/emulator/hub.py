@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .cdn import Cdn
 from .hub_routes import Request, Response, error, route
 from .hub_state import HubState
 
@@ -137,6 +138,7 @@ class HubEmulator(HubState):
 
     def __init__(self) -> None:
         super().__init__()
+        self.cdn = Cdn()  # the second origin LFS/Xet downloads are redirected to
         self._server = _Server(self)
         self._thread: threading.Thread | None = None
         self.url = f"http://127.0.0.1:{self._server.server_port}"
@@ -150,6 +152,7 @@ class HubEmulator(HubState):
         self._log: deque[RequestRecord] = deque(maxlen=LOG_LIMIT)
         self.errors: deque[str] = deque(maxlen=100)  # tracebacks of emulator bugs (answered as 500)
         self.timeout_sleep = 2.0
+        self.bytes_served = 0  # response body bytes this origin sent (the CDN counts its own)
         self._wake = threading.Event()  # set on reset/stop: interrupts injected sleeps
 
     @property
@@ -162,9 +165,11 @@ class HubEmulator(HubState):
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name=f"hub-emulator-{self.port}", daemon=True)
             self._thread.start()
+        self.cdn.start()
         return self
 
     def stop(self) -> None:
+        self.cdn.stop()
         self._wake.set()
         if self._thread is not None:
             self._server.shutdown()
@@ -185,6 +190,7 @@ class HubEmulator(HubState):
             self._wake.set()
             self._clear_state()
             self._init_transport()
+        self.cdn.reset()
 
     # ---- faults, latency, rate limit ---------------------------------------------------------
     def fail(self, pattern: str | None = None, *, status: int = 500, times: int | None = 1, kind: str = "status",
@@ -410,8 +416,7 @@ class HubEmulator(HubState):
             return None
         return h.rfile.read(length) if length else b""
 
-    @staticmethod
-    def _write(h: _Handler, resp: Response, method: str) -> None:
+    def _write(self, h: _Handler, resp: Response, method: str) -> None:
         h.send_response(resp.status)
         has_id = False
         for k, v in resp.headers:
@@ -422,4 +427,6 @@ class HubEmulator(HubState):
         h.send_header("Content-Length", str(len(resp.body)))  # HEAD: the GET length, no body
         h.end_headers()
         if method != "HEAD" and resp.body:
+            with self._lock:
+                self.bytes_served += len(resp.body)
             h.wfile.write(resp.body)
