@@ -73,6 +73,12 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
+    def handle_error(self, request, client_address):  # a client hanging up mid-body is normal here
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
     def get_request(self):
         sock, addr = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -180,20 +186,24 @@ class Cdn:
                 else:
                     status = 206
                     headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
-        length = end - start
+        length = end - start if h.command != "HEAD" else 0
+        # Logged before answering, so a client never sees an answer the log lacks; bytes a client
+        # hung up on are taken back below.
+        with self._lock:
+            self.bytes_served += length
+            self.log.append(CdnRecord(h.command, path, rng, status, length, auth))
         sent = 0
         h.send_response(status)
         for k, v in headers:
             h.send_header(k, v)
-        h.send_header("Content-Length", str(length))
+        h.send_header("Content-Length", str(end - start))
         h.end_headers()
         try:
-            if h.command != "HEAD" and length:
-                for pos in range(start, end, self.CHUNK):
-                    chunk = content_slice(content, pos, min(end, pos + self.CHUNK))
-                    h.wfile.write(chunk)
-                    sent += len(chunk)
+            for pos in range(start, start + length, self.CHUNK):
+                chunk = content_slice(content, pos, min(end, pos + self.CHUNK))
+                h.wfile.write(chunk)
+                sent += len(chunk)
         finally:
-            with self._lock:
-                self.bytes_served += sent
-                self.log.append(CdnRecord(h.command, path, rng, status, sent, auth))
+            if sent < length:
+                with self._lock:
+                    self.bytes_served -= length - sent
