@@ -83,6 +83,8 @@ class ContentSession:
     fetched: int = 0
     requests: int = 0
     resolves: int = 0
+    transient: int = 0  # reads that failed in a way a later try may fix (5xx, 429, network)
+    refused: int = 0  # reads the Hub refused us (gated without access, disabled): says nothing of the content
 
     @classmethod
     def for_client(cls, client: Any, limits: ContentLimits | None = None) -> "ContentSession":
@@ -131,6 +133,16 @@ class HubFileReader:
             raise ContentReadError(f"bad range {offset}+{length}", permanent=True)
         if length == 0 or (self._size is not None and offset >= self._size):
             return b""
+        try:
+            chunk = self._read_range(offset, length)
+        except ContentReadError as e:
+            if not e.permanent:
+                self._s.transient += 1
+            raise
+        self._read += len(chunk)
+        return chunk
+
+    def _read_range(self, offset: int, length: int) -> bytes:
         if self._location is None and self._whole is None:
             self._resolve()
         if self._whole is not None:
@@ -141,7 +153,6 @@ class HubFileReader:
                 self._fetch(offset, length)
                 chunk = (self._from_whole(offset, length) if self._whole is not None
                          else self._from_window(offset, length) or b"")
-        self._read += len(chunk)
         return chunk
 
     # --- answers kept -----------------------------------------------------------------------------
@@ -249,6 +260,8 @@ class HubFileReader:
         gated = r.headers.get("X-Error-Code") == "GatedRepo"
         disabled = "disabled" in (r.headers.get("X-Error-Message") or "").lower()
         what = "gated, no access" if gated else "disabled by the Hub" if disabled else f"HTTP {status}"
+        if gated or disabled or status in (401, 403) and _origin(str(r.url)) == _origin(self._s.endpoint):
+            self._s.refused += 1
         raise ContentReadError(f"{self.path}: download refused ({what})",
                                permanent=status in _PERMANENT or gated or disabled)
 

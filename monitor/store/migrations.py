@@ -154,6 +154,19 @@ def m004_slack_replays(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m_i14_wire_content_state(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE content_state (
+            -- What inspecting a watched repo's content concluded (clean / flagged / not_inspected),
+            -- and the chat templates read: the baseline later moves are compared with.
+            key TEXT PRIMARY KEY,
+            state_json TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
 def apply(db: Database) -> list[str]:
     """Apply pending migrations; return the names applied (empty when already up to date).
 
