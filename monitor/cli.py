@@ -107,7 +107,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     One row per pin: state (ok, pending, unknown, unreachable, unavailable, gated, disabled,
     ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
-    ref's head, open findings and the last error; then one row for look-alike discovery (last
+    ref's head, open findings, content (clean, flagged or not_inspected, with the reason: what
+    inspecting its pickles and chat templates concluded) and the last error; then one row for look-alike discovery (last
     run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
     discovery with "kind": "lookalikes". Safe while the daemon runs (opens the database read-only).
     """
@@ -117,6 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monitor.store import Store
 
     states: dict = {}
+    contents: dict = {}
     open_counts: dict = {}
     probes: dict = {}
     last_run = None
@@ -124,12 +126,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         store = Store.open_readonly(settings.state_path)
         try:
             states, open_counts = store.load_states(), store.open_findings_by_subject()
+            contents = store.load_contents()
             probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
         finally:
             store.close()
     else:
         print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
-    rows = pin_statuses(settings.pin, states, open_counts)
+    rows = pin_statuses(settings.pin, states, open_counts, contents)
     discovery = lookalike_status(settings.lookalike, probes, last_run)
     for row in rows:
         print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))

@@ -23,6 +23,7 @@ SHOWN = 5  # names listed in one rule's detail
 DIFF_CHARS = 4000  # a template diff kept in evidence
 HUB_MISSED = "the Hub's scan did not flag it"
 HUB_NOT_SCANNED = "the Hub has not scanned it"
+SCAN_UNKNOWN: Mapping[str, str] = {"<scan not asked>": ""}  # the Hub's scan was not read (copies): no note
 
 
 class PickleLike(Protocol):  # monitor.content.pickles.PickleVerdict
@@ -68,6 +69,8 @@ def _list(items: Sequence[str], limit: int = SHOWN) -> str:
 
 def hub_note(path: str, flagged: Mapping[str, str] | None) -> str:
     """What the Hub's scan said of a file we found dangerous ("" when it flagged it too)."""
+    if flagged is SCAN_UNKNOWN:
+        return ""
     if flagged is None:
         return HUB_NOT_SCANNED
     return "" if path in flagged else HUB_MISSED
@@ -125,8 +128,8 @@ def evidence(report: ContentReport, flagged: Mapping[str, str] | None = None) ->
         "pickles": [{"path": v.path, "container": v.container, "imports": list(v.imports),
                      "dangerous": list(v.dangerous), "unknown": list(v.unknown),
                      "not_inspected": v.not_inspected, "severity": v.severity,
-                     **({"hub_scan": flagged.get(v.path, "not flagged")} if flagged is not None
-                        else {"hub_scan": "not scanned"})}
+                     **({} if flagged is SCAN_UNKNOWN else {"hub_scan": flagged.get(v.path, "not flagged")}
+                        if flagged is not None else {"hub_scan": "not scanned"})}
                     for v in report.pickles],
         "templates": [{"source": t.source, "diff": (t.verdict.diff or "")[:DIFF_CHARS],
                        "rules": [{"rule": h.rule, "severity": h.severity, "template": h.template,

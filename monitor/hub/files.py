@@ -35,6 +35,13 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _PERMANENT = {400, 401, 403, 404, 410, 416}
 
 
+class ContentMissing(ContentReadError):
+    """The file does not exist at that revision (404): absent, not unreadable."""
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True)
+
+
 def _admit() -> None:
     """One content request (a resolve or a CDN range) may go out: the one budget call of content
     reads, so it can be pointed at whichever bucket the Hub meters downloads in."""
@@ -262,6 +269,8 @@ class HubFileReader:
         what = "gated, no access" if gated else "disabled by the Hub" if disabled else f"HTTP {status}"
         if gated or disabled or status in (401, 403) and _origin(str(r.url)) == _origin(self._s.endpoint):
             self._s.refused += 1
+        if status == 404:
+            raise ContentMissing(f"{self.path}: not found")
         raise ContentReadError(f"{self.path}: download refused ({what})",
                                permanent=status in _PERMANENT or gated or disabled)
 

@@ -25,7 +25,9 @@ from monitor.detect import clones as dc
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.errors import HubError
+from monitor.hub.models import RepoId
 from monitor.hub.namespaces import NamespaceClient, RepoStub
+from monitor.jobs.content_check import ContentChecker
 from monitor.jobs.round_robin import RoundRobin
 from monitor.jobs.token import halted, token_refused
 from monitor.runtime import Runtime
@@ -64,6 +66,7 @@ class _Scan:
         self.budget, self.spent, self.errors = budget, 0, 0
         self.facts: dict[str, lr.Facts] = {}
         self.seen: set[str] = set()  # copies met this cycle: a repo's two searches may both list one
+        self.checker = ContentChecker(rt.client)
 
     def afford(self, cost: int) -> bool:
         return self.spent + cost <= self.budget and not halted(self.rt)
@@ -120,6 +123,16 @@ class _Scan:
             self.facts[key] = facts_from(self.hub.overview(name), name)
         return self.facts[key]
 
+    def content(self, m: dc.CloneMatch, stub: RepoStub, f: Finding) -> Finding:
+        """The copy's pickles judged, its templates compared with the original's (issue 14)."""
+        try:
+            report = self.checker.copy(RepoId(m.type, m.foreign), "main", stub.files, {},
+                                       RepoId(m.type, m.original), "main", None)
+        except HubError as e:  # unknown, not safe: the finding keeps its namespace-based severity
+            log.info("content of %s not inspected: %s", m.foreign, e)
+            return f
+        return dc.with_content(f, report)
+
     def judge(self, index: dc.CloneIndex, hits: list[RepoStub]) -> tuple[list[Finding], int, bool]:
         """(new findings, matching hits, whether every hit could be judged within the budget)."""
         found, matched = [], 0
@@ -141,6 +154,7 @@ class _Scan:
                 log.info("overview of %s failed: %s", owner, e)
                 continue
             f = dc.finding(m, facts, stub.files, self.now, self.rt.settings.hub.endpoint)
+            f = self.content(m, stub, f)
             found += self.rt.store.record(f"clone:{m.subject.lower()}", None, [f], list(self.rt.sinks), self.now)
         return found, matched, True
 

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from monitor.content.reader import ContentCaps, ContentReadError
 from monitor.detect import content as dc
 from monitor.detect.risk import PICKLE_EXTS
-from monitor.hub.files import ContentLimits, ContentSession, HubFileReader
+from monitor.hub.files import ContentLimits, ContentMissing, ContentSession, HubFileReader
 from monitor.hub.models import RepoId
 
 log = logging.getLogger("hubwatch.content")
@@ -132,6 +132,8 @@ class ContentChecker:
                 continue
             try:
                 merged.update(parse[name](rd.text(rev, name, sizes.get(name))))
+            except ContentMissing:
+                continue  # listed but gone (or, for an original, only guessed): no template there
             except ContentReadError as e:
                 unread.append((f"{name}@{rev[:7]}", str(e)))
                 return None
@@ -235,14 +237,18 @@ class ContentChecker:
         ggufs = sorted(p for p in paths if _lower(p).endswith(GGUF_EXT))
         if ggufs:  # quantised copies share one template: the first file speaks for them
             ours.append((ggufs[0], self.gguf_templates(rd, rev, ggufs[0], sizes.get(ggufs[0]), other)))
-        theirs = _Reads(rd.session, original)
-        base = self.chat_templates(theirs, original_rev, original_paths, {}, other)
+        base = self.original_templates(rd, original, original_rev, original_paths, other)
         for source, templates in ours:
             if templates and base is not None and templates != base:
                 results.append(dc.TemplateResult(source, compare_templates(base, templates)))
             elif templates and base is None:
                 results.append(dc.TemplateResult(source, compare_templates(None, templates)))
         return self._report(rd, verdicts, results, unread, other, keras)
+
+    def original_templates(self, rd: _Reads, original: RepoId, rev: str, paths: Sequence[str] | None,
+                           other: list[tuple[str, str]]) -> dict[str, str] | None:
+        """The protected original's templates (its file list unknown: every source is tried)."""
+        return self.chat_templates(_Reads(rd.session, original), rev, paths or template_files(), {}, other)
 
     @staticmethod
     def _report(rd: _Reads, verdicts, results, unread, other, keras) -> dc.ContentReport:
