@@ -45,8 +45,10 @@ def template_files() -> tuple[str, ...]:
 
 
 def is_template_source(path: str) -> bool:
-    """A top-level file transformers reads chat templates from."""
-    return "/" not in path and path in template_files()
+    """A file transformers reads chat templates from (content/templates.is_template_file)."""
+    from monitor.content.templates import is_template_file
+
+    return is_template_file(path)
 
 
 def pickle_order(paths: Sequence[str], sizes: Mapping[str, int | None]) -> list[str]:
@@ -123,15 +125,11 @@ class ContentChecker:
         read or parsed (said in `unread`)."""
         from monitor.content import templates as tp
 
-        parse = {"tokenizer_config.json": tp.templates_from_tokenizer_config,
-                 "chat_template.json": tp.templates_from_chat_template_json,
-                 "chat_template.jinja": tp.templates_from_jinja_file}
+        order = {"tokenizer_config.json": 0, "chat_template.json": 1, "chat_template.jinja": 2}
         merged: dict[str, str] = {}
-        for name in ("tokenizer_config.json", "chat_template.json", "chat_template.jinja"):
-            if name not in paths:
-                continue
+        for name in sorted((p for p in paths if tp.is_template_file(p)), key=lambda p: (order.get(p, 3), p)):
             try:
-                merged.update(parse[name](rd.text(rev, name, sizes.get(name))))
+                merged.update(tp.templates_from_file(name, rd.text(rev, name, sizes.get(name))))
             except ContentMissing:
                 continue  # listed but gone (or, for an original, only guessed): no template there
             except ContentReadError as e:
