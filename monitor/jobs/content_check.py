@@ -91,6 +91,7 @@ class ContentChecker:
 
     def __init__(self, client: Any, limits: ContentLimits | None = None, caps: ContentCaps | None = None):
         self.client, self.limits, self.caps = client, limits or ContentLimits(), caps or ContentCaps()
+        self._originals: dict[tuple[RepoId, str], dict[str, str] | None] = {}  # copies of one original share it
 
     def reads(self, repo: RepoId) -> _Reads:
         return _Reads(ContentSession.for_client(self.client, replace(self.limits)), repo)
@@ -245,8 +246,12 @@ class ContentChecker:
 
     def original_templates(self, rd: _Reads, original: RepoId, rev: str, paths: Sequence[str] | None,
                            other: list[tuple[str, str]]) -> dict[str, str] | None:
-        """The protected original's templates (its file list unknown: every source is tried)."""
-        return self.chat_templates(_Reads(rd.session, original), rev, paths or template_files(), {}, other)
+        """The protected original's templates (its file list unknown: every source is tried), read
+        once per checker (one clone-watch cycle) however many copies it has."""
+        if (original, rev) not in self._originals:
+            self._originals[(original, rev)] = self.chat_templates(_Reads(rd.session, original), rev,
+                                                                   paths or template_files(), {}, other)
+        return self._originals[(original, rev)]
 
     @staticmethod
     def _report(rd: _Reads, verdicts, results, unread, other, keras) -> dc.ContentReport:
