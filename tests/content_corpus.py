@@ -427,7 +427,7 @@ def evil_cases() -> list[Case]:
         "high", "stream ends before STOP")
     sd = state_dict(("Float",))
     clean = torch_zip(sd)
-    add("pytorch_model.bin", b"7z\xbc\xaf\x27\x1c\x00\x04" + zlib.compress(clean), "high",
+    add("nullifai/pytorch_model.bin", b"7z\xbc\xaf\x27\x1c\x00\x04" + zlib.compress(clean), "high",
         "a PyTorch archive wrapped in 7z (nullifAI)")
     add("gzip_model.pt", b"\x1f\x8b\x08\x00" + zlib.compress(EVIL_PKL), "high", "gzip-wrapped")
     add("second_pickle.bin", torch_zip(sd, extra_members=[("archive/extra.pkl", EVIL_PKL)]),
@@ -447,7 +447,7 @@ def evil_cases() -> list[Case]:
         "joblib estimator carrying a payload")
     add("object_evil.npy", npy(np.array([_Reduce(os.system, "id"), 1], dtype=object)),
         "critical", "object .npy whose pickle calls posix.system")
-    add("model.safetensors", EVIL_PKL, "critical", "a pickle named model.safetensors")
+    add("evil/model.safetensors", EVIL_PKL, "critical", "a pickle named model.safetensors")
     add("model", EVIL_PKL, "critical", "a pickle without extension")
     nested = proto(2) + call(glob("torch.storage", "_load_from_bytes"), binbytes(EVIL_PKL)) + STOP
     add("nested_evil.pt", nested, "critical", "torch.storage._load_from_bytes of an evil pickle")

@@ -95,8 +95,12 @@ class Walker:
     """Replays one pickle stream (a fresh unpickler: own stack and memo)."""
 
     def __init__(self, fetch: Callable[[int, int], bytes], size: int | None, cap: int,
-                 findings: Findings, depth: int = 0):
+                 findings: Findings, depth: int = 0,
+                 window: Callable[[int, int], bytes] | None = None):
+        """`fetch(offset, length)` returns exactly the bytes asked for (fewer only at the end);
+        `window` may return fewer (what is at hand) when `size` is known."""
         self.fetch, self.size, self.cap, self.f, self.depth = fetch, size, cap, findings, depth
+        self.window = window if window is not None and size is not None else fetch
         self.parsed = 0
         self.fetches = 0
         self.stack: list[object] = []
@@ -151,8 +155,11 @@ class Walker:
                 raise WalkError(f"more than {_MAX_FETCHES} ranges needed to follow the stream")
             if self.size is not None and pos > self.size:
                 raise WalkError("the stream points past the end of the file")
-            data = self.fetch(pos, want) if want > 0 else b""
-            at_end = len(data) < want or (self.size is not None and pos + len(data) >= self.size)
+            data = self.window(pos, want) if want > 0 else b""
+            if self.size is not None:
+                at_end = pos + len(data) >= self.size or not data
+            else:
+                at_end = len(data) < want
             outcome, new_pos, value = self._run(data, pos, at_end)
             self.parsed += new_pos - pos if outcome != "skip" else self._skip_parsed
             if outcome == "stop":
@@ -355,7 +362,8 @@ class Walker:
         if hasobject:
             if self.depth >= 3:
                 raise WalkError("nested pickles deeper than 3")
-            inner = Walker(self.fetch, self.size, self.cap - self.parsed, self.f, self.depth + 1)
+            inner = Walker(self.fetch, self.size, self.cap - self.parsed, self.f, self.depth + 1,
+                           self.window)
             end, _ = inner.walk(after)
             self.parsed += inner.parsed
             return end

@@ -115,6 +115,14 @@ class _Source:
         self._block, self._at = self._read(self.start + offset, want), offset
         return self._block[:length]
 
+    def window(self, offset: int, length: int) -> bytes:
+        """Like fetch, but what the kept block holds from `offset` is enough (the walker reads on
+        when it needs more)."""
+        if self._at <= offset < self._at + len(self._block):
+            i = offset - self._at
+            return self._block[i:i + length]
+        return self.fetch(offset, length)
+
 
 class _Inspection:
     def __init__(self, reader: RangeReader, caps: ContentCaps, depth: int = 0):
@@ -161,7 +169,7 @@ class _Inspection:
         """Pickles back to back from `start` to the end of the region (or 5 for legacy)."""
         pos, budget, count, legacy = start, self.caps.pickle_bytes, 0, False
         while True:
-            walker = Walker(src.fetch, src.size, budget, self.f)
+            walker = Walker(src.fetch, src.size, budget, self.f, window=src.window)
             try:
                 end, value = walker.walk(pos)
             except WalkError as exc:
@@ -283,7 +291,7 @@ class _Inspection:
 
         def one(pos: int) -> tuple[int, object]:
             nonlocal budget
-            walker = Walker(src.fetch, src.size, budget, self.f)
+            walker = Walker(src.fetch, src.size, budget, self.f, window=src.window)
             try:
                 return walker.walk(pos)
             finally:
