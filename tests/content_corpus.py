@@ -188,38 +188,69 @@ def state_dict(kinds: tuple[str, ...], seed: int = 0) -> OrderedDict:
 
 
 # ------------------------------------------------------------------ ZIP writer
-def zip_archive(members: list[tuple[str, bytes]], *, deflate: tuple[str, ...] = (),
-                align: int = 64, local_name: dict[str, str] | None = None,
-                local_flags: dict[str, int] | None = None) -> bytes:
+def zip_segments(members: list[tuple[str, bytes | int]], *, deflate: tuple[str, ...] = (),
+                 align: int = 64, local_name: dict[str, str] | None = None,
+                 local_flags: dict[str, int] | None = None,
+                 zip64: bool = False) -> list[bytes | int]:
     """A ZIP as PyTorch's writer makes it: stored members, the data of each aligned to `align`
-    bytes by an extra field in the local header only. `local_name`/`local_flags` make a local
-    header disagree with the central directory (the picklescan CVE-2025-1944/1945 tricks)."""
-    out, central = bytearray(), bytearray()
+    bytes by an extra field in the local header only; ZIP64 records when `zip64` (or a member
+    past 4 GiB). A member's data may be an int: that many zero bytes, left as a hole in the
+    returned segments (bytes, or int for a hole) so a 5 GB archive needs no 5 GB of memory.
+    `local_name`/`local_flags` make a local header disagree with the central directory (the
+    picklescan CVE-2025-1944/1945 tricks)."""
+    segments: list[bytes | int] = []
+    out, central, pos = bytearray(), bytearray(), 0
     for name, data in members:
+        size = data if isinstance(data, int) else len(data)
         method = 8 if name in deflate else 0
-        body = zlib.compressobj(9, zlib.DEFLATED, -15)
-        payload = body.compress(data) + body.flush() if method else data
-        crc = zlib.crc32(data)
+        if isinstance(data, int):
+            payload, crc = data, 0
+        else:
+            body = zlib.compressobj(9, zlib.DEFLATED, -15)
+            payload = body.compress(data) + body.flush() if method else data
+            crc = zlib.crc32(data)
+        csize = payload if isinstance(payload, int) else len(payload)
         raw = name.encode()
         lraw = (local_name or {}).get(name, name).encode()
         lflags = (local_flags or {}).get(name, 0)
-        offset = len(out)
-        pad = 0
-        if align:
-            start = offset + 30 + len(lraw) + 4
-            pad = (-start) % align
-        extra = (struct.pack("<2H", 0x4246, pad) + b"Z" * pad) if align else b""
-        out += struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, lflags, method, 0, 0x21,
-                           crc, len(payload), len(data), len(lraw), len(extra)) + lraw + extra
-        out += payload
-        central += struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, method, 0,
-                               0x21, crc, len(payload), len(data), len(raw), 0, 0, 0, 0, 0,
-                               offset) + raw
-    cd_at = len(out)
+        offset = pos + len(out)
+        big = zip64 or size >= 0xFFFFFFFF or offset >= 0xFFFFFFFF
+        local64 = struct.pack("<2H2Q", 1, 16, size, csize) if big else b""
+        pad = (-(offset + 30 + len(lraw) + len(local64) + 4)) % align if align else 0
+        extra = local64 + ((struct.pack("<2H", 0x4246, pad) + b"Z" * pad) if align else b"")
+        sizes = (0xFFFFFFFF, 0xFFFFFFFF) if big else (csize, size)
+        out += struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 45 if big else 20, 0, lflags, method, 0,
+                           0x21, crc, *sizes, len(lraw), len(extra)) + lraw + extra
+        if isinstance(payload, int):
+            segments += [bytes(out), payload]
+            pos += len(out) + payload
+            out = bytearray()
+        else:
+            out += payload
+        central64 = struct.pack("<2H3Q", 1, 24, size, csize, offset) if big else b""
+        central += struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 45 if big else 20, 3,
+                               45 if big else 20, 0, 0, method, 0, 0x21, crc, *sizes, len(raw),
+                               len(central64), 0, 0, 0, 0,
+                               0xFFFFFFFF if big else offset) + raw + central64
+    cd_at = pos + len(out)
     out += central
-    out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members),
-                       len(central), cd_at, 0)
-    return bytes(out)
+    n = len(members)
+    if zip64 or cd_at >= 0xFFFFFFFF:
+        eocd64_at = cd_at + len(central)
+        out += struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, len(central), cd_at)
+        out += struct.pack("<4sLQL", b"PK\x06\x07", 0, eocd64_at, 1)
+        out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
+                           0xFFFFFFFF, 0)
+    else:
+        out += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), cd_at, 0)
+    segments.append(bytes(out))
+    return segments
+
+
+def zip_archive(members: list[tuple[str, bytes]], **kw) -> bytes:
+    """zip_segments joined into bytes (holes as zeros)."""
+    return b"".join(bytes(seg) if isinstance(seg, int) else seg
+                    for seg in zip_segments(members, **kw))
 
 
 def torch_zip(obj: object, stem: str = "archive", *, extra_members=(), deflate=(),

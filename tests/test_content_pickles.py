@@ -270,3 +270,44 @@ def test_struct_and_corpus_bytes_are_deterministic():
     assert a.keys() == b.keys()
     assert len(a) == len(cc.all_cases())          # names are unique paths
     assert all(a[k] == b[k] for k in a)
+
+
+class SparseReader(BytesReader):
+    """A file of byte segments and zero-filled holes (a 5 GB archive without 5 GB of memory)."""
+
+    def __init__(self, segments, path):
+        super().__init__(b"", path)
+        self.segments, self.total = segments, sum(
+            s if isinstance(s, int) else len(s) for s in segments)
+
+    @property
+    def size(self):
+        return self.total
+
+    def read(self, offset, length):
+        out, at = bytearray(), 0
+        end = min(offset + length, self.total)
+        for seg in self.segments:
+            n = seg if isinstance(seg, int) else len(seg)
+            lo, hi = max(offset, at), min(end, at + n)
+            if lo < hi:
+                out += bytes(hi - lo) if isinstance(seg, int) else seg[lo - at:hi - at]
+            at += n
+        self._read += len(out)
+        self.calls += 1
+        return bytes(out)
+
+
+@pytest.mark.parametrize("payload,severity", [(None, "medium"), (cc.EVIL_PKL, "critical")])
+def test_5gb_zip64_archive_costs_a_few_ranges(payload, severity):
+    with cc.stand_ins(cc._torch_modules()):
+        pkl, _ = cc.torch_pickle(cc.state_dict(("Float", "Half")))
+    members = [("archive/data.pkl", pkl), ("archive/data/0", 5 * 1024**3),
+               ("archive/version", b"3\n")]
+    if payload:
+        members.append(("archive/z.pkl", payload))
+    reader = SparseReader(cc.zip_segments(members, zip64=True), "pytorch_model.bin")
+    v = inspect_file(reader)
+    assert v.severity == severity and v.not_inspected is None
+    assert reader.calls <= 4 + bool(payload) and reader.bytes_read < 200_000
+    assert reader.size > 5 * 1024**3
