@@ -311,3 +311,42 @@ def test_5gb_zip64_archive_costs_a_few_ranges(payload, severity):
     assert v.severity == severity and v.not_inspected is None
     assert reader.calls <= 4 + bool(payload) and reader.bytes_read < 200_000
     assert reader.size > 5 * 1024**3
+
+
+def test_joblib_wrapper_made_through_copyreg_is_followed_too():
+    # joblib skips the raw bytes after the BUILD of any NumpyArrayWrapper instance, however
+    # made; if we did not, bytes joblib skips could hide (as a BINBYTES argument to us) the
+    # payload joblib then runs.
+    dtype = (cc.call(cc.glob("numpy", "dtype"), cc.u("u1"), b"\x89", b"\x88")
+             + cc.MARK + b"K\x03" + cc.u("|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00"
+             + cc.TUPLE + cc.BUILD)
+    state = (cc.EMPTY_DICT + cc.MARK + cc.u("shape") + b"K\x05\x85" + cc.u("dtype") + dtype
+             + b"u")
+    wrapper = (cc.call(cc.glob("copyreg", "_reconstructor"),
+                       cc.glob("joblib.numpy_pickle", "NumpyArrayWrapper"),
+                       cc.glob("builtins", "object"), b"N") + state + cc.BUILD)
+    # 5 raw bytes to joblib; to a reader that misses the wrapper, BINBYTES swallowing the payload
+    raw = b"B" + len(cc.SYSTEM).to_bytes(4, "little")
+    stream = cc.proto(2) + wrapper + raw + cc.SYSTEM + cc.STOP
+    v = verdict(stream, "m.joblib")
+    assert "posix.system" in v.dangerous
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # pickletools on bad escapes
+@pytest.mark.parametrize("seed", range(3))
+def test_random_and_mutated_bytes_never_raise(seed):
+    import random
+
+    rng = random.Random(seed)
+    cases = [c.data for c in cc.all_cases()]
+    for _ in range(150):
+        data = bytearray(rng.choice(cases))
+        for _ in range(rng.randint(1, 8)):
+            if data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[:rng.randrange(len(data) + 1)]
+        for name in ("x.pkl", "x.safetensors", "x.npz"):
+            v = verdict(bytes(data), name)
+            assert v.severity in ("critical", "high", "medium", "none")
+            assert not (v.not_inspected or "").startswith("internal error"), v.not_inspected

@@ -330,7 +330,7 @@ class Walker:
             target = self._top()
             if isinstance(target, Call):
                 target.state = state
-                if isinstance(target.func, Global) and target.func.name in allowlist.JOBLIB_WRAPPERS:
+                if _makes_joblib_wrapper(target):
                     return self._joblib_array(target, after)
         elif name == "PERSID":
             push(OPAQUE)
@@ -374,6 +374,22 @@ class Walker:
                 raise WalkError("joblib array padding missing")
             pos += 1 + pad[0]
         return pos + math.prod(shape) * itemsize
+
+
+def _makes_joblib_wrapper(call: Call) -> bool:
+    """Is this (as joblib's `isinstance(stack[-1], NumpyArrayWrapper)` after BUILD would see it)
+    a joblib array wrapper? Made by calling the class (REDUCE/OBJ/INST/NEWOBJ) or through
+    copyreg's reconstructors, which take the class as first argument."""
+    func = call.func
+    if not isinstance(func, Global):
+        return False
+    if func.name in allowlist.JOBLIB_WRAPPERS:
+        return True
+    if func.name in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"):
+        args = call.args
+        return (isinstance(args, tuple) and bool(args) and isinstance(args[0], Global)
+                and args[0].name in allowlist.JOBLIB_WRAPPERS)
+    return False
 
 
 def _pairs(target: dict, items: list[object]) -> dict:

@@ -73,8 +73,12 @@ class PickleVerdict:
 
     @property
     def evidence_only(self) -> bool:
-        """A Keras/HDF5 file without pickles: listed in evidence as not inspected, no finding."""
-        return self.container == "keras" and not self.pickle_streams
+        """Listed in evidence as not inspected, no finding by itself: a Keras/HDF5 file without
+        pickles, or a weight-named file (not pickle-family by extension) in which no pickle was
+        found, e.g. because its first bytes could not be read."""
+        if self.pickle_streams or self.imports:
+            return False
+        return self.container == "keras" or _extension(self.path) not in PICKLE_EXTENSIONS
 
     @property
     def is_pickle(self) -> bool:
@@ -371,6 +375,8 @@ def _inspect(reader: RangeReader, caps: ContentCaps, depth: int) -> PickleVerdic
         ins.reason(str(exc))
     except (RecursionError, MemoryError) as exc:
         ins.reason(f"not inspected: {type(exc).__name__}")
+    except Exception as exc:  # noqa: BLE001 - fail closed on what we did not foresee
+        ins.reason(f"internal error while inspecting: {type(exc).__name__}")
     ins.nested()
     return ins.verdict()
 
