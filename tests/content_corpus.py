@@ -29,6 +29,7 @@ import struct
 import sys
 import tarfile
 import types
+import typing
 import zlib
 from collections import OrderedDict
 from typing import Iterator, NamedTuple
@@ -372,6 +373,57 @@ def joblib_estimator(payload: object | None = None) -> bytes:
     return buf.getvalue()
 
 
+# Lightning keeps hyper-parameters as an omegaconf DictConfig (pickled through its __dict__:
+# _metadata a ContainerMetadata dataclass with typing.Any fields, _content a dict of nodes).
+@dataclasses.dataclass
+class ContainerMetadata:
+    ref_type: object = None
+    object_type: object = None
+    optional: bool = True
+    key: object = None
+    flags: dict = dataclasses.field(default_factory=dict)
+    key_type: object = None
+    element_type: object = None
+
+
+@dataclasses.dataclass
+class Metadata:
+    ref_type: object = None
+    object_type: object = None
+    optional: bool = True
+    key: object = None
+    flags: dict = dataclasses.field(default_factory=dict)
+
+
+class AnyNode:
+    def __init__(self, value, key):
+        self.__dict__.update(_val=value, _metadata=Metadata(typing.Any, None, True, key, {}),
+                             _parent=None)
+
+
+class DictConfig:
+    def __init__(self, content: dict):
+        meta = ContainerMetadata(typing.Any, dict, True, None, {}, typing.Any, typing.Any)
+        nodes = {k: AnyNode(v, k) for k, v in content.items()}
+        self.__dict__.update(_metadata=meta, _parent=None, _content=nodes)
+
+
+_OMEGACONF_SPEC = {
+    "omegaconf.dictconfig": {"DictConfig": DictConfig},
+    "omegaconf.base": {"ContainerMetadata": ContainerMetadata, "Metadata": Metadata},
+    "omegaconf.nodes": {"AnyNode": AnyNode},
+}
+
+
+def lightning_ckpt() -> bytes:
+    ckpt = {"epoch": 3, "global_step": 1200, "pytorch-lightning_version": "2.2.0",
+            "state_dict": state_dict(("Float", "Half")),
+            "hyper_parameters": DictConfig({"lr": 0.001, "layers": 12, "name": "tiny"}),
+            "loops": {"fit_loop": {"state_dict": {}}}, "optimizer_states": [],
+            "lr_schedulers": []}
+    return torch_zip(ckpt, stem="last", spec=_OMEGACONF_SPEC)
+
+
 class _Reduce:
     """An object whose pickle calls `func(*args)` (to put a payload inside a real writer's)."""
 
@@ -508,6 +560,11 @@ def benign_cases() -> list[Case]:
     add("fairseq.pt", torch_zip({"args": argparse.Namespace(arch="transformer", lr=[0.1]),
                                  "model": state_dict(("Float",))}), "medium",
         "fairseq checkpoint with argparse.Namespace")
+    add("last.ckpt", lightning_ckpt(), "medium", "Lightning checkpoint with omegaconf hparams")
+    inner = torch_zip(state_dict(("Float",)))
+    add("storage_pickle.pt", proto(2) + call(glob("torch.storage", "_load_from_bytes"),
+                                             binbytes(inner)) + STOP, "medium",
+        "torch.storage._load_from_bytes of literal bytes that are a clean archive")
     add("model.joblib", joblib_estimator(), "medium", "joblib estimator with numpy arrays")
     add("array.npy", npy(np.arange(10, dtype=np.float32)), "none", "numeric .npy")
     add("objects.npy", npy(np.array([{"a": 1}, "text", 3], dtype=object)), "medium",
