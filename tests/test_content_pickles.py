@@ -260,7 +260,9 @@ def test_read_is_bounded_for_a_huge_plain_pickle():
     data = pickle.dumps(bytes(5_000_000), protocol=4)
     reader = BytesReader(data, "big.pkl")
     v = inspect_file(reader)
-    assert v.severity == "high" and "cap" in v.not_inspected and reader.bytes_read < 1_300_000
+    # windows grow 64 KiB -> 256 KiB -> 1 MB from the last whole opcode: at most a third more
+    assert v.not_inspected == "big.pkl: over the 1,000,000-byte cap"
+    assert v.severity == "high" and reader.bytes_read < 1_400_000
 
 
 def test_struct_and_corpus_bytes_are_deterministic():
@@ -350,3 +352,18 @@ def test_random_and_mutated_bytes_never_raise(seed):
             v = verdict(bytes(data), name)
             assert v.severity in ("critical", "high", "medium", "none")
             assert not (v.not_inspected or "").startswith("internal error"), v.not_inspected
+
+
+@pytest.mark.parametrize("size", [10_000, 70_000, 300_000, 700_000])
+def test_streams_longer_than_the_first_read_are_followed_to_stop(size):
+    # the walker reads on past the head block and its 64 KiB windows, up to the cap
+    data = pickle.dumps({"blob": list(range(size // 4)), "end": cc._Reduce(print, 1)}, 4)
+    assert 4096 < len(data) < 1_000_000
+    v = verdict(data, "d.pkl")
+    assert v.not_inspected is None and v.unknown == ("builtins.print",)
+    legacy_sd = cc.state_dict(("Float",))
+    legacy_sd["names"] = [f"n{i}" for i in range(size // 20)]
+    reader = BytesReader(cc.torch_legacy(legacy_sd), "m.pt")
+    v = inspect_file(reader)
+    assert (v.container, v.severity, v.not_inspected) == ("legacy", "medium", None)
+    assert reader.bytes_read < 2 * len(reader._data) + 70_000

@@ -33,6 +33,13 @@ class WalkError(Exception):
     """The stream cannot be followed to STOP the way an unpickler would."""
 
 
+class OverCap(WalkError):
+    """The stream goes on past the bytes we may parse for it."""
+
+    def __init__(self):
+        super().__init__("pickle stream over the byte cap")
+
+
 class Global:
     """A callable or class the stream imports (the object the unpickler would look up)."""
 
@@ -147,7 +154,7 @@ class Walker:
     def walk(self, start: int) -> tuple[int, object]:
         """Follow one pickle from `start` to its STOP; return (offset after STOP, its value).
         Raises WalkError (names found before the error stay in `findings`)."""
-        pos, window = start, _WINDOW
+        pos, window, exact = start, _WINDOW, False
         while True:
             want = min(window, self.cap - self.parsed + 1)
             self.fetches += 1
@@ -155,7 +162,7 @@ class Walker:
                 raise WalkError(f"more than {_MAX_FETCHES} ranges needed to follow the stream")
             if self.size is not None and pos > self.size:
                 raise WalkError("the stream points past the end of the file")
-            data = self.window(pos, want) if want > 0 else b""
+            data = (self.fetch if exact else self.window)(pos, want) if want > 0 else b""
             if self.size is not None:
                 at_end = pos + len(data) >= self.size or not data
             else:
@@ -167,17 +174,20 @@ class Walker:
             if outcome == "error":
                 raise WalkError(value)
             if self.parsed > self.cap:
-                raise WalkError(f"pickle stream larger than the {self.cap:,}-byte cap")
+                raise OverCap()
             if outcome == "skip":            # joblib raw array bytes: continue past them
                 pos, window = new_pos, _WINDOW
                 continue
             # the window ended inside an opcode: read on from the last whole opcode
             if new_pos == pos:
-                if want < self.cap - self.parsed + 1:
-                    window *= 4
+                if not exact and len(data) < want:   # only part of a kept block: read it whole
+                    exact = True
                     continue
-                raise WalkError(f"pickle stream larger than the {self.cap:,}-byte cap")
-            pos, window = new_pos, max(window, _WINDOW)
+                if want < self.cap - self.parsed + 1:
+                    window, exact = window * 4, True
+                    continue
+                raise OverCap()
+            pos, window, exact = new_pos, max(window, _WINDOW), False
 
     def _run(self, data: bytes, base: int, at_end: bool) -> tuple[str, int, object]:
         stream = io.BytesIO(data)

@@ -21,7 +21,7 @@ from typing import Callable
 from monitor.content import allowlist
 from monitor.content.containers import (
     ContainerError, npy_header, sniff, tar_members, zip_directory, zip_member_bytes)
-from monitor.content.opcodes import Findings, Global, Walker, WalkError
+from monitor.content.opcodes import Findings, Global, OverCap, Walker, WalkError
 from monitor.content.reader import BytesReader, ContentCaps, ContentReadError, RangeReader
 
 PICKLE_EXTENSIONS: tuple[str, ...] = (
@@ -179,7 +179,7 @@ class _Inspection:
             except WalkError as exc:
                 if count == 0 or walker.parsed:
                     self.streams = True
-                if truncated:
+                if truncated or isinstance(exc, OverCap):
                     self.reason(f"{label}: over the {self.caps.pickle_bytes:,}-byte cap")
                 elif count == 0:
                     self.reason(f"{label}: {exc}")
