@@ -297,11 +297,14 @@ def torch_tar(obj: object) -> bytes:
             storage_rec += struct.pack("<q", st.numel) + st.data
         storage_rec += pickle.dumps([], protocol=2)
     tensors_rec = pickle.dumps(0, protocol=2)
+    return _tar([("sys_info", pickle.dumps({"little_endian": True}, protocol=2)),
+                 ("pickle", body), ("storages", bytes(storage_rec)), ("tensors", tensors_rec)])
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in (("sys_info", pickle.dumps({"little_endian": True}, protocol=2)),
-                           ("pickle", body), ("storages", bytes(storage_rec)),
-                           ("tensors", tensors_rec)):
+        for name, data in members:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -539,6 +542,21 @@ def evil_cases() -> list[Case]:
         "torch.storage._load_from_bytes of bytes computed at load time")
     add("back_to_back.pkl", pickle.dumps({"a": 1}, protocol=2) + EVIL_PKL, "critical",
         "a clean pickle then an evil one back to back")
+    # strings spelt oddly, then memoised in protocol 0 (PUT/GET) and fed to STACK_GLOBAL
+    odd = (proto(4) + b"S'o\\x73'\np0\n0" + b"V\\u0073ystem\np1\n0" + b"g0\ng1\n"
+           + STACK_GLOBAL + MARK + b"U\x02id" + TUPLE + REDUCE + STOP)
+    add("odd_strings.pkl", odd, "critical",
+        "STRING with an escape and raw-unicode-escape UNICODE, PUT/GET, then STACK_GLOBAL")
+    add("binstring8.pkl", proto(4) + b"\x8d" + struct.pack("<Q", 5) + b"posix" + b"T"
+        + struct.pack("<I", 6) + b"system" + STACK_GLOBAL + STOP, "critical",
+        "BINUNICODE8 and BINSTRING names")
+    add("dill_function.pkl", proto(4) + s("dill._dill") + s("_create_function") + STACK_GLOBAL
+        + MARK + TUPLE + REDUCE + STOP, "critical", "a dill-serialised function")
+    add("evil_tar.pt", _tar([("sys_info", pickle.dumps({"little_endian": True}, 2)),
+                             ("pickle", EVIL_PKL)]), "critical",
+        "the oldest PyTorch tar layout with a payload in its pickle")
+    add("pop_lost_call.pkl", proto(2) + SYSTEM + POP + pickle.dumps(1, 2)[2:], "critical",
+        "a call whose result is POPped before a clean value is returned")
     return c
 
 
