@@ -157,3 +157,19 @@ def test_a_gguf_update_with_an_injected_template_is_high(env, hub):
     rules = {(r["rule"], r["severity"]) for r in f["evidence"]["rules"]}
     assert ("chat_template_injection", "high") in rules and f["severity"] == "high"
     assert "m-Q4.gguf" in f["summary"]
+
+
+def test_past_the_file_cap_pickles_are_not_inspected_and_said(env, hub, monkeypatch):
+    from monitor.hub import files
+
+    monkeypatch.setattr(files, "MAX_FILES", 3)  # the cap is 200; 201 files would make a slow test
+    hub.add_repo(REPO, files={"config.json": "{}"})
+    env.once()
+    hub.commit(REPO, {f"part-{i}.bin": BENIGN for i in range(5)})
+    env.once()
+    f = by_kind(env)["risky_change"]
+    rules = {r["rule"]: r for r in f["evidence"]["rules"]}
+    assert rules["pickle_file_changed"]["severity"] == "high", "not every file inspected: not medium"
+    assert "file cap of this check reached (3 files)" in rules["not_inspected"]["detail"]
+    assert [p["path"] for p in f["evidence"]["content"]["not_inspected"]] == ["part-3.bin", "part-4.bin"]
+    assert hub.count(r"/resolve/") == 3

@@ -115,3 +115,13 @@ def test_content_state_round_trips_and_tolerates_garbage():
     st = dc.ContentState("a" * 40, "clean", None, {"chat templates": {"default": "{{ x }}"}})
     assert dc.ContentState.from_json(st.to_json()) == st
     assert dc.ContentState.from_json("{not json") is None and dc.ContentState.from_json(None) is None
+
+
+def test_inspection_order_pickles_first_then_sniffed_shallow_and_small_first():
+    from monitor.jobs.content_check import pickle_order
+
+    paths = ["deep/a/model.safetensors", "model.safetensors", "shard-2.bin", "shard-1.bin", "sub/x.pkl",
+             "README.md", "config.json", "weights"]
+    sizes = {"shard-1.bin": 9_000_000_000, "shard-2.bin": 10}
+    assert pickle_order(paths, sizes) == ["shard-2.bin", "shard-1.bin", "sub/x.pkl", "model.safetensors",
+                                          "weights", "deep/a/model.safetensors"]

@@ -51,9 +51,9 @@ def _admit() -> None:
 
 @dataclass
 class ContentLimits:
-    files: int = MAX_FILES
-    check_bytes: int = CHECK_BYTES
-    file_bytes: int = FILE_BYTES
+    files: int = field(default_factory=lambda: MAX_FILES)
+    check_bytes: int = field(default_factory=lambda: CHECK_BYTES)
+    file_bytes: int = field(default_factory=lambda: FILE_BYTES)
 
 
 _client_lock = threading.Lock()
