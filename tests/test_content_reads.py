@@ -112,3 +112,18 @@ def test_failures_say_whether_a_retry_may_help_and_never_show_the_signed_url(hub
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger().handlers = [h for h in logging.getLogger().handlers if not getattr(h, "_hubwatch", False)]
     assert hub.cdn.url in text and "Signature" not in text and "?***" in text
+
+
+def test_content_reads_spend_their_own_budget_not_the_api_one(hub, session, monkeypatch):
+    from monitor.hub import session as hub_session
+    from monitor.hub.budget import Budget
+
+    monkeypatch.setattr(files, "RESOLVERS", Budget(3))  # plans for 95%: 2 requests
+    api_used = hub_session.BUDGET.snapshot().used
+    r = session.open(REPO, "main", "pytorch_model.bin")
+    r.read(0, 10)  # the resolve and one range
+    with pytest.raises(ContentReadError) as e:
+        session.open(REPO, "main", "config.json").read(0, 10)
+    assert not e.value.permanent and "budget" in str(e.value)
+    assert hub_session.BUDGET.snapshot().used == api_used, "content reads never spend the API budget"
+    assert session.transient == 1
