@@ -370,3 +370,14 @@ def test_streams_longer_than_the_first_read_are_followed_to_stop(size):
     v = inspect_file(reader)
     assert (v.container, v.severity, v.not_inspected) == ("legacy", "medium", None)
     assert reader.bytes_read < 2 * len(reader._data) + 70_000
+
+
+def test_npy_with_a_long_header_and_a_zip_with_too_many_entries():
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (2,), " + b" " * 6000 + b"}\n"
+    body = pickle.dumps(np.array([1, cc._Reduce(print, 1)], dtype=object), 3)
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + body
+    assert "builtins.print" in verdict(data, "a.npy").unknown
+    data = b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header + body
+    assert "builtins.print" in verdict(data, "a.npy").unknown
+    many = cc.zip_archive([(f"{i}", b"") for i in range(65537)], align=0, zip64=True)
+    assert "more than 65,536" in verdict(many, "m.pt").not_inspected

@@ -95,6 +95,7 @@ _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # 46 bytes
 _LOCAL = struct.Struct("<4s2B4HL2L2H")     # 30 bytes
 _TAIL = 65535 + _EOCD.size + _EOCD64_LOC.size
 _LOCAL_SLACK = 1024                         # local extra fields read with the header
+MAX_ZIP_ENTRIES = 65536
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ def zip_directory(reader: RangeReader, size: int, header_cap: int) -> list[ZipMe
           else reader.read(cd_offset, cd_size))
     if len(cd) != cd_size:
         raise ContainerError("ZIP central directory truncated")
+    if entries > MAX_ZIP_ENTRIES:
+        raise ContainerError(f"ZIP of {entries:,} entries (more than {MAX_ZIP_ENTRIES:,})")
     members, i = [], 0
     for _ in range(entries):
         if i + _CENTRAL.size > len(cd) or cd[i:i + 4] != b"PK\x01\x02":

@@ -94,6 +94,15 @@ class PickleVerdict:
         return "medium" if self.pickle_streams else "none"
 
 
+def _npy_header_end(head: bytes) -> int:
+    """Where an npy header ends, from its fixed prefix (version 1: 2-byte length, 2/3: 4)."""
+    if len(head) >= 10 and head[6] == 1:
+        return 10 + struct.unpack_from("<H", head, 8)[0]
+    if len(head) >= 12 and head[6] in (2, 3):
+        return 12 + struct.unpack_from("<L", head, 8)[0]
+    return len(head)
+
+
 class _Source:
     """Ranged reads of a region of the file (the whole file, or one tar member), with the last
     block kept so small reads next to each other cost one request."""
@@ -205,10 +214,10 @@ class _Inspection:
     def _npy(self, src: _Source, label: str) -> None:
         head = src.fetch(0, _HEAD)
         try:
-            if len(head) >= 12 and head[6] in (2, 3):
-                need = 12 + struct.unpack_from("<L", head, 8)[0]
-                if need > self.caps.pickle_bytes:
-                    raise ContainerError(f"npy header of {need:,} bytes is over the cap")
+            need = _npy_header_end(head)
+            if need > self.caps.pickle_bytes:
+                raise ContainerError(f"npy header of {need:,} bytes is over the cap")
+            if need > len(head):
                 head = src.fetch(0, need)
             header = npy_header(head)
         except ContainerError as exc:
@@ -249,8 +258,8 @@ class _Inspection:
                                        truncated=more)
                 else:
                     data, _ = zip_member_bytes(self.reader, m, _HEAD)
-                    if len(data) >= 12 and data[6] in (2, 3):
-                        need = 12 + struct.unpack_from("<L", data, 8)[0]
+                    need = _npy_header_end(data)
+                    if need > len(data):
                         data, _ = zip_member_bytes(self.reader, m, min(need, cap))
                     header = npy_header(data)
                     if header.has_object:
