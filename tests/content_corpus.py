@@ -2,8 +2,8 @@
 for the end-to-end ones (`hubwatch once` against the emulator).
 
     from tests.content_corpus import evil_cases, benign_cases, all_cases
-    for case in all_cases():          # Case(name, data, severity, note)
-        ...                           # name: the repo path to publish it under
+    for name, data, severity in all_cases():   # Case(name, data, severity); case.note
+        ...                                    # name: the repo path to publish it under
 
 `severity` is what `inspect_file` must answer: evil cases are "critical" or "high"; benign ones,
 written the way the real writers write them, are "medium" (a pickle, every import allowlisted)
@@ -37,11 +37,28 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 
-class Case(NamedTuple):
+class _Case(NamedTuple):
     name: str        # path in the repo
     data: bytes
     severity: str    # what inspect_file must say: critical | high | medium | none
-    note: str
+
+
+class Case(_Case):
+    """(name, data, severity); `.note` says what the case is."""
+
+    @property
+    def note(self) -> str:
+        return NOTES.get(self.name, "")
+
+
+NOTES: dict[str, str] = {}
+
+
+def _adder(cases: list[Case]):
+    def add(name: str, data: bytes, severity: str, note: str) -> None:
+        NOTES[name] = note
+        cases.append(Case(name, data, severity))
+    return add
 
 
 # ------------------------------------------------------------------ a tiny pickle assembler
@@ -456,7 +473,7 @@ EVIL_PKL = proto(2) + SYSTEM + STOP
 
 def evil_cases() -> list[Case]:
     c = []
-    add = lambda name, data, sev, note: c.append(Case(name, data, sev, note))  # noqa: E731
+    add = _adder(c)
     add("os_system.pkl", EVIL_PKL, "critical", "posix.system through REDUCE")
     add("nt_system.pt", proto(2) + call(glob("nt", "system"), u("calc")) + STOP, "critical",
         "nt.system")
@@ -562,7 +579,7 @@ def evil_cases() -> list[Case]:
 
 def benign_cases() -> list[Case]:
     c = []
-    add = lambda name, data, sev, note: c.append(Case(name, data, sev, note))  # noqa: E731
+    add = _adder(c)
     add("pytorch_model.bin", torch_zip(state_dict(("Float", "Float", "Long")),
                                        stem="pytorch_model"), "medium",
         "float32/int64 state dict, PyTorch ZIP layout")

@@ -25,7 +25,7 @@ from typing import Callable
 from monitor.content import allowlist
 
 _WINDOW = 64 * 1024
-_MAX_FETCHES = 512
+_MAX_FETCHES = 4096   # windows per stream (most are served from the block at hand)
 HIGHEST_PROTOCOL = 5
 
 

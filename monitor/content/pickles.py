@@ -202,8 +202,8 @@ class _Inspection:
                 legacy, count_max = True, 5
                 self.container = "legacy"
             pos = end
-            if count >= count_max:
-                if not legacy and (src.size is None or pos < src.size):
+            if count >= count_max:   # legacy: raw storages follow; npy: numpy reads one pickle
+                if count_max == _MAX_STREAMS and (src.size is None or pos < src.size):
                     self.reason(f"{label}: more than {count_max} pickles back to back")
                 return
             if src.size is not None and pos >= src.size:
