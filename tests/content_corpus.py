@@ -510,6 +510,9 @@ def evil_cases() -> list[Case]:
     add("dotted_stack_global.pkl", proto(4) + s("torch") + s("hub.load") + STACK_GLOBAL + MARK
         + s("x/y") + s("m") + TUPLE + REDUCE + STOP, "critical",
         "protocol-4 dotted name torch + hub.load")
+    add("attribute_chain.pkl", proto(4) + s("torch") + s("os.system") + STACK_GLOBAL + MARK
+        + s("id") + TUPLE + REDUCE + STOP, "critical",
+        "protocol-4 attribute path into os through torch's namespace (torch.os.system)")
     add("dunder_chain.pkl", proto(4) + s("collections") + s("OrderedDict.__init__.__globals__")
         + STACK_GLOBAL + STOP, "critical", "a dunder attribute chain off an allowlisted class")
     rot13 = (proto(4) + call(glob("_codecs", "encode"), u("bf"), u("rot13")) + s("system")

@@ -52,7 +52,7 @@ def test_benign_files_as_real_writers_make_them_have_nothing_unknown(case):
     ("evil.joblib", "posix.system"), ("object_evil.npy", "posix.system"),
     ("evil/model.safetensors", "posix.system"), ("nested_evil.pt", "posix.system"),
     ("nested_opaque.pt", "torch.storage._load_from_bytes"), ("back_to_back.pkl", "posix.system"),
-    ("odd_strings.pkl", "os.system"), ("binstring8.pkl", "posix.system"),
+    ("odd_strings.pkl", "os.system"), ("attribute_chain.pkl", "torch.os.system"), ("binstring8.pkl", "posix.system"),
     ("dill_function.pkl", "dill._dill._create_function"), ("evil_tar.pt", "posix.system"),
     ("pop_lost_call.pkl", "posix.system"),
 ])

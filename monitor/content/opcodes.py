@@ -75,7 +75,9 @@ class Findings:
     nested_bytes: list[tuple[str, bytes]] = field(default_factory=list)  # (loader, literal bytes)
     nested_unresolved: dict[str, None] = field(default_factory=dict)     # loader called otherwise
     nested_called: dict[str, None] = field(default_factory=dict)
-    computed: dict[str, None] = field(default_factory=dict)   # STACK_GLOBAL of computed strings
+    # judged dangerous whatever the tables say: a STACK_GLOBAL of strings computed at load time,
+    # or an attribute chain that walks into a dangerous module (`torch` + `os.system`)
+    forced: dict[str, None] = field(default_factory=dict)
 
     def add(self, name: str) -> None:
         self.imports.setdefault(name, None)
@@ -136,8 +138,10 @@ class Walker:
         del self.stack[at:]
         return items
 
-    def _import(self, name: str) -> Global:
+    def _import(self, name: str, attr: str = "") -> Global:
         self.f.add(name)
+        if "." in attr and allowlist.chain_reaches_danger(attr):
+            self.f.forced.setdefault(name, None)
         return Global(name)
 
     def _called(self, func: object, args: object) -> Call:
@@ -311,7 +315,7 @@ class Walker:
 
     def _global(self, name, arg, data, at, after):
         module, attr = _two_lines(data, at + 1)
-        glob = self._import(_global_name(module, attr, self.proto))
+        glob = self._import(_global_name(module, attr, self.proto), attr)
         if name == "GLOBAL":
             self.stack.append(glob)
         else:   # INST: import, then call with the items above the mark
@@ -320,13 +324,13 @@ class Walker:
     def _stack_global(self, name, arg, data, at, after):
         attr, module = self._pop(), self._pop()
         if isinstance(attr, str) and isinstance(module, str):
-            self.stack.append(self._import(_global_name(module, attr, self.proto)))
+            self.stack.append(self._import(_global_name(module, attr, self.proto), attr))
         elif any(isinstance(v, (Call, Global, Opaque)) for v in (module, attr)):
             # a name computed at load time (e.g. a call's result): nothing real writes this
             shown = [v if isinstance(v, str) else "<computed>" for v in (module, attr)]
             computed = f"{shown[0]}.{shown[1]}"
             self.f.add(computed)
-            self.f.computed.setdefault(computed, None)
+            self.f.forced.setdefault(computed, None)
             self.stack.append(Global(computed))
         else:
             raise WalkError("STACK_GLOBAL requires str")

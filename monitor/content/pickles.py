@@ -358,7 +358,7 @@ class _Inspection:
         dangerous, unknown = [], []
         for name in self.f.imports:
             judged = allowlist.judge(name)
-            if name in self.f.computed or name in self.extra_dangerous or judged == "dangerous":
+            if name in self.f.forced or name in self.extra_dangerous or judged == "dangerous":
                 dangerous.append(name)
             elif judged == "nested":
                 if name in self.f.nested_unresolved or name not in self.nested_ok:
