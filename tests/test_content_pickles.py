@@ -381,3 +381,16 @@ def test_npy_with_a_long_header_and_a_zip_with_too_many_entries():
     assert "builtins.print" in verdict(data, "a.npy").unknown
     many = cc.zip_archive([(f"{i}", b"") for i in range(65537)], align=0, zip64=True)
     assert "more than 65,536" in verdict(many, "m.pt").not_inspected
+
+
+@pytest.mark.parametrize("text", [
+    b"MIT License\n\nCopyright (c) 2024 Someone\n\nPermission is hereby granted",
+    b"Copyright 2024 The Authors. All rights reserved.\n" + b"Licensed under the Apache " * 20,
+    b"FROM python:3.11\nRUN pip install torch\n", b"                                 Apache License",
+    b"lm_head.weight\n" * 50, b"(this file is a note)\n" * 40,
+])
+def test_text_files_without_extension_are_not_taken_for_pickles(text):
+    v = verdict(text, "NOTICE")
+    assert (v.severity, v.is_pickle, v.not_inspected) == ("none", False, None)
+    assert verdict(cc.EVIL_PKL, "NOTICE").severity == "critical"
+    assert verdict(b"cos\nsystem\n(S'id'\ntR.", "weights").severity == "critical"

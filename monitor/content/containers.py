@@ -14,6 +14,7 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 from monitor.content.reader import RangeReader
 
@@ -39,24 +40,29 @@ class ContainerError(Exception):
 _OPCODES = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes)
 
 
-def _parses_to(head: bytes) -> tuple[int, int, bool]:
+def _parses_to(head: bytes, most: int = 16) -> tuple[int, int, bool]:
     """(opcodes parsed, offset reached, STOP seen) before the first error in `head`."""
     stream, count, reached = io.BytesIO(head), 0, 0
     try:
         for op, _arg, _pos in pickletools.genops(stream):
             count, reached = count + 1, stream.tell()
-            if op.name == "STOP" or count >= 16:
+            if op.name == "STOP" or count >= most:
                 return count, reached, op.name == "STOP"
     except (ValueError, UnicodeDecodeError, OverflowError, IndexError, KeyError):
         pass
     return count, reached, False
 
 
-def looks_like_pickle(head: bytes) -> bool:
+def looks_like_pickle(head: bytes, strict: bool = False) -> bool:
     """A pickle by its first opcodes: PROTO 0-5 followed by a valid opcode, or a protocol-0/1
-    stream whose first three opcodes parse (text files fail within one or two)."""
+    stream whose first three opcodes parse (text files fail within one or two). `strict` (a
+    file not named as a pickle: LICENSE, NOTICE, …): a protocol-0/1 stream must reach STOP or
+    run to the end of `head` without an error, which text does not."""
     if len(head) >= 3 and head[0] == 0x80 and head[1] <= 5 and head[2:3] in _OPCODES:
         return True
+    if strict:
+        _count, reached, stop = _parses_to(head, most=len(head) + 1)
+        return stop or (reached == len(head) > 0)
     count, _reached, stop = _parses_to(head)
     return stop or count >= 3
 
@@ -68,7 +74,7 @@ def looks_like_safetensors(head: bytes, size: int | None) -> bool:
     return size is None or n <= size - 8
 
 
-def sniff(head: bytes, size: int | None) -> str:
+def sniff(head: bytes, size: int | None, strict: bool = False) -> str:
     """What the first bytes say: zip, npy, tar, pickle, safetensors, gguf, hdf5, 7z, gzip, …,
     or unknown. A pickle wins over every other reading (its loader would take it)."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -79,7 +85,7 @@ def sniff(head: bytes, size: int | None) -> str:
         return "tar"        # (its first bytes are also walked as a pickle: see pickles.py)
     if looks_like_safetensors(head, size) and _parses_to(head)[1] < 8:
         return "safetensors"     # its length prefix is no pickle past the first bytes
-    if looks_like_pickle(head):
+    if looks_like_pickle(head, strict):
         return "pickle"
     for magic, kind in MAGICS:
         if head.startswith(magic):
@@ -294,11 +300,12 @@ def _tar_number(field: bytes) -> int:
     return int(text, 8) if text else 0
 
 
-def tar_members(reader: RangeReader, size: int | None, max_members: int) -> list[TarMember]:
+def tar_members(read: Callable[[int, int], bytes], size: int | None,
+                max_members: int) -> list[TarMember]:
     """Walk the 512-byte headers (PAX and GNU long names honoured for the member's name)."""
     members, pos, long_name = [], 0, None
     for _ in range(max_members * 2 + 2):
-        block = reader.read(pos, 512)
+        block = read(pos, 512)
         if len(block) < 512 or block == b"\0" * 512:
             return members
         try:
@@ -311,7 +318,7 @@ def tar_members(reader: RangeReader, size: int | None, max_members: int) -> list
             name = block[345:500].split(b"\0", 1)[0] + b"/" + name
         content = pos + 512
         if kind in (b"x", b"L"):
-            meta = reader.read(content, min(length, 64 * 1024))
+            meta = read(content, min(length, 64 * 1024))
             if kind == b"L":
                 long_name = meta.split(b"\0", 1)[0]
             else:

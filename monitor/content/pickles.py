@@ -155,9 +155,9 @@ class _Inspection:
     def run(self) -> None:
         size = self.reader.size
         head = self.reader.read(0, _HEAD)
-        kind = sniff(head, size)
-        self.container = kind
         pickle_named = _extension(self.reader.path) in PICKLE_EXTENSIONS
+        kind = sniff(head, size, strict=not pickle_named and not self.depth)
+        self.container = kind
         whole = _Source(self.reader.read, 0, size)
         whole.seed(0, head)
         if kind == "zip":
@@ -282,7 +282,8 @@ class _Inspection:
             except WalkError:
                 pass
         try:
-            members = tar_members(self.reader, size, self.caps.tar_members)
+            members = tar_members(_Source(self.reader.read, 0, size).fetch, size,
+                                  self.caps.tar_members)
         except ContainerError as exc:
             self.reason(str(exc))
             return
