@@ -555,6 +555,10 @@ def evil_cases() -> list[Case]:
         "critical", "object .npy whose pickle calls posix.system")
     add("evil/model.safetensors", EVIL_PKL, "critical", "a pickle named model.safetensors")
     add("model", EVIL_PKL, "critical", "a pickle without extension")
+    add("proto0_long/model.safetensors", b"cos\nsystem\n(S'" + b"x" * 6000 + b"'\ntR.",
+        "critical", "protocol-0 pickle named .safetensors, a 6 kB argument after the payload")
+    add("proto0_broken/model.safetensors", b"cposix\nsystem\n(S'id'\ntR\xff\xfe", "critical",
+        "protocol-0 pickle named .safetensors, payload then a broken stream")
     nested = proto(2) + call(glob("torch.storage", "_load_from_bytes"), binbytes(EVIL_PKL)) + STOP
     add("nested_evil.pt", nested, "critical", "torch.storage._load_from_bytes of an evil pickle")
     add("nested_opaque.pt", proto(2) + glob("torch.storage", "_load_from_bytes") + MARK

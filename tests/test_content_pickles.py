@@ -394,3 +394,9 @@ def test_text_files_without_extension_are_not_taken_for_pickles(text):
     assert (v.severity, v.is_pickle, v.not_inspected) == ("none", False, None)
     assert verdict(cc.EVIL_PKL, "NOTICE").severity == "critical"
     assert verdict(b"cos\nsystem\n(S'id'\ntR.", "weights").severity == "critical"
+    # protocol 0, payload first then a long argument or a broken stream, named as weights
+    long_arg = b"cos\nsystem\n(S'" + b"x" * 6000 + b"'\ntR."
+    assert verdict(long_arg, "model.safetensors").severity == "critical"
+    broken = b"cposix\nsystem\n(S'id'\ntR\xff\xfe"
+    v = verdict(broken, "model.safetensors")
+    assert v.severity == "critical" and "unsupported opcode" in v.not_inspected

@@ -53,6 +53,25 @@ def _parses_to(head: bytes, most: int = 16) -> tuple[int, int, bool]:
     return count, reached, False
 
 
+def _imports_danger(head: bytes) -> bool:
+    """Does a protocol-0/1 prefix import something dangerous (GLOBAL/INST) before it breaks?
+    A broken stream still runs what came before the break (nullifAI)."""
+    from monitor.content import allowlist
+    from monitor.content.opcodes import _global_name
+
+    try:
+        for op, arg, _pos in pickletools.genops(io.BytesIO(head)):
+            if op.name in ("GLOBAL", "INST") and isinstance(arg, str) and " " in arg:
+                module, name = arg.split(" ", 1)
+                if allowlist.judge(_global_name(module, name, 0)) in ("dangerous", "nested"):
+                    return True
+            if op.name == "STOP":
+                return False
+    except (ValueError, UnicodeDecodeError, OverflowError, IndexError, KeyError):
+        pass
+    return False
+
+
 def looks_like_pickle(head: bytes, strict: bool = False) -> bool:
     """A pickle by its first opcodes: PROTO 0-5 followed by a valid opcode, or a protocol-0/1
     stream whose first three opcodes parse (text files fail within one or two). `strict` (a
@@ -62,7 +81,7 @@ def looks_like_pickle(head: bytes, strict: bool = False) -> bool:
         return True
     if strict:
         _count, reached, stop = _parses_to(head, most=len(head) + 1)
-        return stop or (reached == len(head) > 0)
+        return stop or (reached == len(head) > 0) or _imports_danger(head)
     count, _reached, stop = _parses_to(head)
     return stop or count >= 3
 
