@@ -74,7 +74,6 @@ class Findings:
     imports: dict[str, None] = field(default_factory=dict)
     nested_bytes: list[tuple[str, bytes]] = field(default_factory=list)  # (loader, literal bytes)
     nested_unresolved: dict[str, None] = field(default_factory=dict)     # loader called otherwise
-    nested_called: dict[str, None] = field(default_factory=dict)
     # judged dangerous whatever the tables say: a STACK_GLOBAL of strings computed at load time,
     # or an attribute chain that walks into a dangerous module (`torch` + `os.system`)
     forced: dict[str, None] = field(default_factory=dict)
@@ -146,7 +145,6 @@ class Walker:
 
     def _called(self, func: object, args: object) -> Call:
         if isinstance(func, Global) and allowlist.judge(func.name) == "nested":
-            self.f.nested_called.setdefault(func.name, None)
             if (isinstance(args, tuple) and len(args) == 1
                     and isinstance(args[0], (bytes, bytearray))):
                 self.f.nested_bytes.append((func.name, bytes(args[0])))
