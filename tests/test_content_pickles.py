@@ -400,3 +400,9 @@ def test_text_files_without_extension_are_not_taken_for_pickles(text):
     broken = b"cposix\nsystem\n(S'id'\ntR\xff\xfe"
     v = verdict(broken, "model.safetensors")
     assert v.severity == "critical" and "unsupported opcode" in v.not_inspected
+
+
+def test_allowlist_and_dangerous_list_do_not_overlap():
+    assert not [n for n in allowlist.ALLOWED if allowlist._in_family(n, allowlist.DANGEROUS)]
+    assert all("." in n for n in allowlist.ALLOWED)     # exact module.name pairs
+    assert not allowlist.NESTED_LOADERS & allowlist.ALLOWED
