@@ -2,8 +2,8 @@
 for the end-to-end ones (`hubwatch once` against the emulator).
 
     from tests.content_corpus import evil_cases, benign_cases, all_cases
-    for case in all_cases():          # Case(name, data, severity, note)
-        ...                           # name: the repo path to publish it under
+    for name, data, severity in all_cases():   # Case(name, data, severity); case.note
+        ...                                    # name: the repo path to publish it under
 
 `severity` is what `inspect_file` must answer: evil cases are "critical" or "high"; benign ones,
 written the way the real writers write them, are "medium" (a pickle, every import allowlisted)
@@ -37,11 +37,28 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 
-class Case(NamedTuple):
+class _Case(NamedTuple):
     name: str        # path in the repo
     data: bytes
     severity: str    # what inspect_file must say: critical | high | medium | none
-    note: str
+
+
+class Case(_Case):
+    """(name, data, severity); `.note` says what the case is."""
+
+    @property
+    def note(self) -> str:
+        return NOTES.get(self.name, "")
+
+
+NOTES: dict[str, str] = {}
+
+
+def _adder(cases: list[Case]):
+    def add(name: str, data: bytes, severity: str, note: str) -> None:
+        NOTES[name] = note
+        cases.append(Case(name, data, severity))
+    return add
 
 
 # ------------------------------------------------------------------ a tiny pickle assembler
@@ -456,7 +473,7 @@ EVIL_PKL = proto(2) + SYSTEM + STOP
 
 def evil_cases() -> list[Case]:
     c = []
-    add = lambda name, data, sev, note: c.append(Case(name, data, sev, note))  # noqa: E731
+    add = _adder(c)
     add("os_system.pkl", EVIL_PKL, "critical", "posix.system through REDUCE")
     add("nt_system.pt", proto(2) + call(glob("nt", "system"), u("calc")) + STOP, "critical",
         "nt.system")
@@ -493,6 +510,9 @@ def evil_cases() -> list[Case]:
     add("dotted_stack_global.pkl", proto(4) + s("torch") + s("hub.load") + STACK_GLOBAL + MARK
         + s("x/y") + s("m") + TUPLE + REDUCE + STOP, "critical",
         "protocol-4 dotted name torch + hub.load")
+    add("attribute_chain.pkl", proto(4) + s("torch") + s("os.system") + STACK_GLOBAL + MARK
+        + s("id") + TUPLE + REDUCE + STOP, "critical",
+        "protocol-4 attribute path into os through torch's namespace (torch.os.system)")
     add("dunder_chain.pkl", proto(4) + s("collections") + s("OrderedDict.__init__.__globals__")
         + STACK_GLOBAL + STOP, "critical", "a dunder attribute chain off an allowlisted class")
     rot13 = (proto(4) + call(glob("_codecs", "encode"), u("bf"), u("rot13")) + s("system")
@@ -535,6 +555,10 @@ def evil_cases() -> list[Case]:
         "critical", "object .npy whose pickle calls posix.system")
     add("evil/model.safetensors", EVIL_PKL, "critical", "a pickle named model.safetensors")
     add("model", EVIL_PKL, "critical", "a pickle without extension")
+    add("proto0_long/model.safetensors", b"cos\nsystem\n(S'" + b"x" * 6000 + b"'\ntR.",
+        "critical", "protocol-0 pickle named .safetensors, a 6 kB argument after the payload")
+    add("proto0_broken/model.safetensors", b"cposix\nsystem\n(S'id'\ntR\xff\xfe", "critical",
+        "protocol-0 pickle named .safetensors, payload then a broken stream")
     nested = proto(2) + call(glob("torch.storage", "_load_from_bytes"), binbytes(EVIL_PKL)) + STOP
     add("nested_evil.pt", nested, "critical", "torch.storage._load_from_bytes of an evil pickle")
     add("nested_opaque.pt", proto(2) + glob("torch.storage", "_load_from_bytes") + MARK
@@ -562,7 +586,7 @@ def evil_cases() -> list[Case]:
 
 def benign_cases() -> list[Case]:
     c = []
-    add = lambda name, data, sev, note: c.append(Case(name, data, sev, note))  # noqa: E731
+    add = _adder(c)
     add("pytorch_model.bin", torch_zip(state_dict(("Float", "Float", "Long")),
                                        stem="pytorch_model"), "medium",
         "float32/int64 state dict, PyTorch ZIP layout")

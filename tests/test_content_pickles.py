@@ -52,7 +52,7 @@ def test_benign_files_as_real_writers_make_them_have_nothing_unknown(case):
     ("evil.joblib", "posix.system"), ("object_evil.npy", "posix.system"),
     ("evil/model.safetensors", "posix.system"), ("nested_evil.pt", "posix.system"),
     ("nested_opaque.pt", "torch.storage._load_from_bytes"), ("back_to_back.pkl", "posix.system"),
-    ("odd_strings.pkl", "os.system"), ("binstring8.pkl", "posix.system"),
+    ("odd_strings.pkl", "os.system"), ("attribute_chain.pkl", "torch.os.system"), ("binstring8.pkl", "posix.system"),
     ("dill_function.pkl", "dill._dill._create_function"), ("evil_tar.pt", "posix.system"),
     ("pop_lost_call.pkl", "posix.system"),
 ])
@@ -370,3 +370,39 @@ def test_streams_longer_than_the_first_read_are_followed_to_stop(size):
     v = inspect_file(reader)
     assert (v.container, v.severity, v.not_inspected) == ("legacy", "medium", None)
     assert reader.bytes_read < 2 * len(reader._data) + 70_000
+
+
+def test_npy_with_a_long_header_and_a_zip_with_too_many_entries():
+    header = b"{'descr': '|O', 'fortran_order': False, 'shape': (2,), " + b" " * 6000 + b"}\n"
+    body = pickle.dumps(np.array([1, cc._Reduce(print, 1)], dtype=object), 3)
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + body
+    assert "builtins.print" in verdict(data, "a.npy").unknown
+    data = b"\x93NUMPY\x02\x00" + len(header).to_bytes(4, "little") + header + body
+    assert "builtins.print" in verdict(data, "a.npy").unknown
+    many = cc.zip_archive([(f"{i}", b"") for i in range(65537)], align=0, zip64=True)
+    assert "more than 65,536" in verdict(many, "m.pt").not_inspected
+
+
+@pytest.mark.parametrize("text", [
+    b"MIT License\n\nCopyright (c) 2024 Someone\n\nPermission is hereby granted",
+    b"Copyright 2024 The Authors. All rights reserved.\n" + b"Licensed under the Apache " * 20,
+    b"FROM python:3.11\nRUN pip install torch\n", b"                                 Apache License",
+    b"lm_head.weight\n" * 50, b"(this file is a note)\n" * 40,
+])
+def test_text_files_without_extension_are_not_taken_for_pickles(text):
+    v = verdict(text, "NOTICE")
+    assert (v.severity, v.is_pickle, v.not_inspected) == ("none", False, None)
+    assert verdict(cc.EVIL_PKL, "NOTICE").severity == "critical"
+    assert verdict(b"cos\nsystem\n(S'id'\ntR.", "weights").severity == "critical"
+    # protocol 0, payload first then a long argument or a broken stream, named as weights
+    long_arg = b"cos\nsystem\n(S'" + b"x" * 6000 + b"'\ntR."
+    assert verdict(long_arg, "model.safetensors").severity == "critical"
+    broken = b"cposix\nsystem\n(S'id'\ntR\xff\xfe"
+    v = verdict(broken, "model.safetensors")
+    assert v.severity == "critical" and "unsupported opcode" in v.not_inspected
+
+
+def test_allowlist_and_dangerous_list_do_not_overlap():
+    assert not [n for n in allowlist.ALLOWED if allowlist._in_family(n, allowlist.DANGEROUS)]
+    assert all("." in n for n in allowlist.ALLOWED)     # exact module.name pairs
+    assert not allowlist.NESTED_LOADERS & allowlist.ALLOWED

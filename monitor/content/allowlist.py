@@ -14,7 +14,8 @@ Every callable a pickle imports (`GLOBAL`, `STACK_GLOBAL`, `INST`, an extension 
 4. Anything else → unknown → high.
 
 A name whose dotted path reaches a dunder attribute (`__globals__`, `__subclasses__`, …) is a
-gadget chain and critical whatever its module.
+gadget chain and critical whatever its module; so is an attribute path that walks into a dangerous
+module through another module's namespace (`STACK_GLOBAL('torch', 'os.system')`).
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ _TRANSFORMERS = [
     "accelerate.utils.dataclasses.DistributedType",
     "accelerate.utils.dataclasses.DeepSpeedPlugin",
     "accelerate.utils.dataclasses.FullyShardedDataParallelPlugin",
+    "accelerate.utils.dataclasses.DynamoBackend", "accelerate.utils.dataclasses.PrecisionType",
+    "accelerate.utils.dataclasses.ComputeEnvironment",
+    "accelerate.utils.dataclasses.SageMakerDistributedType",
+    "accelerate.utils.dataclasses.GradientAccumulationPlugin",
+    "accelerate.utils.dataclasses.DataLoaderConfiguration",
+    "accelerate.utils.dataclasses.ProjectConfiguration",
     "accelerate.state.PartialState", "accelerate.state.AcceleratorState",
     "trl.trainer.sft_config.SFTConfig", "trl.trainer.dpo_config.DPOConfig",
     "trl.trainer.dpo_config.FDivergenceType", "trl.trainer.grpo_config.GRPOConfig",
@@ -204,6 +211,13 @@ EXTENSION_CODES: dict[int, str] = {}
 def _in_family(name: str, families: frozenset[str]) -> bool:
     parts = name.split(".")
     return any(".".join(parts[:i]) in families for i in range(1, len(parts) + 1))
+
+
+def chain_reaches_danger(attr: str) -> bool:
+    """A dotted attribute path (protocol 4 resolves `name` by getattr, part by part) that reaches
+    a dangerous module through another one's namespace: `torch` + `os.system` is os.system."""
+    parts = attr.split(".")
+    return any(_in_family(".".join(parts[i:]), DANGEROUS) for i in range(len(parts)))
 
 
 def judge(name: str) -> str:

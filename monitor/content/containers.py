@@ -14,6 +14,7 @@ import io
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Callable
 
 from monitor.content.reader import RangeReader
 
@@ -39,24 +40,48 @@ class ContainerError(Exception):
 _OPCODES = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes)
 
 
-def _parses_to(head: bytes) -> tuple[int, int, bool]:
+def _parses_to(head: bytes, most: int = 16) -> tuple[int, int, bool]:
     """(opcodes parsed, offset reached, STOP seen) before the first error in `head`."""
     stream, count, reached = io.BytesIO(head), 0, 0
     try:
         for op, _arg, _pos in pickletools.genops(stream):
             count, reached = count + 1, stream.tell()
-            if op.name == "STOP" or count >= 16:
+            if op.name == "STOP" or count >= most:
                 return count, reached, op.name == "STOP"
     except (ValueError, UnicodeDecodeError, OverflowError, IndexError, KeyError):
         pass
     return count, reached, False
 
 
-def looks_like_pickle(head: bytes) -> bool:
+def _imports_danger(head: bytes) -> bool:
+    """Does a protocol-0/1 prefix import something dangerous (GLOBAL/INST) before it breaks?
+    A broken stream still runs what came before the break (nullifAI)."""
+    from monitor.content import allowlist
+    from monitor.content.opcodes import _global_name
+
+    try:
+        for op, arg, _pos in pickletools.genops(io.BytesIO(head)):
+            if op.name in ("GLOBAL", "INST") and isinstance(arg, str) and " " in arg:
+                module, name = arg.split(" ", 1)
+                if allowlist.judge(_global_name(module, name, 0)) in ("dangerous", "nested"):
+                    return True
+            if op.name == "STOP":
+                return False
+    except (ValueError, UnicodeDecodeError, OverflowError, IndexError, KeyError):
+        pass
+    return False
+
+
+def looks_like_pickle(head: bytes, strict: bool = False) -> bool:
     """A pickle by its first opcodes: PROTO 0-5 followed by a valid opcode, or a protocol-0/1
-    stream whose first three opcodes parse (text files fail within one or two)."""
+    stream whose first three opcodes parse (text files fail within one or two). `strict` (a
+    file not named as a pickle: LICENSE, NOTICE, …): a protocol-0/1 stream must reach STOP or
+    run to the end of `head` without an error, which text does not."""
     if len(head) >= 3 and head[0] == 0x80 and head[1] <= 5 and head[2:3] in _OPCODES:
         return True
+    if strict:
+        _count, reached, stop = _parses_to(head, most=len(head) + 1)
+        return stop or (reached == len(head) > 0) or _imports_danger(head)
     count, _reached, stop = _parses_to(head)
     return stop or count >= 3
 
@@ -68,7 +93,7 @@ def looks_like_safetensors(head: bytes, size: int | None) -> bool:
     return size is None or n <= size - 8
 
 
-def sniff(head: bytes, size: int | None) -> str:
+def sniff(head: bytes, size: int | None, strict: bool = False) -> str:
     """What the first bytes say: zip, npy, tar, pickle, safetensors, gguf, hdf5, 7z, gzip, …,
     or unknown. A pickle wins over every other reading (its loader would take it)."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -79,7 +104,7 @@ def sniff(head: bytes, size: int | None) -> str:
         return "tar"        # (its first bytes are also walked as a pickle: see pickles.py)
     if looks_like_safetensors(head, size) and _parses_to(head)[1] < 8:
         return "safetensors"     # its length prefix is no pickle past the first bytes
-    if looks_like_pickle(head):
+    if looks_like_pickle(head, strict):
         return "pickle"
     for magic, kind in MAGICS:
         if head.startswith(magic):
@@ -95,6 +120,7 @@ _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # 46 bytes
 _LOCAL = struct.Struct("<4s2B4HL2L2H")     # 30 bytes
 _TAIL = 65535 + _EOCD.size + _EOCD64_LOC.size
 _LOCAL_SLACK = 1024                         # local extra fields read with the header
+MAX_ZIP_ENTRIES = 65536
 
 
 @dataclass(frozen=True)
@@ -162,6 +188,8 @@ def zip_directory(reader: RangeReader, size: int, header_cap: int) -> list[ZipMe
           else reader.read(cd_offset, cd_size))
     if len(cd) != cd_size:
         raise ContainerError("ZIP central directory truncated")
+    if entries > MAX_ZIP_ENTRIES:
+        raise ContainerError(f"ZIP of {entries:,} entries (more than {MAX_ZIP_ENTRIES:,})")
     members, i = [], 0
     for _ in range(entries):
         if i + _CENTRAL.size > len(cd) or cd[i:i + 4] != b"PK\x01\x02":
@@ -291,11 +319,12 @@ def _tar_number(field: bytes) -> int:
     return int(text, 8) if text else 0
 
 
-def tar_members(reader: RangeReader, size: int | None, max_members: int) -> list[TarMember]:
+def tar_members(read: Callable[[int, int], bytes], size: int | None,
+                max_members: int) -> list[TarMember]:
     """Walk the 512-byte headers (PAX and GNU long names honoured for the member's name)."""
     members, pos, long_name = [], 0, None
     for _ in range(max_members * 2 + 2):
-        block = reader.read(pos, 512)
+        block = read(pos, 512)
         if len(block) < 512 or block == b"\0" * 512:
             return members
         try:
@@ -308,7 +337,7 @@ def tar_members(reader: RangeReader, size: int | None, max_members: int) -> list
             name = block[345:500].split(b"\0", 1)[0] + b"/" + name
         content = pos + 512
         if kind in (b"x", b"L"):
-            meta = reader.read(content, min(length, 64 * 1024))
+            meta = read(content, min(length, 64 * 1024))
             if kind == b"L":
                 long_name = meta.split(b"\0", 1)[0]
             else:

@@ -25,7 +25,7 @@ from typing import Callable
 from monitor.content import allowlist
 
 _WINDOW = 64 * 1024
-_MAX_FETCHES = 512
+_MAX_FETCHES = 4096   # windows per stream (most are served from the block at hand)
 HIGHEST_PROTOCOL = 5
 
 
@@ -74,8 +74,9 @@ class Findings:
     imports: dict[str, None] = field(default_factory=dict)
     nested_bytes: list[tuple[str, bytes]] = field(default_factory=list)  # (loader, literal bytes)
     nested_unresolved: dict[str, None] = field(default_factory=dict)     # loader called otherwise
-    nested_called: dict[str, None] = field(default_factory=dict)
-    computed: dict[str, None] = field(default_factory=dict)   # STACK_GLOBAL of computed strings
+    # judged dangerous whatever the tables say: a STACK_GLOBAL of strings computed at load time,
+    # or an attribute chain that walks into a dangerous module (`torch` + `os.system`)
+    forced: dict[str, None] = field(default_factory=dict)
 
     def add(self, name: str) -> None:
         self.imports.setdefault(name, None)
@@ -136,13 +137,14 @@ class Walker:
         del self.stack[at:]
         return items
 
-    def _import(self, name: str) -> Global:
+    def _import(self, name: str, attr: str = "") -> Global:
         self.f.add(name)
+        if "." in attr and allowlist.chain_reaches_danger(attr):
+            self.f.forced.setdefault(name, None)
         return Global(name)
 
     def _called(self, func: object, args: object) -> Call:
         if isinstance(func, Global) and allowlist.judge(func.name) == "nested":
-            self.f.nested_called.setdefault(func.name, None)
             if (isinstance(args, tuple) and len(args) == 1
                     and isinstance(args[0], (bytes, bytearray))):
                 self.f.nested_bytes.append((func.name, bytes(args[0])))
@@ -194,9 +196,10 @@ class Walker:
         done = 0  # offset in data after the last opcode applied
         self._skip_parsed = 0
         try:
+            effects, tell = _EFFECTS, stream.tell
             for op, arg, at in pickletools.genops(stream):
-                nxt = stream.tell()
-                result = self._apply(op.name, arg, data, at, base + nxt)
+                nxt = tell()
+                result = effects[op.name](self, op.name, arg, data, at, base + nxt)
                 done = nxt
                 if op.name == "STOP":
                     return "stop", base + done, result
@@ -215,149 +218,161 @@ class Walker:
             return "error", base + done, "stream ends before STOP"
         return "more", base + done, None
 
-    def _apply(self, name: str, arg: object, data: bytes, at: int, after: int):  # noqa: C901
-        push = self.stack.append
-        if name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT",
-                    "BINFLOAT"):
-            push(arg)
-        elif name in ("STRING", "BINSTRING", "SHORT_BINSTRING"):
-            push(arg if isinstance(arg, str) else bytes(arg).decode("latin-1"))
-        elif name in ("UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"):
-            push(arg)
-        elif name in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"):
-            push(bytes(arg))
-        elif name == "NONE":
-            push(None)
-        elif name in ("NEWTRUE", "NEWFALSE"):
-            push(name == "NEWTRUE")
-        elif name in ("EMPTY_LIST",):
-            push([])
-        elif name == "EMPTY_DICT":
-            push({})
-        elif name == "EMPTY_TUPLE":
-            push(())
-        elif name in ("EMPTY_SET", "NEXT_BUFFER"):
-            push(OPAQUE)
-        elif name == "READONLY_BUFFER":
-            self._top()
-        elif name == "APPEND":
-            value = self._pop()
-            target = self._top()
-            if isinstance(target, list):
-                target.append(value)
-        elif name == "APPENDS":
-            items = self._pop_mark()
-            target = self._top()
-            if isinstance(target, list):
-                target.extend(items)
-        elif name == "LIST":
-            push(self._pop_mark())
-        elif name == "TUPLE":
-            push(tuple(self._pop_mark()))
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            items = [self._pop() for _ in range(n)]
-            push(tuple(reversed(items)))
-        elif name == "DICT":
-            items = self._pop_mark()
-            push(_pairs({}, items))
-        elif name == "SETITEM":
-            value, key = self._pop(), self._pop()
-            target = self._top()
-            if isinstance(target, dict):
-                _pairs(target, [key, value])
-        elif name == "SETITEMS":
-            items = self._pop_mark()
-            target = self._top()
-            if isinstance(target, dict):
-                _pairs(target, items)
-        elif name == "ADDITEMS":
-            self._pop_mark()
-            self._top()
-        elif name == "FROZENSET":
-            self._pop_mark()
-            push(OPAQUE)
-        elif name == "POP":
-            if self.marks and self.marks[-1] == len(self.stack):
-                self.marks.pop()
-            else:
-                self._pop()
-        elif name == "POP_MARK":
-            self._pop_mark()
-        elif name == "DUP":
-            push(self._top())
-        elif name == "MARK":
-            self.marks.append(len(self.stack))
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            if arg not in self.memo:
-                raise WalkError(f"memo key {arg} read before it was written")
-            push(self.memo[arg])
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            if arg < 0:
-                raise WalkError("negative memo key")
-            self.memo[arg] = self._top()
-        elif name == "MEMOIZE":
-            self.memo[len(self.memo)] = self._top()
-        elif name in ("EXT1", "EXT2", "EXT4"):
-            known = allowlist.EXTENSION_CODES.get(arg)
-            push(self._import(known or f"copyreg.extension_code_{arg}"))
-        elif name in ("GLOBAL", "INST"):
-            module, attr = _two_lines(data, at + 1)
-            glob = self._import(_global_name(module, attr, self.proto))
-            if name == "GLOBAL":
-                push(glob)
-            else:
-                push(self._called(glob, tuple(self._pop_mark())))
-        elif name == "STACK_GLOBAL":
-            attr, module = self._pop(), self._pop()
-            if isinstance(attr, str) and isinstance(module, str):
-                push(self._import(_global_name(module, attr, self.proto)))
-            elif isinstance(attr, (Call, Global, Opaque)) or isinstance(module, (Call, Global, Opaque)):
-                # a name computed at load time (e.g. a call's result): nothing real writes this
-                shown = [v if isinstance(v, str) else "<computed>" for v in (module, attr)]
-                name_ = f"{shown[0]}.{shown[1]}"
-                self.f.add(name_)
-                self.f.computed.setdefault(name_, None)
-                push(Global(name_))
-            else:
-                raise WalkError("STACK_GLOBAL requires str")
-        elif name == "REDUCE":
-            args, func = self._pop(), self._pop()
-            push(self._called(func, args))
-        elif name == "OBJ":
-            items = self._pop_mark()
-            if not items:
-                raise WalkError("OBJ without a class")
-            push(self._called(items[0], tuple(items[1:])))
-        elif name == "NEWOBJ":
-            args, cls = self._pop(), self._pop()
-            push(self._called(cls, args))
-        elif name == "NEWOBJ_EX":
-            _kwargs, args, cls = self._pop(), self._pop(), self._pop()
-            push(self._called(cls, args))
-        elif name == "BUILD":
-            state = self._pop()
-            target = self._top()
-            if isinstance(target, Call):
-                target.state = state
-                if _makes_joblib_wrapper(target):
-                    return self._joblib_array(target, after)
-        elif name == "PERSID":
-            push(OPAQUE)
-        elif name == "BINPERSID":
+    # -- opcode effects (one function per opcode family; `_EFFECTS` maps names to them) ----
+    def _push_arg(self, name, arg, data, at, after):
+        self.stack.append(arg)
+
+    def _push_str(self, name, arg, data, at, after):
+        self.stack.append(arg if isinstance(arg, str) else bytes(arg).decode("latin-1"))
+
+    def _push_bytes(self, name, arg, data, at, after):
+        self.stack.append(bytes(arg))
+
+    def _push_const(self, name, arg, data, at, after):
+        self.stack.append(_CONSTANTS[name]())
+
+    def _readonly(self, name, arg, data, at, after):
+        self._top()
+
+    def _append(self, name, arg, data, at, after):
+        value = self._pop()
+        target = self._top()
+        if isinstance(target, list):
+            target.append(value)
+
+    def _appends(self, name, arg, data, at, after):
+        items = self._pop_mark()
+        target = self._top()
+        if isinstance(target, list):
+            target.extend(items)
+
+    def _list(self, name, arg, data, at, after):
+        self.stack.append(self._pop_mark())
+
+    def _tuple(self, name, arg, data, at, after):
+        self.stack.append(tuple(self._pop_mark()))
+
+    def _tuple_n(self, name, arg, data, at, after):
+        items = [self._pop() for _ in range(int(name[-1]))]
+        self.stack.append(tuple(reversed(items)))
+
+    def _dict(self, name, arg, data, at, after):
+        self.stack.append(_pairs({}, self._pop_mark()))
+
+    def _setitem(self, name, arg, data, at, after):
+        value, key = self._pop(), self._pop()
+        target = self._top()
+        if isinstance(target, dict):
+            _pairs(target, [key, value])
+
+    def _setitems(self, name, arg, data, at, after):
+        items = self._pop_mark()
+        target = self._top()
+        if isinstance(target, dict):
+            _pairs(target, items)
+
+    def _additems(self, name, arg, data, at, after):
+        self._pop_mark()
+        self._top()
+
+    def _frozenset(self, name, arg, data, at, after):
+        self._pop_mark()
+        self.stack.append(OPAQUE)
+
+    def _pop_op(self, name, arg, data, at, after):
+        if self.marks and self.marks[-1] == len(self.stack):
+            self.marks.pop()       # the C unpickler's POP removes a bare MARK
+        else:
             self._pop()
-            push(OPAQUE)
-        elif name == "PROTO":
-            if not 0 <= arg <= HIGHEST_PROTOCOL:
-                raise WalkError(f"unsupported pickle protocol: {arg}")
-            self.proto = arg
-        elif name == "FRAME":
-            pass
-        elif name == "STOP":
-            return self._pop()
-        else:  # pragma: no cover - genops knows no other opcode
-            raise WalkError(f"unsupported opcode {name}")
+
+    def _pop_mark_op(self, name, arg, data, at, after):
+        self._pop_mark()
+
+    def _dup(self, name, arg, data, at, after):
+        self.stack.append(self._top())
+
+    def _mark(self, name, arg, data, at, after):
+        self.marks.append(len(self.stack))
+
+    def _get(self, name, arg, data, at, after):
+        if arg not in self.memo:
+            raise WalkError(f"memo key {arg} read before it was written")
+        self.stack.append(self.memo[arg])
+
+    def _put(self, name, arg, data, at, after):
+        if arg < 0:
+            raise WalkError("negative memo key")
+        self.memo[arg] = self._top()
+
+    def _memoize(self, name, arg, data, at, after):
+        self.memo[len(self.memo)] = self._top()
+
+    def _ext(self, name, arg, data, at, after):
+        known = allowlist.EXTENSION_CODES.get(arg)
+        self.stack.append(self._import(known or f"copyreg.extension_code_{arg}"))
+
+    def _global(self, name, arg, data, at, after):
+        module, attr = _two_lines(data, at + 1)
+        glob = self._import(_global_name(module, attr, self.proto), attr)
+        if name == "GLOBAL":
+            self.stack.append(glob)
+        else:   # INST: import, then call with the items above the mark
+            self.stack.append(self._called(glob, tuple(self._pop_mark())))
+
+    def _stack_global(self, name, arg, data, at, after):
+        attr, module = self._pop(), self._pop()
+        if isinstance(attr, str) and isinstance(module, str):
+            self.stack.append(self._import(_global_name(module, attr, self.proto), attr))
+        elif any(isinstance(v, (Call, Global, Opaque)) for v in (module, attr)):
+            # a name computed at load time (e.g. a call's result): nothing real writes this
+            shown = [v if isinstance(v, str) else "<computed>" for v in (module, attr)]
+            computed = f"{shown[0]}.{shown[1]}"
+            self.f.add(computed)
+            self.f.forced.setdefault(computed, None)
+            self.stack.append(Global(computed))
+        else:
+            raise WalkError("STACK_GLOBAL requires str")
+
+    def _reduce(self, name, arg, data, at, after):
+        args, func = self._pop(), self._pop()
+        self.stack.append(self._called(func, args))
+
+    def _obj(self, name, arg, data, at, after):
+        items = self._pop_mark()
+        if not items:
+            raise WalkError("OBJ without a class")
+        self.stack.append(self._called(items[0], tuple(items[1:])))
+
+    def _newobj(self, name, arg, data, at, after):
+        if name == "NEWOBJ_EX":
+            self._pop()            # kwargs
+        args, cls = self._pop(), self._pop()
+        self.stack.append(self._called(cls, args))
+
+    def _build(self, name, arg, data, at, after):
+        state = self._pop()
+        target = self._top()
+        if isinstance(target, Call):
+            target.state = state
+            if _makes_joblib_wrapper(target):
+                return self._joblib_array(target, after)
         return None
+
+    def _persid(self, name, arg, data, at, after):
+        if name == "BINPERSID":
+            self._pop()
+        self.stack.append(OPAQUE)
+
+    def _proto(self, name, arg, data, at, after):
+        if not 0 <= arg <= HIGHEST_PROTOCOL:
+            raise WalkError(f"unsupported pickle protocol: {arg}")
+        self.proto = arg
+
+    def _nothing(self, name, arg, data, at, after):
+        return None
+
+    def _stop(self, name, arg, data, at, after):
+        return self._pop()
 
     # -- joblib ---------------------------------------------------------------------------
     def _joblib_array(self, wrapper: Call, after: int) -> int:
@@ -441,3 +456,30 @@ def _describe(exc: Exception, base: int, data: bytes, done: int) -> str:
         code = data[done:done + 1]
         return f"unsupported opcode {code!r} at byte {base + done}"
     return f"stream does not parse at byte {base + done}: {text[:120]}"
+
+
+_CONSTANTS = {"NONE": lambda: None, "NEWTRUE": lambda: True, "NEWFALSE": lambda: False,
+              "EMPTY_LIST": list, "EMPTY_DICT": dict, "EMPTY_TUPLE": tuple,
+              "EMPTY_SET": lambda: OPAQUE, "NEXT_BUFFER": lambda: OPAQUE}
+_FAMILIES = {
+    Walker._push_arg: ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT",
+                       "BINFLOAT", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8"),
+    Walker._push_str: ("STRING", "BINSTRING", "SHORT_BINSTRING"),
+    Walker._push_bytes: ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"),
+    Walker._push_const: tuple(_CONSTANTS),
+    Walker._readonly: ("READONLY_BUFFER",), Walker._append: ("APPEND",),
+    Walker._appends: ("APPENDS",), Walker._list: ("LIST",), Walker._tuple: ("TUPLE",),
+    Walker._tuple_n: ("TUPLE1", "TUPLE2", "TUPLE3"), Walker._dict: ("DICT",),
+    Walker._setitem: ("SETITEM",), Walker._setitems: ("SETITEMS",),
+    Walker._additems: ("ADDITEMS",), Walker._frozenset: ("FROZENSET",), Walker._pop_op: ("POP",),
+    Walker._pop_mark_op: ("POP_MARK",), Walker._dup: ("DUP",), Walker._mark: ("MARK",),
+    Walker._get: ("GET", "BINGET", "LONG_BINGET"), Walker._put: ("PUT", "BINPUT", "LONG_BINPUT"),
+    Walker._memoize: ("MEMOIZE",), Walker._ext: ("EXT1", "EXT2", "EXT4"),
+    Walker._global: ("GLOBAL", "INST"), Walker._stack_global: ("STACK_GLOBAL",),
+    Walker._reduce: ("REDUCE",), Walker._obj: ("OBJ",), Walker._newobj: ("NEWOBJ", "NEWOBJ_EX"),
+    Walker._build: ("BUILD",), Walker._persid: ("PERSID", "BINPERSID"),
+    Walker._proto: ("PROTO",), Walker._nothing: ("FRAME",), Walker._stop: ("STOP",),
+}
+_EFFECTS = {name: effect for effect, names in _FAMILIES.items() for name in names}
+if set(_EFFECTS) != {op.name for op in pickletools.opcodes}:   # a new Python's new opcodes
+    raise ImportError("monitor.content.opcodes does not model every pickle opcode")

@@ -94,6 +94,15 @@ class PickleVerdict:
         return "medium" if self.pickle_streams else "none"
 
 
+def _npy_header_end(head: bytes) -> int:
+    """Where an npy header ends, from its fixed prefix (version 1: 2-byte length, 2/3: 4)."""
+    if len(head) >= 10 and head[6] == 1:
+        return 10 + struct.unpack_from("<H", head, 8)[0]
+    if len(head) >= 12 and head[6] in (2, 3):
+        return 12 + struct.unpack_from("<L", head, 8)[0]
+    return len(head)
+
+
 class _Source:
     """Ranged reads of a region of the file (the whole file, or one tar member), with the last
     block kept so small reads next to each other cost one request."""
@@ -146,9 +155,9 @@ class _Inspection:
     def run(self) -> None:
         size = self.reader.size
         head = self.reader.read(0, _HEAD)
-        kind = sniff(head, size)
-        self.container = kind
         pickle_named = _extension(self.reader.path) in PICKLE_EXTENSIONS
+        kind = sniff(head, size, strict=not pickle_named and not self.depth)
+        self.container = kind
         whole = _Source(self.reader.read, 0, size)
         whole.seed(0, head)
         if kind == "zip":
@@ -193,8 +202,8 @@ class _Inspection:
                 legacy, count_max = True, 5
                 self.container = "legacy"
             pos = end
-            if count >= count_max:
-                if not legacy and (src.size is None or pos < src.size):
+            if count >= count_max:   # legacy: raw storages follow; npy: numpy reads one pickle
+                if count_max == _MAX_STREAMS and (src.size is None or pos < src.size):
                     self.reason(f"{label}: more than {count_max} pickles back to back")
                 return
             if src.size is not None and pos >= src.size:
@@ -205,10 +214,10 @@ class _Inspection:
     def _npy(self, src: _Source, label: str) -> None:
         head = src.fetch(0, _HEAD)
         try:
-            if len(head) >= 12 and head[6] in (2, 3):
-                need = 12 + struct.unpack_from("<L", head, 8)[0]
-                if need > self.caps.pickle_bytes:
-                    raise ContainerError(f"npy header of {need:,} bytes is over the cap")
+            need = _npy_header_end(head)
+            if need > self.caps.pickle_bytes:
+                raise ContainerError(f"npy header of {need:,} bytes is over the cap")
+            if need > len(head):
                 head = src.fetch(0, need)
             header = npy_header(head)
         except ContainerError as exc:
@@ -249,8 +258,8 @@ class _Inspection:
                                        truncated=more)
                 else:
                     data, _ = zip_member_bytes(self.reader, m, _HEAD)
-                    if len(data) >= 12 and data[6] in (2, 3):
-                        need = 12 + struct.unpack_from("<L", data, 8)[0]
+                    need = _npy_header_end(data)
+                    if need > len(data):
                         data, _ = zip_member_bytes(self.reader, m, min(need, cap))
                     header = npy_header(data)
                     if header.has_object:
@@ -273,7 +282,8 @@ class _Inspection:
             except WalkError:
                 pass
         try:
-            members = tar_members(self.reader, size, self.caps.tar_members)
+            members = tar_members(_Source(self.reader.read, 0, size).fetch, size,
+                                  self.caps.tar_members)
         except ContainerError as exc:
             self.reason(str(exc))
             return
@@ -349,7 +359,7 @@ class _Inspection:
         dangerous, unknown = [], []
         for name in self.f.imports:
             judged = allowlist.judge(name)
-            if name in self.f.computed or name in self.extra_dangerous or judged == "dangerous":
+            if name in self.f.forced or name in self.extra_dangerous or judged == "dangerous":
                 dangerous.append(name)
             elif judged == "nested":
                 if name in self.f.nested_unresolved or name not in self.nested_ok:
