@@ -186,18 +186,17 @@ class _Parser:
 
     def skip_strings(self, count: int, key: str) -> None:
         """Walk `count` length-prefixed strings chunk by chunk without holding them."""
-        s, unpack, limit = self.s, self.u64.unpack_from, self.s.limit
+        s, unpack = self.s, self.u64.unpack_from
         while count:
             off = s.ensure(8)
-            buf, end = s.buf, len(s.buf) - 8
-            base = s.base
-            while count and off <= end:
-                n = unpack(buf, off)[0]
-                off += 8 + n
-                count -= 1
-                if base + off > limit:
-                    raise _Bad(f"{key}: a string of {n:,} bytes runs past {s.edge()}")
-            s.pos = base + off
+            buf, end, left = s.buf, len(s.buf) - 8, count
+            while left and off <= end:   # the hot loop: one length prefix per string
+                off += 8 + unpack(buf, off)[0]
+                left -= 1
+            count = left
+            s.pos = s.base + off
+            if s.pos > s.limit:          # a length ran past the buffer, and past the cap or the file
+                raise _Bad(f"{key}: a string runs past {s.edge()}")
 
     def strings(self, key: str, depth: int) -> list[str]:
         etype, count = self.array_head(key, depth)
