@@ -188,6 +188,10 @@ CODE_VARIANTS = {
     "repeated underscore": "{{ message|attr('_' * 2 ~ 'class' ~ '_' * 2) }}",
     "private attribute": "{{ message._private }}",
     "self reference": "{{ self._TemplateReference__context }}",
+    "name extended in place": "{% set a = '__cla' %}{% set a = a ~ 'ss__' %}{{ message[a] }}",
+    "assigned after use in a loop": "{% for i in range(2) %}{% if i %}{{ message[a] }}{% endif %}"
+                                    "{% set a = '_' ~ '_class__' %}{% endfor %}",
+    "block set": "{% set a %}__cla{% endset %}{{ message|attr(a ~ 'ss__') }}",
 }
 
 
@@ -338,6 +342,13 @@ def test_hostile_constant_folding_stays_bounded():
                  "[" + ", ".join(["'_'"] * 40) + "]|join", "('a' ~ 'b') * 99999999"):
         verdict = analyse_template("{{ message|attr(" + expr + ") }}")
         assert verdict.severity == "critical"     # not constant, or an underscore name: either way critical
+
+
+def test_hostile_templates_are_bounded_by_size_and_rounds():
+    many = "{% set x = 'a' %}" + "{% set x = x ~ 'b' %}{{ y[x] }}" * 2000
+    assert analyse_template(many).severity == "none"        # followed a few rounds, not 2,000
+    big = "{{ 'x' }}" * 40_000
+    assert "more than 256,000" in analyse_template(big).not_inspected
 
 
 def test_never_renders(tmp_path):

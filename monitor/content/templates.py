@@ -51,13 +51,15 @@ TEMPLATE_FILES: tuple[str, ...] = ("tokenizer_config.json", "chat_template.jinja
 EXTRA_TEMPLATE_DIR = "additional_chat_templates"
 
 MAX_JSON_CHARS = 16 * 1024 * 1024     # a tokenizer_config.json larger than this is not read
-MAX_TEMPLATE_CHARS = 1_000_000        # one template larger than this is not analysed
+MAX_TEMPLATE_CHARS = 256_000          # one template larger than this is not analysed (real ones: < 30,000)
 MAX_DIFF_CHARS = 4000                 # the unified diff carried by a verdict
 MAX_DIFF_LINE = 240
 MAX_HITS = 24                         # hits kept per verdict (the most severe first)
 MAX_FOLD_CHARS = 65_536               # a folded constant longer than this is "not constant"
 MAX_CANDIDATES = 16                   # values one expression may fold to (branches, loops)
 MAX_FOLD_DEPTH = 40
+NAME_ROUNDS = 6                       # fixpoint rounds over the assigned names' values
+MAX_BINDINGS = 256                    # assignments of one name followed (more: "not constant")
 
 SEVERITY_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 CHANGED, CODE, INJECTION = "chat_template_changed", "chat_template_code", "chat_template_injection"
@@ -231,12 +233,16 @@ def _cap(values: Iterable[Any]) -> list[Any]:
             break
         if not any(value is v or (type(v) is type(value) and v == value) for v in out):
             out.append(value)
-    return out or [UNKNOWN]
+    return out
 
 
 def _apply(fn: Callable[..., Any], *choices: list[Any]) -> list[Any]:
     results = []
-    for combo in itertools.islice(itertools.product(*choices), MAX_CANDIDATES * 2):
+    combos = itertools.product(*choices)
+    for n, combo in enumerate(combos):
+        if n >= MAX_CANDIDATES * 2:
+            results.append(UNKNOWN)     # more combinations than followed: not constant
+            break
         if any(v is UNKNOWN for v in combo):
             results.append(UNKNOWN)
             continue
@@ -348,6 +354,7 @@ class _Analysis:
         self.memo: dict[int, list[Any]] = {}
         self.folding: set[int] = set()
         self._collect_assignments()
+        self._solve_names()
         self._collect_taint()
         # facts
         self.code: dict[str, str] = {}          # detail -> detail (ordered set)
@@ -384,23 +391,44 @@ class _Analysis:
             for item in target.items:
                 self._bind_target(item, "unknown", None)
 
-    def _name_values(self, key: str, depth: int) -> list[Any]:
-        out: list[Any] = []
-        for how, value in self.env.get(key, ()):
-            if how == "value":
-                out.extend(self.fold(value, depth + 1))
-            elif how == "body":
-                out.extend(self._fold_body(value, depth + 1))
-            elif how == "item":
-                for seq in self.fold(value, depth + 1):
-                    seq = _seq(seq) if not isinstance(seq, str) else list(seq)
-                    if seq is UNKNOWN:
-                        out.append(UNKNOWN)
-                    else:
-                        out.extend(seq)
-            else:
-                out.append(UNKNOWN)
-        return _cap(out)
+    def _binding_values(self, how: str, value: Any) -> list[Any]:
+        if how == "value":
+            return self.fold(value)
+        if how == "body":
+            return self._fold_body(value, 0)
+        if how == "item":
+            out: list[Any] = []
+            for seq in self.fold(value):
+                seq = _seq(seq)
+                if seq is UNKNOWN:
+                    out.append(UNKNOWN)
+                else:
+                    out.extend(seq)
+            return out
+        return [UNKNOWN]
+
+    def _solve_names(self) -> None:
+        """The constant values of every assigned name, flow-insensitively: a fixpoint from "no
+        value yet", so `{% set a = a ~ 'x' %}` chains are followed (a few rounds, capped)."""
+        self.table: dict[str, list[Any]] = {key: [] for key in self.env}
+        for _ in range(NAME_ROUNDS):
+            self.memo.clear()
+            changed = False
+            for key, bindings in self.env.items():
+                values: list[Any] = []
+                for how, value in bindings[:MAX_BINDINGS]:
+                    values.extend(self._binding_values(how, value))
+                if len(bindings) > MAX_BINDINGS:
+                    values.append(UNKNOWN)
+                values = _cap(values)
+                if values != self.table[key]:
+                    self.table[key], changed = values, True
+            if not changed:
+                break
+        for key, values in self.table.items():
+            if not values:
+                self.table[key] = [UNKNOWN]
+        self.memo.clear()
 
     def _fold_body(self, body: list[nodes.Node], depth: int) -> list[Any]:
         parts = []
@@ -445,10 +473,10 @@ class _Analysis:
         if isinstance(node, nodes.CondExpr):
             return _cap(self.fold(node.expr1, d) + (self.fold(node.expr2, d) if node.expr2 is not None else [None]))
         if isinstance(node, nodes.Name):
-            return self._name_values(node.name, depth) if node.name in self.env else [UNKNOWN]
+            return list(self.table[node.name]) if node.name in self.env else [UNKNOWN]
         if isinstance(node, nodes.Getattr):
             if isinstance(node.node, nodes.Name) and f"{node.node.name}.{node.attr}" in self.env:
-                return self._name_values(f"{node.node.name}.{node.attr}", depth)
+                return list(self.table[f"{node.node.name}.{node.attr}"])
             return [UNKNOWN]
         if isinstance(node, nodes.Slice):
             parts = [self.fold(p, d) if p is not None else [None] for p in (node.start, node.stop, node.step)]
