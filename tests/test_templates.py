@@ -191,6 +191,9 @@ CODE_VARIANTS = {
     "name extended in place": "{% set a = '__cla' %}{% set a = a ~ 'ss__' %}{{ message[a] }}",
     "assigned after use in a loop": "{% for i in range(2) %}{% if i %}{{ message[a] }}{% endif %}"
                                     "{% set a = '_' ~ '_class__' %}{% endfor %}",
+    "dict keyword key": "{{ message[dict(__class__=1)|list|first] }}",
+    "underscore prefix, unknown rest": "{{ message['__' ~ message.role] }}",
+    "attr underscore prefix": "{{ message|attr('_' ~ message.role) }}",
     "block set": "{% set a %}__cla{% endset %}{{ message|attr(a ~ 'ss__') }}",
 }
 

@@ -487,6 +487,10 @@ class _Analysis:
         if isinstance(node, nodes.Filter) and node.name in _FILTERS and node.node is not None \
                 and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None:
             return _apply(_FILTERS[node.name], self.fold(node.node, d), *(self.fold(a, d) for a in node.args))
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "dict" \
+                and not node.args and node.dyn_args is None and node.dyn_kwargs is None:
+            keys = [kw.key for kw in node.kwargs]
+            return [{k: None for k in keys}]
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) \
                 and node.node.attr in _STR_METHODS and not node.kwargs \
                 and node.dyn_args is None and node.dyn_kwargs is None:
@@ -503,6 +507,12 @@ class _Analysis:
             elif isinstance(value, (list, tuple, dict)):
                 out.extend(v for v in value if isinstance(v, str))
         return out
+
+    def prefixes(self, node: Any) -> list[str]:
+        """Constant strings a partly constant expression starts with (`'_' ~ x`, `'__' + y`)."""
+        while isinstance(node, (nodes.Concat, nodes.Add)):
+            node = node.nodes[0] if isinstance(node, nodes.Concat) else node.left
+        return [v for v in self.fold(node) if isinstance(v, str)]
 
     def constant(self, node: Any) -> bool:
         return UNKNOWN not in self.fold(node)
@@ -627,6 +637,9 @@ class _Analysis:
                 for value in self.fold(node.arg):
                     if isinstance(value, str) and value.startswith("_"):
                         self._code(f"item [{value!r}]")
+                for prefix in self.prefixes(node.arg):
+                    if prefix.startswith("_"):
+                        self._code(f"item [{prefix!r} ~ ...]")
                 if isinstance(node.node, nodes.Name) and node.node.name in SANDBOX_GLOBALS:
                     self._code(f"item of {node.node.name}")
             elif isinstance(node, (nodes.Filter, nodes.Test)):
@@ -634,7 +647,8 @@ class _Analysis:
                     values = self.fold(node.args[0]) if node.args else [UNKNOWN]
                     for value in values:
                         if value is UNKNOWN or not isinstance(value, str):
-                            self._code("|attr() with a non-constant name")
+                            starts = [p for p in self.prefixes(node.args[0]) if p.startswith("_")] if node.args else []
+                            self._code(f"|attr({starts[0]!r} ~ ...)" if starts else "|attr() with a non-constant name")
                         elif value.startswith("_"):
                             self._code(f"|attr({value!r})")
                     if isinstance(node.node, nodes.Name) and node.node.name in SANDBOX_GLOBALS:
@@ -649,6 +663,8 @@ class _Analysis:
                     if op.op in COMPARE_OPS:
                         self._compare(left, op.expr)
                     left = op.expr
+            elif isinstance(node, nodes.Keyword) and node.key.startswith("_"):
+                self._code(f"keyword argument {node.key}=")
             elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
                 method = node.node.attr
                 if method in ("format", "format_map"):
