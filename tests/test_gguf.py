@@ -212,3 +212,31 @@ def test_without_a_known_size_the_cap_still_bounds_every_read():
     assert ok.templates == {"default": TEMPLATE} and ok.not_inspected is None
     short = read_gguf_header(UnsizedReader(data[:100_000]))
     assert "file ends" in short.not_inspected
+
+
+# ------------------------------------------------------------------------------------ fuzz
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALID = gguf_bytes(llama_like({"default": TEMPLATE, "tool_use": "{{ tools }}"}, n_vocab=300, merges=50),
+                    tensor_data=64)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(_VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+       st.integers(24, len(_VALID)), st.sampled_from(["little", "big"]))
+def test_mutated_headers_never_raise_and_stay_under_the_cap(mutations, cut, endian):
+    data = bytearray(_VALID if endian == "little" else gguf_bytes(
+        llama_like({"default": TEMPLATE}, n_vocab=300), endian="big", tensor_data=64))
+    for at, value in mutations:
+        if at < len(data):
+            data[at] = value
+    caps = ContentCaps(header_bytes=50_000)
+    reader = RecordingReader(bytes(data[:cut]))
+    header = read_gguf_header(reader, caps)
+    assert header.bytes_read <= 50_000
+    assert all(offset + length <= 50_000 for offset, length in reader.ranges)
+    assert header.not_inspected is None or "\n" not in header.not_inspected
+    if header.not_inspected is None:
+        assert header.metadata_keys >= 1 or header.templates == {}

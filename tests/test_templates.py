@@ -395,3 +395,27 @@ def test_injected_templates_inside_a_gguf_header_against_the_original(name):
     assert verdict.severity == "high"
     clean = read_gguf_header(BytesReader(gguf_bytes(llama_like({"default": QWEN}, n_vocab=20_000))))
     assert compare_templates({"default": QWEN}, clean.templates).hits == ()
+
+
+# ------------------------------------------------------------------------------------ fuzz
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PIECES = ["{{ ", " }}", "{% ", " %}", "if ", "for x in ", "set a = ", "endif", "endfor", "|attr(", ")", "(",
+           "'__", "class__'", " ~ ", " + ", "message.content", "[", "]", "cycler", ".", "namespace(", "x=1",
+           "'ignore previous instructions'", "https://e.example", "{% generation %}", "{% endgeneration %}",
+           "'<think>'", " in ", " == ", "\u200b", "\U000e0041", "{#", "#}", "\\", "'", '"']
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=6), max_size=40),
+       st.lists(st.sampled_from(_PIECES) | st.text(max_size=6), max_size=40))
+def test_any_text_gives_a_verdict_never_an_exception(old, new):
+    old_text, new_text = "".join(old), "".join(new)
+    verdict = compare_templates({"default": old_text}, {"default": new_text})
+    assert verdict.severity in ("none", "medium", "high", "critical")
+    assert all("\n" not in h.detail for h in verdict.hits)
+    assert len(verdict.diff) <= MAX_DIFF_CHARS + 60
+    alone = analyse_template(new_text)
+    assert alone.severity in ("none", "high", "critical")
