@@ -194,6 +194,7 @@ CODE_VARIANTS = {
     "dict keyword key": "{{ message[dict(__class__=1)|list|first] }}",
     "underscore prefix, unknown rest": "{{ message['__' ~ message.role] }}",
     "attr underscore prefix": "{{ message|attr('_' ~ message.role) }}",
+    "private name through a deep conditional": "{{ message[" + "'a' if c else (" * 60 + "'_' ~ 'ctx'" + ")" * 60 + "] }}",
     "block set": "{% set a %}__cla{% endset %}{{ message|attr(a ~ 'ss__') }}",
 }
 

@@ -57,7 +57,7 @@ MAX_DIFF_LINE = 240
 MAX_HITS = 24                         # hits kept per verdict (the most severe first)
 MAX_FOLD_CHARS = 65_536               # a folded constant longer than this is "not constant"
 MAX_CANDIDATES = 16                   # values one expression may fold to (branches, loops)
-MAX_FOLD_DEPTH = 40
+MAX_FOLD_DEPTH = 120                  # deeper expressions fold to "not constant"
 NAME_ROUNDS = 6                       # fixpoint rounds over the assigned names' values
 MAX_BINDINGS = 256                    # assignments of one name followed (more: "not constant")
 
@@ -78,6 +78,7 @@ _PASSTHROUGH_FILTERS = frozenset({"trim", "lower", "upper", "string", "replace",
 COMPARE_OPS = frozenset({"eq", "ne", "in", "notin"})
 COMPARE_TESTS = frozenset({"eq", "equalto", "==", "ne", "!=", "in", "sameas"})
 DUNDER_RE = re.compile(r"__[A-Za-z]\w*__")
+PRIVATE_NAME_RE = re.compile(r"_[A-Za-z_]\w*")    # a whole constant naming a private attribute
 FORMAT_REACH_RE = re.compile(r"\{[^{}]*[.\[][^{}]*\}")
 
 
@@ -690,6 +691,8 @@ class _Analysis:
                         match = DUNDER_RE.search(value)
                         if match:
                             self._code(f"dunder name {match.group(0)!r} in a constant")
+                        elif PRIVATE_NAME_RE.fullmatch(value):
+                            self._code(f"private name {value!r} in a constant")
                         self.texts.append(value)
             elif isinstance(node, nodes.TemplateData):
                 self.texts.append(node.data)
