@@ -10,7 +10,7 @@ import pytest
 from monitor.content.gguf import FIRST_CHUNK, MAX_CHUNK, read_gguf_header
 from monitor.content.reader import BytesReader, ContentCaps, ContentReadError
 from tests.gguf_writer import (
-    ARRAY, FLOAT32, INT32, STRING, UINT8, UINT32, Typed, gguf_bytes, gguf_string, kv, kv_raw,
+    ARRAY, INT32, STRING, UINT8, UINT32, Typed, gguf_bytes, gguf_string, kv, kv_raw,
     llama_like, raw_header,
 )
 

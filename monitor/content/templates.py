@@ -515,9 +515,6 @@ class _Analysis:
             node = node.nodes[0] if isinstance(node, nodes.Concat) else node.left
         return [v for v in self.fold(node) if isinstance(v, str)]
 
-    def constant(self, node: Any) -> bool:
-        return UNKNOWN not in self.fold(node)
-
     # -- content taint: which expressions carry message content (text), or its parts (dicts)
     def content_kind(self, node: Any, depth: int = 0) -> str | None:
         """"value" for message content text (or a slice, a trimmed/lowered copy, a macro's
@@ -608,7 +605,7 @@ class _Analysis:
             self.content_literals.setdefault(normalise(literal), literal)
 
     def _check_attribute_args(self, node: nodes.Filter | nodes.Test) -> None:
-        positional_attr = node.name in ("selectattr", "rejectattr", "groupby", "sum", "unique", "min", "max")
+        positional_attr = node.name in ("selectattr", "rejectattr", "groupby", "sum")   # their first argument
         args: list[nodes.Node] = [kw.value for kw in node.kwargs if kw.key == "attribute"]
         if positional_attr and node.args:
             args.append(node.args[0])
