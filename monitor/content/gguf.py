@@ -101,6 +101,12 @@ class _Stream:
         self.buf = b"".join(parts)
         return 0
 
+    def edge(self) -> str:
+        """What a length that does not fit runs past: the file's end or the cap."""
+        if self.limit < self.cap:
+            return f"the end of the file ({self.limit:,} bytes)"
+        return f"the {self.cap:,}-byte header cap"
+
     def take(self, n: int) -> bytes:
         off = self.ensure(n)
         self.pos += n
@@ -134,7 +140,7 @@ class _Parser:
     def string_length(self, what: str) -> int:
         n = self.uint64()
         if n > self.room():
-            raise _Bad(f"{what}: a string of {n:,} bytes runs past the header cap")
+            raise _Bad(f"{what}: a string of {n:,} bytes runs past {self.s.edge()}")
         return n
 
     def text(self, what: str, limit: int | None = None) -> str:
@@ -165,7 +171,7 @@ class _Parser:
         if etype not in _MIN_SIZE:
             raise _Bad(f"{key}: array of unknown value type {etype}")
         if count and count > self.room() // _MIN_SIZE[etype]:
-            raise _Bad(f"{key}: an array of {count:,} elements runs past the header cap")
+            raise _Bad(f"{key}: an array of {count:,} elements runs past {self.s.edge()}")
         return etype, count
 
     def skip_array(self, key: str, depth: int) -> None:
@@ -180,18 +186,17 @@ class _Parser:
 
     def skip_strings(self, count: int, key: str) -> None:
         """Walk `count` length-prefixed strings chunk by chunk without holding them."""
-        s, unpack, limit = self.s, self.u64.unpack_from, self.s.limit
+        s, unpack = self.s, self.u64.unpack_from
         while count:
             off = s.ensure(8)
-            buf, end = s.buf, len(s.buf) - 8
-            base = s.base
-            while count and off <= end:
-                n = unpack(buf, off)[0]
-                off += 8 + n
-                count -= 1
-                if base + off > limit:
-                    raise _Bad(f"{key}: a string of {n:,} bytes runs past the header cap")
-            s.pos = base + off
+            buf, end, left = s.buf, len(s.buf) - 8, count
+            while left and off <= end:   # the hot loop: one length prefix per string
+                off += 8 + unpack(buf, off)[0]
+                left -= 1
+            count = left
+            s.pos = s.base + off
+            if s.pos > s.limit:          # a length ran past the buffer, and past the cap or the file
+                raise _Bad(f"{key}: a string runs past {s.edge()}")
 
     def strings(self, key: str, depth: int) -> list[str]:
         etype, count = self.array_head(key, depth)
@@ -237,7 +242,7 @@ def read_gguf_header(reader: RangeReader, caps: ContentCaps = ContentCaps()) -> 
         parser.uint64()  # tensor count: the tensor infos are never read
         count = parser.uint64()
         if count > parser.room() // 13:   # the smallest pair: empty key, type, one byte
-            raise _Bad(f"{count:,} key-value pairs cannot fit in the header cap")
+            raise _Bad(f"{count:,} key-value pairs cannot fit before {stream.edge()}")
         seen: set[str] = set()
         for _ in range(count):
             key = parser.text("a key", MAX_KEY_BYTES)

@@ -51,13 +51,15 @@ TEMPLATE_FILES: tuple[str, ...] = ("tokenizer_config.json", "chat_template.jinja
 EXTRA_TEMPLATE_DIR = "additional_chat_templates"
 
 MAX_JSON_CHARS = 16 * 1024 * 1024     # a tokenizer_config.json larger than this is not read
-MAX_TEMPLATE_CHARS = 1_000_000        # one template larger than this is not analysed
+MAX_TEMPLATE_CHARS = 256_000          # one template larger than this is not analysed (real ones: < 30,000)
 MAX_DIFF_CHARS = 4000                 # the unified diff carried by a verdict
 MAX_DIFF_LINE = 240
 MAX_HITS = 24                         # hits kept per verdict (the most severe first)
 MAX_FOLD_CHARS = 65_536               # a folded constant longer than this is "not constant"
 MAX_CANDIDATES = 16                   # values one expression may fold to (branches, loops)
-MAX_FOLD_DEPTH = 40
+MAX_FOLD_DEPTH = 120                  # deeper expressions fold to "not constant"
+NAME_ROUNDS = 6                       # fixpoint rounds over the assigned names' values
+MAX_BINDINGS = 256                    # assignments of one name followed (more: "not constant")
 
 SEVERITY_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 CHANGED, CODE, INJECTION = "chat_template_changed", "chat_template_code", "chat_template_injection"
@@ -76,6 +78,7 @@ _PASSTHROUGH_FILTERS = frozenset({"trim", "lower", "upper", "string", "replace",
 COMPARE_OPS = frozenset({"eq", "ne", "in", "notin"})
 COMPARE_TESTS = frozenset({"eq", "equalto", "==", "ne", "!=", "in", "sameas"})
 DUNDER_RE = re.compile(r"__[A-Za-z]\w*__")
+PRIVATE_NAME_RE = re.compile(r"_[A-Za-z_]\w*")    # a whole constant naming a private attribute
 FORMAT_REACH_RE = re.compile(r"\{[^{}]*[.\[][^{}]*\}")
 
 
@@ -231,12 +234,16 @@ def _cap(values: Iterable[Any]) -> list[Any]:
             break
         if not any(value is v or (type(v) is type(value) and v == value) for v in out):
             out.append(value)
-    return out or [UNKNOWN]
+    return out
 
 
 def _apply(fn: Callable[..., Any], *choices: list[Any]) -> list[Any]:
     results = []
-    for combo in itertools.islice(itertools.product(*choices), MAX_CANDIDATES * 2):
+    combos = itertools.product(*choices)
+    for n, combo in enumerate(combos):
+        if n >= MAX_CANDIDATES * 2:
+            results.append(UNKNOWN)     # more combinations than followed: not constant
+            break
         if any(v is UNKNOWN for v in combo):
             results.append(UNKNOWN)
             continue
@@ -348,6 +355,7 @@ class _Analysis:
         self.memo: dict[int, list[Any]] = {}
         self.folding: set[int] = set()
         self._collect_assignments()
+        self._solve_names()
         self._collect_taint()
         # facts
         self.code: dict[str, str] = {}          # detail -> detail (ordered set)
@@ -384,23 +392,44 @@ class _Analysis:
             for item in target.items:
                 self._bind_target(item, "unknown", None)
 
-    def _name_values(self, key: str, depth: int) -> list[Any]:
-        out: list[Any] = []
-        for how, value in self.env.get(key, ()):
-            if how == "value":
-                out.extend(self.fold(value, depth + 1))
-            elif how == "body":
-                out.extend(self._fold_body(value, depth + 1))
-            elif how == "item":
-                for seq in self.fold(value, depth + 1):
-                    seq = _seq(seq) if not isinstance(seq, str) else list(seq)
-                    if seq is UNKNOWN:
-                        out.append(UNKNOWN)
-                    else:
-                        out.extend(seq)
-            else:
-                out.append(UNKNOWN)
-        return _cap(out)
+    def _binding_values(self, how: str, value: Any) -> list[Any]:
+        if how == "value":
+            return self.fold(value)
+        if how == "body":
+            return self._fold_body(value, 0)
+        if how == "item":
+            out: list[Any] = []
+            for seq in self.fold(value):
+                seq = _seq(seq)
+                if seq is UNKNOWN:
+                    out.append(UNKNOWN)
+                else:
+                    out.extend(seq)
+            return out
+        return [UNKNOWN]
+
+    def _solve_names(self) -> None:
+        """The constant values of every assigned name, flow-insensitively: a fixpoint from "no
+        value yet", so `{% set a = a ~ 'x' %}` chains are followed (a few rounds, capped)."""
+        self.table: dict[str, list[Any]] = {key: [] for key in self.env}
+        for _ in range(NAME_ROUNDS):
+            self.memo.clear()
+            changed = False
+            for key, bindings in self.env.items():
+                values: list[Any] = []
+                for how, value in bindings[:MAX_BINDINGS]:
+                    values.extend(self._binding_values(how, value))
+                if len(bindings) > MAX_BINDINGS:
+                    values.append(UNKNOWN)
+                values = _cap(values)
+                if values != self.table[key]:
+                    self.table[key], changed = values, True
+            if not changed:
+                break
+        for key, values in self.table.items():
+            if not values:
+                self.table[key] = [UNKNOWN]
+        self.memo.clear()
 
     def _fold_body(self, body: list[nodes.Node], depth: int) -> list[Any]:
         parts = []
@@ -445,10 +474,10 @@ class _Analysis:
         if isinstance(node, nodes.CondExpr):
             return _cap(self.fold(node.expr1, d) + (self.fold(node.expr2, d) if node.expr2 is not None else [None]))
         if isinstance(node, nodes.Name):
-            return self._name_values(node.name, depth) if node.name in self.env else [UNKNOWN]
+            return list(self.table[node.name]) if node.name in self.env else [UNKNOWN]
         if isinstance(node, nodes.Getattr):
             if isinstance(node.node, nodes.Name) and f"{node.node.name}.{node.attr}" in self.env:
-                return self._name_values(f"{node.node.name}.{node.attr}", depth)
+                return list(self.table[f"{node.node.name}.{node.attr}"])
             return [UNKNOWN]
         if isinstance(node, nodes.Slice):
             parts = [self.fold(p, d) if p is not None else [None] for p in (node.start, node.stop, node.step)]
@@ -459,6 +488,10 @@ class _Analysis:
         if isinstance(node, nodes.Filter) and node.name in _FILTERS and node.node is not None \
                 and not node.kwargs and node.dyn_args is None and node.dyn_kwargs is None:
             return _apply(_FILTERS[node.name], self.fold(node.node, d), *(self.fold(a, d) for a in node.args))
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "dict" \
+                and not node.args and node.dyn_args is None and node.dyn_kwargs is None:
+            keys = [kw.key for kw in node.kwargs]
+            return [{k: None for k in keys}]
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) \
                 and node.node.attr in _STR_METHODS and not node.kwargs \
                 and node.dyn_args is None and node.dyn_kwargs is None:
@@ -476,8 +509,11 @@ class _Analysis:
                 out.extend(v for v in value if isinstance(v, str))
         return out
 
-    def constant(self, node: Any) -> bool:
-        return UNKNOWN not in self.fold(node)
+    def prefixes(self, node: Any) -> list[str]:
+        """Constant strings a partly constant expression starts with (`'_' ~ x`, `'__' + y`)."""
+        while isinstance(node, (nodes.Concat, nodes.Add)):
+            node = node.nodes[0] if isinstance(node, nodes.Concat) else node.left
+        return [v for v in self.fold(node) if isinstance(v, str)]
 
     # -- content taint: which expressions carry message content (text), or its parts (dicts)
     def content_kind(self, node: Any, depth: int = 0) -> str | None:
@@ -569,7 +605,7 @@ class _Analysis:
             self.content_literals.setdefault(normalise(literal), literal)
 
     def _check_attribute_args(self, node: nodes.Filter | nodes.Test) -> None:
-        positional_attr = node.name in ("selectattr", "rejectattr", "groupby", "sum", "unique", "min", "max")
+        positional_attr = node.name in ("selectattr", "rejectattr", "groupby", "sum")   # their first argument
         args: list[nodes.Node] = [kw.value for kw in node.kwargs if kw.key == "attribute"]
         if positional_attr and node.args:
             args.append(node.args[0])
@@ -599,6 +635,9 @@ class _Analysis:
                 for value in self.fold(node.arg):
                     if isinstance(value, str) and value.startswith("_"):
                         self._code(f"item [{value!r}]")
+                for prefix in self.prefixes(node.arg):
+                    if prefix.startswith("_"):
+                        self._code(f"item [{prefix!r} ~ ...]")
                 if isinstance(node.node, nodes.Name) and node.node.name in SANDBOX_GLOBALS:
                     self._code(f"item of {node.node.name}")
             elif isinstance(node, (nodes.Filter, nodes.Test)):
@@ -606,7 +645,8 @@ class _Analysis:
                     values = self.fold(node.args[0]) if node.args else [UNKNOWN]
                     for value in values:
                         if value is UNKNOWN or not isinstance(value, str):
-                            self._code("|attr() with a non-constant name")
+                            starts = [p for p in self.prefixes(node.args[0]) if p.startswith("_")] if node.args else []
+                            self._code(f"|attr({starts[0]!r} ~ ...)" if starts else "|attr() with a non-constant name")
                         elif value.startswith("_"):
                             self._code(f"|attr({value!r})")
                     if isinstance(node.node, nodes.Name) and node.node.name in SANDBOX_GLOBALS:
@@ -621,6 +661,8 @@ class _Analysis:
                     if op.op in COMPARE_OPS:
                         self._compare(left, op.expr)
                     left = op.expr
+            elif isinstance(node, nodes.Keyword) and node.key.startswith("_"):
+                self._code(f"keyword argument {node.key}=")
             elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
                 method = node.node.attr
                 if method in ("format", "format_map"):
@@ -646,6 +688,8 @@ class _Analysis:
                         match = DUNDER_RE.search(value)
                         if match:
                             self._code(f"dunder name {match.group(0)!r} in a constant")
+                        elif PRIVATE_NAME_RE.fullmatch(value):
+                            self._code(f"private name {value!r} in a constant")
                         self.texts.append(value)
             elif isinstance(node, nodes.TemplateData):
                 self.texts.append(node.data)
