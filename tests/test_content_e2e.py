@@ -173,3 +173,16 @@ def test_past_the_file_cap_pickles_are_not_inspected_and_said(env, hub, monkeypa
     assert "file cap of this check reached (3 files)" in rules["not_inspected"]["detail"]
     assert [p["path"] for p in f["evidence"]["content"]["not_inspected"]] == ["part-3.bin", "part-4.bin"]
     assert hub.count(r"/resolve/") == 3
+
+
+def test_a_template_source_that_does_not_parse_is_not_inspected_high(env, hub):
+    from tests.gguf_writer import kv, raw_header
+
+    broken_gguf = raw_header(3, 0, 2) + kv("general.architecture", "llama") + kv("general.architecture", "x")
+    hub.add_repo(REPO, files={"tokenizer_config.json": '{"chat_template": 5}', "m.gguf": broken_gguf})
+    env.once()
+    f = by_kind(env)["content_flagged"]
+    assert f["severity"] == "high"
+    details = " ".join(r["detail"] for r in f["evidence"]["rules"])
+    assert "tokenizer_config.json" in details and "m.gguf" in details
+    assert status(env)["content"] == "not_inspected"

@@ -70,6 +70,7 @@ class _Reads:
     session: ContentSession
     repo: RepoId
     readers: dict[tuple[str, str], HubFileReader] = field(default_factory=dict)
+    broken: list[tuple[str, str]] = field(default_factory=list)  # template sources that do not parse
 
     def reader(self, rev: str, path: str, size: int | None) -> HubFileReader:
         key = (rev, path)
@@ -136,8 +137,8 @@ class ContentChecker:
             except ContentReadError as e:
                 unread.append((f"{name}@{rev[:7]}", str(e)))
                 return None
-            except ValueError as e:  # TemplateSourceError: not JSON, wrong shape
-                unread.append((f"{name}@{rev[:7]}", f"does not parse: {e}"[:300]))
+            except ValueError as e:  # TemplateSourceError: not JSON, wrong shape — what a loader would choke on
+                rd.broken.append((name, f"does not parse: {e}"[:300]))
                 return None
         return merged
 
@@ -151,7 +152,10 @@ class ContentChecker:
             unread.append((f"{path}@{rev[:7]}", str(e)))
             return None
         if header.not_inspected:
-            unread.append((f"{path}@{rev[:7]}", header.not_inspected))
+            if header.read_error_permanent is None:  # the header itself is hostile or broken: fail closed
+                rd.broken.append((path, header.not_inspected))
+            else:  # a read that failed: says nothing of the content
+                unread.append((f"{path}@{rev[:7]}", header.not_inspected))
             return None
         return dict(header.templates)
 
@@ -255,6 +259,10 @@ class ContentChecker:
 
     @staticmethod
     def _report(rd: _Reads, verdicts, results, unread, other, keras) -> dc.ContentReport:
+        from monitor.content.templates import TemplateVerdict
+
+        results = list(results) + [dc.TemplateResult(src, TemplateVerdict((), "", why))
+                                   for src, why in dict.fromkeys(rd.broken)]
         if rd.session.refused:  # a refusal says nothing of the content: nothing judged, said in evidence
             return dc.ContentReport(unread_other=((rd.repo.id, REFUSED),), bytes_read=rd.session.fetched,
                                     requests=rd.session.requests)
