@@ -186,3 +186,31 @@ def test_a_template_source_that_does_not_parse_is_not_inspected_high(env, hub):
     details = " ".join(r["detail"] for r in f["evidence"]["rules"])
     assert "tokenizer_config.json" in details and "m.gguf" in details
     assert status(env)["content"] == "not_inspected"
+
+
+def test_daemon_cycles_audit_once_and_steady_cycles_read_no_content(env, hub):
+    from monitor.jobs.pins import scan_pins
+    from monitor.runtime import Runtime
+    from tests.pins_env import Clock
+
+    hub.add_repo(REPO, files={"pytorch_model.bin": EVIL, "tokenizer_config.json": tokenizer_config(LLAMA3)})
+    clock = Clock()
+    rt = Runtime.build(env.settings(), clock=clock)
+    try:
+        scan_pins(rt)  # the daemon's cycle: the first observation audits
+        assert [f.finding.kind for f in rt.store.findings()] == ["content_flagged"]
+        for _ in range(3):  # steady cycles and metadata reads: no content download again
+            clock.advance(3600)
+            hub.clear_log()
+            scan_pins(rt)
+            assert hub.count(r"/resolve/") == 0 and hub.cdn.requests == 0
+        # an older database (no content state yet) is audited once at its next metadata read
+        with rt.store.db.atomic():
+            rt.store.db.execute("DELETE FROM content_state")
+        clock.advance(3600)
+        hub.clear_log()
+        scan_pins(rt)
+        assert hub.count(r"/resolve/") == 2
+        assert len(rt.store.findings(kind="content_flagged")) == 1, "same commit, same rules: no second alert"
+    finally:
+        rt.close()

@@ -127,8 +127,10 @@ class PinChecker:
         manifests = {k: dict(v) for k, v in st.manifests.items()}
         if info.files_listed:
             manifests[info.sha] = rv.manifest(info)
+        pc = self.content(w.key) if self.content is not None else None
+        self._audit_content(w, pc, info, findings)
         state = st.with_(manifests=manifests, **_answered(now), **_metadata(info, now))
-        return CheckResult(w.key, "ok", state, tuple(findings)), None
+        return CheckResult(w.key, "ok", state, tuple(findings), content=pc.state_json() if pc else None), None
 
     # --- error outcomes -----------------------------------------------------------------------
     def _unavailable(self, w: RepoWatch, st: RepoState, now: datetime, e: HubError) -> CheckResult:
@@ -201,9 +203,7 @@ class PinChecker:
                 findings.append(finding)
                 fast_forward[mv.ref] = ff
                 authors |= {a for c in commits for a in c.authors}
-        if pc is not None and pc.audit_due() and info is not None and info.files_listed and not info.disabled:
-            audit = pc.audit(w.repo, info.sha, info.files, content_check.flagged_paths(info, info.sha))
-            findings += [audit] if audit is not None else []
+        self._audit_content(w, pc, info, findings)
         reachable = self._reachability(w, st, branches, tags, fast_forward, findings, caps)
         keep = {s for s in list(heads.values()) + list(w.exact) if s}
         if info is not None:
@@ -216,6 +216,13 @@ class PinChecker:
             changes.update(_metadata(info, now))
         return CheckResult(w.key, "ok", st.with_(**changes), tuple(findings),
                            content=pc.state_json() if pc is not None else None)
+
+    @staticmethod
+    def _audit_content(w: RepoWatch, pc, info: RepoInfo | None, findings: list[Finding]) -> None:
+        """Issue 14's baseline audit of the revision `info` describes, when this repo has none yet."""
+        if pc is not None and pc.audit_due() and info is not None and info.files_listed and not info.disabled:
+            audit = pc.audit(w.repo, info.sha, info.files, content_check.flagged_paths(info, info.sha))
+            findings += [audit] if audit is not None else []
 
     def _metadata(self, w: RepoWatch, st: RepoState, primary: str | None, heads: dict[str, str | None],
                   moves: Sequence[rv.Move], now: datetime, complete: bool,

@@ -123,6 +123,11 @@ class Cdn:
             self.ignore_range = False  # answer 200 with the whole body to a Range request (a misbehaving proxy)
             self.fail_status: int | None = None  # answer every request with this status
 
+    def clear_log(self) -> None:
+        """Forget the requests and bytes counted so far (the signed URLs stay valid)."""
+        with self._lock:
+            self.log, self.bytes_served = [], 0
+
     @property
     def requests(self) -> int:
         with self._lock:

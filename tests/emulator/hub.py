@@ -299,8 +299,10 @@ class HubEmulator(HubState):
         return sum(1 for r in self.requests if rx is None or rx.search(r.target))
 
     def clear_log(self) -> None:
+        """Forget the request log, here and at the CDN."""
         with self._lock:
             self._log.clear()
+        self.cdn.clear_log()
 
     def _record(self, *args, **kwargs) -> None:
         with self._lock:
