@@ -94,8 +94,12 @@ class ContentChecker:
         self.client, self.limits, self.caps = client, limits or ContentLimits(), caps or ContentCaps()
         self._originals: dict[tuple[RepoId, str], dict[str, str] | None] = {}  # copies of one original share it
 
-    def reads(self, repo: RepoId) -> _Reads:
-        return _Reads(ContentSession.for_client(self.client, replace(self.limits)), repo)
+    def session(self) -> ContentSession:
+        """The caps of one check (files, bytes): a check's moves and audit share one."""
+        return ContentSession.for_client(self.client, replace(self.limits))
+
+    def reads(self, repo: RepoId, session: ContentSession | None = None) -> _Reads:
+        return _Reads(session or self.session(), repo)
 
     # --- pickles --------------------------------------------------------------------------------
     def pickles(self, rd: _Reads, rev: str, paths: Sequence[str], sizes: Mapping[str, int | None]
@@ -162,14 +166,14 @@ class ContentChecker:
     # --- the three callers ------------------------------------------------------------------------
     def move(self, repo: RepoId, old: str, new: str, added: Sequence[str], removed: Sequence[str],
              modified: Sequence[str], old_paths: Sequence[str], new_paths: Sequence[str],
-             sizes: Mapping[str, int | None], stored: dc.ContentState | None
-             ) -> tuple[dc.ContentReport, dict[str, dict[str, str]]]:
+             sizes: Mapping[str, int | None], stored: dc.ContentState | None,
+             session: ContentSession | None = None) -> tuple[dc.ContentReport, dict[str, dict[str, str]]]:
         """Inspect what a move added or modified: pickles on the new side, templates on both
         sides (the old side from the stored baseline when it was read at `old`). Returns the
         report and the new side's templates (the next baseline)."""
         from monitor.content.templates import compare_templates
 
-        rd = self.reads(repo)
+        rd = self.reads(repo, session)
         changed = list(added) + list(modified)
         verdicts, unread, keras = self.pickles(rd, new, changed, sizes)
         results: list[dc.TemplateResult] = []
@@ -200,13 +204,14 @@ class ContentChecker:
                 results.append(dc.TemplateResult(path, verdict))
         return self._report(rd, verdicts, results, unread, other, keras), new_templates
 
-    def baseline(self, repo: RepoId, sha: str, paths: Sequence[str], sizes: Mapping[str, int | None]
-                 ) -> tuple[dc.ContentReport, dict[str, dict[str, str]], bool]:
+    def baseline(self, repo: RepoId, sha: str, paths: Sequence[str], sizes: Mapping[str, int | None],
+                 session: ContentSession | None = None) -> tuple[dc.ContentReport, dict[str, dict[str, str]], bool]:
         """The audit of a pinned revision: every pickle-family file and every template, each
         analysed alone. Returns (report, templates read, whether a transient failure cut it short)."""
         from monitor.content.templates import compare_templates
 
-        rd = self.reads(repo)
+        rd = self.reads(repo, session)
+        transient_before = rd.session.transient
         verdicts, unread, keras = self.pickles(rd, sha, paths, sizes)
         results: list[dc.TemplateResult] = []
         other: list[tuple[str, str]] = []
@@ -222,7 +227,7 @@ class ContentChecker:
                 templates[path] = got
                 if got:
                     results.append(dc.TemplateResult(path, compare_templates(None, got)))
-        transient = rd.session.transient > 0
+        transient = rd.session.transient > transient_before
         return self._report(rd, verdicts, results, unread, other, keras), templates, transient
 
     def copy(self, repo: RepoId, rev: str, paths: Sequence[str], sizes: Mapping[str, int | None],
@@ -259,6 +264,7 @@ class ContentChecker:
 
     @staticmethod
     def _report(rd: _Reads, verdicts, results, unread, other, keras) -> dc.ContentReport:
+        # (with a session shared by a check's inspections, the counts are the check's so far)
         from monitor.content.templates import TemplateVerdict
 
         results = list(results) + [dc.TemplateResult(src, TemplateVerdict((), "", why))
@@ -277,6 +283,7 @@ class PinContent:
     def __init__(self, checker: ContentChecker, base: str, stored: dc.ContentState | None):
         self.checker, self.base, self.stored = checker, base, stored
         self.state: dc.ContentState | None = None  # set when this check learned something
+        self.session = checker.session()  # one check, one set of caps (200 files, 512 MB)
 
     def move(self, repo: RepoId, old: str, new: str, files: Any, manifests: Mapping[str, Mapping[str, str]],
              sizes: Mapping[str, int | None], flagged: Mapping[str, str] | None
@@ -284,7 +291,7 @@ class PinContent:
         """(risk.ContentRules, evidence) of a move; the new side's templates become the baseline."""
         report, templates = self.checker.move(repo, old, new, files.added, files.removed, files.modified,
                                               list(manifests.get(old, {})), list(manifests.get(new, {})), sizes,
-                                              self.state or self.stored)
+                                              self.state or self.stored, self.session)
         prior = self.state or self.stored or dc.ContentState()
         status, reason = dc.audit_status(report)
         if status == "clean" or (prior.status == "flagged" and status == "not_inspected"):
@@ -302,7 +309,8 @@ class PinContent:
               ) -> Any:
         """The baseline audit of the pinned revision: a `content_flagged` finding or None."""
         sizes = {f.path: f.size for f in files}
-        report, templates, transient = self.checker.baseline(repo, sha, [f.path for f in files], sizes)
+        report, templates, transient = self.checker.baseline(repo, sha, [f.path for f in files], sizes,
+                                                             self.session)
         status, reason = dc.audit_status(report)
         refused = any(why == REFUSED for _, why in report.unread_other)
         if refused:
