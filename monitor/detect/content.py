@@ -21,6 +21,7 @@ from monitor.hub.models import RepoId
 
 SHOWN = 5  # names listed in one rule's detail
 DIFF_CHARS = 4000  # a template diff kept in evidence
+DIFFS_KEPT = 5
 HUB_MISSED = "the Hub's scan did not flag it"
 HUB_NOT_SCANNED = "the Hub has not scanned it"
 SCAN_UNKNOWN: Mapping[str, str] = {"<scan not asked>": ""}  # the Hub's scan was not read (copies): no note
@@ -131,10 +132,11 @@ def evidence(report: ContentReport, flagged: Mapping[str, str] | None = None) ->
                      **({} if flagged is SCAN_UNKNOWN else {"hub_scan": flagged.get(v.path, "not flagged")}
                         if flagged is not None else {"hub_scan": "not scanned"})}
                     for v in report.pickles],
-        "templates": [{"source": t.source, "diff": (t.verdict.diff or "")[:DIFF_CHARS],
+        # diffs of the first DIFFS_KEPT sources only: a 20-file GGUF update carries one template 20 times
+        "templates": [{"source": t.source, "diff": (t.verdict.diff or "")[:DIFF_CHARS] if i < DIFFS_KEPT else "",
                        "rules": [{"rule": h.rule, "severity": h.severity, "template": h.template,
                                   "detail": h.detail} for h in t.verdict.hits],
-                       "not_inspected": t.verdict.not_inspected} for t in report.templates],
+                       "not_inspected": t.verdict.not_inspected} for i, t in enumerate(report.templates)],
     }
     clean = [n for v in report.pickles if not (v.not_inspected or v.dangerous or v.unknown) for n in v.imports]
     out["allowlisted_globals"] = list(dict.fromkeys(clean))
@@ -182,9 +184,9 @@ class ContentState:
             return None
 
 
-def audit_status(report: ContentReport) -> tuple[str, str | None]:
+def audit_status(report: ContentReport, flagged: Mapping[str, str] | None = None) -> tuple[str, str | None]:
     """clean / flagged / not_inspected (with the reason) of a baseline audit."""
-    found = hits(report)
+    found = hits(report, flagged)
     bad = [h for h in found if h.rule != "not_inspected" and severity_rank(h.severity) >= severity_rank("high")]
     if bad:
         return "flagged", "; ".join(h.detail for h in bad[:2])

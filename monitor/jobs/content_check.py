@@ -293,7 +293,7 @@ class PinContent:
                                               list(manifests.get(old, {})), list(manifests.get(new, {})), sizes,
                                               self.state or self.stored, self.session)
         prior = self.state or self.stored or dc.ContentState()
-        status, reason = dc.audit_status(report)
+        status, reason = dc.audit_status(report, flagged)
         if status == "clean" or (prior.status == "flagged" and status == "not_inspected"):
             status, reason = prior.status, prior.reason
         kept = {k: v for k, v in prior.templates.items() if k not in set(files.removed)}
@@ -311,7 +311,7 @@ class PinContent:
         sizes = {f.path: f.size for f in files}
         report, templates, transient = self.checker.baseline(repo, sha, [f.path for f in files], sizes,
                                                              self.session)
-        status, reason = dc.audit_status(report)
+        status, reason = dc.audit_status(report, flagged)
         refused = any(why == REFUSED for _, why in report.unread_other)
         if refused:
             status, reason = "not_inspected", REFUSED
