@@ -69,6 +69,15 @@ def test_baseline_with_a_dangerous_pickle_is_content_flagged_critical_and_the_hu
     assert len([f for f in env.findings() if f["kind"] == "content_flagged"]) == 1  # audited once
 
 
+def test_not_yet_scanned_by_the_hub_is_said_and_never_waited_for(env, hub):
+    hub.add_repo(REPO, files={"model.safetensors": EVIL})  # a pickle under a safetensors name
+    hub.set_scan_pending(REPO)
+    env.once()
+    f = by_kind(env)["content_flagged"]
+    assert f["severity"] == "critical"
+    assert "model.safetensors imports posix.system (the Hub has not scanned it)" in f["summary"]
+
+
 def test_clean_baseline_says_clean_and_raises_nothing(env, hub):
     hub.add_repo(REPO, files={"config.json": "{}", "pytorch_model.bin": BENIGN,
                               "tokenizer_config.json": tokenizer_config(LLAMA3), "model-Q4.gguf": gguf(LLAMA3)})

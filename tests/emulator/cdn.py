@@ -60,6 +60,7 @@ class CdnRecord:
     status: int
     bytes: int
     authorization: bool
+    accept_encoding: str | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -196,7 +197,7 @@ class Cdn:
         # hung up on are taken back below.
         with self._lock:
             self.bytes_served += length
-            self.log.append(CdnRecord(h.command, path, rng, status, length, auth))
+            self.log.append(CdnRecord(h.command, path, rng, status, length, auth, h.headers.get("Accept-Encoding")))
         sent = 0
         h.send_response(status)
         for k, v in headers:
