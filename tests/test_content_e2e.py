@@ -223,3 +223,20 @@ def test_daemon_cycles_audit_once_and_steady_cycles_read_no_content(env, hub):
         assert len(rt.store.findings(kind="content_flagged")) == 1, "same commit, same rules: no second alert"
     finally:
         rt.close()
+
+
+def test_a_bug_in_inspection_never_sinks_the_check(env, hub, monkeypatch):
+    from monitor.jobs import content_check
+
+    def boom(*a, **k):
+        raise RuntimeError("bug")
+
+    hub.add_repo(REPO, files={"pytorch_model.bin": BENIGN})
+    monkeypatch.setattr(content_check.ContentChecker, "baseline", boom)
+    env.once()
+    assert status(env)["content"] == "not_inspected" and status(env)["state"] == "ok"
+    monkeypatch.setattr(content_check.ContentChecker, "move", boom)
+    hub.commit(REPO, {"pytorch_model.bin": EVIL})
+    env.once()
+    f = by_kind(env)["risky_change"]
+    assert f["severity"] == "high" and "internal error" in f["evidence"]["content"]["error"]

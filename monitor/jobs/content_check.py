@@ -288,7 +288,16 @@ class PinContent:
     def move(self, repo: RepoId, old: str, new: str, files: Any, manifests: Mapping[str, Mapping[str, str]],
              sizes: Mapping[str, int | None], flagged: Mapping[str, str] | None
              ) -> tuple[Any, dict[str, Any]]:
-        """(risk.ContentRules, evidence) of a move; the new side's templates become the baseline."""
+        """(risk.ContentRules, evidence) of a move; the new side's templates become the baseline. A
+        bug in inspection never sinks the check: the move is judged as without inspection (a pickle
+        change stays high) and the evidence says so."""
+        try:
+            return self._move(repo, old, new, files, manifests, sizes, flagged)
+        except Exception:
+            log.exception("content inspection of %s at %s failed unexpectedly", repo.id, new[:7])
+            return None, {"error": "content inspection failed (internal error, see the log)"}
+
+    def _move(self, repo, old, new, files, manifests, sizes, flagged):
         report, templates = self.checker.move(repo, old, new, files.added, files.removed, files.modified,
                                               list(manifests.get(old, {})), list(manifests.get(new, {})), sizes,
                                               self.state or self.stored, self.session)
@@ -307,7 +316,16 @@ class PinContent:
 
     def audit(self, repo: RepoId, sha: str, files: Sequence[Any], flagged: Mapping[str, str] | None
               ) -> Any:
-        """The baseline audit of the pinned revision: a `content_flagged` finding or None."""
+        """The baseline audit of the pinned revision: a `content_flagged` finding or None (also when
+        inspection failed unexpectedly: then it is tried again at the next check)."""
+        try:
+            return self._audit(repo, sha, files, flagged)
+        except Exception:
+            log.exception("content audit of %s at %s failed unexpectedly", repo.id, sha[:7])
+            self.state = dc.ContentState(sha, "not_inspected", "internal error (see the log)", {}, True)
+            return None
+
+    def _audit(self, repo, sha, files, flagged):
         sizes = {f.path: f.size for f in files}
         report, templates, transient = self.checker.baseline(repo, sha, [f.path for f in files], sizes,
                                                              self.session)
