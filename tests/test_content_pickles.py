@@ -406,3 +406,13 @@ def test_allowlist_and_dangerous_list_do_not_overlap():
     assert not [n for n in allowlist.ALLOWED if allowlist._in_family(n, allowlist.DANGEROUS)]
     assert all("." in n for n in allowlist.ALLOWED)     # exact module.name pairs
     assert not allowlist.NESTED_LOADERS & allowlist.ALLOWED
+
+
+def test_deep_nesting_and_many_marks_stay_bounded():
+    deep = cc.proto(2) + b"N" + b"\x85" * 300_000 + cc.STOP            # ((((None,),),),)…
+    assert verdict(deep, caps=ContentCaps(pickle_bytes=400_000)).severity == "medium"
+    marks = cc.proto(2) + cc.MARK * 200_000 + b"N" + cc.STOP
+    assert verdict(marks).severity == "medium"
+    tar = cc._tar([("storages", cc.proto(2) + b"N" + b"\x85" * 100_000 + cc.STOP)])
+    v = verdict(tar, "old.pt")
+    assert v.severity == "high" and "record count of tuple" in v.not_inspected

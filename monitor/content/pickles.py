@@ -314,7 +314,7 @@ class _Inspection:
 
         pos, count = one(0)
         if not isinstance(count, int) or not 0 <= count <= _TAR_RECORDS:
-            raise ContainerError(f"record count {count!r} not understood")
+            raise ContainerError(f"record count of {type(count).__name__} not understood")
         for _ in range(count):
             pos, args = one(pos)
             if storages:
@@ -323,7 +323,7 @@ class _Inspection:
                 width = _STORAGE_BYTES.get(name.removeprefix("torch.").removesuffix("Storage"))
                 raw = src.fetch(pos, 8)
                 if width is None or len(raw) != 8:
-                    raise ContainerError(f"storage record {args!r:.60} not understood")
+                    raise ContainerError(f"storage record of {type(args).__name__} not understood")
                 pos += 8 + int.from_bytes(raw, "little", signed=True) * width
             else:
                 raw = src.fetch(pos, 4)
