@@ -169,6 +169,7 @@ def test_read_errors_become_not_inspected():
     data = cc.torch_zip(cc.state_dict(("Float",)))
     v = inspect_file(Failing(data, "pytorch_model.bin"))
     assert v.severity == "high" and v.not_inspected.startswith("read failed (transient)")
+    assert v.read_error == "transient"
 
 
 def test_nested_load_from_bytes_inspected_when_literal():

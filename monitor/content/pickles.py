@@ -70,6 +70,8 @@ class PickleVerdict:
     bytes_read: int
 
     pickle_streams: bool = False     # a pickle stream was found (added to the agreed API)
+    read_error: str | None = None    # "transient" | "permanent" when a read failed (a later try
+                                     # may succeed for "transient": retry rather than alert)
 
     @property
     def evidence_only(self) -> bool:
@@ -147,6 +149,7 @@ class _Inspection:
         self.extra_dangerous: dict[str, None] = {}
         self.extra_unknown: dict[str, None] = {}
         self.nested_ok: set[str] = set()
+        self.read_error: str | None = None
 
     def reason(self, text: str) -> None:
         self.reasons.setdefault(text[:300], None)
@@ -370,7 +373,7 @@ class _Inspection:
             path=self.reader.path, container=self.container, imports=tuple(self.f.imports),
             dangerous=tuple(dangerous), unknown=tuple(unknown),
             not_inspected="; ".join(self.reasons) or None, bytes_read=self.reader.bytes_read,
-            pickle_streams=self.streams)
+            pickle_streams=self.streams, read_error=self.read_error)
         return verdict
 
 
@@ -379,8 +382,8 @@ def _inspect(reader: RangeReader, caps: ContentCaps, depth: int) -> PickleVerdic
     try:
         ins.run()
     except ContentReadError as exc:
-        kind = "permanent" if exc.permanent else "transient"
-        ins.reason(f"read failed ({kind}): {exc}")
+        ins.read_error = "permanent" if exc.permanent else "transient"
+        ins.reason(f"read failed ({ins.read_error}): {exc}")
     except (ContainerError, WalkError) as exc:
         ins.reason(str(exc))
     except (RecursionError, MemoryError) as exc:
