@@ -52,7 +52,8 @@ def test_benign_files_as_real_writers_make_them_have_nothing_unknown(case):
     ("evil.joblib", "posix.system"), ("object_evil.npy", "posix.system"),
     ("evil/model.safetensors", "posix.system"), ("nested_evil.pt", "posix.system"),
     ("nested_opaque.pt", "torch.storage._load_from_bytes"), ("back_to_back.pkl", "posix.system"),
-    ("odd_strings.pkl", "os.system"), ("attribute_chain.pkl", "torch.os.system"), ("binstring8.pkl", "posix.system"),
+    ("odd_strings.pkl", "os.system"), ("attribute_chain.pkl", "torch.os.system"),
+    ("binstring8.pkl", "posix.system"),
     ("dill_function.pkl", "dill._dill._create_function"), ("evil_tar.pt", "posix.system"),
     ("pop_lost_call.pkl", "posix.system"),
 ])
@@ -181,7 +182,8 @@ def test_nested_load_from_bytes_inspected_when_literal():
 
 
 @pytest.mark.parametrize("stream,words", [
-    (cc.proto(4) + b"C\x02os" + cc.s("system") + cc.STACK_GLOBAL + cc.STOP, "STACK_GLOBAL requires str"),
+    (cc.proto(4) + b"C\x02os" + cc.s("system") + cc.STACK_GLOBAL + cc.STOP,
+     "STACK_GLOBAL requires str"),
     (cc.proto(2) + cc.binget(3) + cc.STOP, "memo key 3"),
     (cc.proto(2) + cc.REDUCE + cc.STOP, "stack underflow"),
     (b"\x80\x09N.", "unsupported pickle protocol"),
@@ -387,7 +389,7 @@ def test_npy_with_a_long_header_and_a_zip_with_too_many_entries():
 @pytest.mark.parametrize("text", [
     b"MIT License\n\nCopyright (c) 2024 Someone\n\nPermission is hereby granted",
     b"Copyright 2024 The Authors. All rights reserved.\n" + b"Licensed under the Apache " * 20,
-    b"FROM python:3.11\nRUN pip install torch\n", b"                                 Apache License",
+    b"FROM python:3.11\nRUN pip install torch\n", b"                         Apache License",
     b"lm_head.weight\n" * 50, b"(this file is a note)\n" * 40,
 ])
 def test_text_files_without_extension_are_not_taken_for_pickles(text):
@@ -417,3 +419,27 @@ def test_deep_nesting_and_many_marks_stay_bounded():
     tar = cc._tar([("storages", cc.proto(2) + b"N" + b"\x85" * 100_000 + cc.STOP)])
     v = verdict(tar, "old.pt")
     assert v.severity == "high" and "record count of tuple" in v.not_inspected
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_plain = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+    | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner)
+    | st.dictionaries(st.text(max_size=5), inner, max_size=5)
+    | st.frozensets(st.integers(), max_size=4).map(set) | st.frozensets(st.text(), max_size=3),
+    max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(_plain, min_size=1, max_size=3), protocol=st.integers(0, 5))
+def test_what_the_real_pickler_writes_for_plain_data_is_read_to_the_end(values, protocol):
+    """Differential: every stream CPython's pickler writes for builtins, at every protocol and
+    back to back, is followed to STOP and imports only allowlisted names."""
+    data = b"".join(pickle.dumps(v, protocol=protocol) for v in values)
+    v = verdict(data, "plain.pkl")
+    assert v.not_inspected is None, v.not_inspected
+    assert v.severity == "medium" and v.dangerous == v.unknown == ()
+    assert set(v.imports) <= {"builtins.set", "builtins.frozenset", "_codecs.encode",
+                              "builtins.bytes", "builtins.bytearray"}

@@ -237,7 +237,8 @@ def zip_member_bytes(reader: RangeReader, m: ZipMember, limit: int) -> tuple[byt
         disagree.append(f"method {method} vs {m.method}")
     if flags != m.flags:
         disagree.append(f"flags {flags:#x} vs {m.flags:#x}")
-    if not flags & 0x08 and (values["size"], values["compressed"], crc) != (m.size, m.compressed, m.crc):
+    local_sizes = (values["size"], values["compressed"], crc)
+    if not flags & 0x08 and local_sizes != (m.size, m.compressed, m.crc):
         disagree.append("sizes or CRC")
     if disagree:
         raise ContainerError(f"ZIP local header of {m.name} disagrees with the central directory "
@@ -345,7 +346,8 @@ def tar_members(read: Callable[[int, int], bytes], size: int | None,
                     if b" path=" in line:
                         long_name = line.split(b" path=", 1)[1]
         elif kind in (b"0", b"\0", b"7"):
-            members.append(TarMember((long_name or name).decode("utf-8", "replace"), content, length))
+            shown = (long_name or name).decode("utf-8", "replace")
+            members.append(TarMember(shown, content, length))
             long_name = None
             if len(members) > max_members:
                 raise ContainerError(f"tar holds more than {max_members} members")
