@@ -391,6 +391,7 @@ def test_npy_with_a_long_header_and_a_zip_with_too_many_entries():
     b"Copyright 2024 The Authors. All rights reserved.\n" + b"Licensed under the Apache " * 20,
     b"FROM python:3.11\nRUN pip install torch\n", b"                         Apache License",
     b"lm_head.weight\n" * 50, b"(this file is a note)\n" * 40,
+    b"XLNet model card\n" + b"x" * 5000, b"Trained with care\n" * 300,
 ])
 def test_text_files_without_extension_are_not_taken_for_pickles(text):
     v = verdict(text, "NOTICE")
@@ -400,6 +401,8 @@ def test_text_files_without_extension_are_not_taken_for_pickles(text):
     # protocol 0, payload first then a long argument or a broken stream, named as weights
     long_arg = b"cos\nsystem\n(S'" + b"x" * 6000 + b"'\ntR."
     assert verdict(long_arg, "model.safetensors").severity == "critical"
+    unknown_long = b"cmypkg\nLoader\n(S'" + b"x" * 6000 + b"'\ntR."
+    assert verdict(unknown_long, "model.safetensors").unknown == ("mypkg.Loader",)
     broken = b"cposix\nsystem\n(S'id'\ntR\xff\xfe"
     v = verdict(broken, "model.safetensors")
     assert v.severity == "critical" and "unsupported opcode" in v.not_inspected
