@@ -2,7 +2,8 @@
 for the end-to-end ones (`hubwatch once` against the emulator).
 
     from tests.content_corpus import evil_cases, benign_cases, all_cases
-    for name, data, severity in all_cases():   # Case(name, data, severity); case.note
+    for name, data, severity in all_cases():   # Case(name, data, severity); case.note;
+                                               # EXPECTED_IMPORT[name] for critical ones
         ...                                    # name: the repo path to publish it under
 
 `severity` is what `inspect_file` must answer: evil cases are "critical" or "high"; benign ones,
@@ -469,6 +470,32 @@ def npz(compressed: bool = True, **arrays) -> bytes:
 # ------------------------------------------------------------------ the cases
 SYSTEM = call(glob("posix", "system"), u("id"))
 EVIL_PKL = proto(2) + SYSTEM + STOP
+
+
+# The dangerous import each critical case must be named by (alerts name `module.name`).
+EXPECTED_IMPORT: dict[str, str] = dict([
+    ("os_system.pkl", "posix.system"), ("exec.pkl", "builtins.exec"),
+    ("eval_py2.pkl", "builtins.eval"), ("getattr_chain.pkl", "builtins.getattr"),
+    ("memo_stack_global.pkl", "os.system"), ("memo_binput.pkl", "subprocess.check_output"),
+    ("proto0_global.pkl", "os.system"), ("proto0_inst.pkl", "os.system"),
+    ("obj.pkl", "os.system"), ("pkgutil.pkl", "pkgutil.resolve_name"),
+    ("importlib.pkl", "importlib.import_module"), ("runpy.pkl", "runpy._run_code"),
+    ("torch_hub.pt", "torch.hub.load"), ("dotted_stack_global.pkl", "torch.hub.load"),
+    ("runstring.pkl", "numpy.testing._private.utils.runstring"),
+    ("computed_global.pkl", "<computed>.system"), ("second_pickle.bin", "posix.system"),
+    ("deflated_evil.pt", "posix.system"), ("legacy_evil.pt", "posix.system"),
+    ("evil.joblib", "posix.system"), ("object_evil.npy", "posix.system"),
+    ("evil/model.safetensors", "posix.system"), ("nested_evil.pt", "posix.system"),
+    ("nested_opaque.pt", "torch.storage._load_from_bytes"), ("back_to_back.pkl", "posix.system"),
+    ("odd_strings.pkl", "os.system"), ("attribute_chain.pkl", "torch.os.system"),
+    ("binstring8.pkl", "posix.system"),
+    ("dill_function.pkl", "dill._dill._create_function"), ("evil_tar.pt", "posix.system"),
+    ("pop_lost_call.pkl", "posix.system"),
+    ("nt_system.pt", "nt.system"), ("proto0_long/model.safetensors", "os.system"),
+    ("proto0_broken/model.safetensors", "posix.system"), ("model", "posix.system"),
+    ("operator_attrgetter.pkl", "operator.attrgetter"), ("nullifai.bin", "posix.system"),
+    ("dunder_chain.pkl", "collections.OrderedDict.__init__.__globals__"),
+])
 
 
 def evil_cases() -> list[Case]:

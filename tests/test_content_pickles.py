@@ -38,29 +38,15 @@ def test_benign_files_as_real_writers_make_them_have_nothing_unknown(case):
     assert v.is_pickle == (case.severity == "medium")
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("os_system.pkl", "posix.system"), ("exec.pkl", "builtins.exec"),
-    ("eval_py2.pkl", "builtins.eval"), ("getattr_chain.pkl", "builtins.getattr"),
-    ("memo_stack_global.pkl", "os.system"), ("memo_binput.pkl", "subprocess.check_output"),
-    ("proto0_global.pkl", "os.system"), ("proto0_inst.pkl", "os.system"),
-    ("obj.pkl", "os.system"), ("pkgutil.pkl", "pkgutil.resolve_name"),
-    ("importlib.pkl", "importlib.import_module"), ("runpy.pkl", "runpy._run_code"),
-    ("torch_hub.pt", "torch.hub.load"), ("dotted_stack_global.pkl", "torch.hub.load"),
-    ("runstring.pkl", "numpy.testing._private.utils.runstring"),
-    ("computed_global.pkl", "<computed>.system"), ("second_pickle.bin", "posix.system"),
-    ("deflated_evil.pt", "posix.system"), ("legacy_evil.pt", "posix.system"),
-    ("evil.joblib", "posix.system"), ("object_evil.npy", "posix.system"),
-    ("evil/model.safetensors", "posix.system"), ("nested_evil.pt", "posix.system"),
-    ("nested_opaque.pt", "torch.storage._load_from_bytes"), ("back_to_back.pkl", "posix.system"),
-    ("odd_strings.pkl", "os.system"), ("attribute_chain.pkl", "torch.os.system"),
-    ("binstring8.pkl", "posix.system"),
-    ("dill_function.pkl", "dill._dill._create_function"), ("evil_tar.pt", "posix.system"),
-    ("pop_lost_call.pkl", "posix.system"),
-])
+@pytest.mark.parametrize("name,expected", sorted(cc.EXPECTED_IMPORT.items()))
 def test_dangerous_import_is_named(name, expected):
     case = next(c for c in EVIL if c.name == name)
     v = verdict(case.data, case.name)
     assert expected in v.dangerous and expected in v.imports
+
+
+def test_every_critical_case_names_its_import():
+    assert {c.name for c in EVIL if c.severity == "critical"} == set(cc.EXPECTED_IMPORT)
 
 
 def test_nullifai_payload_then_broken_stream_is_critical_and_not_inspected():
