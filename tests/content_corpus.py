@@ -560,6 +560,8 @@ def evil_cases() -> list[Case]:
         "high", "stream ends before STOP")
     sd = state_dict(("Float",))
     clean = torch_zip(sd)
+    # the 7z signature header over a (zlib-packed) PyTorch archive: the verdict is the magic's,
+    # no 7z decoder is involved on either side
     add("nullifai/pytorch_model.bin", b"7z\xbc\xaf\x27\x1c\x00\x04" + zlib.compress(clean), "high",
         "a PyTorch archive wrapped in 7z (nullifAI)")
     add("gzip_model.pt", b"\x1f\x8b\x08\x00" + zlib.compress(EVIL_PKL), "high", "gzip-wrapped")
