@@ -432,3 +432,14 @@ def test_what_the_real_pickler_writes_for_plain_data_is_read_to_the_end(values, 
     assert v.severity == "medium" and v.dangerous == v.unknown == ()
     assert set(v.imports) <= {"builtins.set", "builtins.frozenset", "_codecs.encode",
                               "builtins.bytes", "builtins.bytearray"}
+
+
+def test_a_tar_whose_first_bytes_are_also_a_pickle_is_judged_both_ways():
+    # tar sniffing must not hide what pickle.load would run from the same bytes
+    tar = bytearray(cc._tar([("pickle", pickle.dumps({"a": 1}, 2))]))
+    name = cc.proto(2) + cc.SYSTEM + cc.STOP
+    tar[:len(name)] = name
+    tar[148:156] = b"        "
+    tar[148:155] = f"{sum(tar[:512]):06o}\0".encode()
+    v = verdict(bytes(tar), "old.pt")
+    assert v.container == "tar" and "posix.system" in v.dangerous
