@@ -495,6 +495,7 @@ EXPECTED_IMPORT: dict[str, str] = dict([
     ("proto0_broken/model.safetensors", "posix.system"), ("model", "posix.system"),
     ("operator_attrgetter.pkl", "operator.attrgetter"), ("nullifai.bin", "posix.system"),
     ("dunder_chain.pkl", "collections.OrderedDict.__init__.__globals__"),
+    ("memo_across.pkl", "os.system"),
 ])
 
 
@@ -595,6 +596,9 @@ def evil_cases() -> list[Case]:
         "torch.storage._load_from_bytes of bytes computed at load time")
     add("back_to_back.pkl", pickle.dumps({"a": 1}, protocol=2) + EVIL_PKL, "critical",
         "a clean pickle then an evil one back to back")
+    add("memo_across.pkl", proto(4) + s("os") + MEMOIZE + s("system") + MEMOIZE + b"N" + STOP
+        + proto(4) + binget(0) + binget(1) + STACK_GLOBAL + STOP, "critical",
+        "names memoised in one pickle, used by the next (one Unpickler keeps its memo)")
     # strings spelt oddly, then memoised in protocol 0 (PUT/GET) and fed to STACK_GLOBAL
     odd = (proto(4) + b"S'o\\x73'\np0\n0" + b"V\\u0073ystem\np1\n0" + b"g0\ng1\n"
            + STACK_GLOBAL + MARK + b"U\x02id" + TUPLE + REDUCE + STOP)

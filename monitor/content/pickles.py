@@ -184,8 +184,9 @@ class _Inspection:
                       truncated: bool = False, count_max: int = _MAX_STREAMS) -> None:
         """Pickles back to back from `start` to the end of the region (or 5 for legacy)."""
         pos, budget, count, legacy = start, self.caps.pickle_bytes, 0, False
+        memo: dict[int, object] = {}   # shared: a reader may load() them with one Unpickler
         while True:
-            walker = Walker(src.fetch, src.size, budget, self.f, window=src.window)
+            walker = Walker(src.fetch, src.size, budget, self.f, window=src.window, memo=memo)
             try:
                 end, value = walker.walk(pos)
             except WalkError as exc:
