@@ -573,6 +573,9 @@ def evil_cases() -> list[Case]:
         "critical", "evil .pkl member compressed with deflate")
     add("local_name.bin", torch_zip(sd, local_name={"archive/data.pkl": "archive/data.pk_"}),
         "high", "ZIP local header names another file than the central directory")
+    add("zip_named/model.safetensors",
+        torch_zip(sd, local_name={"archive/data.pkl": "archive/data.pk_"}), "high",
+        "a PyTorch ZIP named model.safetensors whose local header disagrees")
     add("local_flags.bin", torch_zip(sd, local_flags={"archive/data.pkl": 1}), "high",
         "ZIP local header flag bits differ from the central directory (CVE-2025-1945)")
     evil_sd = state_dict(("Float",))

@@ -37,6 +37,7 @@ _MAX_NESTED = 16           # nested pickles (torch.storage._load_from_bytes) ins
 _MAX_DEPTH = 2
 _TAR_RECORDS = 4096        # storages / tensors records in the oldest layout
 _NOTHING_TO_JUDGE = ("safetensors", "gguf", "ggml", "onnx")
+_PICKLE_CARRIERS = ("zip", "tar", "pickle", "legacy", "npy", "npz")
 _STORAGE_BYTES = {
     "Double": 8, "Float": 4, "Half": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1, "Byte": 1,
     "Bool": 1, "BFloat16": 2, "ComplexDouble": 16, "ComplexFloat": 8, "QUInt8": 1, "QInt8": 1,
@@ -80,7 +81,11 @@ class PickleVerdict:
         found, e.g. because its first bytes could not be read."""
         if self.pickle_streams or self.imports:
             return False
-        return self.container == "keras" or _extension(self.path) not in PICKLE_EXTENSIONS
+        if self.container == "keras":
+            return True
+        # a ZIP, tar or pickle named as weights that could not be read through is a finding
+        return (_extension(self.path) not in PICKLE_EXTENSIONS
+                and self.container not in _PICKLE_CARRIERS)
 
     @property
     def is_pickle(self) -> bool:
