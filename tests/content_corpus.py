@@ -2,7 +2,8 @@
 for the end-to-end ones (`hubwatch once` against the emulator).
 
     from tests.content_corpus import evil_cases, benign_cases, all_cases
-    for name, data, severity in all_cases():   # Case(name, data, severity); case.note
+    for name, data, severity in all_cases():   # Case(name, data, severity); case.note;
+                                               # EXPECTED_IMPORT[name] for critical ones
         ...                                    # name: the repo path to publish it under
 
 `severity` is what `inspect_file` must answer: evil cases are "critical" or "high"; benign ones,
@@ -471,6 +472,33 @@ SYSTEM = call(glob("posix", "system"), u("id"))
 EVIL_PKL = proto(2) + SYSTEM + STOP
 
 
+# The dangerous import each critical case must be named by (alerts name `module.name`).
+EXPECTED_IMPORT: dict[str, str] = dict([
+    ("os_system.pkl", "posix.system"), ("exec.pkl", "builtins.exec"),
+    ("eval_py2.pkl", "builtins.eval"), ("getattr_chain.pkl", "builtins.getattr"),
+    ("memo_stack_global.pkl", "os.system"), ("memo_binput.pkl", "subprocess.check_output"),
+    ("proto0_global.pkl", "os.system"), ("proto0_inst.pkl", "os.system"),
+    ("obj.pkl", "os.system"), ("pkgutil.pkl", "pkgutil.resolve_name"),
+    ("importlib.pkl", "importlib.import_module"), ("runpy.pkl", "runpy._run_code"),
+    ("torch_hub.pt", "torch.hub.load"), ("dotted_stack_global.pkl", "torch.hub.load"),
+    ("runstring.pkl", "numpy.testing._private.utils.runstring"),
+    ("computed_global.pkl", "<computed>.system"), ("second_pickle.bin", "posix.system"),
+    ("deflated_evil.pt", "posix.system"), ("legacy_evil.pt", "posix.system"),
+    ("evil.joblib", "posix.system"), ("object_evil.npy", "posix.system"),
+    ("evil/model.safetensors", "posix.system"), ("nested_evil.pt", "posix.system"),
+    ("nested_opaque.pt", "torch.storage._load_from_bytes"), ("back_to_back.pkl", "posix.system"),
+    ("odd_strings.pkl", "os.system"), ("attribute_chain.pkl", "torch.os.system"),
+    ("binstring8.pkl", "posix.system"),
+    ("dill_function.pkl", "dill._dill._create_function"), ("evil_tar.pt", "posix.system"),
+    ("pop_lost_call.pkl", "posix.system"),
+    ("nt_system.pt", "nt.system"), ("proto0_long/model.safetensors", "os.system"),
+    ("proto0_broken/model.safetensors", "posix.system"), ("model", "posix.system"),
+    ("operator_attrgetter.pkl", "operator.attrgetter"), ("nullifai.bin", "posix.system"),
+    ("dunder_chain.pkl", "collections.OrderedDict.__init__.__globals__"),
+    ("memo_across.pkl", "os.system"),
+])
+
+
 def evil_cases() -> list[Case]:
     c = []
     add = _adder(c)
@@ -533,6 +561,8 @@ def evil_cases() -> list[Case]:
         "high", "stream ends before STOP")
     sd = state_dict(("Float",))
     clean = torch_zip(sd)
+    # the 7z signature header over a (zlib-packed) PyTorch archive: the verdict is the magic's,
+    # no 7z decoder is involved on either side
     add("nullifai/pytorch_model.bin", b"7z\xbc\xaf\x27\x1c\x00\x04" + zlib.compress(clean), "high",
         "a PyTorch archive wrapped in 7z (nullifAI)")
     add("gzip_model.pt", b"\x1f\x8b\x08\x00" + zlib.compress(EVIL_PKL), "high", "gzip-wrapped")
@@ -543,6 +573,9 @@ def evil_cases() -> list[Case]:
         "critical", "evil .pkl member compressed with deflate")
     add("local_name.bin", torch_zip(sd, local_name={"archive/data.pkl": "archive/data.pk_"}),
         "high", "ZIP local header names another file than the central directory")
+    add("zip_named/model.safetensors",
+        torch_zip(sd, local_name={"archive/data.pkl": "archive/data.pk_"}), "high",
+        "a PyTorch ZIP named model.safetensors whose local header disagrees")
     add("local_flags.bin", torch_zip(sd, local_flags={"archive/data.pkl": 1}), "high",
         "ZIP local header flag bits differ from the central directory (CVE-2025-1945)")
     evil_sd = state_dict(("Float",))
@@ -566,6 +599,9 @@ def evil_cases() -> list[Case]:
         "torch.storage._load_from_bytes of bytes computed at load time")
     add("back_to_back.pkl", pickle.dumps({"a": 1}, protocol=2) + EVIL_PKL, "critical",
         "a clean pickle then an evil one back to back")
+    add("memo_across.pkl", proto(4) + s("os") + MEMOIZE + s("system") + MEMOIZE + b"N" + STOP
+        + proto(4) + binget(0) + binget(1) + STACK_GLOBAL + STOP, "critical",
+        "names memoised in one pickle, used by the next (one Unpickler keeps its memo)")
     # strings spelt oddly, then memoised in protocol 0 (PUT/GET) and fed to STACK_GLOBAL
     odd = (proto(4) + b"S'o\\x73'\np0\n0" + b"V\\u0073ystem\np1\n0" + b"g0\ng1\n"
            + STACK_GLOBAL + MARK + b"U\x02id" + TUPLE + REDUCE + STOP)

@@ -1,6 +1,8 @@
 """picklescan and fickling as oracles on the corpus: every file either calls dangerous, we call
-critical or high. Both are driven through their scanning APIs on files in a temp dir — neither
-loads a pickle (picklescan walks `pickletools.genops`; fickling decompiles opcodes to an AST).
+critical or high. Neither loads a pickle: picklescan's `scan_file_path` walks
+`pickletools.genops` over each file written to a temp dir; fickling's analysis API
+(`fickle.StackedPickle` decompiles the opcodes, `analysis.check_safety` judges the AST) is given
+the file's bytes, or each `.pkl`/`.pickle`/`.bin` member of a ZIP.
 
 "Dangerous" for picklescan: a global it rates Dangerous (an infected file). For fickling: a
 severity of LIKELY_OVERTLY_MALICIOUS or worse — its LIKELY_UNSAFE is given to every import outside
@@ -9,6 +11,7 @@ the standard library (torch, numpy), i.e. to every real checkpoint, so it is not
 
 from __future__ import annotations
 
+import io
 import logging
 import zipfile
 
@@ -19,7 +22,7 @@ from monitor.content.reader import BytesReader
 from tests.content_corpus import all_cases
 
 picklescan = pytest.importorskip("picklescan.scanner")
-fickling_loader = pytest.importorskip("fickling.loader")
+fickling_fickle = pytest.importorskip("fickling.fickle")
 fickling_analysis = pytest.importorskip("fickling.analysis")
 
 # Where an oracle is stricter than us, and why we keep our verdict (any other disagreement fails).
@@ -39,14 +42,32 @@ def _picklescan_dangerous(path: str) -> bool:
         g.safety == picklescan.SafetyLevel.Dangerous for g in result.globals)
 
 
+def _fickling_worst(data: bytes):
+    """fickling's analysis (fickle.StackedPickle decompiles opcodes; analysis.check_safety judges
+    the AST): the worst severity over the pickles back to back in `data`."""
+    worst = fickling_analysis.Severity.LIKELY_SAFE
+    try:
+        for pickled in fickling_fickle.StackedPickle.load(io.BytesIO(data),
+                                                          fail_on_decode_error=False):
+            worst = max(worst, fickling_analysis.check_safety(pickled).severity)
+    except Exception:  # noqa: BLE001 - fickling could not read it: it calls nothing dangerous
+        pass
+    return worst
+
+
 def _fickling_dangerous(path: str) -> bool:
+    data = open(path, "rb").read()
     worst = fickling_analysis.Severity.LIKELY_SAFE
     if zipfile.is_zipfile(path):
-        results = fickling_loader.scan_zip_archive(path, graceful=True).values()
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if info.filename.lower().endswith((".pkl", ".pickle", ".bin")):
+                        worst = max(worst, _fickling_worst(zf.read(info)))
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+            pass   # e.g. a local header that disagrees with the central directory
     else:
-        results = [fickling_loader.scan_file(path, graceful=True)]
-    for r in results:
-        worst = max(worst, r.severity)
+        worst = _fickling_worst(data)
     return worst >= fickling_analysis.Severity.LIKELY_OVERTLY_MALICIOUS
 
 

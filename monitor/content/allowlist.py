@@ -162,7 +162,8 @@ _OMEGACONF = [
     "lightning_fabric.utilities.data.AttributeDict",
 ]
 
-ALLOWED: frozenset[str] = frozenset(_TORCH + _NUMPY + _STDLIB + _TRANSFORMERS + _JOBLIB + _OMEGACONF)
+ALLOWED: frozenset[str] = frozenset(
+    _TORCH + _NUMPY + _STDLIB + _TRANSFORMERS + _JOBLIB + _OMEGACONF)
 
 # Families (exact name or anything below it, at a dot boundary).
 DANGEROUS: frozenset[str] = frozenset([

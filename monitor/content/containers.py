@@ -41,7 +41,8 @@ _OPCODES = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes)
 
 
 def _parses_to(head: bytes, most: int = 16) -> tuple[int, int, bool]:
-    """(opcodes parsed, offset reached, STOP seen) before the first error in `head`."""
+    """(opcodes parsed, offset reached, STOP seen) before the first error in `head`; an opcode
+    cut short by the end of `head` counts as reaching its end."""
     stream, count, reached = io.BytesIO(head), 0, 0
     try:
         for op, _arg, _pos in pickletools.genops(stream):
@@ -49,7 +50,8 @@ def _parses_to(head: bytes, most: int = 16) -> tuple[int, int, bool]:
             if op.name == "STOP" or count >= most:
                 return count, reached, op.name == "STOP"
     except (ValueError, UnicodeDecodeError, OverflowError, IndexError, KeyError):
-        pass
+        if count >= 2 and stream.tell() == len(head):
+            reached = len(head)   # two whole opcodes, then one running past what was read
     return count, reached, False
 
 
@@ -72,16 +74,17 @@ def _imports_danger(head: bytes) -> bool:
     return False
 
 
-def looks_like_pickle(head: bytes, strict: bool = False) -> bool:
+def looks_like_pickle(head: bytes, strict: bool = False, complete: bool = False) -> bool:
     """A pickle by its first opcodes: PROTO 0-5 followed by a valid opcode, or a protocol-0/1
     stream whose first three opcodes parse (text files fail within one or two). `strict` (a
-    file not named as a pickle: LICENSE, NOTICE, …): a protocol-0/1 stream must reach STOP or
-    run to the end of `head` without an error, which text does not."""
+    file not named as a pickle: LICENSE, NOTICE, …): a protocol-0/1 stream must reach STOP, or
+    run to the end of `head` without an error when the file goes on (`complete`: `head` is the
+    whole file), or import something dangerous before it breaks — which text does not."""
     if len(head) >= 3 and head[0] == 0x80 and head[1] <= 5 and head[2:3] in _OPCODES:
         return True
     if strict:
         _count, reached, stop = _parses_to(head, most=len(head) + 1)
-        return stop or (reached == len(head) > 0) or _imports_danger(head)
+        return stop or (reached == len(head) > 0 and not complete) or _imports_danger(head)
     count, _reached, stop = _parses_to(head)
     return stop or count >= 3
 
@@ -104,7 +107,7 @@ def sniff(head: bytes, size: int | None, strict: bool = False) -> str:
         return "tar"        # (its first bytes are also walked as a pickle: see pickles.py)
     if looks_like_safetensors(head, size) and _parses_to(head)[1] < 8:
         return "safetensors"     # its length prefix is no pickle past the first bytes
-    if looks_like_pickle(head, strict):
+    if looks_like_pickle(head, strict, complete=size is not None and len(head) >= size):
         return "pickle"
     for magic, kind in MAGICS:
         if head.startswith(magic):
@@ -237,7 +240,8 @@ def zip_member_bytes(reader: RangeReader, m: ZipMember, limit: int) -> tuple[byt
         disagree.append(f"method {method} vs {m.method}")
     if flags != m.flags:
         disagree.append(f"flags {flags:#x} vs {m.flags:#x}")
-    if not flags & 0x08 and (values["size"], values["compressed"], crc) != (m.size, m.compressed, m.crc):
+    local_sizes = (values["size"], values["compressed"], crc)
+    if not flags & 0x08 and local_sizes != (m.size, m.compressed, m.crc):
         disagree.append("sizes or CRC")
     if disagree:
         raise ContainerError(f"ZIP local header of {m.name} disagrees with the central directory "
@@ -345,7 +349,8 @@ def tar_members(read: Callable[[int, int], bytes], size: int | None,
                     if b" path=" in line:
                         long_name = line.split(b" path=", 1)[1]
         elif kind in (b"0", b"\0", b"7"):
-            members.append(TarMember((long_name or name).decode("utf-8", "replace"), content, length))
+            shown = (long_name or name).decode("utf-8", "replace")
+            members.append(TarMember(shown, content, length))
             long_name = None
             if len(members) > max_members:
                 raise ContainerError(f"tar holds more than {max_members} members")

@@ -104,7 +104,8 @@ class Walker:
 
     def __init__(self, fetch: Callable[[int, int], bytes], size: int | None, cap: int,
                  findings: Findings, depth: int = 0,
-                 window: Callable[[int, int], bytes] | None = None):
+                 window: Callable[[int, int], bytes] | None = None,
+                 memo: dict[int, object] | None = None):
         """`fetch(offset, length)` returns exactly the bytes asked for (fewer only at the end);
         `window` may return fewer (what is at hand) when `size` is known."""
         self.fetch, self.size, self.cap, self.f, self.depth = fetch, size, cap, findings, depth
@@ -113,7 +114,8 @@ class Walker:
         self.fetches = 0
         self.stack: list[object] = []
         self.marks: list[int] = []
-        self.memo: dict[int, object] = {}
+        # one Unpickler calling load() again keeps its memo: pass the previous stream's
+        self.memo: dict[int, object] = memo if memo is not None else {}
         self.proto = 0
 
     # -- stack model --------------------------------------------------------------------

@@ -37,6 +37,7 @@ _MAX_NESTED = 16           # nested pickles (torch.storage._load_from_bytes) ins
 _MAX_DEPTH = 2
 _TAR_RECORDS = 4096        # storages / tensors records in the oldest layout
 _NOTHING_TO_JUDGE = ("safetensors", "gguf", "ggml", "onnx")
+_PICKLE_CARRIERS = ("zip", "tar", "pickle", "legacy", "npy", "npz")
 _STORAGE_BYTES = {
     "Double": 8, "Float": 4, "Half": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1, "Byte": 1,
     "Bool": 1, "BFloat16": 2, "ComplexDouble": 16, "ComplexFloat": 8, "QUInt8": 1, "QInt8": 1,
@@ -70,6 +71,8 @@ class PickleVerdict:
     bytes_read: int
 
     pickle_streams: bool = False     # a pickle stream was found (added to the agreed API)
+    read_error: str | None = None    # "transient" | "permanent" when a read failed (a later try
+                                     # may succeed for "transient": retry rather than alert)
 
     @property
     def evidence_only(self) -> bool:
@@ -78,7 +81,11 @@ class PickleVerdict:
         found, e.g. because its first bytes could not be read."""
         if self.pickle_streams or self.imports:
             return False
-        return self.container == "keras" or _extension(self.path) not in PICKLE_EXTENSIONS
+        if self.container == "keras":
+            return True
+        # a ZIP, tar or pickle named as weights that could not be read through is a finding
+        return (_extension(self.path) not in PICKLE_EXTENSIONS
+                and self.container not in _PICKLE_CARRIERS)
 
     @property
     def is_pickle(self) -> bool:
@@ -147,6 +154,7 @@ class _Inspection:
         self.extra_dangerous: dict[str, None] = {}
         self.extra_unknown: dict[str, None] = {}
         self.nested_ok: set[str] = set()
+        self.read_error: str | None = None
 
     def reason(self, text: str) -> None:
         self.reasons.setdefault(text[:300], None)
@@ -181,8 +189,9 @@ class _Inspection:
                       truncated: bool = False, count_max: int = _MAX_STREAMS) -> None:
         """Pickles back to back from `start` to the end of the region (or 5 for legacy)."""
         pos, budget, count, legacy = start, self.caps.pickle_bytes, 0, False
+        memo: dict[int, object] = {}   # shared: a reader may load() them with one Unpickler
         while True:
-            walker = Walker(src.fetch, src.size, budget, self.f, window=src.window)
+            walker = Walker(src.fetch, src.size, budget, self.f, window=src.window, memo=memo)
             try:
                 end, value = walker.walk(pos)
             except WalkError as exc:
@@ -314,7 +323,7 @@ class _Inspection:
 
         pos, count = one(0)
         if not isinstance(count, int) or not 0 <= count <= _TAR_RECORDS:
-            raise ContainerError(f"record count {count!r} not understood")
+            raise ContainerError(f"record count of {type(count).__name__} not understood")
         for _ in range(count):
             pos, args = one(pos)
             if storages:
@@ -323,7 +332,7 @@ class _Inspection:
                 width = _STORAGE_BYTES.get(name.removeprefix("torch.").removesuffix("Storage"))
                 raw = src.fetch(pos, 8)
                 if width is None or len(raw) != 8:
-                    raise ContainerError(f"storage record {args!r:.60} not understood")
+                    raise ContainerError(f"storage record of {type(args).__name__} not understood")
                 pos += 8 + int.from_bytes(raw, "little", signed=True) * width
             else:
                 raw = src.fetch(pos, 4)
@@ -370,7 +379,7 @@ class _Inspection:
             path=self.reader.path, container=self.container, imports=tuple(self.f.imports),
             dangerous=tuple(dangerous), unknown=tuple(unknown),
             not_inspected="; ".join(self.reasons) or None, bytes_read=self.reader.bytes_read,
-            pickle_streams=self.streams)
+            pickle_streams=self.streams, read_error=self.read_error)
         return verdict
 
 
@@ -379,8 +388,8 @@ def _inspect(reader: RangeReader, caps: ContentCaps, depth: int) -> PickleVerdic
     try:
         ins.run()
     except ContentReadError as exc:
-        kind = "permanent" if exc.permanent else "transient"
-        ins.reason(f"read failed ({kind}): {exc}")
+        ins.read_error = "permanent" if exc.permanent else "transient"
+        ins.reason(f"read failed ({ins.read_error}): {exc}")
     except (ContainerError, WalkError) as exc:
         ins.reason(str(exc))
     except (RecursionError, MemoryError) as exc:
