@@ -240,3 +240,18 @@ def test_a_bug_in_inspection_never_sinks_the_check(env, hub, monkeypatch):
     env.once()
     f = by_kind(env)["risky_change"]
     assert f["severity"] == "high" and "internal error" in f["evidence"]["content"]["error"]
+
+
+def test_past_the_file_cap_weight_named_files_are_evidence_only(env, hub, monkeypatch):
+    from monitor.hub import files
+
+    monkeypatch.setattr(files, "MAX_FILES", 2)
+    hub.add_repo(REPO, files={"pytorch_model.bin": BENIGN,
+                              **{f"model-{i}.safetensors": b"\x08" + bytes(15) for i in range(3)}})
+    env.once()
+    assert env.findings() == [] and status(env)["content"] == "clean"
+    hub.cdn.fail_status = 503
+    hub.commit(REPO, {"model-0.safetensors": b"\x10" + bytes(15)})
+    env.once()
+    f = by_kind(env)["ref_moved"]
+    assert f["severity"] == "medium" and f["evidence"]["content"]["not_read"][0]["path"] == "model-0.safetensors"

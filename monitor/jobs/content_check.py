@@ -71,6 +71,7 @@ class _Reads:
     repo: RepoId
     readers: dict[tuple[str, str], HubFileReader] = field(default_factory=dict)
     broken: list[tuple[str, str]] = field(default_factory=list)  # template sources that do not parse
+    sniff_unread: list[tuple[str, str]] = field(default_factory=list)  # weight-named files not read: evidence
 
     def reader(self, rev: str, path: str, size: int | None) -> HubFileReader:
         key = (rev, path)
@@ -109,16 +110,19 @@ class ContentChecker:
 
         verdicts, unread, keras = [], [], []
         for path in pickle_order(paths, sizes):
+            by_name = _lower(path).endswith(PICKLE_EXTS)  # pickle-family by its name, not only its bytes
             try:
                 reader = rd.reader(rev, path, sizes.get(path))
             except ContentReadError as e:
-                unread.append((path, str(e)))
+                (unread if by_name else rd.sniff_unread).append((path, str(e)))
                 continue
             v = inspect_file(reader, self.caps)
             if _lower(path).endswith(KERAS_EXTS) and not v.is_pickle:
                 keras.append(path)  # HDF5/Keras: listed as not inspected, not judged
                 continue
-            if not v.is_pickle and v.not_inspected is None and not _lower(path).endswith(PICKLE_EXTS):
+            if not by_name and v.severity == "none":
+                if v.not_inspected:  # a weight-named file whose first bytes could not be read: evidence only
+                    rd.sniff_unread.append((path, v.not_inspected))
                 continue  # a real safetensors / gguf file: nothing to judge
             verdicts.append(v)
         return verdicts, unread, keras
@@ -272,7 +276,8 @@ class ContentChecker:
         if rd.session.refused:  # a refusal says nothing of the content: nothing judged, said in evidence
             return dc.ContentReport(unread_other=((rd.repo.id, REFUSED),), bytes_read=rd.session.fetched,
                                     requests=rd.session.requests)
-        return dc.ContentReport(tuple(verdicts), tuple(results), tuple(unread), tuple(other), tuple(keras),
+        return dc.ContentReport(tuple(verdicts), tuple(results), tuple(unread), tuple(other) + tuple(rd.sniff_unread),
+                                tuple(keras),
                                 rd.session.fetched, rd.session.requests)
 
 
