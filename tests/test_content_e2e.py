@@ -255,3 +255,14 @@ def test_past_the_file_cap_weight_named_files_are_evidence_only(env, hub, monkey
     env.once()
     f = by_kind(env)["ref_moved"]
     assert f["severity"] == "medium" and f["evidence"]["content"]["not_read"][0]["path"] == "model-0.safetensors"
+
+
+def test_a_recreated_repo_is_audited_again_within_its_one_alert(env, hub):
+    hub.add_repo(REPO, files={"pytorch_model.bin": BENIGN})
+    env.once()
+    assert status(env)["content"] == "clean"
+    hub.recreate_repo(REPO, files={"pytorch_model.bin": EVIL})
+    env.once()
+    assert [(f["kind"], f["severity"]) for f in env.findings()] == [("repo_recreated", "critical")]
+    st = status(env)
+    assert st["content"] == "flagged" and "posix.system" in st["content_reason"]

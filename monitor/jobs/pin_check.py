@@ -203,7 +203,7 @@ class PinChecker:
                 findings.append(finding)
                 fast_forward[mv.ref] = ff
                 authors |= {a for c in commits for a in c.authors}
-        self._audit_content(w, pc, info, findings)
+        self._audit_content(w, pc, info, findings, again=recreated)  # a re-created repo is a new one
         reachable = self._reachability(w, st, branches, tags, fast_forward, findings, caps)
         keep = {s for s in list(heads.values()) + list(w.exact) if s}
         if info is not None:
@@ -218,11 +218,14 @@ class PinChecker:
                            content=pc.state_json() if pc is not None else None)
 
     @staticmethod
-    def _audit_content(w: RepoWatch, pc, info: RepoInfo | None, findings: list[Finding]) -> None:
-        """Issue 14's baseline audit of the revision `info` describes, when this repo has none yet."""
-        if pc is not None and pc.audit_due() and info is not None and info.files_listed and not info.disabled:
+    def _audit_content(w: RepoWatch, pc, info: RepoInfo | None, findings: list[Finding], again: bool = False) -> None:
+        """Issue 14's baseline audit of the revision `info` describes, when this repo has none yet.
+        `again` (a re-created repo): audited anew for status and the template baseline, without a
+        second alert — the re-creation, critical, is the incident."""
+        if (pc is not None and (again or pc.audit_due()) and info is not None and info.files_listed
+                and not info.disabled):
             audit = pc.audit(w.repo, info.sha, info.files, content_check.flagged_paths(info, info.sha))
-            findings += [audit] if audit is not None else []
+            findings += [audit] if audit is not None and not again else []
 
     def _metadata(self, w: RepoWatch, st: RepoState, primary: str | None, heads: dict[str, str | None],
                   moves: Sequence[rv.Move], now: datetime, complete: bool,
