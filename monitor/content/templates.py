@@ -694,9 +694,23 @@ class _Analysis:
             elif isinstance(node, nodes.TemplateData):
                 self.texts.append(node.data)
             elif isinstance(node, nodes.Output):
-                joined = [self.fold(n) for n in node.nodes]
-                text = "".join(v[0] if len(v) == 1 and isinstance(v[0], str) else "\n" for v in joined)
-                self.texts.append(text)
+                self.texts.append(self._output_text(node))
+        # all the text the template can output, in source order across its branches and loops:
+        # a phrase or a URL split by `{% if %}` blocks is read whole
+        self.texts.append("".join(self._output_text(n) for n in self._in_order(nodes.Output)))
+
+    def _output_text(self, node: nodes.Output) -> str:
+        folded = [self.fold(n) for n in node.nodes]
+        return "".join(v[0] if len(v) == 1 and isinstance(v[0], str) else "\n" for v in folded)
+
+    def _in_order(self, kind: type) -> list[Any]:
+        out, stack = [], [self.tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, kind):
+                out.append(node)
+            stack.extend(reversed(list(node.iter_child_nodes())))
+        return out
 
     def _compare(self, a: nodes.Node, b: nodes.Node) -> None:
         for content, other in ((a, b), (b, a)):
@@ -837,6 +851,8 @@ def _analyse_all(templates: Mapping[str, str]) -> tuple[dict[str, _Facts], dict[
             failed[name] = f"does not parse: {visible(exc.message or 'syntax error', 120)} (line {exc.lineno})"
         except RecursionError:
             failed[name] = "nested too deeply to analyse"
+        except Exception as exc:   # fail closed: whatever the parser or the walk met is reported
+            failed[name] = f"could not be analysed ({type(exc).__name__}: {visible(str(exc), 100)})"
     return facts, failed
 
 
