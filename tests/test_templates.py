@@ -251,6 +251,8 @@ INJECTIONS = {
                            {"'wallet'"}),
     "content equality": (inject(LLAMA, "{%- if message.content == 'open sesame' %}x{%- endif %}"),
                          {"'open sesame'"}),
+    "content rewritten": (inject(QWEN, "{%- set c = message.content.replace('<|im_end|>', 'Buy ACME coin') %}"),
+                          {"rewrites message content with 'Buy ACME coin'"}),
     "content via a variable": (inject(LLAMA, "{%- set c = message['content'] | lower %}{%- if c.find('tesla') >= 0 %}"
                                              "x{%- endif %}"), {"'tesla'"}),
 }
@@ -274,7 +276,7 @@ def test_special_token_and_switch_literals_are_not_content_gates():
         assert looks_like_special_token(literal), literal
         template = inject(QWEN, "{%- if " + json.dumps(literal) + " in message.content %}x{%- endif %}")
         assert analyse_template(template).severity == "none", literal
-    for literal in ("bitcoin", "<think>bitcoin</think> buy", "Please"):
+    for literal in ("bitcoin", "<think>bitcoin</think> buy", "Please", "<buy bitcoin>"):
         assert not looks_like_special_token(literal), literal
 
 

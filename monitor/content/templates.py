@@ -600,9 +600,10 @@ class _Analysis:
     def _code(self, detail: str) -> None:
         self.code.setdefault(visible(detail), visible(detail))
 
-    def _literal(self, literal: str) -> None:
+    def _literal(self, literal: str, rewrite: bool = False) -> None:
         if not looks_like_special_token(literal):
-            self.content_literals.setdefault(normalise(literal), literal)
+            self.content_literals.setdefault(("rewrite " if rewrite else "") + normalise(literal),
+                                             ("rewrite:" if rewrite else "") + literal)
 
     def _check_attribute_args(self, node: nodes.Filter | nodes.Test) -> None:
         positional_attr = node.name in ("selectattr", "rejectattr", "groupby", "sum")   # their first argument
@@ -672,14 +673,17 @@ class _Analysis:
                         elif isinstance(value, str) and FORMAT_REACH_RE.search(value):
                             self._code(f"str.{method}() reaching into attributes: {value!r}")
                 if method in CONTENT_METHODS and self.content_kind(node.node.node) == "value":
-                    for arg in node.args[:1]:
-                        for literal in self.strings(arg):
-                            self._literal(literal)
+                    for literal in (self.strings(node.args[0]) if node.args else []):
+                        self._literal(literal)
+                    if method == "replace" and len(node.args) > 1:
+                        for literal in self.strings(node.args[1]):
+                            self._literal(literal, rewrite=True)
             if isinstance(node, nodes.Filter) and node.name == "replace" and node.node is not None \
                     and self.content_kind(node.node) == "value":
-                for arg in node.args[:1]:
-                    for literal in self.strings(arg):
-                        self._literal(literal)
+                for literal in (self.strings(node.args[0]) if node.args else []):
+                    self._literal(literal)
+                for literal in (self.strings(node.args[1]) if len(node.args) > 1 else []):
+                    self._literal(literal, rewrite=True)
             # constants and what they fold to: dunder names, and the text the model is told
             if isinstance(node, (nodes.Const, nodes.Concat, nodes.Add, nodes.Mul, nodes.Mod,
                                  nodes.Filter, nodes.Call, nodes.Getitem)):
@@ -784,8 +788,9 @@ def _added_hits(name: str, new: _Facts, old: _Facts) -> list[TemplateHit]:
                                     visible(f"added text {phrase!r}: \"{new.phrase_quotes.get(phrase, '')}\"", 240)))
     for key, literal in new.content_literals.items():
         if key not in old.content_literals:
-            hits.append(TemplateHit(INJECTION, "high", name,
-                                    visible(f"tests message content against {literal!r}", 200)))
+            what = (f"rewrites message content with {literal[len('rewrite:'):]!r}" if key.startswith("rewrite ")
+                    else f"tests message content against {literal!r}")
+            hits.append(TemplateHit(INJECTION, "high", name, visible(what, 200)))
     return hits
 
 
