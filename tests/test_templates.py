@@ -344,15 +344,25 @@ def test_templates_that_cannot_be_analysed_are_not_inspected_never_raised(monkey
     deep = analyse_template("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}")
     assert deep.not_inspected is not None and deep.severity == "high"
     monkeypatch.setattr(tm, "MAX_TEMPLATE_CHARS", 100)
+    tm._facts.cache_clear()
     assert "more than 100" in analyse_template(QWEN).not_inspected
 
 
 def test_an_unexpected_parser_error_is_not_inspected(monkeypatch):
+    tm._facts.cache_clear()
+
     def boom(text):
         raise UnicodeDecodeError("unicode-escape", b"\\x", 0, 1, "truncated")
     monkeypatch.setattr(tm, "_parse", boom)
     verdict = analyse_template("{{ x }}")
     assert verdict.not_inspected.startswith("template 'default' could not be analysed (UnicodeDecodeError")
+
+
+def test_one_template_text_is_analysed_once():
+    tm._facts.cache_clear()
+    text = inject(QWEN, CODE_VARIANTS["lipsum globals"])
+    first = [compare_templates({"default": QWEN}, {"default": text}) for _ in range(20)]
+    assert tm._facts.cache_info().misses == 2 and all(v == first[0] for v in first)
 
 
 def test_hostile_constant_folding_stays_bounded():

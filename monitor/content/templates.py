@@ -26,6 +26,7 @@ every old template), so real updates stay at chat_template_changed.
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import json
 import posixpath
@@ -735,8 +736,10 @@ class _Facts:
     texts: frozenset[str] = frozenset()
 
 
+@functools.lru_cache(maxsize=64)
 def _facts(text: str) -> _Facts:
-    """Raises TemplateSyntaxError, RecursionError (too deep) for templates that cannot be read."""
+    """Raises TemplateSyntaxError, RecursionError (too deep) for templates that cannot be read.
+    Cached by text: the quantizations of one model carry the same template, analysed once."""
     analysis = _Analysis(_parse(text))
     texts = list(dict.fromkeys(analysis.texts))
     urls: dict[str, None] = {}
