@@ -733,7 +733,7 @@ class _Facts:
     phrases: Counter = field(default_factory=Counter)
     phrase_quotes: dict[str, str] = field(default_factory=dict)
     content_literals: dict[str, str] = field(default_factory=dict)
-    texts: frozenset[str] = frozenset()
+    texts: tuple[str, ...] = ()          # distinct text pieces, in the template's order
 
 
 @functools.lru_cache(maxsize=64)
@@ -752,7 +752,7 @@ def _facts(text: str) -> _Facts:
             phrases[phrase] += n
             quotes.setdefault(phrase, _quote(piece, phrase))
     return _Facts(code=tuple(analysis.code), urls=tuple(urls), phrases=phrases, phrase_quotes=quotes,
-                  content_literals=analysis.content_literals, texts=frozenset(texts))
+                  content_literals=analysis.content_literals, texts=tuple(texts))
 
 
 def _quote(piece: str, phrase: str) -> str:
@@ -767,16 +767,16 @@ def _merge(facts: Iterable[_Facts]) -> _Facts:
     urls: dict[str, None] = {}
     phrases: Counter = Counter()
     literals: dict[str, str] = {}
-    texts: set[str] = set()
+    texts: dict[str, None] = {}
     for f in facts:
         code.update(dict.fromkeys(f.code))
         urls.update(dict.fromkeys(f.urls))
         for phrase, n in f.phrases.items():
             phrases[phrase] = max(phrases[phrase], n)
         literals.update(f.content_literals)
-        texts |= f.texts
+        texts.update(dict.fromkeys(f.texts))
     return _Facts(code=tuple(code), urls=tuple(urls), phrases=phrases, content_literals=literals,
-                  texts=frozenset(texts))
+                  texts=tuple(texts))
 
 
 def _added_hits(name: str, new: _Facts, old: _Facts) -> list[TemplateHit]:
@@ -785,10 +785,12 @@ def _added_hits(name: str, new: _Facts, old: _Facts) -> list[TemplateHit]:
     for url in new.urls:
         if url not in old.urls and url not in old_text:
             hits.append(TemplateHit(INJECTION, "high", name, visible(f"added URL {url}", 200)))
+    old_pieces = set(old.texts)
     for phrase, n in new.phrases.items():
         if n > old.phrases.get(phrase, 0):
-            hits.append(TemplateHit(INJECTION, "high", name,
-                                    visible(f"added text {phrase!r}: \"{new.phrase_quotes.get(phrase, '')}\"", 240)))
+            added = [p for p in new.texts if p not in old_pieces and phrase in phrase_counts(p)]
+            quote = _quote(min(added, key=len), phrase) if added else new.phrase_quotes.get(phrase, "")
+            hits.append(TemplateHit(INJECTION, "high", name, visible(f"added text {phrase!r}: \"{quote}\"", 240)))
     for key, literal in new.content_literals.items():
         if key not in old.content_literals:
             what = (f"rewrites message content with {literal[len('rewrite:'):]!r}" if key.startswith("rewrite ")
