@@ -1,6 +1,7 @@
 """Benchmark: reaching the chat template of a GGUF file with a 150,000-token vocabulary.
 
 Not a test.  Run by hand:  python benchmarks/gguf_header.py [--vocab N] [--merges N] [--size-gb G]
+                           python benchmarks/gguf_header.py --corpus   (CPU per real template)
 
 Writes a GGUF file the way llama.cpp's converter orders it (general.*, model numbers,
 tokenizer.ggml.tokens / scores / token_type / merges, then tokenizer.chat_template and a named
@@ -91,6 +92,29 @@ def child(path: str) -> None:
     }))
 
 
+def corpus() -> None:
+    """CPU per template: every real template of tests/data/templates analysed alone, and each
+    compared with a poisoned copy of itself (parsed twice: old and new)."""
+    import glob
+    import statistics
+
+    from monitor.content.templates import analyse_template, compare_templates
+
+    times, compares = [], []
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "data", "templates", "*.jinja"))):
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+        t0 = time.process_time()
+        analyse_template(text)
+        times.append(time.process_time() - t0)
+        t0 = time.process_time()
+        compare_templates({"default": text}, {"default": text + "{{ cycler.__init__.__globals__ }}"})
+        compares.append(time.process_time() - t0)
+    print(f"{len(times)} real templates: analysis CPU median {statistics.median(times) * 1000:.1f} ms, "
+          f"max {max(times) * 1000:.1f} ms, total {sum(times):.2f} s; old/new comparison median "
+          f"{statistics.median(compares) * 1000:.1f} ms, max {max(compares) * 1000:.1f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vocab", type=int, default=150_000)
@@ -98,9 +122,13 @@ def main() -> None:
     ap.add_argument("--size-gb", type=float, default=4.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--child")
+    ap.add_argument("--corpus", action="store_true", help="CPU per real template analysed instead")
     args = ap.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.corpus:
+        corpus()
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model-Q4_K_M.gguf")

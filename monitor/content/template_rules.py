@@ -78,7 +78,7 @@ URL_RE = re.compile(r"(?i)\b(?:https?|ftp|wss?)://[^\s'\"<>{}|\\^`]+|\bwww\.[a-z
 # and literals with no letter or digit at all ("\n", "```", "").
 _SPECIAL_RE = re.compile(
     r"\s*(?:"
-    r"</?[|｜]?[\w.:/▁ -]{1,64}[|｜]?/?>"      # <tag>, </tag>, <|tag|>, <｜tag｜>
+    r"</?[|｜]?[\w.:/▁-]{1,64}[|｜]?/?>"       # <tag>, </tag>, <|tag|>, <｜tag｜> (no spaces)
     r"|\[/?[A-Z][A-Z0-9_]{0,31}\]"               # [INST], [/INST], [TOOL_CALLS]
     r"|/[a-z][a-z_]{1,31}"                       # /think, /no_think, /nothink switches
     r"|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"            # CONTINUE_FINAL_MESSAGE_TAG-style markers

@@ -26,6 +26,7 @@ every old template), so real updates stay at chat_template_changed.
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import json
 import posixpath
@@ -600,9 +601,10 @@ class _Analysis:
     def _code(self, detail: str) -> None:
         self.code.setdefault(visible(detail), visible(detail))
 
-    def _literal(self, literal: str) -> None:
+    def _literal(self, literal: str, rewrite: bool = False) -> None:
         if not looks_like_special_token(literal):
-            self.content_literals.setdefault(normalise(literal), literal)
+            self.content_literals.setdefault(("rewrite " if rewrite else "") + normalise(literal),
+                                             ("rewrite:" if rewrite else "") + literal)
 
     def _check_attribute_args(self, node: nodes.Filter | nodes.Test) -> None:
         positional_attr = node.name in ("selectattr", "rejectattr", "groupby", "sum")   # their first argument
@@ -672,14 +674,17 @@ class _Analysis:
                         elif isinstance(value, str) and FORMAT_REACH_RE.search(value):
                             self._code(f"str.{method}() reaching into attributes: {value!r}")
                 if method in CONTENT_METHODS and self.content_kind(node.node.node) == "value":
-                    for arg in node.args[:1]:
-                        for literal in self.strings(arg):
-                            self._literal(literal)
+                    for literal in (self.strings(node.args[0]) if node.args else []):
+                        self._literal(literal)
+                    if method == "replace" and len(node.args) > 1:
+                        for literal in self.strings(node.args[1]):
+                            self._literal(literal, rewrite=True)
             if isinstance(node, nodes.Filter) and node.name == "replace" and node.node is not None \
                     and self.content_kind(node.node) == "value":
-                for arg in node.args[:1]:
-                    for literal in self.strings(arg):
-                        self._literal(literal)
+                for literal in (self.strings(node.args[0]) if node.args else []):
+                    self._literal(literal)
+                for literal in (self.strings(node.args[1]) if len(node.args) > 1 else []):
+                    self._literal(literal, rewrite=True)
             # constants and what they fold to: dunder names, and the text the model is told
             if isinstance(node, (nodes.Const, nodes.Concat, nodes.Add, nodes.Mul, nodes.Mod,
                                  nodes.Filter, nodes.Call, nodes.Getitem)):
@@ -694,9 +699,23 @@ class _Analysis:
             elif isinstance(node, nodes.TemplateData):
                 self.texts.append(node.data)
             elif isinstance(node, nodes.Output):
-                joined = [self.fold(n) for n in node.nodes]
-                text = "".join(v[0] if len(v) == 1 and isinstance(v[0], str) else "\n" for v in joined)
-                self.texts.append(text)
+                self.texts.append(self._output_text(node))
+        # all the text the template can output, in source order across its branches and loops:
+        # a phrase or a URL split by `{% if %}` blocks is read whole
+        self.texts.append("".join(self._output_text(n) for n in self._in_order(nodes.Output)))
+
+    def _output_text(self, node: nodes.Output) -> str:
+        folded = [self.fold(n) for n in node.nodes]
+        return "".join(v[0] if len(v) == 1 and isinstance(v[0], str) else "\n" for v in folded)
+
+    def _in_order(self, kind: type) -> list[Any]:
+        out, stack = [], [self.tree]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, kind):
+                out.append(node)
+            stack.extend(reversed(list(node.iter_child_nodes())))
+        return out
 
     def _compare(self, a: nodes.Node, b: nodes.Node) -> None:
         for content, other in ((a, b), (b, a)):
@@ -714,11 +733,13 @@ class _Facts:
     phrases: Counter = field(default_factory=Counter)
     phrase_quotes: dict[str, str] = field(default_factory=dict)
     content_literals: dict[str, str] = field(default_factory=dict)
-    texts: frozenset[str] = frozenset()
+    texts: tuple[str, ...] = ()          # distinct text pieces, in the template's order
 
 
+@functools.lru_cache(maxsize=64)
 def _facts(text: str) -> _Facts:
-    """Raises TemplateSyntaxError, RecursionError (too deep) for templates that cannot be read."""
+    """Raises TemplateSyntaxError, RecursionError (too deep) for templates that cannot be read.
+    Cached by text: the quantizations of one model carry the same template, analysed once."""
     analysis = _Analysis(_parse(text))
     texts = list(dict.fromkeys(analysis.texts))
     urls: dict[str, None] = {}
@@ -731,7 +752,7 @@ def _facts(text: str) -> _Facts:
             phrases[phrase] += n
             quotes.setdefault(phrase, _quote(piece, phrase))
     return _Facts(code=tuple(analysis.code), urls=tuple(urls), phrases=phrases, phrase_quotes=quotes,
-                  content_literals=analysis.content_literals, texts=frozenset(texts))
+                  content_literals=analysis.content_literals, texts=tuple(texts))
 
 
 def _quote(piece: str, phrase: str) -> str:
@@ -746,16 +767,16 @@ def _merge(facts: Iterable[_Facts]) -> _Facts:
     urls: dict[str, None] = {}
     phrases: Counter = Counter()
     literals: dict[str, str] = {}
-    texts: set[str] = set()
+    texts: dict[str, None] = {}
     for f in facts:
         code.update(dict.fromkeys(f.code))
         urls.update(dict.fromkeys(f.urls))
         for phrase, n in f.phrases.items():
             phrases[phrase] = max(phrases[phrase], n)
         literals.update(f.content_literals)
-        texts |= f.texts
+        texts.update(dict.fromkeys(f.texts))
     return _Facts(code=tuple(code), urls=tuple(urls), phrases=phrases, content_literals=literals,
-                  texts=frozenset(texts))
+                  texts=tuple(texts))
 
 
 def _added_hits(name: str, new: _Facts, old: _Facts) -> list[TemplateHit]:
@@ -764,14 +785,17 @@ def _added_hits(name: str, new: _Facts, old: _Facts) -> list[TemplateHit]:
     for url in new.urls:
         if url not in old.urls and url not in old_text:
             hits.append(TemplateHit(INJECTION, "high", name, visible(f"added URL {url}", 200)))
+    old_pieces = set(old.texts)
     for phrase, n in new.phrases.items():
         if n > old.phrases.get(phrase, 0):
-            hits.append(TemplateHit(INJECTION, "high", name,
-                                    visible(f"added text {phrase!r}: \"{new.phrase_quotes.get(phrase, '')}\"", 240)))
+            added = [p for p in new.texts if p not in old_pieces and phrase in phrase_counts(p)]
+            quote = _quote(min(added, key=len), phrase) if added else new.phrase_quotes.get(phrase, "")
+            hits.append(TemplateHit(INJECTION, "high", name, visible(f"added text {phrase!r}: \"{quote}\"", 240)))
     for key, literal in new.content_literals.items():
         if key not in old.content_literals:
-            hits.append(TemplateHit(INJECTION, "high", name,
-                                    visible(f"tests message content against {literal!r}", 200)))
+            what = (f"rewrites message content with {literal[len('rewrite:'):]!r}" if key.startswith("rewrite ")
+                    else f"tests message content against {literal!r}")
+            hits.append(TemplateHit(INJECTION, "high", name, visible(what, 200)))
     return hits
 
 
@@ -837,6 +861,8 @@ def _analyse_all(templates: Mapping[str, str]) -> tuple[dict[str, _Facts], dict[
             failed[name] = f"does not parse: {visible(exc.message or 'syntax error', 120)} (line {exc.lineno})"
         except RecursionError:
             failed[name] = "nested too deeply to analyse"
+        except Exception as exc:   # fail closed: whatever the parser or the walk met is reported
+            failed[name] = f"could not be analysed ({type(exc).__name__}: {visible(str(exc), 100)})"
     return facts, failed
 
 
