@@ -159,7 +159,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     One row per pin: state (ok, pending, unknown, unreachable, unavailable, gated, disabled,
     ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
-    ref's head, open findings and the last error; then one row for look-alike discovery (last
+    ref's head, open findings, content (clean, flagged or not_inspected, with the reason: what
+    inspecting its pickles and chat templates concluded) and the last error; then one row for look-alike discovery (last
     run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
     discovery with "kind": "lookalikes"; then one row per sink that is dead or holds dead letters
     ("kind": "sink": its config key, the receiver's answer, dead letters and their fingerprints,
@@ -173,6 +174,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monitor.store import Store
 
     states: dict = {}
+    contents: dict = {}
     open_counts: dict = {}
     probes: dict = {}
     last_run = None
@@ -180,6 +182,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         store = Store.open_readonly(settings.state_path)
         try:
             states, open_counts = store.load_states(), store.open_findings_by_subject()
+            contents = store.load_contents()
             probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
             found = lookalike_subjects(store.findings(kind="lookalike"))
             sinks = sink_rows(store.dead_sinks(), store.outbox_by_sink(), store.dead_letters(), SINK_KEYS)
@@ -188,7 +191,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         found, sinks = {}, []
         print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
-    rows = pin_statuses(settings.pin, states, open_counts)
+    rows = pin_statuses(settings.pin, states, open_counts, contents)
     discovery = lookalike_status(settings.lookalike, probes, last_run, found)
     for row in rows:
         print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))

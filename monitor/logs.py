@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import datetime, timezone
 from typing import Iterable
@@ -12,14 +13,23 @@ from typing import Iterable
 _EXTRA = ("job", "subject", "fingerprint", "duration")
 
 
+# A signed download URL (the CDN location a resolve redirects to) is a credential for its file:
+# its query never reaches a log, whoever logged it (httpx's request lines at -vvv included).
+_SIGNED_QUERY = re.compile(r"\?[^\s'\"]*(?:Signature|Signed|Key-Pair-Id|X-Amz-Credential|Expires)=[^\s'\"]*", re.I)
+
+
 class Redactor(logging.Filter):
-    """Replaces any known secret that slipped into a message or its arguments with ***."""
+    """Replaces any known secret that slipped into a message or its arguments with ***, and the
+    query of any signed URL with ?***."""
 
     def __init__(self, secrets: Iterable[str] = ()):
         super().__init__()
         self.secrets = [s for s in secrets if s and len(s) >= 6]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if _SIGNED_QUERY.search(msg):
+            record.msg, record.args = _SIGNED_QUERY.sub("?***", msg), None
         if self.secrets:
             msg = record.getMessage()
             if record.exc_info and not record.exc_text:

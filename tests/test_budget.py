@@ -78,7 +78,7 @@ def test_hub_header_wins_when_it_says_less_remains():
 def test_probing_yields_to_pin_checks_and_the_hub_quota_is_never_hit(hub, slack, tmp_path):
     env = PinsEnv(tmp_path, hub, slack)
     for i in range(5):
-        hub.add_repo(f"org/m{i}", files={"a": "b"})
+        hub.add_repo(f"org/m{i}", files={"a.txt": "b"})
     env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(5)]
     env.extra = ('[lookalike]\nprotected = ["EleutherAI"]\nprobe_budget = 100000\n'
                  '[limits]\nhub_requests_per_5min = 60\n')

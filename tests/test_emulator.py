@@ -189,10 +189,12 @@ def test_hf_hub_download(hub, tmp_path):
     old = hf_hub_download("acme/m", "config.json", revision="v1", cache_dir=tmp_path)
     assert Path(old).read_text() == FILES["config.json"] and first in old
     assert Path(hf_hub_download("acme/m", "config.json", cache_dir=tmp_path)).read_text() == '{"a": 2}'
-    head = raw(hub, "/acme/m/resolve/main/model.safetensors", "HEAD")
+    head = raw(hub, "/acme/m/resolve/main/model.safetensors", "HEAD", follow_redirects=False)
     sha256 = hashlib.sha256(FILES["model.safetensors"]).hexdigest()
+    assert head.status_code == 302 and head.headers["Location"].startswith(hub.cdn.url + "/")
     assert head.headers["X-Linked-Etag"] == f'"{sha256}"' and head.content == b""
-    assert int(head.headers["Content-Length"]) == len(FILES["model.safetensors"]) == int(head.headers["X-Linked-Size"])
+    assert len(FILES["model.safetensors"]) == int(head.headers["X-Linked-Size"])
+    assert hub.cdn.auth_seen == [] and hub.cdn.requests >= 1  # hf_hub_download fetched it from the CDN
     with pytest.raises(RemoteEntryNotFoundError):
         hf_hub_download("acme/m", "nope.txt", cache_dir=tmp_path)
     hub.add_repo("acme/data", type="dataset", files={"train.csv": "x"})

@@ -20,7 +20,7 @@ def test_metrics_follow_jobs_findings_deliveries_and_outbox(hub, slack, tmp_path
     env = PinsEnv(tmp_path, hub, slack)
     env.token = "hf_MetricsSecretToken"
     hub.add_token(env.token)
-    hub.add_repo("org/m", files={"a": "b"})
+    hub.add_repo("org/m", files={"a.txt": "b"})
     env.pins = [{"repo": "org/m", "track": "main"}]
     rt = Runtime.build(env.settings())
     m = Metrics(lambda: rt)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from monitor.detect.findings import Finding, Link, fingerprint
+from monitor.detect.findings import Finding, Link, fingerprint, max_severity
 from monitor.detect.lookalike_risk import FEW_FOLLOWERS, NEW_DAYS, Facts, age_in_days
 from monitor.detect.names import compact
 from monitor.detect.risk import runs_code_on_load
@@ -194,3 +194,24 @@ def republish_risk(matches: Sequence[CloneMatch], facts: Facts, now: datetime) -
     reason = (f"republishes protected repo(s) under its own name: {shown}" if exact
               else f"publishes derivatives of protected repo(s): {shown}")
     return severity, [reason]
+
+
+CONTENT_RULES = ("chat_template_code", "chat_template_injection")
+
+
+def with_content(f: Finding, report) -> Finding:
+    """A copy's finding (`repo_clone`, or its namespace's `lookalike`) after inspecting the copy's
+    content (detect/content.ContentReport): a template difference from the original that fires
+    chat_template_code or chat_template_injection, or a critical pickle import, raises it to that
+    severity and says what fired; anything else (a re-quantizer's template patch, a file we could
+    not read) is evidence only. The fingerprint stays: one alert per copy."""
+    from monitor.detect import content as dcontent
+
+    fired = [h for h in dcontent.hits(report, dcontent.SCAN_UNKNOWN)
+             if h.rule in CONTENT_RULES or (h.rule == "pickle_imports" and h.severity == "critical")]
+    evidence = {**f.evidence, "content": dcontent.evidence(report, dcontent.SCAN_UNKNOWN)}
+    if not fired:
+        return Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint)
+    severity = max_severity(f.severity, *(h.severity for h in fired))
+    summary = f.summary + "; " + "; ".join(h.detail for h in fired[:2])
+    return Finding(f.kind, severity, f.subject, summary, evidence, f.links, f.fingerprint)

@@ -103,7 +103,7 @@ def links(base: str, repo: RepoId, sha: str | None) -> tuple[Link, ...]:
 
 def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit], fast_forward: bool | None,
                   files: FileDiff | None, hits: Sequence[RuleHit], known_authors: Sequence[str],
-                  not_read: NotRead | None = None) -> Finding:
+                  not_read: NotRead | None = None, content: Mapping | None = None) -> Finding:
     """One alert for one move: what changed, who changed it, and which rule fired. What could not
     be read is said, never assumed clean; the severity comes from what was readable."""
     seen = set(known_authors)
@@ -156,6 +156,8 @@ def describe_move(repo: RepoId, base: str, move: Move, commits: Sequence[Commit]
         evidence["not_read"] = {"reason": not_read.reason, "history": not_read.history,
                                 "configs": list(not_read.configs),
                                 "rules_not_checked": ["remote_code_config"] if not_read.configs else []}
+    if content is not None:  # what inspecting the changed files found (detect/content.evidence)
+        evidence["content"] = dict(content)
     if files is not None:
         evidence.update(files_added=list(files.added), files_removed=list(files.removed),
                         files_modified=list(files.modified))

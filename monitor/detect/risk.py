@@ -19,6 +19,24 @@ REMOTE_CODE_KEYS = ("auto_map", "custom_pipelines")
 
 
 @dataclass(frozen=True)
+class ContentRules:
+    """What content inspection brings to `assess` (built by detect/content.py): the rules it
+    fired, the files whose bytes said pickle under another name, and the pickle files whose
+    every global is allowlisted (path -> number of globals)."""
+
+    hits: tuple["RuleHit", ...] = ()
+    sniffed: tuple[str, ...] = ()
+    clean: Any = None  # Mapping[str, int]
+
+    def allowlisted(self, pickles: Sequence[str]) -> int | None:
+        """Globals counted when every file in `pickles` was inspected and is all allowlisted."""
+        clean = self.clean or {}
+        if not all(p in clean for p in pickles):
+            return None
+        return sum(clean[p] for p in pickles)
+
+
+@dataclass(frozen=True)
 class RuleHit:
     rule: str
     severity: str
@@ -85,18 +103,27 @@ def remote_code_entries(config_text: str | None) -> dict[str, Any]:
 
 def assess(added: Sequence[str], removed: Sequence[str], modified: Sequence[str],
            configs: dict[str, tuple[str | None, str | None]] | None = None,
-           uninspected: Sequence[str] = ()) -> tuple[RuleHit, ...]:
+           uninspected: Sequence[str] = (), content: "ContentRules | None" = None) -> tuple[RuleHit, ...]:
     """Rules fired by one change, most severe first. `configs` maps a config path to its (old, new)
-    text; `uninspected` says what a cap left unread (a `not_inspected` hit, high)."""
+    text; `uninspected` says what a cap left unread (a `not_inspected` hit, high); `content` is what
+    inspecting the files found (detect/content.py): then a pickle change whose globals are all
+    allowlisted is medium, and the content rules join."""
     hits: list[RuleHit] = []
     changed = list(added) + list(modified)
     pickles = [p for p in changed if _ext(p) in PICKLE_EXTS]
+    if content is not None:
+        pickles += [p for p in content.sniffed if p in changed and p not in pickles]
     code = [p for p in changed if _ext(p) in CODE_EXTS]
     removed_st = [p for p in removed if _ext(p) == ".safetensors"]
     if removed_st and [p for p in added if _ext(p) in PICKLE_EXTS]:
         hits.append(RuleHit("safetensors_replaced_by_pickle", "critical",
                             f"removes {_list(removed_st)} and adds pickle {_list(pickles)}"))
-    if pickles:
+    allowlisted = content.allowlisted(pickles) if content is not None and pickles else None
+    if allowlisted is not None:
+        hits.append(RuleHit("pickle_file_changed", "medium",
+                            f"adds or changes pickle-format file(s) {_list(pickles)} "
+                            f"(inspected: {allowlisted} globals, all allowlisted)"))
+    elif pickles:
         hits.append(RuleHit("pickle_file_changed", "high",
                             f"adds or changes pickle-format file(s) {_list(pickles)} (code runs on load)"))
     if code:
@@ -107,6 +134,8 @@ def assess(added: Sequence[str], removed: Sequence[str], modified: Sequence[str]
             keys = ", ".join(sorted(after))
             hits.append(RuleHit("remote_code_config", "critical",
                                 f"{path} adds or changes {keys} (custom code runs with trust_remote_code)"))
+    if content is not None:
+        hits += content.hits
     skipped = not_inspected(uninspected)
     if skipped is not None:
         hits.append(skipped)

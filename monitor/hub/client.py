@@ -89,6 +89,10 @@ class HubClient:
         self.on_demand = False
         self.event = False
 
+    def token_headers(self) -> dict[str, str]:
+        """The Authorization header our calls carry ({} when anonymous): for the Hub's origin only."""
+        return {k: v for k, v in self._headers.items() if k == "Authorization"}
+
     def with_low_priority(self) -> "HubClient":
         """A view of this client whose calls yield to pin checks when the request budget runs short."""
         view = copy.copy(self)

@@ -29,8 +29,10 @@ from monitor.detect import incidents
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.errors import HubError
+from monitor.hub.models import RepoId
 from monitor.hub.namespaces import NamespaceClient, RepoStub
 from monitor.jobs.lookup import FOLDED_KEY, TargetCache, fold_copy, lookup, record, screener_for
+from monitor.jobs.content_check import ContentChecker
 from monitor.jobs.round_robin import RoundRobin
 from monitor.jobs.token import halted, token_refused
 from monitor.runtime import Runtime
@@ -73,6 +75,7 @@ class _Scan:
         self.screener = screener_for(self.s.protected, self.s.allow)
         self.targets = TargetCache(self.hub, self.s.allow)
         self.folded: dict[str, dict] = json.loads(rt.store.get_meta(FOLDED_KEY) or "{}")  # copy -> where
+        self.checker = ContentChecker(rt.client)
 
     def afford(self, cost: int) -> bool:
         return self.spent + cost <= self.budget and not halted(self.rt)
@@ -129,6 +132,16 @@ class _Scan:
             self.facts[key] = facts_from(self.hub.overview(name), name)
         return self.facts[key]
 
+    def content(self, m: dc.CloneMatch, stub: RepoStub, f: Finding) -> Finding:
+        """The copy's pickles judged, its templates compared with the original's (issue 14)."""
+        try:
+            report = self.checker.copy(RepoId(m.type, m.foreign), "main", stub.files, {},
+                                       RepoId(m.type, m.original), "main", None)
+        except HubError as e:  # unknown, not safe: the finding keeps its namespace-based severity
+            log.info("content of %s not inspected: %s", m.foreign, e)
+            return f
+        return dc.with_content(f, report)
+
     def judge(self, index: dc.CloneIndex, hits: list[RepoStub]) -> tuple[list[Finding], int, bool]:
         """(new findings, matching hits, whether every hit could be judged within the budget)."""
         found, matched = [], 0
@@ -157,6 +170,7 @@ class _Scan:
                 log.info("overview of %s failed: %s", owner, e)
                 continue
             f = dc.finding(m, facts, stub.files, self.now, self.rt.settings.hub.endpoint)
+            f = self.content(m, stub, f)
             found += self.rt.store.record(f"clone:{m.subject.lower()}", None, [f], list(self.rt.sinks), self.now)
         return found, matched, True
 

@@ -22,6 +22,7 @@ from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound
 from monitor.hub import client as hub_client
 from monitor.hub.client import AnswerTooLarge, FileTooLarge, HubClient
 from monitor.hub.models import Commit, Refs, RepoId, RepoInfo
+from monitor.jobs import content_check
 from monitor.jobs.check_caps import (MAX_CONFIG_READS, MAX_REACH_BRANCHES, MAX_REACH_PAGES_PER_BRANCH,
                                      MAX_REACH_REQUESTS, CheckCaps, walk_order)
 
@@ -49,6 +50,7 @@ class CheckResult:
     state: RepoState
     findings: tuple[Finding, ...]
     error: str | None = None
+    content: str | None = None  # content inspection's state to store with the check (jobs/content_check.py)
 
 
 def _unlisted(sha: str) -> str:
@@ -84,8 +86,10 @@ def _metadata(info: RepoInfo, now: datetime) -> dict:
 
 
 class PinChecker:
-    def __init__(self, client: HubClient, settings: PinsSettings, base_url: str):
+    def __init__(self, client: HubClient, settings: PinsSettings, base_url: str, content=None):
         self.client, self.settings, self.base = client, settings, base_url.rstrip("/")
+        # key -> jobs.content_check.PinContent for one check; None: content is not inspected
+        self.content = content
 
     def check(self, w: RepoWatch, st: RepoState, now: datetime, complete: bool = False) -> CheckResult:
         try:
@@ -127,8 +131,10 @@ class PinChecker:
         manifests = {k: dict(v) for k, v in st.manifests.items()}
         if info.files_listed:
             manifests[info.sha] = rv.manifest(info)
+        pc = self.content(w.key) if self.content is not None else None
+        self._audit_content(w, pc, info, findings)
         state = st.with_(manifests=manifests, **_answered(now), **_metadata(info, now))
-        return CheckResult(w.key, "ok", state, tuple(findings)), None
+        return CheckResult(w.key, "ok", state, tuple(findings), content=pc.state_json() if pc else None), None
 
     # --- error outcomes -----------------------------------------------------------------------
     def _unavailable(self, w: RepoWatch, st: RepoState, now: datetime, e: HubError) -> CheckResult:
@@ -198,12 +204,14 @@ class PinChecker:
         if info is not None and info.files_listed:
             manifests[info.sha] = rv.manifest(info)
         fast_forward: dict[str, bool | None] = {}
+        pc = self.content(w.key) if self.content is not None else None  # content inspection (issue 14)
         if not recreated:
             for mv in moves:
-                finding, commits, ff = self._describe(w, mv, info, manifests, sorted(authors), caps)
+                finding, commits, ff = self._describe(w, mv, info, manifests, sorted(authors), caps, pc)
                 findings.append(finding)
                 fast_forward[mv.ref] = ff
                 authors |= {a for c in commits for a in c.authors}
+        self._audit_content(w, pc, info, findings, again=recreated)  # a re-created repo is a new one
         reachable = self._reachability(w, st, branches, tags, fast_forward, findings, caps)
         keep = {s for s in list(heads.values()) + list(w.exact) if s}
         if info is not None:
@@ -214,7 +222,18 @@ class PinChecker:
                        **_answered(now))
         if info is not None:
             changes.update(_metadata(info, now))
-        return CheckResult(w.key, "ok", st.with_(**changes), tuple(findings))
+        return CheckResult(w.key, "ok", st.with_(**changes), tuple(findings),
+                           content=pc.state_json() if pc is not None else None)
+
+    @staticmethod
+    def _audit_content(w: RepoWatch, pc, info: RepoInfo | None, findings: list[Finding], again: bool = False) -> None:
+        """Issue 14's baseline audit of the revision `info` describes, when this repo has none yet.
+        `again` (a re-created repo): audited anew for status and the template baseline, without a
+        second alert — the re-creation, critical, is the incident."""
+        if (pc is not None and (again or pc.audit_due()) and info is not None and info.files_listed
+                and not info.disabled):
+            audit = pc.audit(w.repo, info.sha, info.files, content_check.flagged_paths(info, info.sha))
+            findings += [audit] if audit is not None and not again else []
 
     def _metadata(self, w: RepoWatch, st: RepoState, primary: str | None, heads: dict[str, str | None],
                   moves: Sequence[rv.Move], now: datetime, complete: bool,
@@ -311,7 +330,7 @@ class PinChecker:
         return manifests[sha]
 
     def _describe(self, w: RepoWatch, mv: rv.Move, info: RepoInfo | None, manifests: dict[str, dict[str, str]],
-                  known_authors: list[str], caps: CheckCaps,
+                  known_authors: list[str], caps: CheckCaps, pc=None,
                   ) -> tuple[Finding, tuple[Commit, ...], bool | None]:
         skipped: list[str] = []
         commits: tuple[Commit, ...] = ()
@@ -342,9 +361,13 @@ class PinChecker:
                                   self._manifest(w, mv.new, info, manifests, skipped, sizes))
             unlisted = len(skipped) > before
         hits: tuple = ()
+        rules = content = None
+        if files is not None and pc is not None and mv.new is not None and not history_denied:
+            rules, content = pc.move(w.repo, mv.old, mv.new, files, manifests, sizes,
+                                     content_check.flagged_paths(info, mv.new))
         if files is not None:
             configs = self._read_configs(w, mv, files, sizes, caps, skipped, configs_denied)
-            hits = assess(files.added, files.removed, files.modified, configs, skipped)
+            hits = assess(files.added, files.removed, files.modified, configs, skipped, rules)
         elif unlisted and mv.new is not None:
             # Which files changed is unknown, but the config transformers always loads is read
             # anyway: remote code added to it stays critical however many files come with it.
@@ -358,7 +381,7 @@ class PinChecker:
             # Unlike a cap, a refusal says nothing about the content: the severity stays what was readable.
             reason = "disabled by the Hub" if info is not None and info.disabled else NO_ACCESS
             not_read = rv.NotRead(reason, history_denied, tuple(configs_denied))
-        return (rv.describe_move(w.repo, self.base, mv, commits, ff, files, hits, known_authors, not_read),
+        return (rv.describe_move(w.repo, self.base, mv, commits, ff, files, hits, known_authors, not_read, content),
                 commits, ff)
 
     def _read_configs(self, w: RepoWatch, mv: rv.Move, files: rv.FileDiff, sizes: dict[str, int | None],

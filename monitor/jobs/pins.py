@@ -16,6 +16,8 @@ from monitor.detect.findings import Finding
 from monitor.detect.state import RepoState
 from monitor.detect.token import token_origin
 from monitor.hub.client import EventShareSpent, HubClient
+from monitor.detect.content import ContentState
+from monitor.jobs.content_check import ContentChecker, PinContent
 from monitor.jobs.pin_check import CheckResult, PinChecker, RepoWatch, group_pins
 from monitor.jobs.token import note_token
 from monitor.runtime import Runtime
@@ -75,6 +77,17 @@ def _observation(before: RepoState, result: CheckResult) -> str | None:
                        "findings": [f.fingerprint for f in result.findings]}, sort_keys=True)
 
 
+def pin_content(rt: Runtime):
+    """The per-check content inspection factory the checker calls with a repo key."""
+    checker = ContentChecker(rt.client)
+    base = rt.settings.hub.endpoint
+
+    def make(key: str) -> PinContent:
+        return PinContent(checker, base, ContentState.from_json(rt.store.load_content(key)))
+
+    return make
+
+
 def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = None,
               first: Sequence[str] = (), client: HubClient | None = None) -> ScanReport:
     """Check every pin (or only the repo keys in `only`); one bad repo never stops the others.
@@ -84,7 +97,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     ahead = {key: i for i, key in enumerate(first)}
     watches = sorted((w for w in group_pins(rt.settings.pin) if only is None or w.key in only),
                      key=lambda w: ahead.get(w.key, len(ahead)))
-    checker = PinChecker(client or rt.client, rt.settings.pins, rt.settings.hub.endpoint)
+    checker = PinChecker(client or rt.client, rt.settings.pins, rt.settings.hub.endpoint, content=pin_content(rt))
     sinks = list(rt.sinks)
     rejected = threading.Event()  # the token is refused: every further request would be too
     rt.client.stats.clear_token_rejected()  # asked again: the first check goes alone and tells
@@ -106,7 +119,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
         if result.status == "token_rejected":
             rejected.set()
         new = rt.store.record(w.key, result.state.to_json(), result.findings, sinks, now,
-                              observation=_observation(before, result))
+                              observation=_observation(before, result), content_json=result.content)
         for f in new:
             log.warning("finding %s %s %s %s", f.severity, f.kind, f.subject, f.fingerprint,
                         extra={"job": "scan_pins", "subject": f.subject, "fingerprint": f.fingerprint,

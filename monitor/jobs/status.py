@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from monitor.alerts.render import terminal
 from monitor.config import LookalikeSettings, Pin
+from monitor.detect.content import ContentState
 from monitor.detect.state import RepoState
 from monitor.hub.client import UNREACHABLE
 from monitor.hub.models import RepoId
@@ -33,6 +34,8 @@ class PinStatus:
     heads: Mapping[str, str | None] = field(default_factory=dict)
     open_findings: int = 0
     last_error: str | None = None
+    content: str = "not_inspected"  # clean | flagged | not_inspected (detect/content.py: the audit, then moves)
+    content_reason: str | None = "not inspected yet"
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "pin", **asdict(self), "heads": dict(self.heads)}
@@ -59,20 +62,33 @@ def pin_state(pin: Pin, st: RepoState | None) -> str:
     return "ok"
 
 
-def pin_status(pin: Pin, st: RepoState | None, open_by_subject: Mapping[str, int]) -> PinStatus:
+def content_of(text: str | None) -> tuple[str, str | None]:
+    """(content, reason) of a pin from its stored content state."""
+    cs = ContentState.from_json(text)
+    if cs is None:
+        return "not_inspected", "not inspected yet"
+    if cs.status == "not_inspected" and cs.retry:
+        return cs.status, f"{cs.reason or 'a download failed'} (tried again at the next check)"
+    return cs.status, cs.reason
+
+
+def pin_status(pin: Pin, st: RepoState | None, open_by_subject: Mapping[str, int],
+               content: str | None = None) -> PinStatus:
     heads: dict[str, str | None] = {}
     if pin.track and st is not None and st.baseline:  # before a first answer the head is unknown, not absent
         heads[pin.track] = st.branches.get(pin.track) or st.tags.get(pin.track)
     subject = RepoId(pin.type, pin.repo).web_path.lower()
     return PinStatus(pin.repo, pin.type, pin.track, pin.revision, pin_state(pin, st),
                      st.checked_at if st else None, st.last_ok if st else None, heads,
-                     open_by_subject.get(subject, 0), st.last_error if st else None)
+                     open_by_subject.get(subject, 0), st.last_error if st else None, *content_of(content))
 
 
-def pin_statuses(pins: tuple[Pin, ...], states: Mapping[str, str], open_by_subject: Mapping[str, int]) -> list[PinStatus]:
-    """`states`: repo key -> stored state JSON (Store.load_states())."""
+def pin_statuses(pins: tuple[Pin, ...], states: Mapping[str, str], open_by_subject: Mapping[str, int],
+                 contents: Mapping[str, str] | None = None) -> list[PinStatus]:
+    """`states`: repo key -> stored state JSON (Store.load_states()); `contents`: repo key ->
+    stored content state (Store.load_contents())."""
     parsed = {key: RepoState.from_json(text) for key, text in states.items()}
-    return [pin_status(p, parsed.get(p.key), open_by_subject) for p in pins]
+    return [pin_status(p, parsed.get(p.key), open_by_subject, (contents or {}).get(p.key)) for p in pins]
 
 
 def lookalike_status(la: LookalikeSettings, probes: Mapping[str, tuple[datetime, bool]],
@@ -108,8 +124,9 @@ def render_pin(s: PinStatus) -> str:
     messages): it goes through the same terminal escaping as `findings`, as does everything else."""
     heads = ", ".join(f"{ref}={(sha or 'absent')[:12]}" for ref, sha in s.heads.items()) or "-"
     pin = f"{s.type}:{s.repo}" + (f"@{s.track}" if s.track else "") + (f" rev {s.revision[:12]}" if s.revision else "")
+    content = s.content + (f" ({s.content_reason})" if s.content_reason and s.content != "clean" else "")
     line = (f"{s.state:<12} {pin}  heads {heads}  checked {s.last_checked or 'never'}  "
-            f"last ok {s.last_ok or 'never'}  open findings {s.open_findings}")
+            f"last ok {s.last_ok or 'never'}  open findings {s.open_findings}  content {content}")
     return terminal(line + (f"  error: {s.last_error}" if s.last_error else ""))
 
 

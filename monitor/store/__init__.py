@@ -91,7 +91,7 @@ class Store:
 
     def record(self, key: str, state_json: str | None, findings: Sequence[Finding],
                sinks: Sequence[str], now: datetime,
-               observation: str | None = None) -> list[Finding]:
+               observation: str | None = None, content_json: str | None = None) -> list[Finding]:
         """Persist one check's outcome atomically; return the findings that are new.
 
         State, observation, new findings and their outbox rows commit together or not at all:
@@ -102,7 +102,17 @@ class Store:
                 _repos.save_state(self.db, key, state_json, now)
             if observation is not None:
                 _repos.add_observation(self.db, key, observation, now)
+            if content_json is not None:  # what content inspection concluded (monitor/detect/content.py)
+                _repos.save_content(self.db, key, content_json, now)
             return _findings.insert_new(self.db, findings, sinks, now)
+
+    def load_content(self, key: str) -> str | None:
+        with self._lock:
+            return _repos.load_content(self.db, key)
+
+    def load_contents(self) -> dict[str, str]:
+        with self._lock:
+            return _repos.load_contents(self.db)
 
     def findings(self, kind: str | None = None,
                  since: datetime | None = None, include_acked: bool = True) -> list[StoredFinding]:

@@ -155,10 +155,23 @@ def m004_slack_replays(db: Database) -> None:
 
 
 @MIGRATIONS()
-def m_i18_inbound_acked_by(db: Database) -> None:
+def m005_acked_by(db: Database) -> None:
     """Who acknowledged a finding (a Slack user id, or the CLI's $HUBWATCH_ACTOR / $SUDO_USER /
     login name); NULL for acknowledgements recorded before this column."""
     db.execute("ALTER TABLE findings ADD COLUMN acked_by TEXT")
+
+
+@MIGRATIONS()
+def m006_content_state(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE content_state (
+            -- What inspecting a watched repo's content concluded (clean / flagged / not_inspected),
+            -- and the chat templates read: the baseline later moves are compared with.
+            key TEXT PRIMARY KEY,
+            state_json TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
 
 
 def apply(db: Database) -> list[str]:

@@ -60,3 +60,23 @@ def set_meta(db: Database, key: str, value: str) -> None:
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [key, value],
     )
+
+
+def load_content(db: Database, key: str) -> str | None:
+    row = db.execute("SELECT state_json FROM content_state WHERE key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def load_contents(db: Database) -> dict[str, str]:
+    return {k: v for k, v in db.execute("SELECT key, state_json FROM content_state ORDER BY key").fetchall()}
+
+
+def save_content(db: Database, key: str, state_json: str, now: datetime) -> None:
+    db.execute(
+        """
+        INSERT INTO content_state (key, state_json, updated_at) VALUES (?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET state_json = excluded.state_json,
+                                        updated_at = excluded.updated_at
+        """,
+        [key, state_json, to_db_time(now)],
+    )

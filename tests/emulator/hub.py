@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .cdn import Cdn
 from .hub_routes import Request, Response, error, route
 from .hub_state import HubState
 
@@ -81,6 +82,11 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)  # skip HTTPServer's getfqdn() reverse lookup
         self.server_name, self.server_port = self.server_address[:2]
 
+    def handle_error(self, request, client_address):
+        # A client hanging up mid-body (a ranged reader that has what it needs) is not an emulator bug.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
     def get_request(self):
         sock, addr = super().get_request()
         # http.server writes headers and body separately; Nagle + delayed ACK would stall each response ~40 ms.
@@ -137,6 +143,7 @@ class HubEmulator(HubState):
 
     def __init__(self) -> None:
         super().__init__()
+        self.cdn = Cdn()  # the second origin LFS/Xet downloads are redirected to
         self._server = _Server(self)
         self._thread: threading.Thread | None = None
         self.url = f"http://127.0.0.1:{self._server.server_port}"
@@ -151,6 +158,7 @@ class HubEmulator(HubState):
         self._log: deque[RequestRecord] = deque(maxlen=LOG_LIMIT)
         self.errors: deque[str] = deque(maxlen=100)  # tracebacks of emulator bugs (answered as 500)
         self.timeout_sleep = 2.0
+        self.bytes_served = 0  # response body bytes this origin sent (the CDN counts its own)
         self._wake = threading.Event()  # set on reset/stop: interrupts injected sleeps
 
     @property
@@ -163,9 +171,11 @@ class HubEmulator(HubState):
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name=f"hub-emulator-{self.port}", daemon=True)
             self._thread.start()
+        self.cdn.start()
         return self
 
     def stop(self) -> None:
+        self.cdn.stop()
         self._wake.set()
         if self._thread is not None:
             self._server.shutdown()
@@ -186,6 +196,7 @@ class HubEmulator(HubState):
             self._wake.set()
             self._clear_state()
             self._init_transport()
+        self.cdn.reset()
 
     # ---- faults, latency, rate limit ---------------------------------------------------------
     def fail(self, pattern: str | None = None, *, status: int = 500, times: int | None = 1, kind: str = "status",
@@ -295,8 +306,10 @@ class HubEmulator(HubState):
         return sum(1 for r in self.requests if rx is None or rx.search(r.target))
 
     def clear_log(self) -> None:
+        """Forget the request log, here and at the CDN."""
         with self._lock:
             self._log.clear()
+        self.cdn.clear_log()
 
     def _record(self, *args, **kwargs) -> None:
         with self._lock:
@@ -419,8 +432,7 @@ class HubEmulator(HubState):
             return None
         return h.rfile.read(length) if length else b""
 
-    @staticmethod
-    def _write(h: _Handler, resp: Response, method: str) -> None:
+    def _write(self, h: _Handler, resp: Response, method: str) -> None:
         h.send_response(resp.status)
         has_id = False
         for k, v in resp.headers:
@@ -431,4 +443,6 @@ class HubEmulator(HubState):
         h.send_header("Content-Length", str(len(resp.body)))  # HEAD: the GET length, no body
         h.end_headers()
         if method != "HEAD" and resp.body:
+            with self._lock:
+                self.bytes_served += len(resp.body)
             h.wfile.write(resp.body)

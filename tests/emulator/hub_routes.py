@@ -131,6 +131,8 @@ def _api(st: HubState, req: Request, segs: list[str]) -> Response:
         return jresp({"standardEnvVars": [], "harnesses": {}})
     if segs == ["whoami-v2"] and get:
         return _whoami(st, req)
+    if head == "resolve-cache" and len(segs) > 1 and segs[1] in PLURALS:
+        return _resolve_cache(st, req, PLURALS[segs[1]], segs[2:])
     if segs == ["quicksearch"] and get:
         return _quicksearch(st, req)
     if segs[:2] == ["settings", "webhooks"]:
@@ -447,9 +449,22 @@ def _resolve(st: HubState, req: Request, segs: list[str]) -> Response:
         return error(404, "Entry not found", "EntryNotFound")
     ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
     etag = f'"{blob.sha256 or blob.oid}"'
-    headers = [("Content-Type", ctype), ("ETag", etag), ("X-Repo-Commit", commit.sha), ("Accept-Ranges", "bytes")]
+    headers = [("ETag", etag), ("X-Repo-Commit", commit.sha)]
     if blob.is_lfs:
-        headers += [("X-Linked-Etag", etag), ("X-Linked-Size", str(blob.size))]
+        # LFS/Xet: a redirect to a CDN on another origin; the metadata is on the redirect itself
+        # (shared/HUB_API.md). The client must not send its token there.
+        location = st.cdn.signed_url(blob.sha256, blob.content)
+        return Response(302, b"", headers + [("X-Linked-Etag", etag), ("X-Linked-Size", str(blob.size)),
+                                             ("Location", location), ("Content-Type", "text/plain; charset=utf-8")])
+    if st.resolve_cache:  # a relative redirect to the Hub's own cache of small files (seen 2025-07)
+        parts = ["api", "resolve-cache", rtype + "s", *[quote(p, safe="") for p in repo.repo_id.split("/")],
+                 commit.sha, *[quote(p, safe="") for p in path.split("/")]]
+        return redirect("/" + "/".join(parts) + "?etag=" + quote(etag.strip('"')))
+    return _file_body(req, blob, [("Content-Type", ctype), ("Accept-Ranges", "bytes"), *headers])
+
+
+def _file_body(req: Request, blob, headers: list) -> Response:
+    """A small file's content, or the range of it asked for (206 + Content-Range)."""
     body, status = blob.content, 200
     m = re.fullmatch(r"bytes=(\d*)-(\d*)", req.headers.get("Range") or "")
     if m and (m.group(1) or m.group(2)) and blob.size:
@@ -460,6 +475,21 @@ def _resolve(st: HubState, req: Request, segs: list[str]) -> Response:
         body, status = body[start:end + 1], 206
         headers.append(("Content-Range", f"bytes {start}-{end}/{blob.size}"))
     return Response(status, body, headers)
+
+
+def _resolve_cache(st: HubState, req: Request, rtype: str, segs: list[str]) -> Response:
+    """`/api/resolve-cache/{type}s/{ns}/{name}/{sha}/{path}`: the file at that commit."""
+    if len(segs) < 4 or req.method not in ("GET", "HEAD"):
+        return not_found()
+    repo = _lookup(st, req, rtype, ["api", "resolve-cache", rtype + "s"], segs, 2)
+    _require_history(st, req, repo)
+    commit = _commit_or_404(st, repo, unquote(segs[2]))
+    blob = commit.tree.get("/".join(unquote(s) for s in segs[3:]))
+    if blob is None or blob.is_lfs:
+        return error(404, "Entry not found", "EntryNotFound")
+    ctype = mimetypes.guess_type(segs[-1])[0] or "application/octet-stream"
+    return _file_body(req, blob, [("Content-Type", ctype), ("Accept-Ranges", "bytes"),
+                                  ("ETag", f'"{blob.oid}"'), ("X-Repo-Commit", commit.sha)])
 
 
 # ---- namespaces, search, webhooks, auth ----------------------------------------------------------

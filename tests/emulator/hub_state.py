@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .cdn import Virtual
+
 REPO_TYPES = ("model", "dataset", "space")
 LFS_PATTERNS = ("*.bin", "*.safetensors", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.h5", "*.onnx", "*.gguf", "*.joblib")
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
@@ -66,7 +68,7 @@ def git_oid(data: bytes) -> str:
 class Blob:
     oid: str  # git object id of what git stores: the pointer file for LFS blobs
     size: int  # size of the real content
-    content: bytes
+    content: bytes | Virtual
     sha256: str | None = None  # set for LFS blobs only
     pointer_size: int | None = None
 
@@ -75,7 +77,10 @@ class Blob:
         return self.sha256 is not None
 
 
-def make_blob(path: str, content: bytes | str) -> Blob:
+def make_blob(path: str, content: bytes | str | Virtual) -> Blob:
+    if isinstance(content, Virtual):  # a huge file served slice by slice: always LFS
+        pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{content.sha256}\nsize {content.size}\n"
+        return Blob(git_oid(pointer.encode()), content.size, content, content.sha256, len(pointer))
     data = content.encode() if isinstance(content, str) else bytes(content)
     name = path.rsplit("/", 1)[-1]
     if len(data) > LFS_SIZE_THRESHOLD or any(fnmatch.fnmatch(name, p) for p in LFS_PATTERNS):
@@ -168,6 +173,8 @@ class HubState:
         self._webhooks: list[tuple[str, dict]] = []  # (owner, webhook as served)
         self._counter = itertools.count(1)
         self.page_size: int | None = None  # caps every paginated endpoint's page size when set
+        # Small (non-LFS) files answer a relative 307 to /api/resolve-cache/... (seen 2025-07) when set
+        self.resolve_cache = False
 
     # ---- repos ---------------------------------------------------------------------------
     def add_repo(self, repo_id: str, *, type: str = "model", files: dict | None = None, author: str | None = None,

@@ -23,6 +23,8 @@ USER = "julien-c"  # a user; other casing 307s
 MEMBERS_OF = "huggingface"
 DEEPSET = "deepset/roberta-base-squad2"  # import-era, `createdAt` at second :05 of the import minute
 
+# An LFS file: resolve redirects it to the CDN (the real one is 548 MB; only its first bytes are read).
+SAFETENSORS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + bytes(4096)
 CONFIG = '{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}'
 
 
@@ -40,7 +42,8 @@ def seed(hub) -> None:
     hub.add_org(MEMBERS_OF, fullname="Hugging Face", verified=True, followers=50000,
                 members=[USER, "lysandre", "osanseviero"], created_at="2019-06-01T12:00:00Z")
     # Legacy repos: history from 2019, reported created at the 2022 import.
-    hub.add_repo(GPT2, files={"config.json": CONFIG, "README.md": "# gpt2"}, created_at="2019-02-14T12:00:00Z",
+    hub.add_repo(GPT2, files={"config.json": CONFIG, "README.md": "# gpt2", "model.safetensors": SAFETENSORS},
+                 created_at="2019-02-14T12:00:00Z",
                  downloads=10_000_000, tags=["transformers"])
     for i in range(55):  # more than one page of history (50), like the real one
         hub.commit(GPT2, {"README.md": f"# gpt2 rev {i}"}, title=f"Update README ({i})", author="julien-c",
