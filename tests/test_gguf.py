@@ -240,3 +240,18 @@ def test_mutated_headers_never_raise_and_stay_under_the_cap(mutations, cut, endi
     assert header.not_inspected is None or "\n" not in header.not_inspected
     if header.not_inspected is None:
         assert header.metadata_keys >= 1 or header.templates == {}
+
+
+def test_a_key_with_control_characters_gives_a_one_line_visible_reason():
+    """Keys are hostile text: a duplicate key holding a newline and an escape is named, escaped."""
+    import struct
+
+    key = b"evil\nkey\x1b[2J"
+    kv = b""
+    for _ in range(2):  # the same key twice: "duplicate key ..."
+        kv += struct.pack("<Q", len(key)) + key + struct.pack("<I", 4) + struct.pack("<I", 1)  # UINT32 = 4
+    data = b"GGUF" + struct.pack("<I", 3) + struct.pack("<Q", 0) + struct.pack("<Q", 2) + kv
+    header = read_gguf_header(RecordingReader(data))
+    assert header.not_inspected is not None and "duplicate key" in header.not_inspected
+    assert "\n" not in header.not_inspected and "\x1b" not in header.not_inspected
+    assert "\\n" in header.not_inspected

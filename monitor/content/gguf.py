@@ -272,6 +272,8 @@ def read_gguf_header(reader: RangeReader, caps: ContentCaps = ContentCaps()) -> 
         missing = [n for n in names if n not in templates]
         if missing:
             reason = f"tokenizer.chat_templates lists {missing[0]!r} but the file has no tokenizer.chat_template.{missing[0]}"
+    if reason is not None:  # keys are the file's text: the reason stays one visible line
+        reason = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in reason)
     return GgufHeader(version=version, endian=endian, templates=templates, metadata_keys=keys,
                       bytes_read=reader.bytes_read - start, not_inspected=reason,
                       requests=stream.requests, template_names=names,
