@@ -11,7 +11,8 @@ import requests
 from tests.pins_env import PinsEnv
 
 REPO = "deepset/roberta-base-squad2"
-FILES = {"config.json": '{"model_type": "roberta"}', "pytorch_model.bin": b"pickle", "README.md": "# squad2"}
+# pytorch_model.bin is an empty dict: a clean pickle (the baseline audit inspects it)
+FILES = {"config.json": '{"model_type": "roberta"}', "pytorch_model.bin": b"\x80\x02}q\x00.", "README.md": "# squad2"}
 DISABLED = "Access to this resource is disabled."
 
 
