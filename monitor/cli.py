@@ -34,8 +34,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fatal(code: int, message: str) -> int:
-    """The one place the CLI reports a fatal error: one line on stderr, an exit code."""
-    print(f"hubwatch: {message}", file=sys.stderr)
+    """The one place the CLI reports a fatal error: one line on stderr, an exit code. The message
+    may quote the Hub (an error's X-Request-Id): it goes through the terminal escaping `findings` uses."""
+    from monitor.alerts.render import terminal
+
+    print(f"hubwatch: {terminal(message)}", file=sys.stderr)
     return code
 
 
