@@ -355,9 +355,9 @@ def test_names_follow_huggingface_hubs_validate_repo_id(name):
         client_ok = False
     parts = name.split("/")
     assert all(validate_hub_name(p) is None for p in parts) == client_ok, name
+    assert is_hub_id(name) == client_ok, f"refs scan's idea of a Hub id: {name}"
     if len(parts) == 2:
         assert (valid_repo_id(name) is None) == client_ok, name
-    assert is_hub_id(name) == client_ok, f"refs scan's idea of a Hub id: {name}"
 
 
 # ---- emulator-only rows: what cannot be provoked on the real Hub on demand --------------------------
