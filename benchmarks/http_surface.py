@@ -10,7 +10,7 @@ RLIMIT_NOFILE = --nofile. The parent measures, in this order:
      whether GET /healthz is still answered (and how fast) while they stay open;
   3. a trickling client (one byte every 0.5 s, never finishing its request): how long until the
      server hangs up (the whole-request read deadline).
-Every number is printed; README "Security model" quotes them.
+Every number is printed; docs/security-model.md ("Why waitress") quotes them.
 """
 
 from __future__ import annotations

@@ -47,8 +47,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fatal(code: int, message: str) -> int:
-    """The one place the CLI reports a fatal error: one line on stderr, an exit code."""
-    print(f"hubwatch: {message}", file=sys.stderr)
+    """The one place the CLI reports a fatal error: one line on stderr, an exit code. The message
+    may quote the Hub (an error's X-Request-Id): it goes through the terminal escaping `findings` uses."""
+    from monitor.alerts.render import terminal
+
+    print(f"hubwatch: {terminal(message)}", file=sys.stderr)
     return code
 
 
@@ -381,6 +384,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     """
     settings = _settings(args)
     _logging(args, settings)
+    from monitor.alerts.render import terminal
     from monitor.hub import webhooks
 
     if settings.hub.token is None:
@@ -397,12 +401,13 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
             raise ConfigError(str(settings.path), "hub_webhook.secret_file",
                               "a webhook secret is required so events can be verified")
         hook = webhooks.install(settings, args.url)
-        print(f"{'created' if hook.created else 'updated'} webhook {hook.id} -> {hook.url}: "
-              f"{len(hook.watched)} watched item(s), domains {', '.join(hook.domains)}")
+        # The Hub's answer (ids, URLs, names) goes through the terminal escaping `findings` uses.
+        print(terminal(f"{'created' if hook.created else 'updated'} webhook {hook.id} -> {hook.url}: "
+                       f"{len(hook.watched)} watched item(s), domains {', '.join(hook.domains)}"))
         return EXIT_OK
     for hook in webhooks.list_webhooks(settings):
         watched = ", ".join(f"{t}:{n}" for t, n in hook.watched)
-        print(f"{hook.id}  {hook.url}  {'disabled' if hook.disabled else 'enabled'}  [{watched}]")
+        print(terminal(f"{hook.id}  {hook.url}  {'disabled' if hook.disabled else 'enabled'}  [{watched}]"))
     return EXIT_OK
 
 

@@ -61,6 +61,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """The text format. A message may quote the Hub (an error's X-Request-Id, a repo's file names):
+    it goes through the terminal escaping `findings` uses, so no escape sequence or control
+    character reaches a terminal (tracebacks, which are ours, are left as they are)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        if message.isascii() and message.isprintable():
+            return super().formatMessage(record)
+        from monitor.alerts.render import terminal
+
+        record.message = terminal(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
 CYCLE_LOGGER = "hubwatch.cycle"
 LIFECYCLE_LOGGER = "hubwatch.lifecycle"
 
@@ -83,7 +101,7 @@ def configure(verbosity: int = 0, fmt: str = "text", secrets: Iterable[str] = ()
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+                         TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     redactor = Redactor(secrets)
     handler.addFilter(redactor)
     root = logging.getLogger()

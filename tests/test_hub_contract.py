@@ -336,7 +336,7 @@ def test_emulator_error_message_only_in_the_body(hub):
 
 NAMES = ["gpt2", "org/model", "a..b", "org/a..b", "a--b", "org/a--b", "-a", "a-", ".a", "a.", "org/-a",
          "org/a.", "a.git", "org/a.git", "org/" + "x" * 96, "org/" + "x" * 97, "x" * 96, "x" * 97, "a_b",
-         "A.b-c_d", "org/a.gitx", "_a", "a_"]
+         "A.b-c_d", "org/a.gitx", "_a", "a_", "_org/model", "org/_m", "org/m_"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -346,6 +346,7 @@ def test_names_follow_huggingface_hubs_validate_repo_id(name):
 
     from monitor.config import valid_repo_id
     from monitor.detect.names import validate_hub_name
+    from monitor.refs.model import is_hub_id
 
     try:
         validate_repo_id(name)
@@ -354,6 +355,7 @@ def test_names_follow_huggingface_hubs_validate_repo_id(name):
         client_ok = False
     parts = name.split("/")
     assert all(validate_hub_name(p) is None for p in parts) == client_ok, name
+    assert is_hub_id(name) == client_ok, f"refs scan's idea of a Hub id: {name}"
     if len(parts) == 2:
         assert (valid_repo_id(name) is None) == client_ok, name
 # ---- file downloads ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.emulator.slack import assert_literal
+from tests.emulator.slack import assert_literal, fingerprints, literal_texts
 from tests.pins_env import PinsEnv, json_receiver
 
 REPO = "EleutherAI/gpt-j-6b"
@@ -306,6 +306,35 @@ def test_untrusted_text_arrives_escaped(env, hub, slack):
     env.once()
     assert_literal(slack.messages[0], "<!channel> <https://evil.example|click> & co", in_fallback=False)
     assert slack.messages[0]["unfurl_links"] is False and slack.messages[0]["unfurl_media"] is False
+
+
+HOSTILE = ("<!channel>", "@here", "*x*", "_x_", "`x`", "<http://a|b>", "~x~")
+
+
+def test_names_are_byte_exact_and_hub_text_literal_through_once(env, hub, slack):
+    """Issue 17, alerts a person can act on, through `hubwatch once`: file names, the kind, the
+    author and the fingerprint arrive byte-exact (no U+2060 around underscores), and every
+    hostile string in a file name or a 5,000-character commit title arrives as literal text, in
+    the blocks and in the fallback alike; nothing invisible anywhere in the payload."""
+    baseline(env, hub)
+    evil = "w_" + "_".join(HOSTILE) + ".bin"
+    hub.commit(REPO, {"pytorch_model.bin": b"pickled", evil: b"pickled too"},
+               title=" ".join(HOSTILE) + " " + "T" * 5000, author="eve_the_pusher")
+    env.once()
+    (msg,) = slack.messages
+    (f,) = env.findings()
+    assert f["kind"] == "risky_change"
+    texts = literal_texts(msg["blocks"])
+    for exact in ("risky_change", "pytorch_model.bin", evil, "eve_the_pusher", REPO):
+        assert exact in texts, f"{exact!r} not a byte-exact text element"
+    assert fingerprints(msg) == [f["fingerprint"]]
+    assert_literal(msg, evil)  # in a file list and in the summary, hence the fallback too
+    assert_literal(msg, "pytorch_model.bin")
+    for hostile in HOSTILE:
+        assert_literal(msg, hostile)
+    assert any(s.strip().startswith(" ".join(HOSTILE) + " TTT") for s in texts), "the title, literal"
+    assert all(len(s) <= 3000 for s in texts), "the long title is capped"
+    assert "\u2060" not in json.dumps(msg, ensure_ascii=False)
 
 
 def test_secrets_never_in_output_or_logs(env, hub, slack):

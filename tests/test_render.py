@@ -365,3 +365,26 @@ def test_the_digest_and_lookup_replies_carry_no_mrkdwn_and_no_invisible_characte
     for msg in (report_slack(report), result_message(make_result("meta-IIama"))):
         assert validate_message(msg) is None
         assert mrkdwn_texts(msg["blocks"]) == [] and invisible_characters(msg) == [] and msg["mrkdwn"] is False
+
+
+def test_evidence_lists_show_each_path_byte_exact():
+    """A scan_flagged alert lists its files in the evidence details: each path is its own literal
+    text, byte-exact (a JSON dump would show `"` and `\\` escaped), and a long list is capped with
+    the rest counted."""
+    from monitor.detect.revisions import scan_findings
+    from monitor.hub.models import RepoId, ScanIssue
+
+    paths = [f"w{i}.bin" for i in range(5)] + ['we"ird\\name_x.bin', "dir/pytorch_model.bin"]
+    issues = [ScanIssue(p, "unsafe") for p in paths]
+    (f,) = scan_findings(RepoId("model", "org/model"), "https://huggingface.co", SHA_A, issues)
+    msg = slack_message(f)
+    assert validate_message(msg) is None and invisible_characters(msg) == []
+    literal = literal_texts(msg["blocks"])
+    for p in paths:
+        assert p in literal, p
+    many = slack_message(finding(files_with_issues=[f"dir/file_{i:03d}.bin" for i in range(300)]))
+    assert validate_message(many) is None
+    shown = [s for s in literal_texts(many["blocks"]) if s.startswith("dir/file_")]
+    assert 5 <= len(shown) < 300 and any(s.startswith(f" … and {300 - len(shown)} more") for s in literal_texts(many["blocks"]))
+    reasons = slack_message(finding(reasons=["imitates EleutherAI (omission; similarity 0.90)", "few followers (0)"]))
+    assert "imitates EleutherAI (omission; similarity 0.90)" in literal_texts(reasons["blocks"])

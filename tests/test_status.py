@@ -139,3 +139,18 @@ def test_status_text_escapes_hub_controlled_text(env, hub):
     assert "\x1b" in row["last_error"], "the raw error, as data"
     (line,) = [line for line in env.run("status").out.splitlines() if FLAKY in line]
     assert "\x1b" not in line and "\x07" not in line and "red" in line and "error: " in line
+
+
+def test_errors_and_log_lines_escape_hub_controlled_text(env, hub):
+    """The same X-Request-Id in a fatal error (`lookup`) and in a log line (`once -v`): stripped of
+    escape sequences like `status` and `findings` do; the JSON log keeps it as (escaped) data."""
+    env.once()
+    rid = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\x9b2J"
+    hub.respond(r"^GET /api/", 400, '{"error": "nope"}', times=None,
+                headers=[("X-Request-Id", rid), ("Content-Type", "application/json")])
+    for args in (("lookup", "someorg"), ("once", "-v")):
+        r = env.run(*args)
+        assert "request red" in r.err, (args, r)
+        assert not any(c in r.err for c in "\x1b\x07\x9b"), (args, r.err)
+    r = env.run("once", "-v", "--log-format", "json")
+    assert "\\u001b" in r.err and "\x1b" not in r.err

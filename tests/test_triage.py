@@ -184,6 +184,13 @@ def test_slash_command_ack(env, hub, slack, tmp_path):
         assert f"acknowledged {fp}" in r.json()["text"]
         (row,) = _all(env)
         assert row["acked_at"] and row["ack_note"] == "via Slack by U42" and row["acked_by"] == "U42"
+        slack.messages.clear()
+        env.once()  # delivers what the acks queued: a notice each, and no alert again
+        assert _alerts(slack) == []
+        notices = _notices(slack)
+        assert len(notices) == 3 and all(fp in n for n in notices), notices
+        assert "acknowledged by U42 via Slack" in notices[0] and "unacknowledged by" in notices[1]
+        assert "acknowledged by U42 via Slack" in notices[2]
         unknown = _post(server, "ack " + "e" * 32).json()
         assert "no finding with fingerprint" in unknown["text"]
     finally:

@@ -72,3 +72,19 @@ def test_install_refuses_plain_http_unless_loopback(hub, slack, tmp_path):
     assert "https" in r.err and len(hub.webhooks) == before
     r = env.run("webhooks", "install", "--url", "http://127.0.0.1:8787/hooks/hub")
     assert r.code == 0 and r.out.startswith("created webhook"), r
+
+
+def test_list_passes_hub_text_through_terminal_escaping(hub, slack, tmp_path):
+    """What the Hub answers about a webhook (its URL, the watched names) reaches the terminal
+    through the same escaping as `findings`: no escape sequence, no raw control character."""
+    env = make_env(hub, slack, tmp_path)
+    assert env.run("webhooks", "install", "--url", "https://hubwatch.example.org/hooks/hub").code == 0
+    hook = hub._webhooks[0][1]
+    hook["url"] = "https://hubwatch.example.org/\x1b]0;pwned\x07\x1b[2J\r\u202ehooks"
+    hook["watched"] = [*hook["watched"], {"type": "org", "name": "evil\x1b[31m\nfake line"}]
+    listed = env.run("webhooks", "list")
+    assert listed.code == 0, listed
+    assert "\x1b" not in listed.out and "\x07" not in listed.out and "\r" not in listed.out
+    assert "\u202e" not in listed.out and "\\u202e" in listed.out
+    assert len(listed.out.strip().splitlines()) == 1 and "org:evil\\nfake line" in listed.out
+    assert "https://hubwatch.example.org/" in listed.out and "model:org/model" in listed.out

@@ -276,12 +276,44 @@ def _reason(ev: Mapping, limit: int) -> list[dict] | None:
     return [line(t("Reason: ", bold=True), t(plain(ev["reason"], min(limit, 1500)) or "(empty)"))]
 
 
+EXTRA_TEXT = 600  # characters of one evidence value shown beside its key
+
+
+def _extra_value(value: Any) -> list[dict]:
+    """An evidence value beside its key. A list of strings (file paths, copied repos, reasons) is
+    shown item by item, each literal and byte-exact (a JSON dump would show a `"` or `\\` in a
+    path escaped): a name code-styled, a sentence as text; a flat mapping (path -> scan level) as
+    `key value` pairs alike; anything else as its JSON text. At most EXTRA_TEXT characters, then
+    "… and N more"."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        pairs = [(v, None) for v in value]
+    elif isinstance(value, Mapping) and value and all(isinstance(v, (str, int, float, bool)) for v in value.values()):
+        pairs = [(_as_str(k), v) for k, v in value.items()]
+    else:
+        return [t(": " + (plain(value, 300) or "(empty)"))]
+    out, used = [t(": ")], 0
+    for i, (item, beside) in enumerate(pairs[:MAX_ITEMS]):
+        shown = [name(item, 200) if " " not in item else t(plain(item, 200))]
+        if beside is not None:
+            shown.append(t(" " + (plain(beside, 60) or "(empty)")))
+        size = sum(u16len(e["text"]) for e in shown)
+        if i and used + size > EXTRA_TEXT:
+            break
+        out += [t(" · ")] * (i > 0) + shown
+        used += size
+    else:
+        i = len(pairs[:MAX_ITEMS])
+    if len(pairs) > i:
+        out.append(t(f" … and {len(pairs) - i} more", italic=True))
+    return out
+
+
 def _extras(ev: Mapping, limit: int) -> list[dict] | None:
     keys = sorted((_as_str(k) for k in ev if _as_str(k) not in KNOWN_KEYS), key=str)
     if not keys:
         return None
     by_name = {_as_str(k): v for k, v in ev.items()}
-    items = [[name(k, 60), t(": " + (plain(by_name[k], 300) or "(empty)"))] for k in keys[:MAX_ITEMS]]
+    items = [[name(k, 60), *_extra_value(by_name[k])] for k in keys[:MAX_ITEMS]]
     return _bullets([t("Details:", bold=True)], items, len(keys), limit)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 SHA = re.compile(r"^[0-9a-fA-F]{40}\Z")
 # A Hub id as code writes it: "org/name" or a legacy single name ("gpt2"). Anything else
 # ("./out", "/data/model", "C:\\x", "a/b/c") is a local path, not a Hub reference.
-_PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"
+_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"  # huggingface_hub's validate_repo_id
 _REPO = re.compile(rf"{_PART}(?:/{_PART})?")  # fullmatch: to the very end, no trailing newline
 REPO_TYPES = ("model", "dataset", "space", "kernel")
 
