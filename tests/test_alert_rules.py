@@ -21,7 +21,7 @@ RULES = ROOT / "contrib" / "prometheus" / "hubwatch-rules.yml"
 RULES_TEST = ROOT / "contrib" / "prometheus" / "hubwatch-rules.test.yml"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not installed (Debian: apt-get install prometheus; .ci/run does this)")
+    PROMTOOL is None, reason="promtool is not installed (Debian package prometheus; .ci/run extracts promtool from it)")
 # Made by Prometheus for every target, never by the target itself.
 SCRAPE_MADE = {"up"}
 # hubwatch_pins_stale comes with the scale issue (i16-scale): until that branch is merged it is
