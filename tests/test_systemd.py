@@ -92,6 +92,25 @@ def test_unit_verifies(tmp_path):
     assert r.returncode == 0 and out == "", out
 
 
+@needs_analyze
+def test_the_smoke_test_installs_a_unit_of_its_own_that_verifies(tmp_path):
+    """contrib/systemd/smoke-test.sh (run where systemd is PID 1) installs the unit under another
+    name: nothing of it may still point at the real service's paths (HF_HOME outside its state
+    directory is read-only under ProtectSystem=strict)."""
+    script = ROOT / "contrib" / "systemd" / "smoke-test.sh"
+    r = subprocess.run(["bash", str(script), "--print-unit", str(installed_hubwatch())], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    unit = "\n".join(ln for ln in r.stdout.splitlines() if not ln.lstrip().startswith(("#", "Documentation=")))
+    assert "StateDirectory=hubwatch-smoke" in unit and "LoadCredential=hubwatch-smoke:/etc/hubwatch-smoke/" in unit
+    assert "HF_HOME=%S/hubwatch-smoke/" in unit and "HUBWATCH_CONFIG=/etc/hubwatch-smoke/config.toml" in unit
+    assert not re.search(r"/hubwatch/|Directory=hubwatch(?![-\w])|Credential=hubwatch:|/etc/hubwatch(?![-\w])", unit), unit
+    copy = tmp_path / "hubwatch-smoke.service"
+    copy.write_text(r.stdout)
+    v = analyze("verify", "--man=no", str(copy))
+    assert v.returncode == 0 and (v.stdout + v.stderr).strip() == "", v.stdout + v.stderr
+
+
 def test_unit_stops_when_it_should():
     """No ExecStartPre (RestartPreventExitStatus= does not cover it: a bad config would restart
     for ever); start limits in [Unit] (systemd ignores them in [Service]) that a crash loop does
