@@ -213,3 +213,13 @@ def test_state_keep_defaults_to_90d_and_the_daemon_schedules_the_prune(hub, slac
         assert fn == d.job_prune and 0 < every <= 86400
     finally:
         d.rt.close()
+
+
+def test_test_sink_failing_for_now_is_75_and_marks_nothing(hub, slack, tmp_path):
+    env = PinsEnv(tmp_path, hub, slack)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    slack.fail(503, times=20, body="service_unavailable")
+    r = env.run("test-sink")
+    assert r.code == 75, r
+    assert "slack (slack.webhook_url): failed for now: HTTP 503" in r.out
+    assert not env.state.exists(), "test-sink never creates the state database"
