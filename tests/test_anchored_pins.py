@@ -94,7 +94,9 @@ def test_an_unmoved_anchor_and_a_track_only_pin_baseline_silently(env, hub, slac
     head = hub.repo_head(REPO)
     env.pins = [{"repo": REPO, "revision": head, "track": "main"}, {"repo": "org/other", "track": "main"}]
     hub.add_repo("org/other", files=FILES)
-    hub.commit("org/other", POISON)  # no anchor: nothing to compare with, the head is the baseline
+    # no anchor: nothing to compare with, the head is the baseline (a harmless change: a poisoned
+    # head is flagged by the content audit of a first observation, which is not this test's point)
+    hub.commit("org/other", {"README.md": "# v2"})
     assert env.run("once").code == 0
     assert env.findings() == [] and slack.messages == []
     hub.commit(REPO, {"README.md": "v2"})
