@@ -624,8 +624,9 @@ class _Loader:
 
 
 def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Settings:
-    """Read and validate a config file; raises ConfigError (one line) on any problem."""
-    p = Path(path)
+    """Read and validate a config file; raises ConfigError (one line, naming the absolute path) on
+    any problem."""
+    p = Path(os.path.abspath(path))
     try:
         raw = p.read_bytes()
     except OSError as e:

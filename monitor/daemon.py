@@ -302,6 +302,9 @@ class Daemon:
         self._schedule()
 
         def on_term(signum: int, frame: Any) -> None:
+            if self.stop.is_set():  # a second SIGTERM/Ctrl-C: the scheduler is already shut down
+                life.info("signal %d: already finishing running jobs, then exiting", signum)
+                return
             life.info("signal %d: finishing running jobs, then exiting", signum)
             sd_notify.stopping("stopping: finishing running jobs")  # systemd stops the watchdog
             self.stop.set()

@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from monitor.detect.findings import KINDS, SEVERITIES
+
 
 class Metrics:
     def __init__(self, runtime: Callable[[], Any]):
@@ -24,6 +26,10 @@ class Metrics:
                                       "Unix time of each job's last successful run.", ["job"], registry=self.registry)
         self.findings = Counter("hubwatch_findings", "New findings recorded, by kind and severity.",
                                 ["kind", "severity"], registry=self.registry)
+        for kind, severity in FINDING_LABELS:
+            # Shown at 0 from the start: a series born at 1 has no increase() in Prometheus, so the
+            # first finding of a kind would never fire an alert rule.
+            self.findings.labels(kind, severity)
         self.alerts_sent = Counter("hubwatch_alerts_sent", "Alerts accepted by a sink.", ["sink"],
                                    registry=self.registry)
         self.alerts_failed = Counter("hubwatch_alerts_failed", "Failed deliveries (retried or dead-lettered).",
@@ -104,8 +110,9 @@ class _StateCollector:
         yield sink_dead
         open_ = GaugeMetricFamily("hubwatch_findings_open", "Findings not acknowledged, by kind and severity.",
                                   labels=["kind", "severity"])
-        for (kind, severity), n in sorted(rt.store.open_by_kind().items()):
-            open_.add_metric([kind, severity], n)
+        by_kind = rt.store.open_by_kind()
+        for kind, severity in sorted(set(FINDING_LABELS) | set(by_kind)):  # 0s too: delta() needs them
+            open_.add_metric([kind, severity], by_kind.get((kind, severity), 0))
         yield open_
         yield _pins(rt)
         yield GaugeMetricFamily("hubwatch_pin_scan_interval_seconds", "[pins] every: seconds between pin scans.",
@@ -129,6 +136,9 @@ class _StateCollector:
         denied.add_metric([], rt.client.budget.denied)
         yield denied
 
+
+# Every (kind, severity) label pair a finding may carry, shown at 0 before the first one.
+FINDING_LABELS = tuple((k, s) for k in KINDS for s in SEVERITIES)
 
 PIN_STATES = ("ok", "pending", "unknown", "unreachable", "unavailable", "gated", "disabled", "ref_missing",
               "revision_unreachable")

@@ -74,9 +74,10 @@ def test_every_metric_the_rules_use_is_in_a_live_metrics(hub, slack, tmp_path):
         def scraped() -> str | None:
             t = requests.get(f"{url}/metrics", timeout=5).text
             done = re.search(r"^hubwatch_pin_scan_last_success_timestamp_seconds [1-9]", t, re.M)
-            return t if done and "hubwatch_findings_open{" in t else None
+            found = 'hubwatch_findings_open{kind="ref_moved",severity="medium"} 1.0' in t
+            return t if done and found else None
 
-        text = wait_for(scraped, "a completed pin scan in /metrics", show=d)
+        text = wait_for(scraped, "a completed pin scan and its finding in /metrics", show=d)
         exposed = {m.group(1) for m in re.finditer(r"^(hubwatch_[a-z0-9_]+)(?:\{| )", text, re.M)}
         exposed |= {n[:-len("_total")] for n in exposed if n.endswith("_total")}
         missing = rule_metrics() - exposed - SCRAPE_MADE - NOT_YET_MERGED

@@ -94,7 +94,9 @@ def test_an_unmoved_anchor_and_a_track_only_pin_baseline_silently(env, hub, slac
     head = hub.repo_head(REPO)
     env.pins = [{"repo": REPO, "revision": head, "track": "main"}, {"repo": "org/other", "track": "main"}]
     hub.add_repo("org/other", files=FILES)
-    hub.commit("org/other", POISON)  # no anchor: nothing to compare with, the head is the baseline
+    # no anchor: nothing to compare with, the head is the baseline (a harmless change: a poisoned
+    # head is flagged by the content audit of a first observation, which is not this test's point)
+    hub.commit("org/other", {"README.md": "# v2"})
     assert env.run("once").code == 0
     # the anchored pin is silent; the track-only one takes its head as the baseline, whose content
     # audit (issue 14) still names the poisoned pickle: a baseline is never assumed clean
@@ -115,3 +117,28 @@ def test_status_and_findings_show_the_anchored_move(env, hub, slack, tmp_path):
     (row,) = [json.loads(line) for line in env.run("status", "--json").out.splitlines()
               if json.loads(line)["kind"] == "pin"]
     assert row["open_findings"] == 1
+
+
+def test_an_anchor_rewritten_out_of_history_before_the_first_check_still_alerts(env, hub, slack, tmp_path):
+    """The force-push variant: between the scan and the first check, main is rewritten (the anchor
+    leaves its history) and the old commits are garbage-collected, so the anchor no longer
+    resolves. The pin must not stay `unknown` for ever: the anchor is unreachable, and main moved
+    from it."""
+    hub.add_repo(REPO, files=FILES, author="EleutherAI")
+    hub.commit(REPO, {"README.md": "# GPT-J v2"}, author="EleutherAI")
+    anchor = hub.repo_head(REPO)
+    env.pins = [{"repo": REPO, "revision": anchor, "track": "main"}]
+    poisoned = hub.rewrite_history(REPO, "main", files=POISON, author="mallory")
+    assert hub.gc(REPO) >= 1
+    r = env.run("once")
+    assert r.code == 0 and "0 unknown" in r.err, r
+    found = {f["kind"]: f for f in env.findings()}
+    assert found["pin_unreachable"]["severity"] == "critical"
+    # the anchor's files cannot be read any more: the move is reported (high at least), not judged
+    # file by file against the anchor
+    (move,) = [f for f in found.values() if f["kind"] in ("ref_moved", "risky_change")]
+    assert move["severity"] in ("high", "critical")
+    assert (move["evidence"]["old_sha"], move["evidence"]["new_sha"]) == (anchor, poisoned)
+    (row,) = [json.loads(line) for line in env.run("status", "--json").out.splitlines()
+              if json.loads(line)["kind"] == "pin"]
+    assert row["state"] != "unknown", row

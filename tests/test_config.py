@@ -91,9 +91,13 @@ def test_bad_values_name_the_key(tmp_path, fragment, key, words):
     assert words in msg
 
 
-def test_missing_file_and_bad_toml(tmp_path):
+def test_missing_file_and_bad_toml(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="cannot read config"):
         config.load(tmp_path / "nope.toml", env={})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:  # `-c nope.toml`: the message names the absolute path
+        config.load("nope.toml", env={})
+    assert str(e.value).startswith(f"{tmp_path / 'nope.toml'}: ") and "cannot read config" in str(e.value)
     with pytest.raises(ConfigError, match="invalid TOML"):
         config.load(write(tmp_path, "[pins\nevery="), env={})
 

@@ -265,6 +265,24 @@ def test_sigterm_drains_the_running_scan_then_exits_0(env, hub, slack):
     assert len({fingerprint(m) for m in slack.messages}) == 3
 
 
+def test_a_second_sigterm_while_draining_is_said_not_a_traceback(env, hub, slack):
+    """An impatient operator (Ctrl-C twice, `timeout`, which signals the process and its group):
+    the second signal finds the scheduler already shut down; it must not crash a thread."""
+    d = start_baselined(env, "org/alpha")
+    hub.commit("org/alpha", {"README.md": "# v2"})
+    hub.latency(0.5)
+    hub.clear_log()
+    wait_for(lambda: hub.requests, "a scan to start")
+    d.signal(signal.SIGTERM)
+    wait_for(lambda: any(r["msg"].startswith("signal 15") for r in d.logs()), "the first signal", show=d)
+    time.sleep(0.2)  # let the first signal's shutdown thread finish: the scheduler is stopped
+    assert d.alive(), "still draining the running scan"
+    d.signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=15) == 0, d.text()[-3000:]
+    assert "Traceback" not in d.text() and "SchedulerNotRunningError" not in d.text(), d.text()[-3000:]
+    assert [r["msg"] for r in d.logs()][-1] == "hubwatch stopped"
+
+
 def test_sighup_bad_config_keeps_old_one_and_good_config_adds_a_pin(env, hub, slack):
     d = start_baselined(env, "org/alpha")
     hub.add_repo("org/beta", files=FILES)

@@ -196,3 +196,30 @@ def test_the_generic_webhook_marks_its_sink_dead_like_slack(slack, status, sink_
             sink.send_report(report)
         assert e.value.sink_dead is dead and e.value.status == status
         assert e.value.permanent is (dead or 400 <= status < 500)
+
+
+def test_state_keep_defaults_to_90d_and_the_daemon_schedules_the_prune(hub, slack, tmp_path):
+    from monitor import config as config_mod
+    from monitor.daemon import Daemon
+
+    env = PinsEnv(tmp_path, hub, slack)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    env.run("check-config")
+    settings = config_mod.load(env.config, env={})
+    assert "keep" not in env.config.read_text() and settings.state_keep == 90 * 86400
+    d = Daemon(settings, env.config)
+    try:
+        fn, every, _ = d.jobs()["prune"]
+        assert fn == d.job_prune and 0 < every <= 86400
+    finally:
+        d.rt.close()
+
+
+def test_test_sink_failing_for_now_is_75_and_marks_nothing(hub, slack, tmp_path):
+    env = PinsEnv(tmp_path, hub, slack)
+    env.pins = [{"repo": REPO, "track": "main"}]
+    slack.fail(503, times=20, body="service_unavailable")
+    r = env.run("test-sink")
+    assert r.code == 75, r
+    assert "slack (slack.webhook_url): failed for now: HTTP 503" in r.out
+    assert not env.state.exists(), "test-sink never creates the state database"

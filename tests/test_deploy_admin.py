@@ -47,6 +47,8 @@ def test_the_documented_admin_command_runs_as_the_services_user_with_its_state_a
     assert props["DynamicUser"] == "yes" and props["User"] == UNIT.stem
     assert unit_values("DynamicUser") == ["yes"] and unit_values("User") == []  # so it is named after the unit
     assert [props["StateDirectory"]] == unit_values("StateDirectory")
+    # the first command may run before the service ever did: it creates the folder as the unit would
+    assert [props["StateDirectoryMode"]] == unit_values("StateDirectoryMode") and [props["UMask"]] == unit_values("UMask")
     assert [props["LoadCredential"]] == unit_values("LoadCredential")
     assert argv[argv.index("-E") + 1].startswith("HUBWATCH_ACTOR=")
     assert argv[-1] == "/opt/hubwatch/bin/hubwatch" == unit_values("ExecStart")[0].split()[0]

@@ -48,3 +48,32 @@ def test_metrics_follow_jobs_findings_deliveries_and_outbox(hub, slack, tmp_path
         assert "hf_MetricsSecretToken" not in text and slack.url not in text
     finally:
         rt.close()
+
+
+def test_finding_series_exist_at_0_before_the_first_finding(hub, slack, tmp_path):
+    """Prometheus' increase()/delta() see nothing in a series that is born at 1: the alert rules
+    (contrib/prometheus) would miss the first finding of each kind. Every kind x severity is
+    shown at 0 from the start, for the counter and the open-findings gauge."""
+    from monitor.detect.findings import KINDS
+
+    env = PinsEnv(tmp_path, hub, slack)
+    hub.add_repo("org/m", files={"a": "b"})
+    env.pins = [{"repo": "org/m", "track": "main"}]
+    rt = Runtime.build(env.settings())
+    m = Metrics(lambda: rt)
+    try:
+        text = m.render()[0].decode()
+        for kind in KINDS:
+            for severity in ("critical", "high"):
+                labels = f'{{kind="{kind}",severity="{severity}"}}'
+                assert value(text, f"hubwatch_findings_total{labels}") == 0
+                assert value(text, f"hubwatch_findings_open{labels}") == 0
+        m.scan(scan_pins(rt, complete=True))
+        hub.commit("org/m", {"evil.py": "x"})
+        m.scan(scan_pins(rt, complete=True))
+        text = m.render()[0].decode()
+        assert value(text, 'hubwatch_findings_total{kind="risky_change",severity="high"}') == 1
+        assert value(text, 'hubwatch_findings_open{kind="risky_change",severity="high"}') == 1
+        assert value(text, 'hubwatch_findings_open{kind="risky_change",severity="critical"}') == 0
+    finally:
+        rt.close()

@@ -92,6 +92,25 @@ def test_unit_verifies(tmp_path):
     assert r.returncode == 0 and out == "", out
 
 
+@needs_analyze
+def test_the_smoke_test_installs_a_unit_of_its_own_that_verifies(tmp_path):
+    """contrib/systemd/smoke-test.sh (run where systemd is PID 1) installs the unit under another
+    name: nothing of it may still point at the real service's paths (HF_HOME outside its state
+    directory is read-only under ProtectSystem=strict)."""
+    script = ROOT / "contrib" / "systemd" / "smoke-test.sh"
+    r = subprocess.run(["bash", str(script), "--print-unit", str(installed_hubwatch())], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    unit = "\n".join(ln for ln in r.stdout.splitlines() if not ln.lstrip().startswith(("#", "Documentation=")))
+    assert "StateDirectory=hubwatch-smoke" in unit and "LoadCredential=hubwatch-smoke:/etc/hubwatch-smoke/" in unit
+    assert "HF_HOME=%S/hubwatch-smoke/" in unit and "HUBWATCH_CONFIG=/etc/hubwatch-smoke/config.toml" in unit
+    assert not re.search(r"/hubwatch/|Directory=hubwatch(?![-\w])|Credential=hubwatch:|/etc/hubwatch(?![-\w])", unit), unit
+    copy = tmp_path / "hubwatch-smoke.service"
+    copy.write_text(r.stdout)
+    v = analyze("verify", "--man=no", str(copy))
+    assert v.returncode == 0 and (v.stdout + v.stderr).strip() == "", v.stdout + v.stderr
+
+
 def test_unit_stops_when_it_should():
     """No ExecStartPre (RestartPreventExitStatus= does not cover it: a bad config would restart
     for ever); start limits in [Unit] (systemd ignores them in [Service]) that a crash loop does
@@ -141,20 +160,56 @@ def test_unit_watchdog_credentials_filters():
     assert values("LimitNOFILE") == ["1024"] and values("TasksMax") == ["512"]
 
 
-def test_every_credential_path_in_the_docs_is_one_the_unit_provides():
-    """README and config.example.toml point at /run/credentials/hubwatch.service/NAME; the unit's
-    directory credential provides hubwatch_FILE for every file, so each NAME must be hubwatch_*
-    and every secret key of the config must be documented that way."""
-    docs = "".join(p.read_text() for p in [ROOT / "README.md", ROOT / "config.example.toml",
-                                           *sorted((ROOT / "docs").glob("*.md"))])
-    named = set(re.findall(r"/run/credentials/hubwatch\.service/([A-Za-z0-9_.-]+)", docs))
+def documented_credentials() -> dict[str, str]:
+    """config key -> value, from docs/deployment.md's table of secrets."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    return dict(re.findall(r"^\| `([a-z_]+\.[a-z_]+_file)` \| `([^`]+)` \|$", text, re.M))
+
+
+def test_every_credential_the_docs_name_is_one_the_unit_provides():
+    """docs/deployment.md and config.example.toml name each secret by its credential name (a path
+    relative to $CREDENTIALS_DIRECTORY); the unit's directory credential provides hubwatch_FILE for
+    every file, so each name must be hubwatch_* and every secret key of the config documented."""
+    table = documented_credentials()
+    example = dict(re.findall(r'^# ([a-z_]+_file) = "([^"]+)"', (ROOT / "config.example.toml").read_text(), re.M))
+    named = set(table.values()) | set(example.values())
     assert named, "the docs name no credential"
+    assert set(example.values()) <= set(table.values()), example
     (spec,) = values("LoadCredential")
     prefix = spec.partition(":")[0] + "_"
-    assert all(n.startswith(prefix) for n in named), named
+    assert all(n.startswith(prefix) and "/" not in n for n in named), named
     assert {n[len(prefix):] for n in named} >= {"hf_token", "slack_webhook_url", "slack_signing_secret",
                                                  "hub_webhook_secret", "http_token"}
     assert values("StateDirectory") == ["hubwatch"]
+
+
+@pytest.mark.parametrize("unit", ["hubwatch.service", "run-u123.service"])
+def test_the_documented_secrets_work_in_the_service_and_in_the_admin_command(tmp_path, unit):
+    """systemd gives each unit its own $CREDENTIALS_DIRECTORY (/run/credentials/UNIT): the service
+    and a `systemd-run` admin command see the same files in different folders. A config written as
+    docs/deployment.md says must pass check-config in both (an absolute
+    /run/credentials/hubwatch.service/... path would fail in the second)."""
+    table = documented_credentials()
+    assert len(table) == 6, table
+    creds = tmp_path / "run" / "credentials" / unit
+    creds.mkdir(parents=True)
+    sections: dict[str, list[str]] = {}
+    for key, value in table.items():
+        section, name = key.split(".")
+        sections.setdefault(section, []).append(f'{name} = "{value}"')
+        secret = creds / Path(value).name
+        secret.write_text("https://hooks.example/x" if "url" in value else "s3cret-value-0123456789")
+        secret.chmod(0o400)
+    cfg = tmp_path / "etc" / "config.toml"
+    cfg.parent.mkdir()
+    cfg.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items())
+                   + '[state]\npath = "state.db"\n[[pin]]\nrepo = "org/m"\ntrack = "main"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY")}
+    env.update(CREDENTIALS_DIRECTORY=str(creds), STATE_DIRECTORY=str(tmp_path / "state"), INVOCATION_ID="x")
+    r = subprocess.run([sys.executable, "-m", "monitor", "check-config", "-c", str(cfg)], capture_output=True,
+                       text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "token: set" in r.stdout and f"state: {tmp_path / 'state' / 'state.db'}" in r.stdout, r.stdout
 
 
 # --- sd_notify --------------------------------------------------------------------------------------

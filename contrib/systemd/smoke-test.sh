@@ -7,12 +7,22 @@
 # the systemd-run admin command reads the service's database as the same dynamic user;
 # (4) stop is clean. Removes everything it installed. Prints one line per check; exit 0 = all passed.
 # Not run by CI (no systemd as PID 1 there): tests/test_systemd.py checks the unit statically.
+# `smoke-test.sh --print-unit HUBWATCH` only prints the unit it would install (tests/test_systemd.py).
 set -euo pipefail
-HW=${1:?usage: smoke-test.sh /path/to/bin/hubwatch}
+PRINT_ONLY=no
+if [ "${1:-}" = --print-unit ]; then PRINT_ONLY=yes; shift; fi
+HW=${1:?usage: smoke-test.sh [--print-unit] /path/to/bin/hubwatch}
 NAME=hubwatch-smoke
 ETC=/etc/$NAME
 UNIT=/etc/systemd/system/$NAME.service
 SRC=$(cd "$(dirname "$0")/../.." && pwd)/systemd/hubwatch.service
+# The unit under another name: every path and name of its own (state, HF_HOME, credentials, config).
+smoke_unit() {
+  sed -e "s#/opt/hubwatch/bin/hubwatch#$HW#" -e "s#/etc/hubwatch#$ETC#g" \
+      -e "s#StateDirectory=hubwatch#StateDirectory=$NAME#" -e "s#LoadCredential=hubwatch:#LoadCredential=$NAME:#" \
+      -e "s#%S/hubwatch/#%S/$NAME/#" "$SRC"
+}
+if [ "$PRINT_ONLY" = yes ]; then smoke_unit; exit 0; fi
 cleanup() {
   systemctl stop "$NAME" 2>/dev/null || true
   systemctl reset-failed "$NAME" 2>/dev/null || true
@@ -24,9 +34,7 @@ ok() { echo "ok: $*"; }
 fail() { echo "FAIL: $*"; journalctl -u "$NAME" -n 20 --no-pager || true; exit 1; }
 
 install -d -m 0755 "$ETC" && install -d -m 0700 "$ETC/credentials"
-sed -e "s#/opt/hubwatch/bin/hubwatch#$HW#" -e "s#/etc/hubwatch#$ETC#g" \
-    -e "s#StateDirectory=hubwatch#StateDirectory=$NAME#" -e "s#LoadCredential=hubwatch:#LoadCredential=$NAME:#" \
-    "$SRC" > "$UNIT"
+smoke_unit > "$UNIT"
 write_config() { printf '%s\n' "$@" > "$ETC/config.toml"; chmod 0644 "$ETC/config.toml"; }
 systemctl daemon-reload
 
@@ -46,7 +54,10 @@ write_config '[hub]' 'endpoint = "http://127.0.0.1:9"' '[state]' 'path = "state.
 systemctl start "$NAME" || true; sleep 3; systemctl stop "$NAME" || true  # creates the state folder
 systemctl reset-failed "$NAME" 2>/dev/null || true
 STATE=/var/lib/private/$NAME/state.db
-: > "$STATE.empty" && mv "$STATE.empty" "$STATE" && rm -f "$STATE-wal" "$STATE-shm"
+# owned by the service's dynamic user (as its folder is): a root-owned file would be refused as
+# "owned by uid 0" before it is ever read
+: > "$STATE.empty" && chown --reference="$(dirname "$STATE")" "$STATE.empty" && mv "$STATE.empty" "$STATE"
+rm -f "$STATE-wal" "$STATE-shm"
 systemctl start "$NAME" || true; sleep 3
 [ "$(systemctl show -p ExecMainStatus --value "$NAME")" = 78 ] || fail "empty database: exit status is not 78"
 journalctl -u "$NAME" --no-pager | grep -q "state.path: /var/lib/$NAME/state.db: empty file" \

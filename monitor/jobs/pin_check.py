@@ -195,7 +195,13 @@ class PinChecker:
             # Anchored: the authors known are those up to the anchor, so a move's author is judged
             # against the history the pin was written on, not against the move itself.
             anchor = {mv.ref: mv.old for mv in moves}
-            seeded = self._seed_authors(w, {r: anchor.get(r, h) for r, h in heads.items()}, branches, caps)
+            try:
+                seeded = self._seed_authors(w, {r: anchor.get(r, h) for r, h in heads.items()}, branches, caps)
+            except RevisionNotFound:
+                # The anchor no longer resolves (history rewritten and collected, or a mistyped
+                # revision: pin_unreachable says which): no history to judge authors by, so every
+                # author of the move counts as new. Never a reason to leave the pin unchecked.
+                seeded = set()
             if seeded is not None:
                 authors |= seeded
             elif not (info is not None and info.disabled):  # a takedown is alerted on its own
