@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 from monitor.config import HubSettings
 from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
 from monitor.hub import parse, session
+from monitor.hub.budget import Priority, bucket_of
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
@@ -34,6 +35,7 @@ _UNSURE = "cannot connect"  # a connect failure that says nothing about the next
 BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
 TOKEN_REJECTED_HOLD = 300.0  # seconds no call is sent after a 401 Invalid credentials (one quota window)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+BUDGET_SPENT = "Hub request budget spent"  # prefix of the error when the budget refused a call
 
 
 class EntryNotFound(NotFound):
@@ -78,20 +80,21 @@ class HubClient:
         self.stats = session.STATS
         self.stats.clear_token_rejected()  # a new client (start, reload) may carry a new token
         self.budget = session.BUDGET
-        self.low_priority = False
-        self.on_demand = False
+        self.priority = Priority.PINS  # the row of the budget's share table this client draws on
+
+    def for_priority(self, priority: Priority) -> "HubClient":
+        """A view of this client whose calls draw on `priority`'s row of the budget (hub/budget.py)."""
+        view = copy.copy(self)
+        view.priority = Priority(priority)
+        return view
 
     def with_low_priority(self) -> "HubClient":
         """A view of this client whose calls yield to pin checks when the request budget runs short."""
-        view = copy.copy(self)
-        view.low_priority = True
-        return view
+        return self.for_priority(Priority.LOOKALIKES)
 
     def for_on_demand(self) -> "HubClient":
-        """A view for lookups anyone may ask for (HTTP, Slack): their own small share of the budget."""
-        view = copy.copy(self)
-        view.on_demand = True
-        return view
+        """A view for lookups anyone may ask for (HTTP, Slack): the lowest row of the budget (EVENTS)."""
+        return self.for_priority(Priority.EVENTS)
 
     # --- transport -----------------------------------------------------------------------
     def _request(self, method: str, url: str, **kw: Any):
@@ -113,12 +116,13 @@ class HubClient:
             raise Transient(f"{UNREACHABLE} ({down})")
         if self.stats.token_rejected():
             raise TokenRejected(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE} (not asked again yet)", status=401)
-        paused = self.stats.paused_for()
+        bucket = bucket_of(url)  # api, resolvers (file reads) and pages are metered apart
+        paused = self.stats.paused_for(bucket)
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
-        if not self.budget.allow(self.low_priority, self.on_demand):
-            wait = self.budget.resets_in()
-            raise Transient(f"Hub request budget spent for this window (resets in {wait:.0f}s)", retry_after=wait)
+        if not self.budget.admit(self.priority, bucket):
+            wait = self.budget.resets_in(bucket)
+            raise Transient(f"{BUDGET_SPENT} for this window (resets in {wait:.0f}s)", retry_after=wait)
         try:
             send = self._open_stream if stream else self._hf.http_backoff
             r = send(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, zip_longest
 
+from monitor.hub.budget import Priority
 from monitor.detect import clones as dc
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
@@ -59,7 +60,7 @@ def facts_from(ns, name: str) -> lr.Facts:
 class _Scan:
     def __init__(self, rt: Runtime, budget: int):
         self.rt, self.s = rt, rt.settings.lookalike
-        self.hub = NamespaceClient(rt.client.with_low_priority())
+        self.hub = NamespaceClient(rt.client.for_priority(Priority.CLONES))
         self.now: datetime = rt.clock()
         self.budget, self.spent, self.errors = budget, 0, 0
         self.facts: dict[str, lr.Facts] = {}
