@@ -230,6 +230,12 @@ class HubClient:
         return "/".join([self.endpoint, repo.api_path, *parts])
 
     # --- calls -----------------------------------------------------------------------------
+    def page(self, url: str, params: Any = None) -> tuple[Any, str | None]:
+        """One page of a paginated JSON answer -> (the JSON, the next page's URL or None). The next
+        URL is only one on the endpoint's origin (OffOrigin otherwise)."""
+        data, r = self._json("GET", url, params=params)
+        return data, self._next_page(r)
+
     def refs(self, repo: RepoId) -> Refs:
         """Every branch and tag head in one request; `canonical_id` reveals renames."""
         data, r = self._json("GET", self._api(repo, "refs"))

@@ -9,11 +9,16 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Mapping
 
 from monitor.detect.findings import Finding
 from monitor.detect.state import RepoState
 from monitor.detect.token import token_origin
+from monitor.hub.budget import Priority
+from monitor.jobs import quota
+from monitor.jobs.heads import CHECK, LISTED, REFS, SCAN, Fallback, Step, after_check, hold_per_repo, \
+    listed_result_state, plan_cycle, say_fallback
 from monitor.jobs.pin_check import CheckResult, PinChecker, RepoWatch, group_pins
 from monitor.jobs.token import note_token
 from monitor.runtime import Runtime
@@ -39,7 +44,7 @@ class RepoOutcome:
     """How one repo's check ended, for summaries: `pins` is how many pins watch that repo."""
 
     key: str
-    status: str  # ok | unknown | unavailable | error | skipped | token_rejected
+    status: str  # ok | unknown | unavailable | error | skipped | token_rejected | deferred
     pins: int
     new_findings: tuple[Finding, ...] = ()
     error: str | None = None
@@ -49,7 +54,7 @@ class RepoOutcome:
 class ScanReport:
     checked: int
     ok: int
-    unknown: int
+    unknown: int  # deferred repos included: no answer this cycle
     unavailable: int
     errors: int
     new_findings: tuple[Finding, ...]
@@ -57,6 +62,11 @@ class ScanReport:
     seconds: float
     token_rejected: int = 0  # repos not checked because the Hub rejected our token
     outcomes: tuple[RepoOutcome, ...] = ()
+    deferred: int = 0  # repos not checked: the request budget (the Hub's quota) was spent first
+    listed: int = 0  # repos the namespace listings answered for (no request of their own)
+    listing_pages: int = 0
+    fallbacks: tuple[Fallback, ...] = ()
+    last_ok: Mapping[str, str | None] = field(default_factory=dict)  # repo key -> last_ok after the scan
 
 
 def _observation(before: RepoState, result: CheckResult) -> str | None:
@@ -73,31 +83,88 @@ def _observation(before: RepoState, result: CheckResult) -> str | None:
                        "findings": [f.fingerprint for f in result.findings]}, sort_keys=True)
 
 
+def _checkers(rt: Runtime) -> dict[str, PinChecker]:
+    """One checker per planned action: the per-repo check as configured; refs alone (metadata
+    not due: the listing already showed identity and flags); the metadata (scan) read now."""
+    base, pins, endpoint = rt.client, rt.settings.pins, rt.settings.hub.endpoint
+    return {CHECK: PinChecker(base, pins, endpoint),
+            REFS: PinChecker(base, replace(pins, metadata_every=float("inf")), endpoint),
+            SCAN: PinChecker(base, replace(pins, metadata_every=0.0), endpoint)}
+
+
 def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = None) -> ScanReport:
-    """Check every pin (or only the repo keys in `only`); one bad repo never stops the others."""
+    """Check every pin (or only the repo keys in `only`); one bad repo never stops the others.
+
+    A steady cycle (not `complete`, not `only`) learns heads in bulk (jobs/heads.py). Repos go
+    oldest `last_ok` first, and one starts only while the request budget still covers it: what
+    the quota does not cover is *deferred* (its state untouched), so it goes first next time."""
     started, requests_before = time.monotonic(), rt.client.stats.requests
     watches = [w for w in group_pins(rt.settings.pin) if only is None or w.key in only]
-    checker = PinChecker(rt.client, rt.settings.pins, rt.settings.hub.endpoint)
+    raw = rt.store.load_states() if only is None else {k: rt.store.load_state(k) for k in only}
+    states = {w.key: RepoState.from_json(raw.get(w.key)) for w in watches}
+    del raw
+    watches.sort(key=lambda w: states[w.key].last_ok or "")  # never answered, or longest ago, first
+    checkers = _checkers(rt)
     sinks = list(rt.sinks)
     rejected = threading.Event()  # the token is refused: every further request would be too
     rt.client.stats.clear_token_rejected()  # asked again: the first check goes alone and tells
+    gate = quota.Gate(rt.client, Priority.PINS)
+    fallbacks: list[Fallback] = []
+    said: set[str] = set()
+    lock = threading.Lock()
+    if complete or only is not None:
+        plan_steps, pages = [Step(w, CHECK) for w in watches], 0
+    else:
+        plan = plan_cycle(rt.client, rt.store, rt.settings.pins, watches, states, rt.clock())
+        order = {w.key: i for i, w in enumerate(watches)}
+        plan_steps = sorted(plan.steps, key=lambda s: order[s.watch.key])
+        pages, fallbacks = plan.pages, list(plan.fallbacks)
+    last_ok: dict[str, str | None] = {w.key: states[w.key].last_ok for w in watches}
+    del states
 
-    def one(w: RepoWatch) -> tuple[str, tuple[Finding, ...], str | None]:
+    def disagreed(w: RepoWatch, now) -> None:
+        fb = Fallback(w.repo.type, w.repo.id.split("/", 1)[0].lower(), "disagrees")
+        with lock:
+            if fb.namespace in said:
+                return
+            said.add(fb.namespace)
+            fallbacks.append(fb)
+        say_fallback(fb, f"the listing did not show {w.repo.id}'s head")
+        hold_per_repo(rt.store, fb, now, rt.settings.pins.refs_every)
+
+    def one(step: Step) -> tuple[str, tuple[Finding, ...], str | None]:
+        w = step.watch
         if rt.stop.is_set():  # shutting down: repos not checked yet wait for the next start
             return "skipped", (), None
         if rejected.is_set():
             return "token_rejected", (), None
         now = rt.clock()
         before = RepoState.from_json(rt.store.load_state(w.key))
+        if step.action == LISTED:
+            state = listed_result_state(before, now)
+            rt.store.record(w.key, state.to_json(), (), sinks, now)
+            last_ok[w.key] = state.last_ok
+            return "ok", (), None
+        cost = quota.check_cost(before, complete)
+        deferred = gate.claim(cost)
+        if deferred is not None:
+            return "deferred", (), deferred
         try:
-            result = checker.check(w, before, now, complete=complete)
+            result = checkers[step.action if step.action in checkers else CHECK].check(
+                w, before, now, complete=complete)
         except Exception:  # a bug must not sink the scan: log it, treat the repo as unknown
             log.exception("check of %s failed unexpectedly", w.repo.id)
             return "error", (), "internal error (see the log)"
+        finally:
+            gate.release(cost)
         if result.status == "token_rejected":
             rejected.set()
-        new = rt.store.record(w.key, result.state.to_json(), result.findings, sinks, now,
+        state, disagrees = after_check(step, before, result.state, result.status, now)
+        if disagrees:
+            disagreed(w, now)
+        new = rt.store.record(w.key, state.to_json(), result.findings, sinks, now,
                               observation=_observation(before, result))
+        last_ok[w.key] = state.last_ok
         for f in new:
             log.warning("finding %s %s %s", f.kind, f.subject, f.fingerprint,
                         extra={"job": "scan_pins", "subject": f.subject, "fingerprint": f.fingerprint})
@@ -107,11 +174,14 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
 
     # The first repo alone: its answer tells the quota and whether the token is accepted before
     # the others fan out.
-    outcomes = [one(w) for w in watches[:1]]
+    first = next((i for i, s in enumerate(plan_steps) if s.action != LISTED), 0)
+    ordered = plan_steps[first:first + 1] + plan_steps[:first] + plan_steps[first + 1:]
+    outcomes = [one(s) for s in ordered[:1]]
     with ThreadPoolExecutor(max_workers=max(1, rt.settings.hub.concurrency),
                             thread_name_prefix="pin") as pool:
-        outcomes += list(pool.map(one, watches[1:]))
+        outcomes += list(pool.map(one, ordered[1:]))
     _release_freed_memory()
+    steps_done = [s.watch for s in ordered]
     statuses = [s for s, _, _ in outcomes]
     per_key = Counter(p.key for p in rt.settings.pin)
     token_news = note_token(rt, rejected="token_rejected" in statuses,
@@ -121,12 +191,19 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
                     token_origin(rt.settings.hub.token_source), statuses.count("token_rejected"),
                     extra={"job": "scan_pins"})
     report = ScanReport(
-        checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"), unknown=statuses.count("unknown"),
+        checked=len(statuses) - statuses.count("skipped"), ok=statuses.count("ok"),
+        unknown=statuses.count("unknown") + statuses.count("deferred"),
         unavailable=statuses.count("unavailable"), errors=statuses.count("error"),
         new_findings=tuple(f for _, fs, _ in outcomes for f in fs) + tuple(token_news),
         requests=rt.client.stats.requests - requests_before, seconds=time.monotonic() - started,
         token_rejected=statuses.count("token_rejected"),
-        outcomes=tuple(RepoOutcome(w.key, s, per_key[w.key], fs, err) for w, (s, fs, err) in zip(watches, outcomes)))
+        outcomes=tuple(RepoOutcome(w.key, s, per_key[w.key], fs, err)
+                       for w, (s, fs, err) in zip(steps_done, outcomes)),
+        deferred=statuses.count("deferred"), listed=sum(1 for s in ordered if s.action == LISTED),
+        listing_pages=pages, fallbacks=tuple(fallbacks), last_ok=last_ok)
+    if not complete and only is None and not report.deferred:
+        rt.client.budget.reserve_for_pins(report.requests)  # what the rows below must leave the pins
+    quota.remember(rt)
     log.info("scan_pins: %d repos, %d ok, %d unknown, %d unavailable, %d errors, %d new findings, %d requests",
              report.checked, report.ok, report.unknown, report.unavailable, report.errors,
              len(report.new_findings), report.requests,
