@@ -369,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
         subs[name] = sub.add_parser(name, parents=[common], help=summary, description=f"{summary}\n\n{body}",
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     subs["once"].add_argument("--dry-run", action="store_true", help="print alerts instead of sending them")
+    subs["once"].add_argument("--wait", action="store_true",
+                              help="when the Hub's API quota runs out, wait for the next window (progress on "
+                                   "stderr) until every pin is checked")
     subs["once"].add_argument("--fail-on", choices=("info", "low", "medium", "high", "critical"),
                               help="exit 1 when a new finding has at least this severity")
     subs["findings"].add_argument("--json", action="store_true", help="one JSON object per line")
