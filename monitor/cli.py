@@ -108,33 +108,42 @@ def cmd_status(args: argparse.Namespace) -> int:
     One row per pin: state (ok, pending, unknown, unreachable, unavailable, gated, disabled,
     ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
     ref's head, open findings and the last error; then one row for look-alike discovery (last
-    run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
-    discovery with "kind": "lookalikes". Safe while the daemon runs (opens the database read-only).
+    run, candidate names covered, budget) and one for the Hub's quota per bucket (api,
+    resolvers, pages: remaining, reset) as the last scan left it. --json: one object per line,
+    pins with "kind": "pin" (with "last_ok_age_seconds"), discovery with "kind": "lookalikes",
+    the quota with "kind": "quota". Safe while the daemon runs (opens the database read-only).
     """
     settings = _settings(args)
     from monitor.jobs.lookalikes import LAST_RUN
-    from monitor.jobs.status import lookalike_status, pin_statuses, render_lookalikes, render_pin
+    from monitor.jobs import quota
+    from monitor.jobs.status import (lookalike_status, pin_statuses, quota_status, render_lookalikes, render_pin,
+                                     render_quota)
+    from monitor.runtime import utcnow
     from monitor.store import Store
 
     states: dict = {}
     open_counts: dict = {}
     probes: dict = {}
-    last_run = None
+    last_run = hub_quota = None
     if settings.state_path.exists():
         store = Store.open_readonly(settings.state_path)
         try:
             states, open_counts = store.load_states(), store.open_findings_by_subject()
             probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
+            hub_quota = quota.stored(store)
         finally:
             store.close()
     else:
         print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
-    rows = pin_statuses(settings.pin, states, open_counts)
+    rows = pin_statuses(settings.pin, states, open_counts, utcnow())
     discovery = lookalike_status(settings.lookalike, probes, last_run)
     for row in rows:
         print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))
     if discovery is not None:
         print(json.dumps(discovery, sort_keys=True) if args.json else render_lookalikes(discovery))
+    q = quota_status(hub_quota)
+    if q is not None:
+        print(json.dumps(q, sort_keys=True) if args.json else render_quota(q))
     return EXIT_OK
 
 
