@@ -239,12 +239,11 @@ def test_pins_not_reached_under_a_spent_quota_go_first_next_cycle(env, hub):
     rt, clock = build(env, repos)
     try:
         scan_pins(rt, complete=True)
-        rt.client.budget.configure(8)  # a window that covers ~7 repos a cycle
         last_ok_seen: dict[str, int] = {}
         for cycle in range(4):
             clock.advance(600)
+            hub.rate_limit(8)  # a fresh window each cycle that covers 7 of the 10 repos
             rt.client.budget.reset()
-            rt.client.budget.configure(8)
             report = scan_pins(rt)
             assert report.deferred > 0 and report.ok + report.deferred == 10
             for o in report.outcomes:

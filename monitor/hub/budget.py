@@ -135,6 +135,7 @@ class Budget:
         self.denied = 0
         self.denied_by: dict[str, int] = {}
         self._pins_need = 0
+        self._admitted: dict[int, int] = {}  # thread id -> api calls admitted (whole-check claims)
         self._first = "unsent"  # the process's first call: unsent | in_flight | done
         self._buckets = {b: _Bucket(b, clock(), window) for b in BUCKETS}
 
@@ -232,12 +233,13 @@ class Budget:
             if quota is not None and quota > 0:
                 b.advertised = quota
             hub_start = now + reset_in - b.window
-            # The Hub's window began after ours: a new window (or our first sight of its clock).
-            if not b.aligned or hub_start > b.start + b.window / 2:
+            new_window = b.aligned and hub_start > b.start + b.window / 2
+            if not b.aligned or new_window:  # our first sight of the Hub's clock, or a new window began
                 b.start, b.aligned = hub_start, True
-                if quota is not None:  # admitted calls not yet sent are still ours to count
-                    b.used = max(0, self._quota(b) - remaining) + b.reserved
-                b.rows = {}
+                if new_window:
+                    b.used, b.rows = b.reserved, {}
+                if quota is not None:  # the Hub's count (other tools included), plus our calls not yet sent
+                    b.used = max(b.used, quota - remaining + b.reserved)
             b.hub_remaining, b.hub_reset_at = remaining, now + reset_in
 
     # --- admission -------------------------------------------------------------------------------
@@ -265,7 +267,25 @@ class Budget:
                 b.used += 1
                 b.reserved += 1
                 b.rows[priority] = b.rows.get(priority, 0) + 1
+                if bucket == "api":
+                    if len(self._admitted) > 10_000:  # threads come and go: forget (claims then count in full)
+                        self._admitted.clear()
+                    ident = threading.get_ident()
+                    self._admitted[ident] = self._admitted.get(ident, 0) + 1
             return ok
+
+    def admitted(self, ident: int | None = None) -> int:
+        """api calls admitted so far in thread `ident` (default: the calling thread)."""
+        with self._lock:
+            return self._admitted.get(threading.get_ident() if ident is None else ident, 0)
+
+    def room_for_claims(self, priority: Priority, claims: dict[int, tuple[int, int]]) -> int:
+        """`room(priority)` less what checks in flight may still spend: `claims` maps a thread id
+        to (its check's cost, `admitted(thread)` when it started). Read under one lock, so a call
+        admitted meanwhile is counted once, never twice."""
+        with self._lock:
+            unspent = sum(max(0, cost - (self._admitted.get(t, 0) - start)) for t, (cost, start) in claims.items())
+            return self.room(priority) - unspent
 
     def room(self, priority: Priority = Priority.PINS, bucket: str = "api") -> int:
         """How many more calls of this row the window admits now (planning; nothing is counted)."""

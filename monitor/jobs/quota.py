@@ -31,28 +31,30 @@ def check_cost(st: RepoState, complete: bool) -> int:
 
 class Gate:
     """Admits whole checks: a check starts only while the window's room, less what the checks
-    already in flight may still spend, covers its cost."""
+    already in flight may still spend (their cost less the requests they already sent, which the
+    budget counts), covers its cost."""
 
     def __init__(self, client: HubClient, priority: Priority = Priority.PINS):
         self.client, self.priority = client, priority
         self._lock = threading.Lock()
-        self._outstanding = 0
+        self._in_flight: dict[int, tuple[int, int]] = {}  # thread id -> (cost, calls admitted before)
 
     def claim(self, cost: int) -> str | None:
-        """None when the check may start (then `release(cost)` after it); else why it may not."""
+        """None when the check may start (then `release()` after it, same thread); else why not."""
         with self._lock:
             paused = self.client.stats.paused_for("api")
             if paused > 0:
                 return f"{RATE_LIMITED}: paused for {paused:.0f}s (not checked)"
-            if self.client.budget.room(self.priority) - self._outstanding < cost:
+            if self.client.budget.room_for_claims(self.priority, self._in_flight) < cost:
                 wait = self.client.budget.resets_in("api")
                 return f"{BUDGET_SPENT} for this window (resets in {wait:.0f}s; not checked)"
-            self._outstanding += cost
+            ident = threading.get_ident()
+            self._in_flight[ident] = (cost, self.client.budget.admitted(ident))
             return None
 
-    def release(self, cost: int) -> None:
+    def release(self, cost: int = 0) -> None:
         with self._lock:
-            self._outstanding -= cost
+            self._in_flight.pop(threading.get_ident(), None)
 
 
 def is_quota(error: str | None) -> bool:
