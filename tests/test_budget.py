@@ -254,3 +254,23 @@ def test_a_429_on_a_file_download_does_not_pause_api_calls(hub, tmp_path):
         assert scan_pins(rt, complete=True).ok == 1
     finally:
         rt.close()
+
+
+def test_an_event_triggered_scan_draws_on_the_events_row_and_defers_when_it_is_spent(hub, tmp_path):
+    from monitor.hub.budget import Priority
+
+    env = PinsEnv(tmp_path, hub, None)
+    for i in range(20):
+        hub.add_repo(f"org/m{i}", files={"a": "b"})
+    env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(20)]
+    env.extra = '[limits]\nhub_requests_per_5min = 100\n'
+    rt = Runtime.build(env.settings())
+    try:
+        keys = {p.key for p in rt.settings.pin}
+        events = scan_pins(rt, complete=True, only=keys, priority=Priority.EVENTS)
+        assert events.ok + events.deferred == 20 and events.deferred >= 16, "10 requests: 3 new repos at most"
+        assert rt.client.budget.snapshot().used <= 10
+        pins = scan_pins(rt, complete=True)
+        assert pins.ok == 20, "the scheduled scan still checks every pin"
+    finally:
+        rt.close()

@@ -15,7 +15,10 @@ How to draw on it (the API other modules use)::
     budget.observe("api", remaining, reset_in, quota, window)   # the Hub's RateLimit headers
 
 `HubClient` does all three for its callers: pick the row with `client.for_priority(Priority.X)`
-and the bucket follows from the URL (`bucket_of`). `admit` counts the call at once (concurrent
+and the bucket follows from the URL (`bucket_of`). A pin check triggered by a Hub webhook:
+`scan_pins(rt, complete=True, only={key}, priority=Priority.EVENTS)` (its repo comes back
+*deferred* when the events' share is spent: the next scheduled scan checks it, oldest first).
+File reads of content inspection: `client.file_text(…)` and friends go to `resolvers` by their URL. `admit` counts the call at once (concurrent
 callers cannot all pass the check before any is counted); the session hook's `count` then
 consumes that reservation, and counts retries on top.
 

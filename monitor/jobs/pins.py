@@ -83,32 +83,36 @@ def _observation(before: RepoState, result: CheckResult) -> str | None:
                        "findings": [f.fingerprint for f in result.findings]}, sort_keys=True)
 
 
-def _checkers(rt: Runtime) -> dict[str, PinChecker]:
+def _checkers(rt: Runtime, priority: Priority) -> dict[str, PinChecker]:
     """One checker per planned action: the per-repo check as configured; refs alone (metadata
     not due: the listing already showed identity and flags); the metadata (scan) read now."""
-    base, pins, endpoint = rt.client, rt.settings.pins, rt.settings.hub.endpoint
+    base, pins, endpoint = rt.client.for_priority(priority), rt.settings.pins, rt.settings.hub.endpoint
     return {CHECK: PinChecker(base, pins, endpoint),
             REFS: PinChecker(base, replace(pins, metadata_every=float("inf")), endpoint),
             SCAN: PinChecker(base, replace(pins, metadata_every=0.0), endpoint)}
 
 
-def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = None) -> ScanReport:
+def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = None,
+              priority: Priority = Priority.PINS) -> ScanReport:
     """Check every pin (or only the repo keys in `only`); one bad repo never stops the others.
 
     A steady cycle (not `complete`, not `only`) learns heads in bulk (jobs/heads.py). Repos go
     oldest `last_ok` first, and one starts only while the request budget still covers it: what
-    the quota does not cover is *deferred* (its state untouched), so it goes first next time."""
+    the quota does not cover is *deferred* (its state untouched), so it goes first next time.
+    `priority`: the budget row the checks draw on — a check triggered from outside (a Hub
+    webhook) passes `Priority.EVENTS`, the lowest row (hub/budget.py), and a deferred outcome
+    then means "check it in the next scheduled scan"."""
     started, requests_before = time.monotonic(), rt.client.stats.requests
     watches = [w for w in group_pins(rt.settings.pin) if only is None or w.key in only]
     raw = rt.store.load_states() if only is None else {k: rt.store.load_state(k) for k in only}
     states = {w.key: RepoState.from_json(raw.get(w.key)) for w in watches}
     del raw
     watches.sort(key=lambda w: states[w.key].last_ok or "")  # never answered, or longest ago, first
-    checkers = _checkers(rt)
+    checkers = _checkers(rt, priority)
     sinks = list(rt.sinks)
     rejected = threading.Event()  # the token is refused: every further request would be too
     rt.client.stats.clear_token_rejected()  # asked again: the first check goes alone and tells
-    gate = quota.Gate(rt.client, Priority.PINS)
+    gate = quota.Gate(rt.client, priority)
     fallbacks: list[Fallback] = []
     said: set[str] = set()
     lock = threading.Lock()
