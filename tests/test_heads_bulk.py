@@ -256,3 +256,44 @@ def test_pins_not_reached_under_a_spent_quota_go_first_next_cycle(env, hub):
         assert all(s.finding.kind != "monitoring_degraded" for s in rt.store.findings())
     finally:
         rt.close()
+
+
+def test_a_listing_without_any_pinned_repo_is_missing_and_read_per_repo(env, hub):
+    repos = [f"org/m{i}" for i in range(3)]
+    rt, clock = build(env, repos)
+    metrics = Metrics(lambda: rt)
+    try:
+        scan_pins(rt, complete=True)
+        hub.respond(LISTING, 200, "[]", times=1)
+        clock.advance(600)
+        hub.clear_log()
+        report = scan_pins(rt)
+        metrics.scan(report)
+        assert report.ok == 3 and hub.count(r"/refs$") == 3
+        assert 'hubwatch_hub_listing_fallbacks_total{reason="missing"} 1.0' in metrics.render()[0].decode()
+    finally:
+        rt.close()
+
+
+def test_metrics_stale_pins_and_quota_per_bucket(env, hub):
+    repos = [f"org/m{i}" for i in range(4)]
+    rt, clock = build(env, repos)
+    metrics = Metrics(lambda: rt)
+
+    def value(name: str) -> float:
+        text = metrics.render()[0].decode()
+        return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
+
+    try:
+        assert value("hubwatch_pins_stale") == 0, "before any scan nothing is known to be stale"
+        metrics.scan(scan_pins(rt, complete=True))
+        assert value("hubwatch_pins_stale") == 0
+        clock.advance(3 * 600)  # three cycles without an answer
+        assert value("hubwatch_pins_stale") == 4
+        metrics.scan(scan_pins(rt))
+        assert value("hubwatch_pins_stale") == 0
+        api = value('hubwatch_hub_quota_remaining{bucket="api"}')
+        assert 0 < api < 500 and value('hubwatch_hub_quota_remaining{bucket="resolvers"}') == 3000
+        assert value('hubwatch_hub_quota_remaining{bucket="pages"}') == 100
+    finally:
+        rt.close()

@@ -177,6 +177,15 @@ def plan_cycle(client: HubClient, store: Store, settings: PinsSettings, watches:
                 hold_per_repo(store, fb, now, settings.refs_every)
             steps += [Step(w, CHECK) for w in ws]
             continue
+        if not any(w.repo.id.lower() in listing.heads for w in ws):
+            # Complete, yet none of our repos in it (an empty or wrong answer, or all made private):
+            # nothing here to trust; each repo's own read tells what happened to it.
+            fb = Fallback(rtype, ns, "missing")
+            fallbacks.append(fb)
+            say_fallback(fb, "the listing shows none of the pinned repos")
+            hold_per_repo(store, fb, now, settings.refs_every)
+            steps += [Step(w, CHECK) for w in ws]
+            continue
         bulk += 1
         if meta.get("pages") != listing.pages or meta.get("per_repo_until"):
             store.set_meta(key, json.dumps({"pages": max(1, listing.pages)}, sort_keys=True))
