@@ -123,7 +123,7 @@ def steady(args: argparse.Namespace) -> None:
         now[0] += timedelta(minutes=10)
         full = scan_pins(rt, complete=True)
         print(f"complete check, unchanged:       {full.requests / n:.2f} requests/pin (target <= 2.1)")
-        quiet, pushed_cycles, missed, rss10 = [], [], 0, None
+        quiet, pushed_cycles, missed, rss10, t_cycles = [], [], 0, None, time.monotonic()
         for cycle in range(1, args.cycles + 1):
             pushed = set(rng.sample(repos, 3)) if cycle % 3 == 0 else set()
             for repo in pushed:
@@ -140,11 +140,14 @@ def steady(args: argparse.Namespace) -> None:
             if cycle == 10:
                 rss10 = rss_mb()
         rss_end = rss_mb()
+        per_cycle = (time.monotonic() - t_cycles) / args.cycles
         print(f"steady cycles (no push):         {sum(quiet) / len(quiet) / n:.3f} requests/pin on average "
               f"over {len(quiet)} cycles, worst {max(quiet) / n:.3f} (target <= 0.25)")
         print(f"cycles with 3 pushes:            {sum(pushed_cycles) / len(pushed_cycles) / n:.3f} requests/pin; "
               f"pushes not found within one cycle: {missed}")
-        print(f"pins one free token watches every 10 min (2 windows x 950): {int(1900 / (sum(quiet) / len(quiet) / n))}")
+        ratio = sum(quiet) / len(quiet) / n
+        print(f"pins one free token covers: {int(950 / ratio)} in one window's cycle, {int(1900 / ratio)} every "
+              f"10 minutes over its two windows; {per_cycle:.1f} s per cycle (wall, this machine)")
         print(f"RSS after cycle 10: {rss10:.0f} MB, after cycle {args.cycles}: {rss_end:.0f} MB "
               f"(growth {100 * (rss_end - rss10) / rss10:+.1f} %; targets <= 120 MB, <= 5 %)")
         size = (tmp / "state.db").stat().st_size + sum(p.stat().st_size for p in tmp.glob("state.db-*"))

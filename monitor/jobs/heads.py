@@ -227,7 +227,3 @@ def after_check(step: Step, before: RepoState, after: RepoState, status: str, no
     return after.with_(**changes), False
 
 
-def listed_result_state(st: RepoState, now: datetime) -> RepoState:
-    """A repo the listing answered for: nothing moved, nothing changed; the Hub answered."""
-    return st.with_(checked_at=iso(now), last_ok=iso(now))
-

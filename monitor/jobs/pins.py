@@ -17,8 +17,9 @@ from monitor.detect.state import RepoState
 from monitor.detect.token import token_origin
 from monitor.hub.budget import Priority
 from monitor.jobs import quota
-from monitor.jobs.heads import CHECK, LISTED, REFS, SCAN, Fallback, Step, after_check, hold_per_repo, \
-    listed_result_state, plan_cycle, say_fallback
+from monitor.detect.times import iso
+from monitor.jobs.heads import CHECK, LISTED, REFS, SCAN, Fallback, Step, after_check, hold_per_repo, plan_cycle, \
+    say_fallback
 from monitor.jobs.pin_check import CheckResult, PinChecker, RepoWatch, group_pins
 from monitor.jobs.token import note_token
 from monitor.runtime import Runtime
@@ -144,11 +145,6 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
             return "token_rejected", (), None
         now = rt.clock()
         before = RepoState.from_json(rt.store.load_state(w.key))
-        if step.action == LISTED:
-            state = listed_result_state(before, now)
-            rt.store.record(w.key, state.to_json(), (), sinks, now)
-            last_ok[w.key] = state.last_ok
-            return "ok", (), None
         cost = quota.check_cost(before, complete)
         deferred = gate.claim(cost)
         if deferred is not None:
@@ -176,14 +172,22 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
             log.info("%s: %s (%s)", w.repo.id, result.status, result.error)
         return result.status, tuple(new), result.error
 
+    # Repos the listings answered for: nothing changed, no request; recorded in one transaction.
+    listed = [s for s in plan_steps if s.action == LISTED]
+    touched = bool(listed) and not rt.stop.is_set()
+    if touched:
+        at = iso(rt.clock())
+        rt.store.touch_states([s.watch.key for s in listed], at, rt.clock())
+        last_ok.update({s.watch.key: at for s in listed})
     # The first repo alone: its answer tells the quota and whether the token is accepted before
     # the others fan out.
-    first = next((i for i, s in enumerate(plan_steps) if s.action != LISTED), 0)
-    ordered = plan_steps[first:first + 1] + plan_steps[:first] + plan_steps[first + 1:]
+    ordered = [s for s in plan_steps if s.action != LISTED]
     outcomes = [one(s) for s in ordered[:1]]
     with ThreadPoolExecutor(max_workers=max(1, rt.settings.hub.concurrency),
                             thread_name_prefix="pin") as pool:
         outcomes += list(pool.map(one, ordered[1:]))
+    ordered += listed
+    outcomes += [("ok" if touched else "skipped", (), None)] * len(listed)
     _release_freed_memory()
     steps_done = [s.watch for s in ordered]
     statuses = [s for s, _, _ in outcomes]
