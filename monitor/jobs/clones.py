@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, zip_longest
 
-from monitor.hub.budget import Priority
 from monitor.detect import clones as dc
 from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.errors import HubError
+from monitor.hub.budget import Priority
 from monitor.hub.namespaces import NamespaceClient, RepoStub
 from monitor.jobs.round_robin import RoundRobin
 from monitor.jobs.token import halted, token_refused

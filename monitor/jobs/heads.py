@@ -173,8 +173,7 @@ def plan_cycle(client: HubClient, store: Store, settings: PinsSettings, watches:
             say_fallback(fb, listing.reason or "")
             if reason == "truncated":  # too large for its pins: measured again tomorrow
                 hold_per_repo(store, fb, now, TOO_LARGE_RECHECK, pages=max(len(ws), listing.pages + 1))
-            else:
-                hold_per_repo(store, fb, now, settings.refs_every)
+            # A failed or unreadable listing is asked again next cycle (it costs one request).
             steps += [Step(w, CHECK) for w in ws]
             continue
         if not any(w.repo.id.lower() in listing.heads for w in ws):

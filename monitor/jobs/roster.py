@@ -13,10 +13,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from monitor.hub.budget import Priority
 from monitor.detect import roster as dr
 from monitor.detect.findings import Finding
 from monitor.errors import HubError, NotFound
+from monitor.hub.budget import Priority
 from monitor.hub.namespaces import Namespace, NamespaceClient
 from monitor.jobs.lookup import screener_for
 from monitor.jobs.round_robin import RoundRobin
