@@ -129,16 +129,17 @@ def _changed(head: ListedHead, st: RepoState) -> str | None:
 
 
 def _oldest(steps: list[Step], states: Mapping[str, RepoState], field: str, every: float,
-            cycle: float, now: datetime) -> tuple[list[Step], list[Step]]:
-    """(picked, rest): this cycle's share of a sweep over `steps` — everything overdue, and at least
-    len(steps) * cycle / every of them, oldest `field` first — so each is read about every `every`."""
+            cycle: float, now: datetime, population: int) -> tuple[list[Step], list[Step]]:
+    """(picked, rest): this cycle's share of a sweep over `population` repos, taken from `steps` —
+    everything overdue, and at least population * cycle / every of them, oldest `field` first — so
+    each is read about every `every`, and the reads spread evenly over the cycles."""
     def age(s: Step) -> float:
         st = states[s.watch.key]
         at = parse_iso(getattr(st, field) or st.checked_at)
         return math.inf if at is None else (now - at).total_seconds()
 
     ordered = sorted(steps, key=age, reverse=True)
-    share = math.ceil(len(steps) * min(1.0, cycle / every)) if every > 0 else len(steps)
+    share = math.ceil(population * min(1.0, cycle / every)) if every > 0 else len(steps)
     overdue = sum(1 for s in ordered if age(s) >= every)
     n = max(share, overdue)
     return ordered[:n], ordered[n:]
@@ -201,10 +202,12 @@ def plan_cycle(client: HubClient, store: Store, settings: PinsSettings, watches:
                 steps.append(Step(w, REFS, head))
             else:
                 candidates.append(Step(w, LISTED, head))
-    sweep, rest = _oldest(candidates, states, "refs_at", settings.refs_every, settings.every, now)
-    steps += [Step(s.watch, REFS, s.head) for s in sweep]
-    scans, rest = _oldest(rest, states, "metadata_at", settings.scan_every, settings.every, now)
-    steps += [Step(s.watch, SCAN, s.head) for s in scans] + rest
+    # The scan sweep first (its read also shows a move of the tracked ref), then the refs sweep;
+    # each share is of all the candidates, so neither sweep falls behind and bunches up later.
+    n = len(candidates)
+    scans, rest = _oldest(candidates, states, "metadata_at", settings.scan_every, settings.every, now, n)
+    sweep, rest = _oldest(rest, states, "refs_at", settings.refs_every, settings.every, now, n)
+    steps += [Step(s.watch, SCAN, s.head) for s in scans] + [Step(s.watch, REFS, s.head) for s in sweep] + rest
     return HeadsPlan(tuple(steps), tuple(fallbacks), pages, bulk)
 
 
