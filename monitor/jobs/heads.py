@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Mapping, Sequence
@@ -40,7 +41,8 @@ log = logging.getLogger("hubwatch.pins")
 
 LISTED, REFS, SCAN, CHECK = "listed", "refs", "scan", "check"
 TOO_LARGE_RECHECK = 86400.0  # a namespace too large to list is measured again after a day
-_said: set[str] = set()  # namespaces whose fallback was already said in this process
+# Per store (one per runtime: a daemon's life, a reload, a `once`): namespaces whose fallback was said.
+_said: "weakref.WeakKeyDictionary[Store, set[str]]" = weakref.WeakKeyDictionary()
 _said_lock = threading.Lock()
 
 
@@ -78,13 +80,14 @@ def _load_meta(store: Store, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def say_fallback(fb: Fallback, detail: str = "") -> None:
-    """Once per namespace and process: the operator learns why its pins cost one request each."""
+def say_fallback(store: Store, fb: Fallback, detail: str = "") -> None:
+    """Once per namespace and run: the operator learns why its pins cost one request each."""
     key = f"{fb.type}:{fb.namespace.lower()}"
     with _said_lock:
-        if key in _said:
+        said = _said.setdefault(store, set())
+        if key in said:
             return
-        _said.add(key)
+        said.add(key)
     log.warning("heads in bulk: %s %s is read per repo (%s%s)", fb.type, fb.namespace, fb.reason,
                 f": {detail}" if detail else "", extra={"job": "scan_pins", "subject": fb.namespace})
 
@@ -171,7 +174,7 @@ def plan_cycle(client: HubClient, store: Store, settings: PinsSettings, watches:
             reason = (listing.reason or "failed").split(" ", 1)[0]
             fb = Fallback(rtype, ns, reason)
             fallbacks.append(fb)
-            say_fallback(fb, listing.reason or "")
+            say_fallback(store, fb, listing.reason or "")
             if reason == "truncated":  # too large for its pins: measured again tomorrow
                 hold_per_repo(store, fb, now, TOO_LARGE_RECHECK, pages=max(len(ws), listing.pages + 1))
             # A failed or unreadable listing is asked again next cycle (it costs one request).
@@ -182,7 +185,7 @@ def plan_cycle(client: HubClient, store: Store, settings: PinsSettings, watches:
             # nothing here to trust; each repo's own read tells what happened to it.
             fb = Fallback(rtype, ns, "missing")
             fallbacks.append(fb)
-            say_fallback(fb, "the listing shows none of the pinned repos")
+            say_fallback(store, fb, "the listing shows none of the pinned repos")
             hold_per_repo(store, fb, now, settings.refs_every)
             steps += [Step(w, CHECK) for w in ws]
             continue

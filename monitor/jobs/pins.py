@@ -134,7 +134,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
                 return
             said.add(fb.namespace)
             fallbacks.append(fb)
-        say_fallback(fb, f"the listing did not show {w.repo.id}'s head")
+        say_fallback(rt.store, fb, f"the listing did not show {w.repo.id}'s head")
         hold_per_repo(rt.store, fb, now, rt.settings.pins.refs_every)
 
     def one(step: Step) -> tuple[str, tuple[Finding, ...], str | None]:
