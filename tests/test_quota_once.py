@@ -86,3 +86,10 @@ def test_once_exit_precedence():
     assert once_exit({75, 1}) == 1
     assert once_exit({75, 1, 78}) == 78
     assert once_exit({78, 75}) == 78
+
+
+def test_once_wait_gives_up_when_a_whole_window_cannot_cover_one_repo(env):
+    seed(env, 3, quota=2, window=2)  # the Hub allows 2 a window, 1 planned: less than one check
+    r = once(env, "--wait")
+    assert r.returncode == 75, r.stderr
+    assert QUOTA_LINE.search(r.stderr) and "checked 3 pins: 0 changed, 3 unknown" in r.stderr

@@ -62,7 +62,10 @@ def complete_check(rt: Runtime, *, wait: bool = False,
         while wait and (keys := _deferred(report)) and not rt.stop.is_set():
             if not _wait_window(rt, report, keys, progress):
                 break
-            report = combine(report, scan_pins(rt, complete=True, only=keys))
+            more = scan_pins(rt, complete=True, only=keys)
+            report = combine(report, more)
+            if more.requests == 0 and _deferred(report) == keys:
+                break  # a fresh window that admits not even one repo (a quota below one check): stop
         return report
 
     report = go_on(report)
