@@ -2,7 +2,9 @@
 
 Run by hand:  .venv/bin/python benchmarks/pins_cycle.py [--pins 1000] [--latency 0.05]
 Prints requests per pin for a complete check and for steady daemon cycles (two hours of 10-minute
-cycles, hourly metadata), and the complete check's wall time. Targets: <= 2.0, <= 1.0, <= 5 s.
+cycles: heads in bulk, one listing page per namespace of 20 pinned repos, the hourly refs sweep and
+the 6-hourly scan sweep), and the complete check's wall time. Targets: <= 2.1, <= 0.25, <= 5 s
+(before heads in bulk: <= 2.0, <= 1.0). benchmarks/scale.py goes to 10,000 pins.
 
 The emulator runs in a child process so its request handling does not compete with the
 client for this process's GIL.
@@ -80,7 +82,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         now[0] += timedelta(minutes=10)
         full = scan_pins(rt, complete=True)
         print(f"complete check, unchanged:    {full.requests / args.pins:.2f} requests/pin "
-              f"(target <= 2.0), wall {full.seconds:.2f} s (target <= 5 s)")
+              f"(target <= 2.1), wall {full.seconds:.2f} s (target <= 5 s)")
         total, cycles, worst = 0, 12, 0.0
         t0 = time.monotonic()
         for _ in range(cycles):
@@ -89,7 +91,7 @@ def run(url: str, args: argparse.Namespace) -> None:
             total += r.requests
             worst = max(worst, r.seconds)
         print(f"steady daemon cycles:         {total / cycles / args.pins:.2f} requests/pin on average over "
-              f"{cycles} cycles (target <= 1.0), slowest cycle {worst:.2f} s, "
+              f"{cycles} cycles (target <= 0.25), slowest cycle {worst:.2f} s, "
               f"{(time.monotonic() - t0) / cycles:.2f} s/cycle")
     finally:
         rt.close()

@@ -163,24 +163,29 @@ def cmd_status(args: argparse.Namespace) -> int:
     One row per pin: state (ok, pending, unknown, unreachable, unavailable, gated, disabled,
     ref_missing, revision_unreachable), when it was last checked and last answered, the tracked
     ref's head, open findings, content (clean, flagged or not_inspected, with the reason: what
-    inspecting its pickles and chat templates concluded) and the last error; then one row for look-alike discovery (last
-    run, candidate names covered, budget). --json: one object per line, pins with "kind": "pin",
-    discovery with "kind": "lookalikes"; then one row per sink that is dead or holds dead letters
-    ("kind": "sink": its config key, the receiver's answer, dead letters and their fingerprints,
-    alerts waiting). Safe while the daemon runs (opens the database read-only; never creates it).
+    inspecting its pickles and chat templates concluded) and the last error; then one row for
+    look-alike discovery (last run, candidate names covered, budget) and one for the Hub's quota
+    per bucket (api, resolvers, pages: remaining, reset) as the last scan left it. --json: one
+    object per line, pins with "kind": "pin" (with "last_ok_age_seconds"), discovery with
+    "kind": "lookalikes", the quota with "kind": "quota"; then one row per sink that is dead or
+    holds dead letters ("kind": "sink": its config key, the receiver's answer, dead letters and
+    their fingerprints, alerts waiting). Safe while the daemon runs (opens the database
+    read-only; never creates it).
     """
     settings = _settings(args)
-    from monitor.jobs.lookalikes import LAST_RUN
     from monitor.commands.common import SINK_KEYS
-    from monitor.jobs.status import (lookalike_status, lookalike_subjects, pin_statuses, render_lookalikes,
-                                     render_pin, render_sink, sink_rows)
+    from monitor.jobs import quota
+    from monitor.jobs.lookalikes import LAST_RUN
+    from monitor.jobs.status import (lookalike_status, lookalike_subjects, pin_statuses, quota_status,
+                                     render_lookalikes, render_pin, render_quota, render_sink, sink_rows)
+    from monitor.runtime import utcnow
     from monitor.store import Store
 
     states: dict = {}
     contents: dict = {}
     open_counts: dict = {}
     probes: dict = {}
-    last_run = None
+    last_run = hub_quota = None
     if check_state(args, settings, write=False).exists:
         store = Store.open_readonly(settings.state_path)
         try:
@@ -189,17 +194,21 @@ def cmd_status(args: argparse.Namespace) -> int:
             probes, last_run = store.load_probes(), store.get_meta(LAST_RUN)
             found = lookalike_subjects(store.findings(kind="lookalike"))
             sinks = sink_rows(store.dead_sinks(), store.outbox_by_sink(), store.dead_letters(), SINK_KEYS)
+            hub_quota = quota.stored(store)
         finally:
             store.close()
     else:
         found, sinks = {}, []
         print(f"hubwatch: no state database at {settings.state_path} yet: nothing checked", file=sys.stderr)
-    rows = pin_statuses(settings.pin, states, open_counts, contents)
+    rows = pin_statuses(settings.pin, states, open_counts, contents, utcnow())
     discovery = lookalike_status(settings.lookalike, probes, last_run, found)
     for row in rows:
         print(json.dumps(row.to_json(), sort_keys=True) if args.json else render_pin(row))
     if discovery is not None:
         print(json.dumps(discovery, sort_keys=True) if args.json else render_lookalikes(discovery))
+    q = quota_status(hub_quota)
+    if q is not None:
+        print(json.dumps(q, sort_keys=True) if args.json else render_quota(q))
     for sink in sinks:
         print(json.dumps(sink, sort_keys=True) if args.json else render_sink(sink))
     return EXIT_OK
@@ -485,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     epilog=f"More: {COMMAND_DOCS[name]} (in the source tree and the package's docs)"
                                     if name in COMMAND_DOCS else None)
     subs["once"].add_argument("--dry-run", action="store_true", help="print alerts instead of sending them")
+    subs["once"].add_argument("--wait", action="store_true",
+                              help="when the Hub's API quota runs out, wait for the next window (progress on "
+                                   "stderr) until every pin is checked")
     subs["once"].add_argument("--fail-on", choices=("info", "low", "medium", "high", "critical"),
                               help="exit 1 when a new finding has at least this severity")
     for name in ("run", "once", "digest"):

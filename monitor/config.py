@@ -82,6 +82,8 @@ class PinsSettings:
     degraded_after: float = 3600.0
     unavailable_after: int = 2
     jitter: float = 30.0
+    refs_every: float = 3600.0  # heads in bulk: every other pinned repo's refs (tag and branch sweep)
+    scan_every: float = 21600.0  # heads in bulk: the security-scan status, one read per repo
     include: tuple[Path, ...] = ()  # pin files (`hubwatch refs scan --write-pins`), resolved
 
 
@@ -493,6 +495,8 @@ class _Loader:
             unavailable_after=r.get("unavailable_after", 2, _int(1, 100)),
             jitter=r.get("jitter", 30.0, lambda v: 0.0 if v in (0, "0") else parse_duration(v)),
             include=r.get("include", (), self.includes),
+            refs_every=r.get("refs_every", 3600.0, parse_duration),
+            scan_every=r.get("scan_every", 21600.0, parse_duration),
         )
         r.done()
         return s

@@ -48,7 +48,12 @@ class Metrics:
                                       "Unix time of the last pin scan that completed.", registry=self.registry)
         Gauge("hubwatch_start_time_seconds", "Unix time the daemon started.",
               registry=self.registry).set(time.time())
-        self.registry.register(_StateCollector(runtime))
+        self.listing_fallbacks = Counter(
+            "hubwatch_hub_listing_fallbacks",
+            "Namespaces whose heads-in-bulk listing was missing, truncated, failed or disagreed with a refs "
+            "read, so their pins were read per repo, by reason.", ["reason"], registry=self.registry)
+        self.last_ok: dict[str, str | None] = {}  # repo key -> last_ok, as the last scans left it
+        self.registry.register(_StateCollector(runtime, self))
 
     def job(self, name: str, ok: bool) -> None:
         self.job_runs.labels(name, "ok" if ok else "error").inc()
@@ -66,7 +71,25 @@ class Metrics:
             n = getattr(report, outcome, 0)
             if n:
                 self.pin_checks.labels(outcome.rstrip("s")).inc(n)
+        for fb in getattr(report, "fallbacks", ()):
+            self.listing_fallbacks.labels(fb.reason).inc()
+        self.last_ok.update(getattr(report, "last_ok", {}))
         self.new_findings(report.new_findings)
+
+    def stale_pins(self, rt) -> int:
+        """Pins whose repo has not been answered for two scan cycles (never answered included)."""
+        from datetime import timedelta
+
+        from monitor.detect.times import parse_iso
+
+        if not self.last_ok:
+            return 0  # no scan yet: nothing is known to be stale
+        limit = rt.clock() - timedelta(seconds=2 * rt.settings.pins.every)
+        stale = 0
+        for pin in rt.settings.pin:
+            at = parse_iso(self.last_ok.get(pin.key))
+            stale += at is None or at < limit
+        return stale
 
     def delivery(self, report) -> None:
         for sink, r in report.per_sink.items():
@@ -84,8 +107,8 @@ class Metrics:
 class _StateCollector:
     """Read-at-scrape gauges: outbox, Hub traffic and request budget."""
 
-    def __init__(self, runtime: Callable[[], Any]):
-        self.runtime = runtime
+    def __init__(self, runtime: Callable[[], Any], metrics: "Metrics | None" = None):
+        self.runtime, self.metrics = runtime, metrics
 
     def collect(self) -> Iterator[Any]:
         rt = self.runtime()
@@ -135,6 +158,19 @@ class _StateCollector:
         denied = CounterMetricFamily("hubwatch_hub_budget_denied", "Hub calls refused by the budget.")
         denied.add_metric([], rt.client.budget.denied)
         yield denied
+        from monitor.hub.budget import BUCKETS
+
+        remaining = GaugeMetricFamily("hubwatch_hub_quota_remaining",
+                                      "Hub requests left in the current window, per rate-limit bucket "
+                                      "(api, resolvers, pages; the Hub's own count wins when lower).",
+                                      labels=["bucket"])
+        for bucket in BUCKETS:
+            remaining.add_metric([bucket], rt.client.budget.snapshot(bucket).remaining)
+        yield remaining
+        if self.metrics is not None:
+            yield GaugeMetricFamily("hubwatch_pins_stale",
+                                    "Pins whose repo has had no answer from the Hub for two scan cycles.",
+                                    value=self.metrics.stale_pins(rt))
 
 
 # Every (kind, severity) label pair a finding may carry, shown at 0 before the first one.

@@ -274,7 +274,8 @@ def test_a_refs_answer_too_large_to_hold_leaves_the_pin_unknown_and_says_why(env
     env.pins = [{"repo": REPO, "track": "main"}]
     r = env.run("once")
     assert "1 unknown" in r.err + r.out
-    (row,) = [json.loads(line) for line in env.run("status", "--json").out.splitlines() if line.strip()]
+    (row,) = [x for x in map(json.loads, filter(str.strip, env.run("status", "--json").out.splitlines()))
+              if x["kind"] == "pin"]
     assert row["state"] == "unknown"
     assert row["last_error"].endswith("/api/models/EleutherAI/gpt-j-6b/refs is larger than 0 MB: too large to inspect")
     assert env.findings() == []

@@ -150,3 +150,127 @@ def test_the_first_call_goes_alone_and_the_others_wait_for_its_answer():
     assert b.first_call() is False, "after the first answer, calls go at once"
     b.reset()
     assert b.first_call() is True, "a reset is a new process"
+
+
+# --- issue 16/17/18: buckets and the fixed-share table -------------------------------------------
+
+def test_buckets_are_metered_apart():
+    from monitor.hub.budget import Priority, bucket_of
+
+    t = FakeTime()
+    b = Budget(100, clock=t)
+    assert [bucket_of(u) for u in ("https://h/api/models/a/b/refs", "https://h/a/b/resolve/main/config.json",
+                                   "https://h/datasets/a/b/resolve/v1/x.csv", "https://h/a/b")] == \
+        ["api", "resolvers", "resolvers", "pages"]
+    b.observe("resolvers", remaining=0, reset_in=200, quota=5000, window=300)
+    assert not b.admit(Priority.PINS, bucket="resolvers"), "a spent resolvers window refuses file reads"
+    assert b.admit(Priority.PINS), "and says nothing about api calls"
+    assert b.snapshot("resolvers").quota == 5000 and b.snapshot("api").quota == 100
+    assert 199 <= b.resets_in("resolvers") <= 200 and b.resets_in("api") > 200
+
+
+def test_the_hubs_window_is_followed_when_a_new_one_begins():
+    t = FakeTime()
+    b = Budget(clock=t)
+    b.observe("api", remaining=10, reset_in=4, quota=1000, window=5)
+    assert b.snapshot().used == 990 and b.room() == 0, "the Hub's count of this window, not ours"
+    t.t += 4.5
+    b.observe("api", remaining=999, reset_in=5, quota=1000, window=5)
+    assert b.snapshot().used <= 1 and b.room() > 900, "a new window, seen in the Hub's own headers"
+
+
+def test_a_flood_of_events_leaves_the_next_pin_scan_its_full_share():
+    from monitor.hub.budget import PINS_FLOOR, Priority
+
+    t = FakeTime()
+    b = Budget(1000, clock=t)
+    b.reserve_for_pins(600)  # what the last steady pin cycle needed
+    events = sum(b.admit(Priority.EVENTS) for _ in range(5000))
+    assert events == 100, "events: the lowest row, 10% of the window"
+    lookalikes = sum(b.admit(Priority.LOOKALIKES) for _ in range(5000))
+    assert events + lookalikes == 950 - 600, "the rows below the pins leave them their reserve"
+    pins = sum(b.admit(Priority.PINS) for _ in range(5000))
+    assert pins == 600, "the next pin scan has the full steady cycle"
+    b.reserve_for_pins(0)
+    t.t += 300
+    assert sum(b.admit(Priority.EVENTS) for _ in range(5000)) == 100
+    assert sum(b.admit(Priority.ROSTER) for _ in range(5000)) == 300, "roster: its own 30%"
+    assert sum(b.admit(Priority.CLONES) for _ in range(5000)) == 950 - 1000 * PINS_FLOOR - 400
+    assert sum(b.admit(Priority.PINS) for _ in range(5000)) == 1000 * PINS_FLOOR
+
+
+def test_event_lookups_flood_then_the_pin_scan_checks_every_pin(hub, tmp_path):
+    """Through the client: on-demand (EVENTS) calls until refused, then a complete pin scan."""
+    from monitor.errors import Transient
+    from monitor.hub.models import RepoId
+
+    env = PinsEnv(tmp_path, hub, None)
+    for i in range(20):
+        hub.add_repo(f"org/m{i}", files={"a": "b"})
+    env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(20)]
+    env.extra = '[limits]\nhub_requests_per_5min = 100\n'
+    rt = Runtime.build(env.settings())
+    try:
+        events = rt.client.for_on_demand()
+        refused = 0
+        for _ in range(300):
+            try:
+                events.refs(RepoId("model", "org/m0"))
+            except Transient:
+                refused += 1
+        assert refused == 300 - 10, "the flood stops at its 10% share"
+        report = scan_pins(rt, complete=True)
+        assert report.ok == 20 and report.unknown == 0, "pins still had their budget"
+    finally:
+        rt.close()
+
+
+def test_a_429_on_a_file_download_does_not_pause_api_calls(hub, tmp_path):
+    from monitor.errors import Transient
+    from monitor.hub import session
+    from monitor.hub.models import RepoId
+
+    env = PinsEnv(tmp_path, hub, None)
+    hub.add_repo("org/m", files={"config.json": "{}"})
+    env.pins = [{"repo": "org/m", "track": "main"}]
+    rt = Runtime.build(env.settings())
+    repo = RepoId("model", "org/m")
+    try:
+        assert rt.client.file_text(repo, "main", "config.json") == "{}"
+        r = [q for q in hub.requests if "/resolve/" in q.path]
+        assert r and r[-1].status == 200
+        hub.spend_window(200, bucket="resolvers")
+        try:
+            rt.client.file_text(repo, "main", "config.json")
+        except Transient as e:
+            assert "429" in str(e)
+        else:
+            raise AssertionError("the resolvers window is spent")
+        assert 190 < session.STATS.paused_for("resolvers") <= 200
+        assert session.STATS.paused_for("api") == 0
+        assert rt.client.budget.snapshot("resolvers").hub_remaining == 0
+        refs = rt.client.refs(repo)  # api calls go on
+        assert refs.branch("main")
+        assert scan_pins(rt, complete=True).ok == 1
+    finally:
+        rt.close()
+
+
+def test_an_event_triggered_scan_draws_on_the_events_row_and_defers_when_it_is_spent(hub, tmp_path):
+    from monitor.hub.budget import Priority
+
+    env = PinsEnv(tmp_path, hub, None)
+    for i in range(20):
+        hub.add_repo(f"org/m{i}", files={"a": "b"})
+    env.pins = [{"repo": f"org/m{i}", "track": "main"} for i in range(20)]
+    env.extra = '[limits]\nhub_requests_per_5min = 100\n'
+    rt = Runtime.build(env.settings())
+    try:
+        keys = {p.key for p in rt.settings.pin}
+        events = scan_pins(rt, complete=True, only=keys, priority=Priority.EVENTS)
+        assert events.ok + events.deferred == 20 and events.deferred >= 16, "10 requests: 3 new repos at most"
+        assert rt.client.budget.snapshot().used <= 10
+        pins = scan_pins(rt, complete=True)
+        assert pins.ok == 20, "the scheduled scan still checks every pin"
+    finally:
+        rt.close()

@@ -209,7 +209,7 @@ def test_long_unknown_is_one_degraded_alert_and_recovery_is_quiet(hub, runtime, 
 
 
 def test_rate_limit_pause_is_unknown_and_sends_nothing_then_resumes(hub, runtime, tmp_path):
-    repos = ["org/a", "org/b", "org/c"]
+    repos = ["org/a", "org2/b", "org3/c"]  # one repo a namespace: each read per repo (no listing)
     for repo in repos:
         hub.add_repo(repo, files=FILES)
     clock = Clock()
@@ -223,7 +223,7 @@ def test_rate_limit_pause_is_unknown_and_sends_nothing_then_resumes(hub, runtime
     assert (paused.ok, paused.unknown, paused.unavailable) == (0, 3, 0)
     assert hub.count() == 1, "after a 429 nothing is sent until the Hub's reset time"
     assert 0 < session.STATS.paused_for() <= 1
-    new = hub.commit("org/b", {"README.md": "v2"})
+    new = hub.commit("org2/b", {"README.md": "v2"})
     time.sleep(session.STATS.paused_for() + 0.05)
     clock.advance(600)
     assert scan_pins(rt).ok == 3

@@ -55,9 +55,13 @@ def test_two_pins_on_one_repo_count_as_two(env, hub):
 def test_a_failing_hub_is_unknown_but_not_unreachable(env, hub):
     env.once()
     hub.fail(r"/api/models/openai-community/gpt2/refs", status=503, times=None)
-    r = env.once()  # asserts exit 0: the Hub answered, so this is an ordinary transient failure
-    assert _last_lines(r.err, 1) == ["checked 2 pins: 0 changed, 1 unknown, 0 new findings"]
+    r = env.run("once")  # the Hub answered: an ordinary transient failure, not "unreachable"
+    assert r.code == 75, "a pin still unknown after the retry"
+    assert _last_lines(r.err, 2) == ["hubwatch: 1 pins unknown after a retry: Hub error 503",
+                                     "checked 2 pins: 0 changed, 1 unknown, 0 new findings"]
     assert "could not be reached" not in r.err
+    # the first run, then this one: checked, and retried once at the end (2 tries each: hub.retries = 1)
+    assert hub.count(r"/api/models/openai-community/gpt2/refs") == 1 + 2 * 2
 
 
 def test_lookalike_discovery_gets_its_own_line(env, hub):

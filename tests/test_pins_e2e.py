@@ -154,7 +154,7 @@ def test_transient_errors_never_become_repo_unavailable(env, hub, slack, fault):
     baseline(env, hub)
     hub.fail(r"/api/models/EleutherAI/gpt-j-6b", times=1000, **fault)
     for _ in range(4):
-        env.once()
+        assert env.run("once").code == 75, "the pin is still unknown after the retry"
     assert env.findings() == [] and slack.messages == []
     hub.reset_faults() if hasattr(hub, "reset_faults") else hub.clear_faults()
     env.once()
@@ -164,8 +164,7 @@ def test_transient_errors_never_become_repo_unavailable(env, hub, slack, fault):
 def test_transient_between_definitive_answers_keeps_unknown(env, hub, slack):
     baseline(env, hub)
     hub.fail(r"/refs", times=1000, status=500)
-    env.once()
-    env.once()
+    assert env.run("once").code == env.run("once").code == 75
     hub.clear_faults()
     hub.commit(REPO, {"README.md": "changed"})
     env.once()
@@ -413,7 +412,8 @@ def test_bad_duration_and_missing_file_exit_78(env, hub, slack):
 
 
 def test_request_budget(env, hub, slack):
-    """A complete check of an unchanged repo: ≤ 2 requests; a steady daemon cycle: 1."""
+    """A complete check of an unchanged repo: ≤ 2 requests; a steady daemon cycle of one namespace:
+    one listing page, and refs and scan reads spread so each repo's come round in time."""
     from monitor.jobs.pins import scan_pins
     from monitor.runtime import Runtime
     from tests.pins_env import Clock
@@ -429,13 +429,19 @@ def test_request_budget(env, hub, slack):
     rt = Runtime.build(env.settings(), clock=clock)
     try:
         scan_pins(rt, complete=True)
-        per_cycle = []
-        for _ in range(13):  # two hours of 10-minute cycles, metadata due hourly
+        per_cycle, refs_read = [], {f"org/m{i}": 0 for i in range(5)}
+        for _ in range(13):  # two hours of 10-minute cycles
             clock.advance(600)
             hub.clear_log()
             scan_pins(rt)
             per_cycle.append(hub.count())
-        assert per_cycle == [5] * 13, per_cycle
+            assert hub.count(r"^GET /api/models\?author=org&") == 1, "the namespace listed once a cycle"
+            for q in hub.requests:
+                if q.path.endswith("/refs"):
+                    refs_read[q.path.split("/api/models/")[1].removesuffix("/refs")] += 1
+        # listing + one refs read (the hourly sweep, 5 repos over 6 cycles) + one scan read (6h sweep)
+        assert per_cycle == [3] * 13, per_cycle
+        assert all(n >= 2 for n in refs_read.values()), refs_read  # every repo's refs at least hourly
         assert rt.store.findings() == []
     finally:
         rt.close()

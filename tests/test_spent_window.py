@@ -4,6 +4,7 @@ sends at most 3 requests before pausing until t, then resumes. Real `hubwatch on
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -28,8 +29,10 @@ def test_once_started_into_a_spent_window_sends_at_most_three_requests(env):
     sent = [q.target for q in env.hub.requests]
     assert 1 <= len(sent) <= 3, sent
     assert all(q.status == 429 for q in env.hub.requests)
-    # The Hub answered (429): its pins are unknown, an ordinary transient outcome, not "unreachable".
-    assert run.returncode == 0, run.stderr
+    # The Hub answered (429): its pins are unknown (not "unreachable"): exit 75, and the line says why.
+    assert run.returncode == 75, run.stderr
+    assert re.search(r"^hubwatch: the Hub's API quota is spent until \d\d:\d\d:\d\d UTC: 12 pins not checked "
+                     r"\(use --wait\)$", run.stderr, re.M), run.stderr
     assert "checked 12 pins: 0 changed, 12 unknown, 0 new findings" in run.stderr and env.findings() == []
 
 

@@ -17,9 +17,10 @@ OK, GONE, FLAKY = "org/alpha", "org/gone", "org/flaky"
 FILES = {"config.json": "{}", "README.md": "# model"}
 
 
-def rows(r) -> list[dict]:
+def rows(r, kinds=("pin", "lookalikes")) -> list[dict]:
     assert r.code == 0, r
-    return [json.loads(line) for line in r.out.splitlines() if line.strip()]
+    out = [json.loads(line) for line in r.out.splitlines() if line.strip()]
+    return [x for x in out if x["kind"] in kinds]
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_status_rows_per_pin(env, hub):
     hub.delete_repo(GONE)
     hub.fail(r"/api/models/org/flaky/refs", status=503, times=None)
     new = hub.commit(OK, {"README.md": "v2"})
-    env.once()
+    assert env.run("once").code == 75  # flaky is still unknown after the retry
     by_repo = {x["repo"]: x for x in rows(env.run("status", "--json"))}
     ok, gone, flaky = by_repo[OK], by_repo[GONE], by_repo[FLAKY]
     assert ok["kind"] == "pin" and ok["state"] == "ok" and ok["heads"] == {"main": new} and new != head
@@ -83,7 +84,7 @@ def test_status_lookalike_row(env, hub):
     assert after["last_run_at"] and after["last_run"]["probed"] == 3
     budget = after["last_run"]["budget"]
     assert budget["quota"] > 0 and 0 <= budget["remaining"] < budget["quota"], "the budget as the run left it"
-    text = env.run("status").out.splitlines()[-1]
+    text = env.run("status").out.splitlines()[-2]  # the quota line comes last
     assert text.startswith("look-alike discovery: last run ") and f"3 of {after['candidates']} candidate names covered" in text
 
 
@@ -98,7 +99,7 @@ def test_status_while_the_daemon_runs(hub, slack, tmp_path):
             p = env.cli("status", "--json")
             out, err = p.communicate(timeout=30)
             assert p.returncode == 0, err
-            (row,) = [json.loads(line) for line in out.decode().splitlines()]
+            (row,) = [x for x in map(json.loads, out.decode().splitlines()) if x["kind"] == "pin"]
             assert row["repo"] == OK and row["state"] == "ok" and row["heads"]["main"]
         assert d.alive()
     finally:
@@ -154,3 +155,18 @@ def test_errors_and_log_lines_escape_hub_controlled_text(env, hub):
         assert not any(c in r.err for c in "\x1b\x07\x9b"), (args, r.err)
     r = env.run("once", "-v", "--log-format", "json")
     assert "\\u001b" in r.err and "\x1b" not in r.err
+def test_status_shows_last_ok_age_and_the_quota_per_bucket(env, hub):
+    env.once()
+    hub.fail(r"/api/models/org/flaky/refs", status=503, times=None)
+    env.run("once")
+    r = env.run("status", "--json")
+    pins = {x["repo"]: x for x in rows(r, ("pin",))}
+    assert all(0 <= x["last_ok_age_seconds"] < 600 for x in pins.values() if x["last_ok"]), pins
+    (q,) = rows(r, ("quota",))
+    assert set(q["buckets"]) == {"api", "resolvers", "pages"}
+    api = q["buckets"]["api"]
+    assert api["quota"] == 500 and 0 < api["remaining"] < 500 and api["reset"].endswith("+00:00")
+    assert q["buckets"]["resolvers"]["quota"] == 3000, "each bucket its own quota (anonymous)"
+    text = env.run("status").out.splitlines()
+    assert any(" ago)" in line and line.startswith("ok") for line in text), text
+    assert text[-1].startswith("Hub quota (as of ") and "api " in text[-1] and "of 500 left, resets " in text[-1]

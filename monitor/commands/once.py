@@ -13,34 +13,39 @@ from monitor.commands.common import (EXIT_CONFIG, EXIT_FINDINGS, EXIT_OK, EXIT_T
 def cmd_once(args: argparse.Namespace) -> int:
     """Run every job once as a complete check, attempt every pending delivery, say what happened.
 
-    Example: hubwatch once -c config.toml --dry-run
+    Example: hubwatch once -c config.toml --wait --fail-on high
 
     A complete check reads every signal of every pin (refs, metadata, security scan), whatever
-    cadence the daemon uses. --dry-run prints the alerts that would be sent and marks nothing
-    sent (they stay queued for the next real run). Ends with one line on stderr,
-    "checked N pins: X changed, Y unknown, Z new findings" (and one for look-alike discovery when
-    protected names are configured; --log-format json: one {"event": "summary", ...} object).
-    Exit 0; 1 with --fail-on; 75 when the Hub could not be reached at all (the line says why);
-    78 when the Hub rejects the token (401 Invalid credentials: a line names where the token
-    came from), or when a sink refused permanently (a line names the sink's key and its answer;
-    `hubwatch redeliver` re-queues the alert after the fix). An alert a receiver refused on its
-    own (a 400) is said in a line too, whatever the exit code. A line on stderr says which Hub
-    request quota the run drew on: the token's (or, without one, this address's), the same a
-    daemon with this config uses.
+    cadence the daemon uses, repo by repo while the Hub's API quota covers a whole repo. --wait
+    waits for the next quota window when the quota runs out (progress on stderr: pins checked /
+    total, the reset time) until every pin is checked; pins still unknown get one retry at the
+    end of the run. --dry-run prints the alerts that would be sent and marks nothing sent (they
+    stay queued for the next real run). Ends with one line on stderr, "checked N pins: X
+    changed, Y unknown, Z new findings" (and one for look-alike discovery when protected names
+    are configured; --log-format json: one {"event": "summary", ...} object), preceded by a line
+    saying why pins are unknown, e.g. "the Hub's API quota is spent until 14:05:12 UTC: 685 pins
+    not checked (use --wait)". A line on stderr says which Hub request quota the run drew on: the
+    token's (or, without one, this address's), the same a daemon with this config uses. An alert
+    a receiver refused on its own (a 400) is said in a line too, whatever the exit code.
+    Exit codes, first that applies: 78 the Hub rejects the token (401 Invalid credentials: a
+    line names where the token came from) or a sink refused permanently (a line names the
+    sink's key and its answer; `hubwatch redeliver` re-queues the alert after the fix); 1 a new
+    finding reached --fail-on; 75 any pin still unknown after the retry (quota spent, transient
+    errors, Hub unreachable: the line says which); else 0.
     """
     settings = settings_of(args)
     setup_logging(args, settings)
     check_state(args, settings, write=True)
     from monitor.alerts.delivery import deliver, render_pending
     from monitor.detect.findings import severity_rank
+    from monitor.jobs.complete_check import complete_check
     from monitor.jobs.lookalikes import scan_lookalikes
-    from monitor.jobs.pins import scan_pins
     from monitor.jobs.roster import scan_roster
     from monitor.runtime import Runtime
 
     rt = Runtime.build(settings, stdout=sys.stdout)
     try:
-        report = scan_pins(rt, complete=True)
+        report = complete_check(rt, wait=getattr(args, "wait", False), progress=_progress(args))
         la_report = scan_lookalikes(rt)
         roster_new = list(scan_roster(rt).new_findings)
         new = list(report.new_findings) + list(la_report.new_findings) + roster_new
@@ -56,20 +61,63 @@ def cmd_once(args: argparse.Namespace) -> int:
     dead = _dead_letters_line(rt)
     if dead is not None:  # said whatever the exit code: an alert refused for good is never silent
         _outcome(args, *dead, level="warning")
-    # Problems first, each with its own line and exit code, in order of precedence (the first one
-    # found sets the exit code); the summary line always comes last.
-    code = EXIT_OK
+    # Problems first, each with its own line; the summary line always comes last.
+    codes: set[int] = set()
     for check in ONCE_PROBLEMS:
         problem = check(settings, report, rt)
         if problem is not None:
-            code = problem[0] if code == EXIT_OK else code
+            codes.add(problem[0])
             _outcome(args, problem[1], problem[2])
     _once_summary(args, settings, report, la_report, len(roster_new))
-    if code != EXIT_OK:
-        return code
     if args.fail_on and any(severity_rank(f.severity) >= severity_rank(args.fail_on) for f in new):
-        return EXIT_FINDINGS
-    return EXIT_OK
+        codes.add(EXIT_FINDINGS)
+    return once_exit(codes)
+
+
+# Exit codes of `once`, in precedence: the first one present wins (a new reason, e.g. a sink that
+# refused permanently, adds its code to the set it returns; the order is decided here only).
+ONCE_EXIT_PRECEDENCE = (EXIT_CONFIG, EXIT_FINDINGS, EXIT_TEMPFAIL)
+
+
+def once_exit(codes: set[int]) -> int:
+    """78 (configuration or token rejected) before 1 (--fail-on) before 75 (pins unknown), else 0."""
+    return next((c for c in ONCE_EXIT_PRECEDENCE if c in codes), EXIT_OK)
+
+
+def _progress(args: argparse.Namespace):
+    """--wait's progress on stderr: pins checked / total and when the quota window resets."""
+    def show(done: int, total: int, until) -> None:
+        from monitor.logs import json_record
+
+        line = (f"{done}/{total} pins checked; the Hub's API quota is spent until "
+                f"{until.strftime('%H:%M:%S')} UTC, waiting")
+        print(json_record(line, "info", event="quota_wait", checked=done, total=total, until=until.isoformat())
+              if args.log_format == "json" else f"hubwatch: {line}", file=sys.stderr, flush=True)
+    return show
+
+
+def _once_unchecked(settings, report, rt) -> tuple[int, str, dict] | None:
+    """Pins without an answer after the retry: the quota (how many, until when), or the
+    transient errors met. A Hub out of reach says so on its own line instead."""
+    from monitor.jobs import quota
+    from monitor.jobs.summary import unreachable_reason
+
+    if unreachable_reason(report, rt.client.stats) is not None:
+        return None
+    left = [o for o in report.outcomes if o.status in ("deferred", "unknown", "error")]
+    if not left:
+        return None
+    spent = [o for o in left if o.status == "deferred" or quota.is_quota(o.error)]
+    if spent:
+        until = quota.reset_at(rt.client)
+        pins = sum(o.pins for o in left)
+        return EXIT_TEMPFAIL, quota.quota_line(until, pins), {
+            "event": "quota_spent", "until": until.isoformat(), "pins_not_checked": pins}
+    errors = sorted({(o.error or "internal error")[:200] for o in left})
+    pins = sum(o.pins for o in left)
+    shown = "; ".join(errors[:3]) + (f" and {len(errors) - 3} more" if len(errors) > 3 else "")
+    return EXIT_TEMPFAIL, f"{pins} pins unknown after a retry: {shown}", {
+        "event": "pins_unknown", "pins": pins, "errors": errors[:10]}
 
 
 def _once_unreachable(settings, report, rt) -> tuple[int, str, dict] | None:
@@ -130,8 +178,8 @@ def quota_line(settings, rt) -> str:
 
 
 # `hubwatch once` outcome checks, most decisive first: (settings, ScanReport, Runtime) ->
-# (exit code, plain line, JSON object) or None. Exit precedence: 78, then 1, then 75.
-ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_sink_refused, _once_unreachable]
+# (exit code, plain line, JSON object) or None. Exit precedence (once_exit): 78, then 1, then 75.
+ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_sink_refused, _once_unreachable, _once_unchecked]
 
 
 def _outcome(args: argparse.Namespace, line: str, obj: dict, level: str = "error") -> None:

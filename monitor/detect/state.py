@@ -32,6 +32,11 @@ class RepoState:
     checked_at: str | None = None
     metadata_at: str | None = None
     last_ok: str | None = None  # when the Hub last answered a check of this repo (hubwatch status)
+    # Heads in bulk (jobs/heads.py): the default-branch head and lastModified the namespace listing
+    # showed when they last agreed with our refs read, and when refs were last read.
+    listed_sha: str | None = None
+    listed_modified: str | None = None
+    refs_at: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
@@ -58,7 +63,8 @@ class RepoState:
 
 
 _STR_OR_NONE = ("object_id", "canonical_id", "created_at", "last_modified", "scan_sha", "unavailable_kind",
-                "unavailable_since", "unknown_since", "last_error", "checked_at", "metadata_at", "last_ok")
+                "unavailable_since", "unknown_since", "last_error", "checked_at", "metadata_at", "last_ok",
+                "listed_sha", "listed_modified", "refs_at")
 
 
 def _well_typed(st: RepoState) -> bool:

@@ -20,6 +20,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from monitor.config import HubSettings
 from monitor.errors import Disabled, Gated, HubError, NotFound, RevisionNotFound, TokenRejected, Transient
 from monitor.hub import parse, session
+from monitor.hub.budget import Priority, bucket_of
 from monitor.hub.models import Commit, History, Refs, RepoId, RepoInfo
 
 MAX_TEXT_BYTES = 1_000_000
@@ -36,6 +37,7 @@ BAD_TOKEN_MESSAGE = "Invalid credentials in Authorization header"
 DISABLED_MESSAGE = "Access to this resource is disabled."  # a takedown (DisabledRepoError), header or body
 TOKEN_REJECTED_HOLD = 300.0  # seconds no call is sent after a 401 Invalid credentials (one quota window)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+BUDGET_SPENT = "Hub request budget spent"  # prefix of the error when the budget refused a call
 
 
 class EntryNotFound(NotFound):
@@ -85,30 +87,31 @@ class HubClient:
         self.stats = session.STATS
         self.stats.clear_token_rejected()  # a new client (start, reload) may carry a new token
         self.budget = session.BUDGET
-        self.low_priority = False
-        self.on_demand = False
-        self.event = False
+        self.priority = Priority.PINS  # the row of the budget's share table this client draws on
+        self.event = False  # a Hub webhook's check: a refused call raises EventShareSpent
 
     def token_headers(self) -> dict[str, str]:
         """The Authorization header our calls carry ({} when anonymous): for the Hub's origin only."""
         return {k: v for k, v in self._headers.items() if k == "Authorization"}
 
+    def for_priority(self, priority: Priority) -> "HubClient":
+        """A view of this client whose calls draw on `priority`'s row of the budget (hub/budget.py)."""
+        view = copy.copy(self)
+        view.priority = Priority(priority)
+        return view
+
     def with_low_priority(self) -> "HubClient":
         """A view of this client whose calls yield to pin checks when the request budget runs short."""
-        view = copy.copy(self)
-        view.low_priority = True
-        return view
+        return self.for_priority(Priority.LOOKALIKES)
 
     def for_on_demand(self) -> "HubClient":
-        """A view for lookups anyone may ask for (HTTP, Slack): their own small share of the budget."""
-        view = copy.copy(self)
-        view.on_demand = True
-        return view
+        """A view for lookups anyone may ask for (HTTP, Slack): the lowest row of the budget (EVENTS)."""
+        return self.for_priority(Priority.EVENTS)
 
     def for_events(self) -> "HubClient":
-        """A view for checks a Hub webhook asked for: the budget's lowest row (`admit_event`); a
-        refused call raises EventShareSpent."""
-        view = copy.copy(self)
+        """A view for checks a Hub webhook asked for: the budget's lowest row (EVENTS); a refused
+        call raises EventShareSpent (the repo then goes first in the next scheduled scan)."""
+        view = self.for_priority(Priority.EVENTS)
         view.event = True
         return view
 
@@ -132,15 +135,15 @@ class HubClient:
             raise Transient(f"{UNREACHABLE} ({down})")
         if self.stats.token_rejected():
             raise TokenRejected(f"the Hub rejected the token: {BAD_TOKEN_MESSAGE} (not asked again yet)", status=401)
-        paused = self.stats.paused_for()
+        bucket = bucket_of(url)  # api, resolvers (file reads) and pages are metered apart
+        paused = self.stats.paused_for(bucket)
         if paused > 0:
             raise Transient(f"Hub rate limit: paused for {paused:.0f}s", retry_after=paused)
-        if self.event:
-            if not self.budget.admit_event():
+        if not self.budget.admit(self.priority, bucket):
+            if self.event:
                 raise EventShareSpent("the request budget's event share is spent for this window")
-        elif not self.budget.allow(self.low_priority, self.on_demand):
-            wait = self.budget.resets_in()
-            raise Transient(f"Hub request budget spent for this window (resets in {wait:.0f}s)", retry_after=wait)
+            wait = self.budget.resets_in(bucket)
+            raise Transient(f"{BUDGET_SPENT} for this window (resets in {wait:.0f}s)", retry_after=wait)
         try:
             send = self._open_stream if stream else self._hf.http_backoff
             r = send(
@@ -254,6 +257,12 @@ class HubClient:
         return "/".join([self.endpoint, repo.api_path, *parts])
 
     # --- calls -----------------------------------------------------------------------------
+    def page(self, url: str, params: Any = None) -> tuple[Any, str | None]:
+        """One page of a paginated JSON answer -> (the JSON, the next page's URL or None). The next
+        URL is only one on the endpoint's origin (OffOrigin otherwise)."""
+        data, r = self._json("GET", url, params=params)
+        return data, self._next_page(r)
+
     def refs(self, repo: RepoId) -> Refs:
         """Every branch and tag head in one request; `canonical_id` reveals renames."""
         data, r = self._json("GET", self._api(repo, "refs"))

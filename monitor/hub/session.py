@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from monitor.hub.budget import Budget
+from monitor.hub.budget import BUCKETS, Budget, bucket_of
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class RateLimitSnapshot:
     reset_in: float
     limit: int | None
     seen_at: float
+    bucket: str = "api"
 
 
 class HubStats:
@@ -32,8 +33,11 @@ class HubStats:
         self.requests = 0
         self.by_status: dict[int, int] = {}
         self.rate_limited = 0
-        self.ratelimit: RateLimitSnapshot | None = None
-        self.pause_until = 0.0  # monotonic; set on 429 so no job hammers a limited quota
+        self.ratelimit: RateLimitSnapshot | None = None  # the last api answer's
+        self.ratelimits: dict[str, RateLimitSnapshot] = {}  # bucket -> its last answer's
+        # bucket -> monotonic time: set on a 429 so no job hammers a limited quota. Per bucket: a
+        # 429 on a file download (resolvers) never pauses the api calls (pin refs) and vice versa.
+        self.pause_until: dict[str, float] = {}
         # Set when a connection could not even be opened (refused, DNS, network down): for a short
         # while every call fails at once, so retries and backoff of hundreds of calls cannot add up
         # to minutes of waiting on a Hub we know is out of reach.
@@ -48,17 +52,23 @@ class HubStats:
         with self._lock:
             self.requests += 1
 
-    def on_response(self, status: int, ratelimit: RateLimitSnapshot | None, retry_after: float | None = None) -> None:
+    def on_response(self, status: int, ratelimit: RateLimitSnapshot | None, retry_after: float | None = None,
+                    bucket: str = "api") -> None:
+        """`bucket`: the one the request's URL belongs to; the RateLimit header's own name wins."""
         with self._lock:
             self.unreachable_until, self.unreachable_reason = 0.0, None  # it answered: reachable
             self.by_status[status] = self.by_status.get(status, 0) + 1
             if ratelimit is not None:
-                self.ratelimit = ratelimit
+                bucket = ratelimit.bucket
+                self.ratelimits[bucket] = ratelimit
+                if bucket == "api":
+                    self.ratelimit = ratelimit
             if status == 429:
                 self.rate_limited += 1
                 # The Hub's RateLimit reset, else Retry-After, else a cautious minute.
                 wait = ratelimit.reset_in if ratelimit else retry_after if retry_after is not None else 60.0
-                self.pause_until = max(self.pause_until, time.monotonic() + min(wait, 3600.0))
+                self.pause_until[bucket] = max(self.pause_until.get(bucket, 0.0),
+                                               time.monotonic() + min(wait, 3600.0))
 
     def on_unreachable(self, reason: str, hold: float) -> None:
         with self._lock:
@@ -93,14 +103,15 @@ class HubStats:
         with self._lock:
             return sum(n for status, n in self.by_status.items() if 200 <= status < 300)
 
-    def paused_for(self) -> float:
+    def paused_for(self, bucket: str = "api") -> float:
+        """Seconds no call of this bucket is sent (after a 429 on it)."""
         with self._lock:
-            return max(0.0, self.pause_until - time.monotonic())
+            return max(0.0, self.pause_until.get(bucket, 0.0) - time.monotonic())
 
     def reset(self) -> None:
         with self._lock:
             self.requests, self.by_status, self.rate_limited = 0, {}, 0
-            self.ratelimit, self.pause_until = None, 0.0
+            self.ratelimit, self.ratelimits, self.pause_until = None, {}, {}
             self.unreachable_until, self.unreachable_reason = 0.0, None
             self.token_rejected_until = 0.0
 
@@ -134,20 +145,21 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
 
         def on_request(request: "httpx2.Request") -> None:
             STATS.on_request()
-            BUDGET.count()
+            BUDGET.count(bucket_of(str(request.url)))
             _thread.requests = getattr(_thread, "requests", 0) + 1
 
         def on_response(response: "httpx2.Response") -> None:
             info = parse_ratelimit_headers(response.headers)
             snap = None
-            if info is not None:
+            if info is not None and info.resource_type in BUCKETS:
                 snap = RateLimitSnapshot(info.remaining, float(info.reset_in_seconds), info.limit,
-                                         time.monotonic())
-            STATS.on_response(response.status_code, snap, _retry_after(response.headers.get("Retry-After")))
-            # Only the "api" bucket is the one our calls spend (file downloads have their own).
-            if info is not None and info.resource_type == "api":
-                BUDGET.observe(info.remaining, float(info.reset_in_seconds),
-                               api_quota(response.headers.get("RateLimit-Policy")))
+                                         time.monotonic(), info.resource_type)
+            STATS.on_response(response.status_code, snap, _retry_after(response.headers.get("Retry-After")),
+                              bucket_of(str(response.request.url)))
+            # Each bucket is metered on its own: the answer's RateLimit names which one it speaks of.
+            if snap is not None:
+                quota, window = bucket_policy(response.headers.get("RateLimit-Policy"), snap.bucket)
+                BUDGET.observe(snap.bucket, info.remaining, float(info.reset_in_seconds), quota, window)
 
         def factory() -> "httpx2.Client":
             return httpx2.Client(
@@ -167,19 +179,26 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
 
 
 _POLICY_QUOTA = re.compile(r"(?:^|;)\s*q\s*=\s*(\d+)\s*(?:;|$)")
+_POLICY_WINDOW = re.compile(r"(?:^|;)\s*w\s*=\s*(\d+)\s*(?:;|$)")
 
 
-def api_quota(policy: str | None) -> int | None:
-    """The quota of the "api" policy in a RateLimit-Policy header, e.g. `"fixed window";"api";q=1000;w=300`.
+def bucket_policy(policy: str | None, bucket: str = "api") -> tuple[int | None, int | None]:
+    """(quota, window seconds) of one bucket's policy in a RateLimit-Policy header, e.g.
+    `"fixed window";"resolvers";q=5000;w=300`.
 
     Read here rather than from huggingface_hub's parse, which takes the first q= of any policy
     and none at all when the RateLimit header is missing."""
     for item in (policy or "").split(","):
         params = [p.strip() for p in item.split(";")]
-        if '"api"' in params:
-            m = _POLICY_QUOTA.search(item)
-            return int(m.group(1)) if m else None
-    return None
+        if f'"{bucket}"' in params:
+            q, w = _POLICY_QUOTA.search(item), _POLICY_WINDOW.search(item)
+            return (int(q.group(1)) if q else None), (int(w.group(1)) if w and int(w.group(1)) > 0 else None)
+    return None, None
+
+
+def api_quota(policy: str | None) -> int | None:
+    """The quota of the "api" policy in a RateLimit-Policy header."""
+    return bucket_policy(policy, "api")[0]
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -30,6 +30,7 @@ from monitor.detect import lookalike_risk as lr
 from monitor.detect.findings import Finding
 from monitor.errors import HubError
 from monitor.hub.models import RepoId
+from monitor.hub.budget import Priority
 from monitor.hub.namespaces import NamespaceClient, RepoStub
 from monitor.jobs.lookup import FOLDED_KEY, TargetCache, fold_copy, lookup, record, screener_for
 from monitor.jobs.content_check import ContentChecker
@@ -67,7 +68,7 @@ def facts_from(ns, name: str) -> lr.Facts:
 class _Scan:
     def __init__(self, rt: Runtime, budget: int):
         self.rt, self.s = rt, rt.settings.lookalike
-        self.hub = NamespaceClient(rt.client.with_low_priority())
+        self.hub = NamespaceClient(rt.client.for_priority(Priority.CLONES))
         self.now: datetime = rt.clock()
         self.budget, self.spent, self.errors = budget, 0, 0
         self.facts: dict[str, lr.Facts] = {}

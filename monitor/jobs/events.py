@@ -5,7 +5,7 @@ check of the pinned repo it names, and every finding comes from what the daemon 
 - at most one event check per repo per `[hub_webhook] min_interval`; events arriving meanwhile
   are merged into the next one (never dropped: a repo's events always end in a check);
 - the check is the steady-cycle check (one refs read when nothing moved, nothing more read);
-- its Hub calls are the budget's lowest row (`Budget.admit_event`): when that share is spent the
+- its Hub calls are the budget's lowest row (`Priority.EVENTS` in hub/budget.py, through `HubClient.for_events`): when that share is spent the
   check stops, records nothing, and the repo goes first in the next scheduled scan;
 - a claimed tag move (`updatedRefs`) is kept only in checked form: its oldSha is the head we
   recorded for that tag and its newSha is a commit of the repo (one read, at most MAX_CLAIMS per

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from monitor.detect import roster as dr
 from monitor.detect.findings import Finding
 from monitor.errors import HubError, NotFound
+from monitor.hub.budget import Priority
 from monitor.hub.namespaces import Namespace, NamespaceClient
 from monitor.jobs.lookup import screener_for
 from monitor.jobs.round_robin import RoundRobin
@@ -39,7 +40,7 @@ class RosterReport:
 class _Scan:
     def __init__(self, rt: Runtime):
         self.rt, self.s, self.la = rt, rt.settings.roster, rt.settings.lookalike
-        self.hub = NamespaceClient(rt.client.with_low_priority())
+        self.hub = NamespaceClient(rt.client.for_priority(Priority.ROSTER))
         self.now = rt.clock()
         self.spent = self.errors = 0
         self.orgs: dict[str, tuple[Namespace | None, tuple[str, ...], int | None]] = {}

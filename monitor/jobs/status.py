@@ -15,6 +15,7 @@ from monitor.alerts.render import terminal
 from monitor.config import LookalikeSettings, Pin
 from monitor.detect.content import ContentState
 from monitor.detect.state import RepoState
+from monitor.detect.times import parse_iso
 from monitor.hub.client import UNREACHABLE
 from monitor.hub.models import RepoId
 
@@ -36,6 +37,7 @@ class PinStatus:
     last_error: str | None = None
     content: str = "not_inspected"  # clean | flagged | not_inspected (detect/content.py: the audit, then moves)
     content_reason: str | None = "not inspected yet"
+    last_ok_age_seconds: int | None = None  # how long ago the Hub last answered for this pin's repo
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "pin", **asdict(self), "heads": dict(self.heads)}
@@ -73,22 +75,52 @@ def content_of(text: str | None) -> tuple[str, str | None]:
 
 
 def pin_status(pin: Pin, st: RepoState | None, open_by_subject: Mapping[str, int],
-               content: str | None = None) -> PinStatus:
+               content: str | None = None, now: datetime | None = None) -> PinStatus:
     heads: dict[str, str | None] = {}
     if pin.track and st is not None and st.baseline:  # before a first answer the head is unknown, not absent
         heads[pin.track] = st.branches.get(pin.track) or st.tags.get(pin.track)
     subject = RepoId(pin.type, pin.repo).web_path.lower()
+    last_ok = parse_iso(st.last_ok) if st else None
+    age = max(0, int((now - last_ok).total_seconds())) if now is not None and last_ok is not None else None
     return PinStatus(pin.repo, pin.type, pin.track, pin.revision, pin_state(pin, st),
                      st.checked_at if st else None, st.last_ok if st else None, heads,
-                     open_by_subject.get(subject, 0), st.last_error if st else None, *content_of(content))
+                     open_by_subject.get(subject, 0), st.last_error if st else None, *content_of(content), age)
 
 
 def pin_statuses(pins: tuple[Pin, ...], states: Mapping[str, str], open_by_subject: Mapping[str, int],
-                 contents: Mapping[str, str] | None = None) -> list[PinStatus]:
+                 contents: Mapping[str, str] | None = None, now: datetime | None = None) -> list[PinStatus]:
     """`states`: repo key -> stored state JSON (Store.load_states()); `contents`: repo key ->
-    stored content state (Store.load_contents())."""
+    stored content state (Store.load_contents()); `now` gives each last_ok's age."""
     parsed = {key: RepoState.from_json(text) for key, text in states.items()}
-    return [pin_status(p, parsed.get(p.key), open_by_subject, (contents or {}).get(p.key)) for p in pins]
+    return [pin_status(p, parsed.get(p.key), open_by_subject, (contents or {}).get(p.key), now) for p in pins]
+
+
+def age_text(seconds: int | None) -> str:
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def quota_status(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The quota state per bucket the last scan left (jobs/quota.py), as `status` shows it."""
+    if not stored:
+        return None
+    return {"kind": "quota", "at": stored.get("at"), "buckets": stored.get("buckets", {})}
+
+
+def render_quota(d: Mapping[str, Any]) -> str:
+    parts = []
+    for name, b in sorted(d["buckets"].items(), key=lambda kv: ("api", "resolvers", "pages").index(kv[0])
+                          if kv[0] in ("api", "resolvers", "pages") else 9):
+        if not isinstance(b, dict):
+            continue
+        reset = str(b.get("reset", ""))[11:19]
+        parts.append(f"{name} {b.get('remaining')} of {b.get('quota')} left, resets {reset} UTC"
+                     + (f", paused {b['paused_for']:.0f}s after a 429" if b.get("paused_for") else ""))
+    return f"Hub quota (as of {d.get('at') or 'unknown'}): " + "; ".join(parts)
 
 
 def lookalike_status(la: LookalikeSettings, probes: Mapping[str, tuple[datetime, bool]],
@@ -126,7 +158,9 @@ def render_pin(s: PinStatus) -> str:
     pin = f"{s.type}:{s.repo}" + (f"@{s.track}" if s.track else "") + (f" rev {s.revision[:12]}" if s.revision else "")
     content = s.content + (f" ({s.content_reason})" if s.content_reason and s.content != "clean" else "")
     line = (f"{s.state:<12} {pin}  heads {heads}  checked {s.last_checked or 'never'}  "
-            f"last ok {s.last_ok or 'never'}  open findings {s.open_findings}  content {content}")
+            f"last ok {s.last_ok or 'never'}"
+            + (f" ({age_text(s.last_ok_age_seconds)})" if s.last_ok_age_seconds is not None else "")
+            + f"  open findings {s.open_findings}  content {content}")
     return terminal(line + (f"  error: {s.last_error}" if s.last_error else ""))
 
 

@@ -32,7 +32,7 @@ def pin_counts(report: Any) -> PinCounts:
         checked=sum(o.pins for o in done),
         changed=sum(o.pins for o in done if any(f.kind not in NOT_A_CHANGE for f in o.new_findings)),
         # token_rejected: not checked at all (the token is the problem, said on its own line)
-        unknown=sum(o.pins for o in done if o.status in ("unknown", "error", "token_rejected")),
+        unknown=sum(o.pins for o in done if o.status in ("unknown", "error", "token_rejected", "deferred")),
         new_findings=len(report.new_findings))
 
 

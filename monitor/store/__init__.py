@@ -113,6 +113,11 @@ class Store:
     def load_contents(self) -> dict[str, str]:
         with self._lock:
             return _repos.load_contents(self.db)
+    def touch_states(self, keys: Sequence[str], at: str, now: datetime) -> None:
+        """Many repos answered with nothing changed (heads in bulk): `checked_at` and `last_ok`
+        set to `at`, in one transaction."""
+        with self._lock, self.db.atomic():
+            _repos.touch_states(self.db, list(keys), at, now)
 
     def findings(self, kind: str | None = None,
                  since: datetime | None = None, include_acked: bool = True) -> list[StoredFinding]:

@@ -42,6 +42,18 @@ def save_state(db: Database, key: str, state_json: str, now: datetime) -> None:
     )
 
 
+def touch_states(db: Database, keys: list[str], at: str, now: datetime) -> None:
+    """Set `checked_at` and `last_ok` to `at` in the stored state of each key, in place (json_set),
+    so a state another writer changed meanwhile keeps its other fields."""
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        db.execute(
+            "UPDATE repo_state SET state_json = json_set(state_json, '$.checked_at', ?, '$.last_ok', ?), "
+            f"updated_at = ? WHERE key IN ({', '.join('?' * len(chunk))})",
+            [at, at, to_db_time(now), *chunk],
+        )
+
+
 def add_observation(db: Database, key: str, observation: str, now: datetime) -> None:
     db.execute(
         "INSERT INTO observations (key, at, json) VALUES (?, ?, ?)",

@@ -30,6 +30,15 @@ FAULT_KINDS = ("status", "timeout", "garbled", "truncated", "reset", "redirect_l
 MAX_BODY = 10 * 1024 * 1024
 # The Hub's API quotas per 5-minute window (shared/HUB_API.md): anonymous per client, a free token per user.
 QUOTA_ANONYMOUS, QUOTA_TOKEN, QUOTA_WINDOW = 500, 1000, 300
+# Buckets metered apart (hub-docs rate-limits.md): (anonymous, free token) per window.
+BUCKET_QUOTAS = {"api": (QUOTA_ANONYMOUS, QUOTA_TOKEN), "resolvers": (3000, 5000), "pages": (100, 200)}
+
+
+def bucket_of(path: str) -> str:
+    """The Hub's bucket of a request path: /api/… is api, a /resolve/ segment resolvers, else pages."""
+    if path.startswith("/api/"):
+        return "api"
+    return "resolvers" if "/resolve/" in path else "pages"
 MAX_DELAY = 30.0
 LOG_LIMIT = 50_000
 
@@ -153,8 +162,8 @@ class HubEmulator(HubState):
         self._faults: list[Fault] = []
         self._latency = 0.0
         self._body_only_errors = False
-        self._rate: dict | None = None  # an override of the Hub's quotas, for every identity
-        self._buckets: dict[str, dict] = {}  # identity -> {"start", "used"} of its current window
+        self._rate: dict[str, dict] = {}  # bucket -> an override of the Hub's quota, for every identity
+        self._buckets: dict[tuple[str, str], dict] = {}  # (identity, bucket) -> {"start", "used"} of its window
         self._log: deque[RequestRecord] = deque(maxlen=LOG_LIMIT)
         self.errors: deque[str] = deque(maxlen=100)  # tracebacks of emulator bugs (answered as 500)
         self.timeout_sleep = 2.0
@@ -238,22 +247,29 @@ class HubEmulator(HubState):
         with self._lock:
             self._latency = float(seconds)
 
-    def rate_limit(self, quota: int | None, window: int = QUOTA_WINDOW) -> None:
-        """Every identity gets `quota` /api/ requests per fixed `window`; `quota=None` restores the
-        Hub's own quotas (anonymous 500, token 1000 per 300 s). Windows start afresh."""
+    def rate_limit(self, quota: int | None, window: int = QUOTA_WINDOW, bucket: str = "api") -> None:
+        """Every identity gets `quota` requests of `bucket` (api, resolvers, pages) per fixed `window`;
+        `quota=None` restores the Hub's own quotas (api: anonymous 500, token 1000 per 300 s). That
+        bucket's windows start afresh; the other buckets are untouched."""
         with self._lock:
-            self._rate = None if quota is None else {"quota": int(quota), "window": int(window)}
-            self._buckets.clear()
-
-    def spend_window(self, resets_in: int, identity: str | None = None) -> None:
-        """Somebody else (`identity`: a token's user, None: anonymous) spent the current window,
-        which resets in `resets_in` seconds: the next /api/ calls get 429 `r=0;t=resets_in`."""
-        with self._lock:
-            if self._rate is not None:
-                quota, window = self._rate["quota"], self._rate["window"]
+            if quota is None:
+                self._rate.pop(bucket, None)
             else:
-                quota, window = (QUOTA_ANONYMOUS if identity is None else QUOTA_TOKEN), QUOTA_WINDOW
-            self._buckets[identity or ""] = {"start": time.monotonic() - window + resets_in, "used": quota}
+                self._rate[bucket] = {"quota": int(quota), "window": int(window)}
+            self._buckets = {k: v for k, v in self._buckets.items() if k[1] != bucket}
+
+    def _policy(self, identity: str | None, bucket: str) -> tuple[int, int]:
+        if bucket in self._rate:
+            return self._rate[bucket]["quota"], self._rate[bucket]["window"]
+        return BUCKET_QUOTAS[bucket][0 if identity is None else 1], QUOTA_WINDOW
+
+    def spend_window(self, resets_in: int, identity: str | None = None, bucket: str = "api") -> None:
+        """Somebody else (`identity`: a token's user, None: anonymous) spent the current window of
+        `bucket`, which resets in `resets_in` seconds: the next calls in that bucket get 429
+        `"<bucket>";r=0;t=resets_in`; the other buckets are untouched."""
+        with self._lock:
+            quota, window = self._policy(identity, bucket)
+            self._buckets[(identity or "", bucket)] = {"start": time.monotonic() - window + resets_in, "used": quota}
 
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
@@ -267,26 +283,24 @@ class HubEmulator(HubState):
         return None
 
     def _rate_headers(self, path: str, identity: str | None) -> tuple[bool, list]:
-        """-> (allowed, headers) for one /api/ request of `identity` (a user name, None: anonymous).
-        Like the Hub, every API answer (200, 307, 4xx, 429) carries RateLimit and RateLimit-Policy;
-        a 429 has no Retry-After."""
+        """-> (allowed, headers) for one request of `identity` (a user name, None: anonymous), in
+        its bucket (api, resolvers, pages), each metered on its own. Like the Hub, every answer
+        (200, 307, 4xx, 429) carries that bucket's RateLimit and RateLimit-Policy; a 429 has no
+        Retry-After."""
         with self._lock:
-            if not path.startswith("/api/"):
-                return True, []
-            if self._rate is not None:
-                quota, window = self._rate["quota"], self._rate["window"]
-            else:
-                quota, window = (QUOTA_ANONYMOUS if identity is None else QUOTA_TOKEN), QUOTA_WINDOW
+            bucket = bucket_of(path)
+            quota, window = self._policy(identity, bucket)
             now = time.monotonic()
-            rl = self._buckets.setdefault(identity or "", {"start": now, "used": 0})
+            rl = self._buckets.setdefault((identity or "", bucket), {"start": now, "used": 0})
             if now >= rl["start"] + window:
                 rl["start"] += window * math.floor((now - rl["start"]) / window)
                 rl["used"] = 0
             reset = max(1, math.ceil(round(rl["start"] + window - now, 6)))
             allowed = rl["used"] < quota
             rl["used"] += allowed
-            policy = f'"fixed window";"api";q={quota};w={window}'
-            return allowed, [("RateLimit", f'"api";r={quota - rl["used"]};t={reset}'), ("RateLimit-Policy", policy)]
+            policy = f'"fixed window";"{bucket}";q={quota};w={window}'
+            return allowed, [("RateLimit", f'"{bucket}";r={quota - rl["used"]};t={reset}'),
+                             ("RateLimit-Policy", policy)]
 
     def _identity(self, auth: str | None) -> str | None:
         scheme, _, token = (auth or "").partition(" ")
