@@ -246,11 +246,14 @@ class Budget:
             b.hub_remaining, b.hub_reset_at = remaining, now + reset_in
 
     # --- admission -------------------------------------------------------------------------------
-    def _ceiling(self, row: Priority, quota: int) -> float:
+    def _ceiling(self, row: Priority, quota: int, b: "_Bucket | None" = None) -> float:
         ceiling, _ = SHARES[row]
         if row is Priority.PINS:
             return quota * ceiling
-        reserve = max(quota * PINS_FLOOR, min(self._pins_need, quota * SAFETY))
+        # The pins keep what a steady cycle needs, less what they already spent in this window:
+        # the reserve is room left for them, not counted twice beside their own use.
+        need = min(self._pins_need, quota * SAFETY) - (b.rows.get(Priority.PINS, 0) if b is not None else 0)
+        reserve = max(quota * PINS_FLOOR, need)
         return min(quota * ceiling, quota * SAFETY - reserve)
 
     def admit(self, priority: Priority = Priority.PINS, bucket: str = "api") -> bool:
@@ -258,7 +261,7 @@ class Budget:
         with self._lock:
             b = self._bucket(bucket)
             quota = self._quota(b)
-            ceiling = self._ceiling(priority, quota)
+            ceiling = self._ceiling(priority, quota, b)
             own = SHARES[priority][1]
             ok = b.used < int(ceiling) and (own is None or b.rows.get(priority, 0) < int(quota * own))
             if ok and b.hub_remaining is not None:
@@ -295,7 +298,7 @@ class Budget:
         with self._lock:
             b = self._bucket(bucket)
             quota = self._quota(b)
-            ceiling = self._ceiling(priority, quota)
+            ceiling = self._ceiling(priority, quota, b)
             left = int(ceiling) - b.used
             own = SHARES[priority][1]
             if own is not None:

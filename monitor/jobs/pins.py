@@ -142,7 +142,10 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
     else:
         plan = plan_cycle(rt.client, rt.store, rt.settings.pins, watches, states, rt.clock())
         order = {w.key: i for i, w in enumerate(watches)}
-        plan_steps = sorted(plan.steps, key=lambda s: order[s.watch.key])
+        # a repo a Hub event reported (its check deferred) gets its refs read now, whatever the listing shows
+        steps = [Step(s.watch, CHECK) if s.watch.key in ahead and s.action in (LISTED, SCAN) else s
+                 for s in plan.steps]
+        plan_steps = sorted(steps, key=lambda s: order[s.watch.key])
         pages, fallbacks = plan.pages, list(plan.fallbacks)
     last_ok: dict[str, str | None] = {w.key: states[w.key].last_ok for w in watches}
     del states
