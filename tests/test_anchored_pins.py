@@ -98,14 +98,10 @@ def test_an_unmoved_anchor_and_a_track_only_pin_baseline_silently(env, hub, slac
     # head is flagged by the content audit of a first observation, which is not this test's point)
     hub.commit("org/other", {"README.md": "# v2"})
     assert env.run("once").code == 0
-    # the anchored pin is silent; the track-only one takes its head as the baseline, whose content
-    # audit (issue 14) still names the poisoned pickle: a baseline is never assumed clean
-    (audit,) = env.findings()
-    assert (audit["kind"], audit["subject"], audit["severity"]) == ("content_flagged", "org/other", "critical")
-    assert "os.system" in audit["summary"]
+    assert env.findings() == [] and slack.messages == []
     hub.commit(REPO, {"README.md": "v2"})
     assert env.run("once").code == 0
-    assert sorted(f["kind"] for f in env.findings()) == ["content_flagged", "ref_moved"]
+    assert [f["kind"] for f in env.findings()] == ["ref_moved"]
 
 
 def test_status_and_findings_show_the_anchored_move(env, hub, slack, tmp_path):

@@ -286,5 +286,5 @@ def test_status_lookalike_line_counts_open_lookalike_findings(hub, slack, tmp_pa
     assert env.run("once").code == 0
     found = env.findings("lookalike")
     assert found, "the feed or search met the look-alike"
-    line = env.run("status").out.splitlines()[-1]
+    (line,) = [x for x in env.run("status").out.splitlines() if x.startswith("look-alike discovery: ")]
     assert f"{len(found)} open look-alike finding(s)" in line and " 0 exist" not in line, line

@@ -135,7 +135,8 @@ def test_status_text_escapes_hub_controlled_text(env, hub):
     rid = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred"
     hub.respond(r"/api/models/org/flaky/refs", 400, '{"error": "nope"}', times=None,
                 headers=[("X-Request-Id", rid), ("Content-Type", "application/json")])
-    env.once()
+    r = env.run("once")
+    assert r.code == 75 and "\x1b" not in r.err, "a pin left unknown: 75, its line escaped"
     (row,) = [r for r in rows(env.run("status", "--json")) if r["repo"] == FLAKY]
     assert "\x1b" in row["last_error"], "the raw error, as data"
     (line,) = [line for line in env.run("status").out.splitlines() if FLAKY in line]

@@ -183,10 +183,12 @@ ONCE_PROBLEMS: list[Callable] = [_once_token_rejected, _once_sink_refused, _once
 
 
 def _outcome(args: argparse.Namespace, line: str, obj: dict, level: str = "error") -> None:
-    """One outcome line on stderr: plain text, or a JSON object with --log-format json."""
+    """One outcome line on stderr: plain text, or a JSON object with --log-format json. The line may
+    quote the Hub (an error's X-Request-Id): on a terminal it goes through `findings`' escaping."""
+    from monitor.alerts.render import terminal
     from monitor.logs import json_record
 
-    print(json_record(line, level, **obj) if args.log_format == "json" else f"hubwatch: {line}",
+    print(json_record(line, level, **obj) if args.log_format == "json" else f"hubwatch: {terminal(line)}",
           file=sys.stderr, flush=True)
 
 
