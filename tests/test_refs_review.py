@@ -1,0 +1,37 @@
+"""Review of issue 15 on real upstream layouts (synthetic snippets, no third-party code): recipe
+configs' dataset mixtures and trust_remote_code, and directory symlinks out of the scanned tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.test_refs_cli import cli, rows, tree
+
+
+def test_dataset_mixture_ids_are_dataset_references_with_their_subset(tmp_path):
+    # alignment-handbook recipes: dataset_mixture: datasets: [{id, config, split}] (TRL's own mixture says path/name)
+    src = tree(tmp_path, {"recipe.yaml": "model_name_or_path: org/base\ndataset_mixture:\n  datasets:\n"
+                                         "    - id: org/chat\n      config: SFT\n      split: train\n"
+                                         "    - path: org/other\n      name: sub\n    - id: local_thing\n"})
+    got = [(o["line"], o["repo"], o["type"], o.get("subset"), o["via"])
+           for o in rows(cli("refs", "scan", str(src), "--offline", "--json"))]
+    assert got == [(1, "org/base", "model", None, "model_name_or_path"),
+                   (4, "org/chat", "dataset", "SFT", "datasets[].id"),
+                   (7, "org/other", "dataset", "sub", "datasets[].path")]
+
+
+def test_trust_remote_code_in_a_config_is_remote_code(tmp_path):
+    src = tree(tmp_path, {"sft.yaml": "model_name_or_path: org/m\nmodel_revision: main\ntrust_remote_code: true\n"
+                                      "dataset_name: org/d\n",
+                          "off.yaml": "model_name_or_path: org/off\ntrust_remote_code: false\n",
+                          "task.yaml": "task: t\ndataset_path: org/lm\ndataset_kwargs:\n  trust_remote_code: true\n",
+                          "c.json": '{"model_name_or_path": "org/j", "trust_remote_code": true}\n'})
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "remote-code")
+    assert r.code == 1
+    assert {o["repo"]: o.get("remote_code", False) for o in rows(r)} == {
+        "org/m": True, "org/d": False,  # the recipe's flag is the model's (TRL ModelConfig, axolotl)
+        "org/off": False, "org/lm": True, "org/j": True}
+    for name in ("sft.yaml", "task.yaml", "c.json"):
+        (src / name).unlink()
+    assert cli("refs", "scan", str(src), "--offline", "--fail-if", "remote-code").code == 0
+
