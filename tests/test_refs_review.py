@@ -35,3 +35,14 @@ def test_trust_remote_code_in_a_config_is_remote_code(tmp_path):
         (src / name).unlink()
     assert cli("refs", "scan", str(src), "--offline", "--fail-if", "remote-code").code == 0
 
+
+def test_a_directory_symlink_out_of_the_tree_is_listed_as_skipped(tmp_path):
+    outside = tree(tmp_path / "outside", {"secret.py": 'AutoModel.from_pretrained("org/outside")\n'})
+    src = tree(tmp_path / "src", {"a.py": 'AutoModel.from_pretrained("org/inside")\n'})
+    (src / "vendor").symlink_to(outside, target_is_directory=True)
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "uninspected")
+    assert r.code == 0
+    got = rows(r)
+    assert [o["repo"] for o in got if "repo" in o] == ["org/inside"]
+    assert {"skipped": True, "file": str(src / "vendor"), "reason": "symlink out of the scanned tree: skipped"} in got
+    assert Path(src / "vendor" / "secret.py").is_file()  # it was there to be followed

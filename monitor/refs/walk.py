@@ -139,7 +139,7 @@ def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
                 elif entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if os.path.commonpath([root, target]) != root:
-                        if suffix_of(entry.name) in READERS:
+                        if suffix_of(entry.name) in READERS or os.path.isdir(target):  # a whole tree not read
                             problems.append(Problem(entry.path, "symlink out of the scanned tree: skipped", skipped=True))
                     elif os.path.isfile(target):
                         yield entry.path, False
