@@ -46,3 +46,15 @@ def test_a_directory_symlink_out_of_the_tree_is_listed_as_skipped(tmp_path):
     assert [o["repo"] for o in got if "repo" in o] == ["org/inside"]
     assert {"skipped": True, "file": str(src / "vendor"), "reason": "symlink out of the scanned tree: skipped"} in got
     assert Path(src / "vendor" / "secret.py").is_file()  # it was there to be followed
+
+
+def test_inline_ignore_in_a_yaml_config(tmp_path):
+    src = tree(tmp_path, {"recipe.yaml": "model_name_or_path: org/m  # hubwatch: ignore[unpinned]\n"
+                                         "dataset_name: org/d\n"})
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
+    assert r.code == 1  # org/d is not waived
+    assert [(o["repo"], o.get("suppressed")) for o in rows(r)] == [("org/m", ["unpinned"]), ("org/d", None)]
+    (src / "recipe.yaml").write_text("model_name_or_path: org/m  # hubwatch: ignore[unpinned]\n")
+    r = cli("refs", "scan", str(src), "--offline", "--fail-if", "unpinned")
+    assert r.code == 0 and "(suppressed inline: unpinned)" in r.out
+    assert cli("refs", "scan", str(src), "--offline", "--fail-if", "lookalike", "--protected", "orq").code == 1

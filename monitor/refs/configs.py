@@ -26,6 +26,7 @@ import os
 import re
 import stat
 from collections import defaultdict, deque
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -33,7 +34,7 @@ import yaml
 
 from monitor.refs import legacy
 from monitor.refs.model import Parsed, Problem, Reference, Unresolved, is_hub_id
-from monitor.refs.python import _FILE_SUFFIXES, PACKAGED_BUILDERS
+from monitor.refs.python import _FILE_SUFFIXES, PACKAGED_BUILDERS, ignores
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # per file: a bound on hostile or generated configs
@@ -87,9 +88,18 @@ def parse_yaml(raw: bytes | str, file: str) -> Parsed:
     except (RecursionError, MemoryError, ValueError) as e:
         return Parsed(problems=(Problem(file, f"YAML not parsed ({type(e).__name__})"),))
     except _TooBig:
-        return Parsed(tuple(refs), tuple(unresolved),
+        return Parsed(*_waived(raw, refs, unresolved),
                       problems=(Problem(file, f"more than {MAX_NODES} YAML nodes: not fully read"),))
-    return Parsed(tuple(refs), tuple(unresolved))
+    return Parsed(*_waived(raw, refs, unresolved))
+
+
+def _waived(raw: bytes | str, refs: list[Reference], unresolved: list[Unresolved]) -> tuple[tuple, tuple]:
+    """`# hubwatch: ignore[...]` on a YAML line waives what that line names, as in Python."""
+    marks = ignores(raw)
+    if not marks:
+        return tuple(refs), tuple(unresolved)
+    return (tuple(replace(r, suppressed=tuple(sorted(marks[r.line]))) if r.line in marks else r for r in refs),
+            tuple(replace(u, suppressed=tuple(sorted(marks[u.line]))) if u.line in marks else u for u in unresolved))
 
 
 class _TooBig(Exception):
