@@ -58,3 +58,33 @@ def test_inline_ignore_in_a_yaml_config(tmp_path):
     r = cli("refs", "scan", str(src), "--offline", "--fail-if", "unpinned")
     assert r.code == 0 and "(suppressed inline: unpinned)" in r.out
     assert cli("refs", "scan", str(src), "--offline", "--fail-if", "lookalike", "--protected", "orq").code == 1
+
+
+def test_unpacked_arguments_and_imported_constants_are_unresolved_not_silent(tmp_path):
+    src = tree(tmp_path, {"a.py": "import sys\nfrom settings import MODEL_ID\n"
+                                  "AutoModel.from_pretrained(**kwargs)\n"
+                                  "AutoModel.from_pretrained(*sys.argv[1:])\n"
+                                  "AutoModel.from_pretrained(MODEL_ID)\n"
+                                  "hf_hub_download(**cfg)\n"
+                                  "SFTTrainer(**trainer_kwargs)\n"  # a trainer's model is usually an object: quiet
+                                  'pipeline("text-classification")\n'})  # the task's default model: by design
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
+    assert r.code == 1, "a load whose repo is unpacked or imported may load anything: the gate must not pass it"
+    assert [(o["line"], o["call"], o["reason"]) for o in rows(r)] == [
+        (3, "from_pretrained", "unpacked **kwargs"), (4, "from_pretrained", "unpacked *sys.argv[1:]"),
+        (5, "from_pretrained", "imported name MODEL_ID"), (6, "hf_hub_download", "unpacked **cfg")]
+
+
+def test_a_local_object_named_like_a_loader_is_not_the_loader(tmp_path):
+    # diffusers' training scripts: `pipeline = DiffusionPipeline.from_pretrained(...)`, then `pipeline(**args)`
+    src = tree(tmp_path, {"t.py": "def log_validation(args):\n"
+                                  '    pipeline = DiffusionPipeline.from_pretrained("org/sd")\n'
+                                  "    pipeline = pipeline.to(args.device)\n"
+                                  "    pipeline(**pipeline_args, num_inference_steps=25)\n"
+                                  "    pipeline(args.prompt, image)\n"
+                                  "def run(pipeline, prompt):\n    pipeline(prompt, image)\n"
+                                  "def load_dataset(name):\n    return datasets.load_dataset(name)\n"
+                                  'load_dataset("org/wrapped")\n'})
+    r = cli("refs", "scan", str(src), "--offline", "--json")
+    assert [(o["line"], o.get("repo") or o["reason"]) for o in rows(r)] == [
+        (2, "org/sd"), (10, "org/wrapped"), (9, "parameter name")]  # references, then unresolved entries

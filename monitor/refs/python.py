@@ -73,6 +73,7 @@ class Val:
 
 
 _NONE = Val(notstr=True, why="not a string")
+_DEF = Val(notstr=True, why="a def or class")  # a local function named like a loader may wrap it: still matched
 # never hold a call: definitions are walked as their own scope, the rest are markers
 _SKIP_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.expr_context, ast.operator, ast.unaryop,
                ast.cmpop, ast.boolop)
@@ -314,7 +315,7 @@ class Scanner:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for d in stmt.decorator_list + [a for a in stmt.args.defaults + stmt.args.kw_defaults if a is not None]:
                 self._calls(d, env, ctx)
-            env[stmt.name] = _NONE
+            env[stmt.name] = _DEF
             if self._relevant(stmt, ctx):  # no loader line in it: its local names cannot matter
                 self._functions.append((stmt, ctx, env if env is not self.env else None))
             return
@@ -514,6 +515,9 @@ class Scanner:
             local = env.get(func.id)
             if func.id in self.imported and local is not None and local is not _IMPORT and not local.notstr:
                 return  # a parameter or variable named like an import is not the import
+            if func.id not in self.imported and local is not None and local is not _DEF and not local.values and (
+                    not local.why.startswith("attribute ")):  # `load = datasets.load_dataset` may still be it
+                return  # `pipeline = DiffusionPipeline.from_pretrained(...).to(d)`, then `pipeline(**args)`: an object
             origin = self.imported.get(func.id)
             name, owner = (origin.rsplit(".", 1)[-1] if origin else func.id), ""
         else:
@@ -537,6 +541,13 @@ class Scanner:
         if not found and row.pos is not None and len(node.args) > row.pos and not any(
                 isinstance(a, ast.Starred) for a in node.args[:row.pos + 1]):
             found = [node.args[row.pos]]
+        if not found and not row.quiet:
+            # `from_pretrained(**kwargs)`, `(*sys.argv[1:])`: the repo may be in what is unpacked (fail closed)
+            unpacked = next((x for x in node.keywords if x.arg is None), None) or next(
+                (a for a in node.args[:(row.pos if row.pos is not None else 0) + 1] if isinstance(a, ast.Starred)), None)
+            if unpacked is not None:
+                self._unresolved(unpacked.lineno if hasattr(unpacked, "lineno") else node.lineno, name,
+                                 f"unpacked {_source_text(unpacked)[:60]}", ctx, node)
         for arg in found:
             self._load(node, arg, row, name, env, ctx)
 
@@ -544,7 +555,9 @@ class Scanner:
               ctx: _Ctx) -> None:
         value = self._eval(arg, env)
         if not value.values:
-            if not value.notstr and not row.quiet:
+            if value is _IMPORT and not row.quiet:  # `from settings import MODEL_ID`: a constant we cannot read
+                self._unresolved(arg.lineno, name, f"imported name {_source_text(arg)[:60]}", ctx, call)
+            elif not value.notstr and not row.quiet:
                 self._unresolved(arg.lineno, name, value.why, ctx, call)
             return
         rtype = self._repo_type(call, row.type, env)
