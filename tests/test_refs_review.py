@@ -88,3 +88,17 @@ def test_a_local_object_named_like_a_loader_is_not_the_loader(tmp_path):
     r = cli("refs", "scan", str(src), "--offline", "--json")
     assert [(o["line"], o.get("repo") or o["reason"]) for o in rows(r)] == [
         (2, "org/sd"), (10, "org/wrapped"), (9, "parameter name")]  # references, then unresolved entries
+
+
+def test_a_blank_or_a_line_break_before_the_parenthesis_does_not_hide_a_load(tmp_path):
+    nb = '{"cells": [{"cell_type": "code", "metadata": {}, "source": "pipe = pipeline (model=\\"org/nb\\")"}]}'
+    src = tree(tmp_path, {"a.py": 'AutoModel.from_pretrained ("org/space")\n'
+                                  'AutoModel.from_pretrained\\\n("org/continued")\n'
+                                  'm = (AutoModel\n  .from_pretrained\n  ("org/chained"))\n'
+                                  'load_dataset\t("org/tab")\n',
+                          "t.py": 'SFTTrainer (model="org/trl")\n', "n.ipynb": nb})
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
+    assert r.code == 1
+    assert [(Path(o["file"]).name, o["line"], o["repo"]) for o in rows(r)] == [
+        ("a.py", 1, "org/space"), ("a.py", 3, "org/continued"), ("a.py", 6, "org/chained"), ("a.py", 7, "org/tab"),
+        ("n.ipynb", 1, "org/nb"), ("t.py", 1, "org/trl")]

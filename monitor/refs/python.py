@@ -223,10 +223,18 @@ def _imported(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str]]:
 _AS = re.compile(rb"\bas\s+([A-Za-z_]\w*)")
 
 
-def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = LINE_TRIGGERS) -> list[int]:
-    """Sorted 1-based numbers of the lines holding a loader's name (or one of `words`)."""
+def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = LINE_TRIGGERS,
+                  pattern: re.Pattern[bytes] | None = loaders.LINE_PATTERN) -> list[int]:
+    """Sorted 1-based numbers of the lines holding a loader's call (`pattern`: its name, then "("
+    after any blanks) or one of `words`."""
     raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
     lines = set()
+    if pattern is not None:
+        line, last = 1, 0
+        for m in pattern.finditer(raw):
+            line += raw.count(b"\n", last, m.start())
+            last = m.start()
+            lines.add(line)
     for word in words:
         line, last = 1, 0  # counted on from the previous match: one pass per word, not per match
         pos = raw.find(word)
@@ -292,7 +300,7 @@ class Scanner:
         words = LINE_TRIGGERS + tuple(self._aliases)
         ctx = _Ctx(cell, trigger_lines(source, words + _SAVE_WORDS)
                    if source is not None else None, ignores(source) if source is not None else {}, file_line, per_line,
-                   frozenset(trigger_lines(raw, tuple(loaders.URL_WORDS))) if source is not None else None)
+                   frozenset(trigger_lines(raw, tuple(loaders.URL_WORDS), None)) if source is not None else None)
         return ctx
 
     def finish(self) -> Parsed:
