@@ -102,3 +102,14 @@ def test_a_blank_or_a_line_break_before_the_parenthesis_does_not_hide_a_load(tmp
     assert [(Path(o["file"]).name, o["line"], o["repo"]) for o in rows(r)] == [
         ("a.py", 1, "org/space"), ("a.py", 3, "org/continued"), ("a.py", 6, "org/chained"), ("a.py", 7, "org/tab"),
         ("n.ipynb", 1, "org/nb"), ("t.py", 1, "org/trl")]
+
+
+def test_lone_carriage_return_line_ends_do_not_hide_a_load(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.py").write_bytes(b'import os\rx = 1\rAutoModel.from_pretrained("org/cr")\r'
+                               b'AutoModel.from_pretrained("org/ign")  # hubwatch: ignore[unpinned]\r')
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
+    assert r.code == 1
+    assert [(o["line"], o["repo"], o.get("suppressed")) for o in rows(r)] == [
+        (3, "org/cr", None), (4, "org/ign", ["unpinned"])]

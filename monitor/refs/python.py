@@ -228,6 +228,8 @@ def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = LINE_TRIGGERS,
     """Sorted 1-based numbers of the lines holding a loader's call (`pattern`: its name, then "("
     after any blanks) or one of `words`."""
     raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
+    if b"\r" in raw:  # Python ends a line at \r\n, \n and a lone \r: count them as its tokenizer does
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     lines = set()
     if pattern is not None:
         line, last = 1, 0
@@ -252,7 +254,7 @@ def ignores(source: bytes | str) -> dict[int, frozenset[str]]:
     if "hubwatch:" not in text:
         return {}
     out = {}
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(_NEWLINE.split(text), 1):
         m = _IGNORE.search(line) if "hubwatch:" in line else None
         if m:
             out[number] = frozenset(c.strip() for c in m.group(1).split(",") if c.strip()) if m.group(1) else frozenset("*")
