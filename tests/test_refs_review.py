@@ -3,6 +3,7 @@ configs' dataset mixtures and trust_remote_code, and directory symlinks out of t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.test_refs_cli import cli, rows, tree
@@ -113,3 +114,16 @@ def test_lone_carriage_return_line_ends_do_not_hide_a_load(tmp_path):
     assert r.code == 1
     assert [(o["line"], o["repo"], o.get("suppressed")) for o in rows(r)] == [
         (3, "org/cr", None), (4, "org/ign", ["unpinned"])]
+
+
+def test_escaped_or_compatibility_spelt_loader_names_are_still_read(tmp_path):
+    nb = json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "source": 'AutoModel.from_pretrained("org/nb")'}],
+                     "nbformat": 4, "nbformat_minor": 5}).replace("from_pretrained", "\\u0066rom_pretrained")
+    src = tree(tmp_path, {"a.py": 'AutoModel.\uff46rom_pretrained("org/fullwidth")\n',  # NFKC: from_pretrained
+                          "n.ipynb": nb,
+                          "c.json": '{"\\u006dodel_name_or_path": "org/json"}\n',
+                          "c.yaml": '"\\x6dodel_name_or_path": org/yaml\n'})
+    assert "from_pretrained" not in (src / "n.ipynb").read_text() and "\\u0066rom" in (src / "n.ipynb").read_text()
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
+    assert r.code == 1
+    assert sorted(o["repo"] for o in rows(r)) == ["org/fullwidth", "org/json", "org/nb", "org/yaml"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
 import warnings
 from bisect import bisect_left
 from dataclasses import dataclass, replace
@@ -230,6 +231,8 @@ def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = LINE_TRIGGERS,
     raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
     if b"\r" in raw:  # Python ends a line at \r\n, \n and a lone \r: count them as its tokenizer does
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if not raw.isascii():  # identifiers are read NFKC-folded (`ｆrom_pretrained` is `from_pretrained`)
+        raw = unicodedata.normalize("NFKC", raw.decode("utf-8", errors="replace")).encode("utf-8", errors="replace")
     lines = set()
     if pattern is not None:
         line, last = 1, 0

@@ -108,12 +108,29 @@ def read(file: str, suffix: str) -> Parsed:
         return Parsed(problems=(Problem(file, f"cannot read: {e.strerror or e}"),))
     if len(raw) > limit:
         return Parsed(problems=(Problem(file, f"larger than {limit // _MB} MB: not inspected"),))
-    if not any(t in raw for t in triggers):
+    if not any(t in raw for t in triggers) and not _hidden_trigger(raw, suffix, triggers):
         return Parsed()
     try:
         return parser(raw, file)
     except Exception as e:  # noqa: BLE001 - a file our parsers choke on is reported; the scan goes on
         return Parsed(problems=(Problem(file, f"not inspected: parser error ({type(e).__name__})"),))
+
+
+_ESCAPES = (b"\\u", b"\\x", b"\\U")  # JSON / YAML escapes that can spell a key or a notebook's code
+
+
+def _hidden_trigger(raw: bytes, suffix: str, triggers: tuple[bytes, ...]) -> bool:
+    """Could a trigger word be spelt so that the byte search misses it? An escape in a JSON string,
+    a notebook cell or a quoted YAML key (`"\\u0066rom_pretrained"`), or in Python a compatibility
+    character the parser folds into an ASCII identifier (NFKC: `ｆrom_pretrained` is `from_pretrained`)."""
+    if suffix != ".py":
+        return any(e in raw for e in _ESCAPES)
+    if raw.isascii():
+        return False
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", raw.decode("utf-8", errors="replace")).encode("utf-8", errors="replace")
+    return any(t in folded for t in triggers)
 
 
 def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
