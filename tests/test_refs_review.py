@@ -120,10 +120,12 @@ def test_escaped_or_compatibility_spelt_loader_names_are_still_read(tmp_path):
     nb = json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "source": 'AutoModel.from_pretrained("org/nb")'}],
                      "nbformat": 4, "nbformat_minor": 5}).replace("from_pretrained", "\\u0066rom_pretrained")
     src = tree(tmp_path, {"a.py": 'AutoModel.\uff46rom_pretrained("org/fullwidth")\n',  # NFKC: from_pretrained
-                          "n.ipynb": nb,
+                          "n.ipynb": nb, "w.ipynb": json.dumps({"cells": [{"cell_type": "code", "metadata": {},
+                                                                             "source": 'p = \uff50ipeline(model="org/w")'}]},
+                                                                  ensure_ascii=False),
                           "c.json": '{"\\u006dodel_name_or_path": "org/json"}\n',
                           "c.yaml": '"\\x6dodel_name_or_path": org/yaml\n'})
     assert "from_pretrained" not in (src / "n.ipynb").read_text() and "\\u0066rom" in (src / "n.ipynb").read_text()
     r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
     assert r.code == 1
-    assert sorted(o["repo"] for o in rows(r)) == ["org/fullwidth", "org/json", "org/nb", "org/yaml"]
+    assert sorted(o["repo"] for o in rows(r)) == ["org/fullwidth", "org/json", "org/nb", "org/w", "org/yaml"]

@@ -123,9 +123,9 @@ def _hidden_trigger(raw: bytes, suffix: str, triggers: tuple[bytes, ...]) -> boo
     """Could a trigger word be spelt so that the byte search misses it? An escape in a JSON string,
     a notebook cell or a quoted YAML key (`"\\u0066rom_pretrained"`), or in Python a compatibility
     character the parser folds into an ASCII identifier (NFKC: `ｆrom_pretrained` is `from_pretrained`)."""
-    if suffix != ".py":
-        return any(e in raw for e in _ESCAPES)
-    if raw.isascii():
+    if suffix != ".py" and any(e in raw for e in _ESCAPES):
+        return True
+    if suffix not in (".py", ".ipynb") or raw.isascii():
         return False
     import unicodedata
 
