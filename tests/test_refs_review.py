@@ -129,3 +129,16 @@ def test_escaped_or_compatibility_spelt_loader_names_are_still_read(tmp_path):
     r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
     assert r.code == 1
     assert sorted(o["repo"] for o in rows(r)) == ["org/fullwidth", "org/json", "org/nb", "org/w", "org/yaml"]
+
+
+def test_sarif_uris_are_plain_relative_paths_when_scanning_dot(tmp_path, monkeypatch):
+    import jsonschema
+
+    from tests.test_refs_gate import SCHEMA
+
+    tree(tmp_path, {"sub/a.py": 'AutoModel.from_pretrained("org/a")\n'})
+    monkeypatch.chdir(tmp_path)
+    doc = json.loads(cli("refs", "scan", ".", "--offline", "--format", "sarif").out)
+    jsonschema.validate(doc, SCHEMA)
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]} == {
+        "sub/a.py"}  # code scanning matches uris against the repository's paths: no "./"
