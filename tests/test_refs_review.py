@@ -142,3 +142,12 @@ def test_sarif_uris_are_plain_relative_paths_when_scanning_dot(tmp_path, monkeyp
     jsonschema.validate(doc, SCHEMA)
     assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]} == {
         "sub/a.py"}  # code scanning matches uris against the repository's paths: no "./"
+
+
+def test_a_baseline_written_from_dot_serves_the_pre_commit_file_names(tmp_path, monkeypatch):
+    tree(tmp_path, {"src/a.py": 'AutoModel.from_pretrained("org/a")\n'})
+    monkeypatch.chdir(tmp_path)
+    assert cli("refs", "scan", ".", "--offline", "--write-baseline", "base.json").code == 0
+    assert '"file": "src/a.py"' in (tmp_path / "base.json").read_text()
+    r = cli("refs", "scan", "--offline", "--baseline", "base.json", "--fail-if", "unpinned", "src/a.py")
+    assert r.code == 0 and "(in baseline: unpinned)" in r.out

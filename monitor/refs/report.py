@@ -184,7 +184,7 @@ def _waiver_text(suppressed: Sequence[str], baselined: Sequence[str]) -> list[st
 # -- baseline -------------------------------------------------------------------------------------
 def write_baseline(entries: Iterable[Entry]) -> str:
     """The conditions met today, one row per (file, what, condition), lines left out (they move)."""
-    rows = sorted({(e.file, e.baseline_key(), c) for e in entries for c in e.conditions()})
+    rows = sorted({(_path_key(e.file), e.baseline_key(), c) for e in entries for c in e.conditions()})
     return json.dumps({"hubwatch_refs_baseline": 1,
                        "entries": [{"file": f, "key": k, "condition": c} for f, k, c in rows]}, indent=1) + "\n"
 
@@ -201,12 +201,19 @@ def read_baseline(text: str) -> set[tuple[str, str, str]]:
         raise ValueError("not a hubwatch refs baseline (write one with --write-baseline)") from None
 
 
+def _path_key(file: str) -> str:
+    """`refs scan .` says ./a.py, pre-commit says a.py: one baseline serves both."""
+    import os
+
+    return os.path.normpath(file)
+
+
 def apply_baseline(entries: list[Entry], known: set[tuple[str, str, str]]) -> list[Entry]:
     from dataclasses import replace
 
     out = []
     for e in entries:
-        hits = tuple(c for c in e.conditions() if (e.file, e.baseline_key(), c) in known)
+        hits = tuple(c for c in e.conditions() if (_path_key(e.file), e.baseline_key(), c) in known)
         out.append(replace(e, baselined=hits) if hits else e)
     return out
 
