@@ -196,7 +196,7 @@ def read_baseline(text: str) -> set[tuple[str, str, str]]:
         rows = doc["entries"] if isinstance(doc, dict) and doc.get("hubwatch_refs_baseline") == 1 else None
         if not isinstance(rows, list):
             raise ValueError
-        return {(str(r["file"]), str(r["key"]), str(r["condition"])) for r in rows}
+        return {(_path_key(str(r["file"])), str(r["key"]), str(r["condition"])) for r in rows}
     except (ValueError, KeyError, TypeError):
         raise ValueError("not a hubwatch refs baseline (write one with --write-baseline)") from None
 
