@@ -151,3 +151,15 @@ def test_a_baseline_written_from_dot_serves_the_pre_commit_file_names(tmp_path, 
     assert '"file": "src/a.py"' in (tmp_path / "base.json").read_text()
     r = cli("refs", "scan", "--offline", "--baseline", "base.json", "--fail-if", "unpinned", "src/a.py")
     assert r.code == 0 and "(in baseline: unpinned)" in r.out
+
+
+def test_loading_back_what_the_code_saved_to_is_local_not_unresolved(tmp_path):
+    # diffusers' training scripts: save to args.output_dir, then load_lora_weights(args.output_dir) to validate
+    src = tree(tmp_path, {"train.py": "def main(args):\n"
+                                      "    pipe = DiffusionPipeline.from_pretrained(args.pretrained_model_name_or_path)\n"
+                                      "    unet.save_pretrained(args.output_dir)\n"
+                                      "    pipe.load_lora_weights(args.output_dir)\n"
+                                      "    pipe.load_lora_weights(args.other_dir)\n"})
+    r = cli("refs", "scan", str(src), "--offline", "--json")
+    assert [(o["line"], o["reason"]) for o in rows(r)] == [
+        (2, "attribute args.pretrained_model_name_or_path"), (5, "attribute args.other_dir")]

@@ -287,6 +287,8 @@ class Scanner:
         self.refs: list[tuple[Reference, int]] = []      # (reference, the line of its call) before filtering
         self.unresolved: list[Unresolved] = []
         self.saved: set[str] = set()                     # names the code saves to
+        self.saved_exprs: set[str] = set()               # expressions it saves to (`args.output_dir`)
+        self._unresolved_exprs: list[str | None] = []    # the argument of each unresolved entry
         self._functions: list[tuple[ast.AST, _Ctx, Env | None]] = []
 
     # -- driving -------------------------------------------------------------------------------
@@ -317,7 +319,10 @@ class Scanner:
             if ref.repo in self.saved:
                 continue  # the code saves to this name: a local directory
             refs.append(ref)
-        return Parsed(tuple(refs), tuple(self.unresolved))
+        # a load of what the same code saves to (`save_pretrained(args.output_dir)`, then
+        # `load_lora_weights(args.output_dir)`) reads back its own output: local, not unresolved
+        unresolved = tuple(u for u, e in zip(self.unresolved, self._unresolved_exprs) if e not in self.saved_exprs)
+        return Parsed(tuple(refs), unresolved)
 
     # -- statements ----------------------------------------------------------------------------
     def _block(self, body: list[ast.stmt], env: Env, ctx: _Ctx) -> None:
@@ -541,9 +546,11 @@ class Scanner:
             arg = _argument(node, _SAVE_CALLS[name], 0)
             if arg is not None:
                 self.saved.update(self._eval(arg, env).values)
+                self.saved_exprs.add(_source_text(arg))
         for kw in node.keywords:
             if kw.arg in _SAVE_KWS:
                 self.saved.update(self._eval(kw.value, env).values)
+                self.saved_exprs.add(_source_text(kw.value))
         if name == "add_argument" and is_method:
             self._argparse(node, env, ctx)
             return
@@ -571,7 +578,7 @@ class Scanner:
             if value is _IMPORT and not row.quiet:  # `from settings import MODEL_ID`: a constant we cannot read
                 self._unresolved(arg.lineno, name, f"imported name {_source_text(arg)[:60]}", ctx, call)
             elif not value.notstr and not row.quiet:
-                self._unresolved(arg.lineno, name, value.why, ctx, call)
+                self._unresolved(arg.lineno, name, value.why, ctx, call, _source_text(arg))
             return
         rtype = self._repo_type(call, row.type, env)
         revision, revision_expr = self._revision(call, row, env)
@@ -609,11 +616,12 @@ class Scanner:
             ref = replace(ref, file_line=_file_line(ctx, ref.line))
         self.refs.append((ref, getattr(call, "lineno", ref.line)))
 
-    def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST) -> None:
+    def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST, expr: str | None = None) -> None:
         lines = {line, getattr(call, "lineno", line), getattr(call, "end_lineno", line)}
         waived = frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))
         self.unresolved.append(Unresolved(self.file, line, name, why, ctx.cell, _file_line(ctx, line),
                                           tuple(sorted(waived))))
+        self._unresolved_exprs.append(expr)
 
     def _revision(self, call: ast.Call, row: loaders.Loader, env: Env) -> tuple[str | None, str | None]:
         arg = _argument(call, row.revision_kw, None)
