@@ -163,3 +163,23 @@ def test_loading_back_what_the_code_saved_to_is_local_not_unresolved(tmp_path):
     r = cli("refs", "scan", str(src), "--offline", "--json")
     assert [(o["line"], o["reason"]) for o in rows(r)] == [
         (2, "attribute args.pretrained_model_name_or_path"), (5, "attribute args.other_dir")]
+
+
+def test_an_unresolved_load_with_trust_remote_code_meets_remote_code(tmp_path):
+    import jsonschema
+
+    from tests.test_refs_gate import SCHEMA
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    src = tree(tmp_path, {"a.py": "import sys\nAutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)\n"})
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "remote-code")
+    assert r.code == 1, "whatever it loads, it runs that repo's code unpinned"
+    assert rows(r) == [{"unresolved": True, "file": str(src / "a.py"), "line": 2, "call": "from_pretrained",
+                        "reason": "subscript", "remote_code": True}]
+    assert "UNRESOLVED from_pretrained: subscript REMOTE CODE" in cli("refs", "scan", str(src), "--offline").out
+    doc = json.loads(cli("refs", "scan", str(src), "--offline", "--format", "sarif").out)
+    jsonschema.validate(doc, SCHEMA)
+    assert sorted(x["ruleId"] for x in doc["runs"][0]["results"]) == ["remote-code", "unpinned", "unresolved"]
+    (src / "a.py").write_text(f'import sys\nAutoModel.from_pretrained(sys.argv[1], trust_remote_code=True, revision="{sha}")\n'
+                              "AutoModel.from_pretrained(sys.argv[1])\n")
+    assert cli("refs", "scan", str(src), "--offline", "--fail-if", "remote-code").code == 0

@@ -33,7 +33,7 @@ from typing import Iterator
 from urllib.parse import unquote
 
 from monitor.refs import legacy, loaders
-from monitor.refs.model import REPO_TYPES, Parsed, Problem, Reference, Unresolved, is_hub_id
+from monitor.refs.model import REPO_TYPES, SHA, Parsed, Problem, Reference, Unresolved, is_hub_id
 
 TRIGGERS = loaders.TRIGGERS + (b"add_argument(", b"field(")
 LINE_TRIGGERS = loaders.LINE_TRIGGERS + (b"add_argument(", b"field(")
@@ -575,10 +575,12 @@ class Scanner:
               ctx: _Ctx) -> None:
         value = self._eval(arg, env)
         if not value.values:
-            if value is _IMPORT and not row.quiet:  # `from settings import MODEL_ID`: a constant we cannot read
-                self._unresolved(arg.lineno, name, f"imported name {_source_text(arg)[:60]}", ctx, call)
-            elif not value.notstr and not row.quiet:
-                self._unresolved(arg.lineno, name, value.why, ctx, call, _source_text(arg))
+            if (value is _IMPORT or not value.notstr) and not row.quiet:
+                # what it loads is unknown, but whether that runs the repo's code is not
+                remote = (row.runs_code or self._truthy(_argument(call, ("trust_remote_code",), None), env)) and not (
+                    (rev := self._revision(call, row, env)[0]) is not None and SHA.match(rev))
+                why = f"imported name {_source_text(arg)[:60]}" if value is _IMPORT else value.why  # `from settings import M`
+                self._unresolved(arg.lineno, name, why, ctx, call, _source_text(arg), remote)
             return
         rtype = self._repo_type(call, row.type, env)
         revision, revision_expr = self._revision(call, row, env)
@@ -616,11 +618,12 @@ class Scanner:
             ref = replace(ref, file_line=_file_line(ctx, ref.line))
         self.refs.append((ref, getattr(call, "lineno", ref.line)))
 
-    def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST, expr: str | None = None) -> None:
+    def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST, expr: str | None = None,
+                    remote: bool = False) -> None:
         lines = {line, getattr(call, "lineno", line), getattr(call, "end_lineno", line)}
         waived = frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))
         self.unresolved.append(Unresolved(self.file, line, name, why, ctx.cell, _file_line(ctx, line),
-                                          tuple(sorted(waived))))
+                                          tuple(sorted(waived)), remote))
         self._unresolved_exprs.append(expr)
 
     def _revision(self, call: ast.Call, row: loaders.Loader, env: Env) -> tuple[str | None, str | None]:
