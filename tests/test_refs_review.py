@@ -183,3 +183,19 @@ def test_an_unresolved_load_with_trust_remote_code_meets_remote_code(tmp_path):
     (src / "a.py").write_text(f'import sys\nAutoModel.from_pretrained(sys.argv[1], trust_remote_code=True, revision="{sha}")\n'
                               "AutoModel.from_pretrained(sys.argv[1])\n")
     assert cli("refs", "scan", str(src), "--offline", "--fail-if", "remote-code").code == 0
+
+
+def test_a_diffusers_custom_pipeline_repo_is_a_remote_code_reference(tmp_path):
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    src = tree(tmp_path, {"a.py": 'DiffusionPipeline.from_pretrained("org/sd", custom_pipeline="org/pipe")\n'
+                                  'DiffusionPipeline.from_pretrained("org/sd", custom_pipeline="lpw_stable_diffusion")\n'
+                                  f'DiffusionPipeline.from_pretrained("org/sd", custom_pipeline="org/p2", custom_revision="{sha}")\n'
+                                  'DiffusionPipeline.from_pretrained("org/sd", custom_pipeline=args.pipe)\n'})
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "remote-code")
+    assert r.code == 1
+    assert [(o["line"], o.get("repo") or o["call"], o.get("revision"), o.get("remote_code", False)) for o in rows(r)] == [
+        (1, "org/pipe", None, True), (1, "org/sd", None, False), (2, "org/sd", None, False),
+        (3, "org/p2", sha, True), (3, "org/sd", None, False), (4, "org/sd", None, False),
+        (4, "custom_pipeline", None, True)]
+    (src / "a.py").write_text(f'DiffusionPipeline.from_pretrained("org/sd", custom_pipeline="org/p2", custom_revision="{sha}")\n')
+    assert cli("refs", "scan", str(src), "--offline", "--fail-if", "remote-code").code == 0

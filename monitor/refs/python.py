@@ -570,6 +570,28 @@ class Scanner:
                                  f"unpacked {_source_text(unpacked)[:60]}", ctx, node)
         for arg in found:
             self._load(node, arg, row, name, env, ctx)
+        custom = _argument(node, ("custom_pipeline",), None) if name == "from_pretrained" else None
+        if custom is not None:
+            self._custom_pipeline(node, custom, env, ctx)
+
+    def _custom_pipeline(self, call: ast.Call, arg: ast.expr, env: Env, ctx: _Ctx) -> None:
+        """diffusers' `from_pretrained(..., custom_pipeline="org/pipe", custom_revision=...)` downloads
+        org/pipe's pipeline.py and runs it: a model reference that is remote code. A single name is a
+        community pipeline (diffusers' own examples) or a local file, not a Hub repo of its own."""
+        value = self._eval(arg, env)
+        if value.notstr:
+            return
+        rev = _argument(call, ("custom_revision",), None)
+        got = self._eval(rev, env) if rev is not None else None
+        revision = got.values[0] if got is not None and len(got.values) == 1 else None
+        expr = _source_text(rev) if rev is not None and revision is None else None
+        if not value.values:
+            self._unresolved(arg.lineno, "custom_pipeline", value.why, ctx, call, _source_text(arg),
+                             not (revision and SHA.match(revision)))
+        for text in value.values:
+            if "/" in text and _is_hub_repo(text, "model"):
+                self._add(Reference(text, "model", self.file, arg.lineno, revision, "custom_pipeline", ctx.cell,
+                                    revision_expr=expr, candidates=len(value.values), remote_code=True), ctx, call)
 
     def _load(self, call: ast.Call, arg: ast.expr, row: loaders.Loader, name: str, env: Env,
               ctx: _Ctx) -> None:
