@@ -85,8 +85,12 @@ def test_a_local_object_named_like_a_loader_is_not_the_loader(tmp_path):
                                   "    pipeline(args.prompt, image)\n"
                                   "def run(pipeline, prompt):\n    pipeline(prompt, image)\n"
                                   "def load_dataset(name):\n    return datasets.load_dataset(name)\n"
-                                  'load_dataset("org/wrapped")\n'})
-    r = cli("refs", "scan", str(src), "--offline", "--json")
+                                  'load_dataset("org/wrapped")\n',
+                          "p.py": "from functools import partial\nimport datasets\n"
+                                  'load_dataset = partial(datasets.load_dataset, split="train")\n'
+                                  'load_dataset("org/partial")\n'})
+    assert [o["repo"] for o in rows(cli("refs", "scan", str(src / "p.py"), "--offline", "--json"))] == ["org/partial"]
+    r = cli("refs", "scan", str(src / "t.py"), "--offline", "--json")
     assert [(o["line"], o.get("repo") or o["reason"]) for o in rows(r)] == [
         (2, "org/sd"), (10, "org/wrapped"), (9, "parameter name")]  # references, then unresolved entries
 

@@ -534,7 +534,8 @@ class Scanner:
             if func.id in self.imported and local is not None and local is not _IMPORT and not local.notstr:
                 return  # a parameter or variable named like an import is not the import
             if func.id not in self.imported and local is not None and local is not _DEF and not local.values and (
-                    not local.why.startswith("attribute ")):  # `load = datasets.load_dataset` may still be it
+                    not local.why.startswith(("attribute ", "result of partial("))):  # `load = datasets.load_dataset`,
+                # `load_dataset = partial(load_dataset, ...)` may still be it
                 return  # `pipeline = DiffusionPipeline.from_pretrained(...).to(d)`, then `pipeline(**args)`: an object
             origin = self.imported.get(func.id)
             name, owner = (origin.rsplit(".", 1)[-1] if origin else func.id), ""
