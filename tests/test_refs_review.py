@@ -203,3 +203,11 @@ def test_a_diffusers_custom_pipeline_repo_is_a_remote_code_reference(tmp_path):
         (4, "custom_pipeline", None, True)]
     (src / "a.py").write_text(f'DiffusionPipeline.from_pretrained("org/sd", custom_pipeline="org/p2", custom_revision="{sha}")\n')
     assert cli("refs", "scan", str(src), "--offline", "--fail-if", "remote-code").code == 0
+
+
+def test_unsloth_from_pretrained_model_name_keyword(tmp_path):
+    src = tree(tmp_path, {"a.py": "from unsloth import FastLanguageModel\n"
+                                  'model, tok = FastLanguageModel.from_pretrained(model_name="unsloth/Llama-3.2-3B-Instruct",\n'
+                                  "                                               max_seq_length=2048)\n"})
+    r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
+    assert r.code == 1 and [(o["line"], o["repo"]) for o in rows(r)] == [(2, "unsloth/Llama-3.2-3B-Instruct")]

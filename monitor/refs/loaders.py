@@ -44,7 +44,7 @@ class Loader:
     runs_code: bool = False
 
 
-_REPO = ("pretrained_model_name_or_path", "model_id", "repo_id")
+_REPO = ("pretrained_model_name_or_path", "model_id", "repo_id", "model_name")  # model_name=: unsloth's FastModel
 _LORA = ("pretrained_model_name_or_path_or_dict",)
 _HF_HUB = ("timm", "open_clip")
 
