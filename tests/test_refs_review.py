@@ -211,3 +211,14 @@ def test_unsloth_from_pretrained_model_name_keyword(tmp_path):
                                   "                                               max_seq_length=2048)\n"})
     r = cli("refs", "scan", str(src), "--offline", "--json", "--fail-if", "unpinned")
     assert r.code == 1 and [(o["line"], o["repo"]) for o in rows(r)] == [(2, "unsloth/Llama-3.2-3B-Instruct")]
+
+
+def test_a_writefile_cell_of_a_python_script_is_read(tmp_path):
+    from tests.test_refs_cli import notebook
+
+    src = tree(tmp_path, {"n.ipynb": notebook(
+        ("code", '%%writefile scripts/train.py\nfrom transformers import AutoModel\nAutoModel.from_pretrained("org/script")\n'),
+        ("code", '%%writefile notes.txt\nAutoModel.from_pretrained("org/text")\n'),
+        ("code", "!python scripts/train.py"))})
+    r = cli("refs", "scan", str(src), "--offline", "--json")
+    assert [(o["cell"], o["line"], o["repo"]) for o in rows(r)] == [(1, 3, "org/script")]
