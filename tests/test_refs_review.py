@@ -222,3 +222,11 @@ def test_a_writefile_cell_of_a_python_script_is_read(tmp_path):
         ("code", "!python scripts/train.py"))})
     r = cli("refs", "scan", str(src), "--offline", "--json")
     assert [(o["cell"], o["line"], o["repo"]) for o in rows(r)] == [(1, 3, "org/script")]
+
+
+def test_protected_names_repeat_or_comma_separated(tmp_path):
+    src = tree(tmp_path, {"bad.py": 'AutoModel.from_pretrained("meta-IIama/Llama-2-7b-hf")\n'})
+    for args in (["--protected", "foo,meta-llama"], ["--protected", "foo", "--protected", "meta-llama"]):
+        r = cli("refs", "scan", str(src), "--offline", "--fail-if", "lookalike", *args)
+        assert r.code == 1 and "LOOK-ALIKE of meta-llama" in r.out
+    assert cli("refs", "scan", str(src), "--offline", "--fail-if", "lookalike", "--protected", "foo").code == 0
