@@ -26,6 +26,7 @@ import os
 import re
 import stat
 from collections import defaultdict, deque
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -33,7 +34,7 @@ import yaml
 
 from monitor.refs import legacy
 from monitor.refs.model import Parsed, Problem, Reference, Unresolved, is_hub_id
-from monitor.refs.python import _FILE_SUFFIXES, PACKAGED_BUILDERS
+from monitor.refs.python import _FILE_SUFFIXES, PACKAGED_BUILDERS, ignores
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # per file: a bound on hostile or generated configs
@@ -87,9 +88,18 @@ def parse_yaml(raw: bytes | str, file: str) -> Parsed:
     except (RecursionError, MemoryError, ValueError) as e:
         return Parsed(problems=(Problem(file, f"YAML not parsed ({type(e).__name__})"),))
     except _TooBig:
-        return Parsed(tuple(refs), tuple(unresolved),
+        return Parsed(*_waived(raw, refs, unresolved),
                       problems=(Problem(file, f"more than {MAX_NODES} YAML nodes: not fully read"),))
-    return Parsed(tuple(refs), tuple(unresolved))
+    return Parsed(*_waived(raw, refs, unresolved))
+
+
+def _waived(raw: bytes | str, refs: list[Reference], unresolved: list[Unresolved]) -> tuple[tuple, tuple]:
+    """`# hubwatch: ignore[...]` on a YAML line waives what that line names, as in Python."""
+    marks = ignores(raw)
+    if not marks:
+        return tuple(refs), tuple(unresolved)
+    return (tuple(replace(r, suppressed=tuple(sorted(marks[r.line]))) if r.line in marks else r for r in refs),
+            tuple(replace(u, suppressed=tuple(sorted(marks[u.line]))) if u.line in marks else u for u in unresolved))
 
 
 class _TooBig(Exception):
@@ -117,6 +127,7 @@ def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference], unresolved: li
                        if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode) and v.tag == _STR_TAG}
             siblings = {k: n.value for k, n in scalars.items()}
             task = node is root and bool(_LM_EVAL & set(siblings))
+            flags = _remote_code(node)
             for key in _SAVE_KEYS & set(siblings):
                 saved.add(siblings[key])
             for key, value in node.value:
@@ -127,15 +138,17 @@ def _yaml_refs(root: yaml.Node, file: str, refs: list[Reference], unresolved: li
                 for v in values:
                     if v.tag != _STR_TAG:
                         continue
-                    found.extend(_mapping_hit(name, v, siblings, parent_key, task, file))
+                    found.extend(_mapping_hit(name, v, siblings, parent_key, task, file, flags))
             stack.extend((v, k.value if isinstance(k, yaml.ScalarNode) else None) for k, v in reversed(node.value))
     refs.extend(r for r in found if isinstance(r, Reference) and r.repo not in saved)
     unresolved.extend(r for r in found if isinstance(r, Unresolved))
 
 
 def _mapping_hit(name: str | None, v: yaml.ScalarNode, siblings: dict[str, Any], parent_key: str | None,
-                 task: bool, file: str) -> list[Reference | Unresolved]:
+                 task: bool, file: str, flags: tuple[bool, bool] = (False, False)) -> list[Reference | Unresolved]:
+    """`flags`: (this mapping says trust_remote_code, its dataset/model kwargs say it)."""
     line, text = v.start_mark.line + 1, v.value
+    remote = flags[0] or flags[1]
     if name == "dataset_name" and task:
         if "dataset_path" in siblings:
             return []  # the subset of this task's dataset_path (reported there)
@@ -145,16 +158,19 @@ def _mapping_hit(name: str | None, v: yaml.ScalarNode, siblings: dict[str, Any],
         if path is None:
             return []
         hit = _accept("dataset_path", path)
-        return [Reference(hit[0], "dataset", file, line, None, "dataset_path", subset=text, ambiguous=hit[2])] if hit else []
+        return [Reference(hit[0], "dataset", file, line, None, "dataset_path", subset=text, ambiguous=hit[2],
+                          remote_code=remote)] if hit else []
     if name == "dataset_path" and task:
         hit = _accept(name, text)
         sub = siblings.get("dataset_name")
         return [Reference(hit[0], "dataset", file, line, None, name, subset=sub if isinstance(sub, str) else None,
-                          ambiguous=hit[2])] if hit else []
-    if name == "path" and parent_key in _DATASET_LISTS:
+                          ambiguous=hit[2], remote_code=remote)] if hit else []
+    if name in ("path", "id") and parent_key in _DATASET_LISTS:
         hit = _accept("dataset_name", text)
         if hit and ("/" in text or not hit[2]):
-            return [Reference(hit[0], "dataset", file, line, _revision("dataset", siblings), f"{parent_key}[].path")]
+            sub = next((siblings[k] for k in ("name", "config") if isinstance(siblings.get(k), str)), None)
+            return [Reference(hit[0], "dataset", file, line, _revision("dataset", siblings), f"{parent_key}[].{name}",
+                              subset=sub, remote_code=remote)]
         return []
     if name == "dataset_dir" and text.startswith(REMOTE):
         hit = _accept("dataset_id", text[len(REMOTE):])
@@ -163,7 +179,29 @@ def _mapping_hit(name: str | None, v: yaml.ScalarNode, siblings: dict[str, Any],
     if not hit:
         return []
     subset = siblings.get("subset") if name == "hf_hub_url" and isinstance(siblings.get("subset"), str) else None
-    return [Reference(hit[0], hit[1], file, line, _revision(hit[1], siblings), name, ambiguous=hit[2], subset=subset)]
+    # a recipe's top-level trust_remote_code is the model's (TRL's ModelConfig, axolotl); kwargs name their own
+    return [Reference(hit[0], hit[1], file, line, _revision(hit[1], siblings), name, ambiguous=hit[2], subset=subset,
+                      remote_code=(flags[0] and hit[1] == "model") or flags[1])]
+
+
+_OFF = frozenset({"false", "no", "off", "n", "0", "null", "~", ""})
+_KWARGS = frozenset({"dataset_kwargs", "model_kwargs", "model_init_kwargs"})
+
+
+def _remote_code(node: yaml.MappingNode) -> tuple[bool, bool]:
+    """`trust_remote_code: true` in this mapping or in its `dataset_kwargs` (lm-eval tasks) /
+    `model_kwargs` / `model_init_kwargs`: the loads it names run the repo's code. Only a plain
+    false/null is off (fail closed)."""
+    own = kwargs = False
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue
+        if key.value == "trust_remote_code":
+            own = own or not (isinstance(value, yaml.ScalarNode) and value.value.strip().lower() in _OFF)
+        elif key.value in _KWARGS and isinstance(value, yaml.MappingNode):
+            kwargs = kwargs or any(isinstance(k, yaml.ScalarNode) and k.value == "trust_remote_code" and not (
+                isinstance(v, yaml.ScalarNode) and v.value.strip().lower() in _OFF) for k, v in value.value)
+    return own, kwargs
 
 
 def _included_path(file: str, include: Any, depth: int = 0) -> tuple[str | None, str | None]:
@@ -220,15 +258,24 @@ def parse_json(raw: bytes | str, file: str) -> Parsed:
     lines = _json_lines(text)
     refs: list[Reference] = []
     try:
-        for key, repo, rtype, rev, ambiguous, subset in _json_hits(doc):
+        for key, repo, rtype, rev, ambiguous, subset, remote in _json_hits(doc):
             refs.append(Reference(repo, rtype, file, lines[(key, repo)].popleft() if lines[(key, repo)] else 1,
-                                  rev, key, ambiguous=ambiguous, subset=subset))
+                                  rev, key, ambiguous=ambiguous, subset=subset, remote_code=remote))
     except _TooBig:
         return Parsed(tuple(refs), problems=(Problem(file, f"more than {MAX_NODES} JSON nodes: not fully read"),))
     return Parsed(tuple(refs))
 
 
-def _json_hits(doc: Any) -> Iterator[tuple[str, str, str, str | None, bool, str | None]]:
+def _json_remote_code(parent: dict | None, rtype: str) -> bool:
+    """As `_remote_code`, for a JSON object (its own flag counts for a model)."""
+    if not isinstance(parent, dict):
+        return False
+    objs = ([parent] if rtype == "model" else []) + [parent[k] for k in _KWARGS if isinstance(parent.get(k), dict)]
+    return any("trust_remote_code" in o and not (o["trust_remote_code"] in (False, None) or
+                                                 str(o["trust_remote_code"]).strip().lower() in _OFF) for o in objs)
+
+
+def _json_hits(doc: Any) -> Iterator[tuple[str, str, str, str | None, bool, str | None, bool]]:
     """Depth first in document order, as the line scan below meets them."""
     stack: list[tuple[Iterator[Any], dict | None]] = [(iter([doc]), None)]
     count = 0
@@ -246,7 +293,8 @@ def _json_hits(doc: Any) -> Iterator[tuple[str, str, str, str | None, bool, str 
             hit = _accept(key, v) if key is not None else None
             if hit:
                 sub = parent.get("subset") if key == "hf_hub_url" and isinstance(parent, dict) else None
-                yield key, hit[0], hit[1], _revision(hit[1], parent), hit[2], sub if isinstance(sub, str) else None
+                yield (key, hit[0], hit[1], _revision(hit[1], parent), hit[2], sub if isinstance(sub, str) else None,
+                       _json_remote_code(parent, hit[1]))
         if isinstance(value, dict):
             stack.append((iter(value.items()), value))
         elif isinstance(value, list):

@@ -21,6 +21,7 @@ must come from (`evaluate.load`, not any `load`). Adding a loader is one row her
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -43,7 +44,7 @@ class Loader:
     runs_code: bool = False
 
 
-_REPO = ("pretrained_model_name_or_path", "model_id", "repo_id")
+_REPO = ("pretrained_model_name_or_path", "model_id", "repo_id", "model_name")  # model_name=: unsloth's FastModel
 _LORA = ("pretrained_model_name_or_path_or_dict",)
 _HF_HUB = ("timm", "open_clip")
 
@@ -90,11 +91,17 @@ SUFFIXES = tuple(row for row in LOADERS if row.suffix)
 URL_WORDS = _URLS = {b"hf://", b"huggingface.co/", b"hf.co/"}
 # The bytes a file must hold to be parsed at all (a cheap filter; the syntax tree decides): a
 # loader's name, or for a generic name (`load`, `LLM`) the module it must come from.
+# What may follow a called name before its "(": Python allows blanks and a line continuation
+# (`from_pretrained ("org/m")`, `.from_pretrained\\n(...)`), and a gate must not be dodged by a space.
+_GAPS = (b"(", b" ", b"\t", b"\\", b"\n", b"\r")
 TRIGGERS = tuple(sorted({m.encode() for row in LOADERS for m in row.modules}
-                        | {row.name.encode() + b"(" for row in LOADERS if row.suffix}
+                        | {row.name.encode() + g for row in LOADERS if row.suffix for g in _GAPS}
                         | {row.name.encode() for row in LOADERS if not row.modules and not row.suffix} | _URLS))
-# The bytes a line must hold for its statement to be visited: a loader's name and its parenthesis.
-LINE_TRIGGERS = tuple(sorted({row.name.encode() + b"(" for row in LOADERS} | _URLS))
+# The bytes a line must hold for its statement to be visited: a loader's name and its parenthesis,
+# blanks and continuations allowed between them (the match's first line is the one counted).
+LINE_TRIGGERS = tuple(sorted(_URLS))
+LINE_PATTERN = re.compile(rb"(?:" + b"|".join(sorted({re.escape(row.name.encode()) for row in LOADERS}, reverse=True))
+                          + rb")(?:\s|\\)*\(")
 
 
 def find(name: str, owner: str, origin: str | None, is_method: bool) -> Loader | None:

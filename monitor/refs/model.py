@@ -60,6 +60,7 @@ class Unresolved:
     cell: int | None = None
     file_line: int | None = None
     suppressed: tuple[str, ...] = ()
+    remote_code: bool = False  # trust_remote_code (or a loader that runs code) and not pinned to a sha
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Only code cells are read; markdown and raw cells are prose. IPython syntax is not Python, so
 before parsing each line magic (`%pip ...`), shell escape (`!ls`, `x = !ls`) and help query
 (`obj?`) becomes `pass` at the same indentation (line numbers stay true), and a cell magic other
-than the timing ones (`%%bash`, `%%html` ...) skips its cell. A cell that still does not parse is
+than the timing ones (`%%bash`, `%%html` ...) skips its cell, except `%%writefile x.py`, a script
+the notebook runs, read as Python. A cell that still does not parse is
 reported and the others are read. Cells are walked in order with one environment, as a kernel
 runs them: a constant bound in cell 3 serves cell 9, and a re-bound one serves what follows it.
 Each reference carries `cell` and `line` (within the cell) and, for SARIF, `file_line`: its line
@@ -84,9 +85,13 @@ def _source(value: object) -> str | None:
     lines = value.split("\n")
     first = lines[0].lstrip()
     if first.startswith("%%"):
-        if not first[2:].startswith(_PYTHON_MAGICS):
+        # `%%writefile train.py`: the cell is a script the notebook then runs (`!python train.py`)
+        script = first.startswith("%%writefile") and first.split()[-1].lower().endswith(".py")
+        if not first[2:].startswith(_PYTHON_MAGICS) and not script:
             return None
         lines[0] = "pass"
+        if script:
+            return "\n".join(lines)  # its `!`/`%` lines are the script's own text
     out, continued, indent = [], False, ""
     for line in lines:
         stripped = line.lstrip()

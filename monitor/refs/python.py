@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
 import warnings
 from bisect import bisect_left
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from typing import Iterator
 from urllib.parse import unquote
 
 from monitor.refs import legacy, loaders
-from monitor.refs.model import REPO_TYPES, Parsed, Problem, Reference, Unresolved, is_hub_id
+from monitor.refs.model import REPO_TYPES, SHA, Parsed, Problem, Reference, Unresolved, is_hub_id
 
 TRIGGERS = loaders.TRIGGERS + (b"add_argument(", b"field(")
 LINE_TRIGGERS = loaders.LINE_TRIGGERS + (b"add_argument(", b"field(")
@@ -73,6 +74,7 @@ class Val:
 
 
 _NONE = Val(notstr=True, why="not a string")
+_DEF = Val(notstr=True, why="a def or class")  # a local function named like a loader may wrap it: still matched
 # never hold a call: definitions are walked as their own scope, the rest are markers
 _SKIP_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.expr_context, ast.operator, ast.unaryop,
                ast.cmpop, ast.boolop)
@@ -222,10 +224,22 @@ def _imported(node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str]]:
 _AS = re.compile(rb"\bas\s+([A-Za-z_]\w*)")
 
 
-def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = LINE_TRIGGERS) -> list[int]:
-    """Sorted 1-based numbers of the lines holding a loader's name (or one of `words`)."""
+def trigger_lines(source: bytes | str, words: tuple[bytes, ...] = LINE_TRIGGERS,
+                  pattern: re.Pattern[bytes] | None = loaders.LINE_PATTERN) -> list[int]:
+    """Sorted 1-based numbers of the lines holding a loader's call (`pattern`: its name, then "("
+    after any blanks) or one of `words`."""
     raw = source.encode("utf-8", errors="replace") if isinstance(source, str) else source
+    if b"\r" in raw:  # Python ends a line at \r\n, \n and a lone \r: count them as its tokenizer does
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if not raw.isascii():  # identifiers are read NFKC-folded (`ｆrom_pretrained` is `from_pretrained`)
+        raw = unicodedata.normalize("NFKC", raw.decode("utf-8", errors="replace")).encode("utf-8", errors="replace")
     lines = set()
+    if pattern is not None:
+        line, last = 1, 0
+        for m in pattern.finditer(raw):
+            line += raw.count(b"\n", last, m.start())
+            last = m.start()
+            lines.add(line)
     for word in words:
         line, last = 1, 0  # counted on from the previous match: one pass per word, not per match
         pos = raw.find(word)
@@ -243,7 +257,7 @@ def ignores(source: bytes | str) -> dict[int, frozenset[str]]:
     if "hubwatch:" not in text:
         return {}
     out = {}
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(_NEWLINE.split(text), 1):
         m = _IGNORE.search(line) if "hubwatch:" in line else None
         if m:
             out[number] = frozenset(c.strip() for c in m.group(1).split(",") if c.strip()) if m.group(1) else frozenset("*")
@@ -273,6 +287,8 @@ class Scanner:
         self.refs: list[tuple[Reference, int]] = []      # (reference, the line of its call) before filtering
         self.unresolved: list[Unresolved] = []
         self.saved: set[str] = set()                     # names the code saves to
+        self.saved_exprs: set[str] = set()               # expressions it saves to (`args.output_dir`)
+        self._unresolved_exprs: list[str | None] = []    # the argument of each unresolved entry
         self._functions: list[tuple[ast.AST, _Ctx, Env | None]] = []
 
     # -- driving -------------------------------------------------------------------------------
@@ -291,7 +307,7 @@ class Scanner:
         words = LINE_TRIGGERS + tuple(self._aliases)
         ctx = _Ctx(cell, trigger_lines(source, words + _SAVE_WORDS)
                    if source is not None else None, ignores(source) if source is not None else {}, file_line, per_line,
-                   frozenset(trigger_lines(raw, tuple(loaders.URL_WORDS))) if source is not None else None)
+                   frozenset(trigger_lines(raw, tuple(loaders.URL_WORDS), None)) if source is not None else None)
         return ctx
 
     def finish(self) -> Parsed:
@@ -303,7 +319,10 @@ class Scanner:
             if ref.repo in self.saved:
                 continue  # the code saves to this name: a local directory
             refs.append(ref)
-        return Parsed(tuple(refs), tuple(self.unresolved))
+        # a load of what the same code saves to (`save_pretrained(args.output_dir)`, then
+        # `load_lora_weights(args.output_dir)`) reads back its own output: local, not unresolved
+        unresolved = tuple(u for u, e in zip(self.unresolved, self._unresolved_exprs) if e not in self.saved_exprs)
+        return Parsed(tuple(refs), unresolved)
 
     # -- statements ----------------------------------------------------------------------------
     def _block(self, body: list[ast.stmt], env: Env, ctx: _Ctx) -> None:
@@ -314,7 +333,7 @@ class Scanner:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for d in stmt.decorator_list + [a for a in stmt.args.defaults + stmt.args.kw_defaults if a is not None]:
                 self._calls(d, env, ctx)
-            env[stmt.name] = _NONE
+            env[stmt.name] = _DEF
             if self._relevant(stmt, ctx):  # no loader line in it: its local names cannot matter
                 self._functions.append((stmt, ctx, env if env is not self.env else None))
             return
@@ -514,6 +533,10 @@ class Scanner:
             local = env.get(func.id)
             if func.id in self.imported and local is not None and local is not _IMPORT and not local.notstr:
                 return  # a parameter or variable named like an import is not the import
+            if func.id not in self.imported and local is not None and local is not _DEF and not local.values and (
+                    not local.why.startswith(("attribute ", "result of partial("))):  # `load = datasets.load_dataset`,
+                # `load_dataset = partial(load_dataset, ...)` may still be it
+                return  # `pipeline = DiffusionPipeline.from_pretrained(...).to(d)`, then `pipeline(**args)`: an object
             origin = self.imported.get(func.id)
             name, owner = (origin.rsplit(".", 1)[-1] if origin else func.id), ""
         else:
@@ -524,9 +547,11 @@ class Scanner:
             arg = _argument(node, _SAVE_CALLS[name], 0)
             if arg is not None:
                 self.saved.update(self._eval(arg, env).values)
+                self.saved_exprs.add(_source_text(arg))
         for kw in node.keywords:
             if kw.arg in _SAVE_KWS:
                 self.saved.update(self._eval(kw.value, env).values)
+                self.saved_exprs.add(_source_text(kw.value))
         if name == "add_argument" and is_method:
             self._argparse(node, env, ctx)
             return
@@ -537,15 +562,48 @@ class Scanner:
         if not found and row.pos is not None and len(node.args) > row.pos and not any(
                 isinstance(a, ast.Starred) for a in node.args[:row.pos + 1]):
             found = [node.args[row.pos]]
+        if not found and not row.quiet:
+            # `from_pretrained(**kwargs)`, `(*sys.argv[1:])`: the repo may be in what is unpacked (fail closed)
+            unpacked = next((x for x in node.keywords if x.arg is None), None) or next(
+                (a for a in node.args[:(row.pos if row.pos is not None else 0) + 1] if isinstance(a, ast.Starred)), None)
+            if unpacked is not None:
+                self._unresolved(unpacked.lineno if hasattr(unpacked, "lineno") else node.lineno, name,
+                                 f"unpacked {_source_text(unpacked)[:60]}", ctx, node)
         for arg in found:
             self._load(node, arg, row, name, env, ctx)
+        custom = _argument(node, ("custom_pipeline",), None) if name == "from_pretrained" else None
+        if custom is not None:
+            self._custom_pipeline(node, custom, env, ctx)
+
+    def _custom_pipeline(self, call: ast.Call, arg: ast.expr, env: Env, ctx: _Ctx) -> None:
+        """diffusers' `from_pretrained(..., custom_pipeline="org/pipe", custom_revision=...)` downloads
+        org/pipe's pipeline.py and runs it: a model reference that is remote code. A single name is a
+        community pipeline (diffusers' own examples) or a local file, not a Hub repo of its own."""
+        value = self._eval(arg, env)
+        if value.notstr:
+            return
+        rev = _argument(call, ("custom_revision",), None)
+        got = self._eval(rev, env) if rev is not None else None
+        revision = got.values[0] if got is not None and len(got.values) == 1 else None
+        expr = _source_text(rev) if rev is not None and revision is None else None
+        if not value.values:
+            self._unresolved(arg.lineno, "custom_pipeline", value.why, ctx, call, _source_text(arg),
+                             not (revision and SHA.match(revision)))
+        for text in value.values:
+            if "/" in text and _is_hub_repo(text, "model"):
+                self._add(Reference(text, "model", self.file, arg.lineno, revision, "custom_pipeline", ctx.cell,
+                                    revision_expr=expr, candidates=len(value.values), remote_code=True), ctx, call)
 
     def _load(self, call: ast.Call, arg: ast.expr, row: loaders.Loader, name: str, env: Env,
               ctx: _Ctx) -> None:
         value = self._eval(arg, env)
         if not value.values:
-            if not value.notstr and not row.quiet:
-                self._unresolved(arg.lineno, name, value.why, ctx, call)
+            if (value is _IMPORT or not value.notstr) and not row.quiet:
+                # what it loads is unknown, but whether that runs the repo's code is not
+                remote = (row.runs_code or self._truthy(_argument(call, ("trust_remote_code",), None), env)) and not (
+                    (rev := self._revision(call, row, env)[0]) is not None and SHA.match(rev))
+                why = f"imported name {_source_text(arg)[:60]}" if value is _IMPORT else value.why  # `from settings import M`
+                self._unresolved(arg.lineno, name, why, ctx, call, _source_text(arg), remote)
             return
         rtype = self._repo_type(call, row.type, env)
         revision, revision_expr = self._revision(call, row, env)
@@ -583,11 +641,13 @@ class Scanner:
             ref = replace(ref, file_line=_file_line(ctx, ref.line))
         self.refs.append((ref, getattr(call, "lineno", ref.line)))
 
-    def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST) -> None:
+    def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST, expr: str | None = None,
+                    remote: bool = False) -> None:
         lines = {line, getattr(call, "lineno", line), getattr(call, "end_lineno", line)}
         waived = frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))
         self.unresolved.append(Unresolved(self.file, line, name, why, ctx.cell, _file_line(ctx, line),
-                                          tuple(sorted(waived))))
+                                          tuple(sorted(waived)), remote))
+        self._unresolved_exprs.append(expr)
 
     def _revision(self, call: ast.Call, row: loaders.Loader, env: Env) -> tuple[str | None, str | None]:
         arg = _argument(call, row.revision_kw, None)

@@ -127,10 +127,12 @@ class Open:
     file_line: int | None = None
     suppressed: tuple[str, ...] = ()
     baselined: tuple[str, ...] = field(default=())
+    remote_code: bool = False
 
     @classmethod
     def unresolved(cls, u: Unresolved) -> "Open":
-        return cls("unresolved", u.file, u.why, u.line, u.cell, u.via, u.file_line, u.suppressed)
+        return cls("unresolved", u.file, u.why, u.line, u.cell, u.via, u.file_line, u.suppressed,
+                   remote_code=u.remote_code)
 
     @classmethod
     def problem(cls, p: Problem) -> "Open":
@@ -139,7 +141,9 @@ class Open:
     def conditions(self) -> list[str]:
         # fail closed: an unresolved load may load anything, unpinned; an uninspected file (it held a
         # loader's name, or could not even be read) may hold unpinned loads
-        return {"unresolved": ["unresolved", "unpinned"], "uninspected": ["uninspected", "unpinned"]}.get(self.kind, [])
+        # an unresolved load with trust_remote_code (not pinned to a sha) runs code from whatever it loads
+        return {"unresolved": ["unresolved", "unpinned"] + (["remote-code"] if self.remote_code else []),
+                "uninspected": ["uninspected", "unpinned"]}.get(self.kind, [])
 
     def meets(self, condition: str) -> bool:
         return condition in self.conditions() and not _waived(condition, self.suppressed, self.baselined)
@@ -153,6 +157,8 @@ class Open:
             out.update({"line": self.line, "call": self.call})
             if self.cell is not None:
                 out["cell"] = self.cell
+            if self.remote_code:
+                out["remote_code"] = True
         out["reason"] = self.reason
         _waivers(out, self.suppressed, self.baselined)
         return out
@@ -160,7 +166,7 @@ class Open:
     def to_text(self) -> str:
         if self.kind == "unresolved":
             where = self.file + (f" cell {self.cell}" if self.cell else "") + f":{self.line}"
-            text = f"{where}: UNRESOLVED {self.call}: {self.reason}"
+            text = f"{where}: UNRESOLVED {self.call}: {self.reason}" + (" REMOTE CODE" if self.remote_code else "")
         else:
             text = f"{self.file}: {self.kind.upper()}: {self.reason}"
         return terminal_line(" ".join([text] + _waiver_text(self.suppressed, self.baselined)))
@@ -184,7 +190,7 @@ def _waiver_text(suppressed: Sequence[str], baselined: Sequence[str]) -> list[st
 # -- baseline -------------------------------------------------------------------------------------
 def write_baseline(entries: Iterable[Entry]) -> str:
     """The conditions met today, one row per (file, what, condition), lines left out (they move)."""
-    rows = sorted({(e.file, e.baseline_key(), c) for e in entries for c in e.conditions()})
+    rows = sorted({(_path_key(e.file), e.baseline_key(), c) for e in entries for c in e.conditions()})
     return json.dumps({"hubwatch_refs_baseline": 1,
                        "entries": [{"file": f, "key": k, "condition": c} for f, k, c in rows]}, indent=1) + "\n"
 
@@ -196,9 +202,16 @@ def read_baseline(text: str) -> set[tuple[str, str, str]]:
         rows = doc["entries"] if isinstance(doc, dict) and doc.get("hubwatch_refs_baseline") == 1 else None
         if not isinstance(rows, list):
             raise ValueError
-        return {(str(r["file"]), str(r["key"]), str(r["condition"])) for r in rows}
+        return {(_path_key(str(r["file"])), str(r["key"]), str(r["condition"])) for r in rows}
     except (ValueError, KeyError, TypeError):
         raise ValueError("not a hubwatch refs baseline (write one with --write-baseline)") from None
+
+
+def _path_key(file: str) -> str:
+    """`refs scan .` says ./a.py, pre-commit says a.py: one baseline serves both."""
+    import os
+
+    return os.path.normpath(file)
 
 
 def apply_baseline(entries: list[Entry], known: set[tuple[str, str, str]]) -> list[Entry]:
@@ -206,7 +219,7 @@ def apply_baseline(entries: list[Entry], known: set[tuple[str, str, str]]) -> li
 
     out = []
     for e in entries:
-        hits = tuple(c for c in e.conditions() if (e.file, e.baseline_key(), c) in known)
+        hits = tuple(c for c in e.conditions() if (_path_key(e.file), e.baseline_key(), c) in known)
         out.append(replace(e, baselined=hits) if hits else e)
     return out
 

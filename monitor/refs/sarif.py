@@ -42,7 +42,7 @@ RULES: dict[str, tuple[str, str, str, str]] = {
 
 
 def _uri(path: str) -> str:
-    rel = os.path.relpath(path) if os.path.isabs(path) else path
+    rel = os.path.relpath(path) if os.path.isabs(path) else os.path.normpath(path)  # "./a.py" -> "a.py"
     if rel.startswith(".." + os.sep) or rel == "..":
         rel = path
     return rel.replace(os.sep, "/")

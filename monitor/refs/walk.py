@@ -108,12 +108,29 @@ def read(file: str, suffix: str) -> Parsed:
         return Parsed(problems=(Problem(file, f"cannot read: {e.strerror or e}"),))
     if len(raw) > limit:
         return Parsed(problems=(Problem(file, f"larger than {limit // _MB} MB: not inspected"),))
-    if not any(t in raw for t in triggers):
+    if not any(t in raw for t in triggers) and not _hidden_trigger(raw, suffix, triggers):
         return Parsed()
     try:
         return parser(raw, file)
     except Exception as e:  # noqa: BLE001 - a file our parsers choke on is reported; the scan goes on
         return Parsed(problems=(Problem(file, f"not inspected: parser error ({type(e).__name__})"),))
+
+
+_ESCAPES = (b"\\u", b"\\x", b"\\U")  # JSON / YAML escapes that can spell a key or a notebook's code
+
+
+def _hidden_trigger(raw: bytes, suffix: str, triggers: tuple[bytes, ...]) -> bool:
+    """Could a trigger word be spelt so that the byte search misses it? An escape in a JSON string,
+    a notebook cell or a quoted YAML key (`"\\u0066rom_pretrained"`), or in Python a compatibility
+    character the parser folds into an ASCII identifier (NFKC: `ｆrom_pretrained` is `from_pretrained`)."""
+    if suffix != ".py" and any(e in raw for e in _ESCAPES):
+        return True
+    if suffix not in (".py", ".ipynb") or raw.isascii():
+        return False
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", raw.decode("utf-8", errors="replace")).encode("utf-8", errors="replace")
+    return any(t in folded for t in triggers)
 
 
 def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
@@ -139,7 +156,7 @@ def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
                 elif entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if os.path.commonpath([root, target]) != root:
-                        if suffix_of(entry.name) in READERS:
+                        if suffix_of(entry.name) in READERS or os.path.isdir(target):  # a whole tree not read
                             problems.append(Problem(entry.path, "symlink out of the scanned tree: skipped", skipped=True))
                     elif os.path.isfile(target):
                         yield entry.path, False
