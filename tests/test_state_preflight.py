@@ -285,3 +285,30 @@ def test_status_opens_the_database_read_only_while_a_writer_holds_it(hub, slack,
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_a_database_another_process_is_creating_right_now_is_waited_for_not_refused(tmp_path):
+    """Two commands started at once on a fresh install (the daemon and an admin's `once`): the
+    second finds the file the first just opened, 0 bytes or without tables for a few ms. That is
+    waited for; an empty file left from before (old mtime) is still refused at once."""
+    import os
+    import threading
+    import time
+
+    from monitor.errors import StateError
+    from monitor.store import preflight
+
+    db = tmp_path / "state.db"
+    db.write_bytes(b"")  # what sqlite3.connect leaves before the first write
+    creator = threading.Timer(0.3, lambda: (db.unlink(), hubwatch_db(db)))
+    creator.start()
+    try:
+        assert preflight.check(db, tmp_path / "config.toml", write=True).exists
+    finally:
+        creator.join()
+    stale = tmp_path / "stale.db"
+    stale.write_bytes(b"")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    with pytest.raises(StateError, match="empty file"):
+        preflight.check(stale, tmp_path / "config.toml", write=True)

@@ -18,6 +18,7 @@ import errno
 import os
 import sqlite3
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from monitor.errors import StateError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 PROBE_BUSY_MS = 2000  # a probe that waits longer than this for a lock reports "locked" (75)
+# An empty database younger than this may be another process's, still applying its schema (two
+# commands started at once on a fresh install): wait for it rather than refuse it.
+BEING_CREATED_S = 10.0
 _TEMPORARY_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EBUSY, errno.EDQUOT, errno.ENOMEM}
 _PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
 NEW_STATE_HINT = "start a new database with --new-state, or point state.path at the right file"
@@ -108,21 +112,34 @@ def check(path: Path, config: Path | str, *, write: bool, new_state: bool = Fals
     if write and not os.access(folder, os.W_OK | os.X_OK):
         raise _fail(config, path, f"the folder {folder} is read-only or not writable by uid {os.geteuid()} "
                                   "(SQLite writes its -wal and -shm files there)")
-    try:
-        with open(path, "rb") as fh:
-            header = fh.read(len(SQLITE_HEADER))
-    except OSError as e:
-        permanent, problem = classify_os(e)
-        raise _fail(config, path, problem, permanent) from None
     if write and not os.access(path, os.W_OK):
         raise _fail(config, path, f"not writable ({os.strerror(errno.EACCES)})")
-    if not header:
-        if new_state and write:
-            return Checked(path, True)
-        raise _fail(config, path, f"empty file (0 bytes): not a hubwatch database; {NEW_STATE_HINT}")
-    if header != SQLITE_HEADER:
-        raise _fail(config, path, "not an SQLite database (corrupt, or another program's file)")
-    _probe(path, config, write=write, new_state=new_state, known=known_migrations, migration_set=migration_set)
+    deadline = time.monotonic() + PROBE_BUSY_MS / 1000
+    while True:
+        try:
+            with open(path, "rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
+        except OSError as e:
+            permanent, problem = classify_os(e)
+            raise _fail(config, path, problem, permanent) from None
+        if not header:
+            if new_state and write:
+                return Checked(path, True)
+            if _young(path) and time.monotonic() < deadline:  # another process creating it now
+                time.sleep(0.05)
+                continue
+            raise _fail(config, path, f"empty file (0 bytes): not a hubwatch database; {NEW_STATE_HINT}")
+        if header != SQLITE_HEADER:
+            raise _fail(config, path, "not an SQLite database (corrupt, or another program's file)")
+        try:
+            _probe(path, config, write=write, new_state=new_state, known=known_migrations,
+                   migration_set=migration_set)
+            break
+        except _BeingCreated:
+            if time.monotonic() > deadline:
+                raise _fail(config, path, f"an SQLite database without hubwatch's schema row (no tables); "
+                                          f"{NEW_STATE_HINT}") from None
+            time.sleep(0.05)
     if lock_probe:
         _write_lock(path, config)
     return Checked(path, True)
@@ -134,6 +151,17 @@ def _is_regular(mode: int) -> bool:
 
 def _is_dir(mode: int) -> bool:
     return stat.S_ISDIR(mode)
+
+
+class _BeingCreated(Exception):
+    """An empty database file just created: another process may be applying the schema now."""
+
+
+def _young(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < BEING_CREATED_S
+    except OSError:
+        return False
 
 
 def _probe(path: Path, config: Path | str, *, write: bool, new_state: bool, known: frozenset[str],
@@ -155,6 +183,8 @@ def _probe(path: Path, config: Path | str, *, write: bool, new_state: bool, know
         if not applied:
             if not tables and new_state and write:
                 return
+            if not tables and _young(path):
+                raise _BeingCreated()
             if not tables:
                 raise _fail(config, path, f"an SQLite database without hubwatch's schema row (no tables); "
                                           f"{NEW_STATE_HINT}")
