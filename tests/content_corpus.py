@@ -496,6 +496,7 @@ EXPECTED_IMPORT: dict[str, str] = dict([
     ("operator_attrgetter.pkl", "operator.attrgetter"), ("nullifai.bin", "posix.system"),
     ("dunder_chain.pkl", "collections.OrderedDict.__init__.__globals__"),
     ("memo_across.pkl", "os.system"),
+    ("memmap_write.pkl", "numpy.memmap"), ("memmap_reconstructor.pkl", "numpy.memmap"),
 ])
 
 
@@ -617,6 +618,16 @@ def evil_cases() -> list[Case]:
         "the oldest PyTorch tar layout with a payload in its pickle")
     add("pop_lost_call.pkl", proto(2) + SYSTEM + POP + pickle.dumps(1, 2)[2:], "critical",
         "a call whose result is POPped before a clean value is returned")
+    # only allowlisted names, yet a file write: numpy.memmap(path, 'uint8', 'r+') maps a file
+    # read-write and SETITEM (PyObject_SetItem on a non-dict) writes bytes into it
+    add("memmap_write.pkl", proto(2) + call(glob("numpy", "memmap"), u("/home/u/.bashrc"),
+                                            u("uint8"), u("r+")) + call(glob("builtins", "slice"), b"K\x00", b"K\x04")
+        + MARK + b"K\x68K\x61K\x63K\x6b" + b"l" + b"s" + STOP, "critical",
+        "numpy.memmap called on a path, then SETITEM writes into the mapped file")
+    add("memmap_reconstructor.pkl", proto(2) + call(glob("copyreg", "_reconstructor"),
+                                                    glob("numpy", "memmap"), glob("numpy", "memmap"),
+                                                    u("/home/u/.bashrc")) + STOP, "critical",
+        "copyreg._reconstructor(memmap, memmap, path) calls memmap.__new__(memmap, path)")
     return c
 
 
@@ -654,6 +665,10 @@ def benign_cases() -> list[Case]:
         "a plain pickle of builtins")
     add("proto0.pkl", pickle.dumps([1, "x", (2.5, None)], protocol=0), "medium",
         "protocol-0 pickle")
+    add("numpy_objects.pkl", pickle.dumps({"mm": np.arange(3, dtype=np.uint8).view(np.memmap),
+                                           "rng": np.random.default_rng(0),
+                                           "ma": np.ma.masked_array([1, 2], [0, 1])}, protocol=4),
+        "medium", "a pickled memmap (its class handed to _reconstruct), a Generator, a masked array")
     header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     header += b" " * (-len(header) % 8)
     add("model.safetensors", struct.pack("<Q", len(header)) + header + b"\0\0\0\0", "none",
