@@ -81,4 +81,4 @@ class Finding:
 # `findings --kind` refuses any other word instead of printing nothing.
 KINDS = ("ref_moved", "risky_change", "tag_moved", "pin_unreachable", "pin_unverified", "repo_unavailable",
          "repo_renamed", "repo_recreated", "scan_flagged", "monitoring_degraded", "token_rejected",
-         "lookalike", "repo_clone", "roster_membership")
+         "lookalike", "repo_clone", "roster_membership", "content_flagged")

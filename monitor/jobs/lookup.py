@@ -9,7 +9,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from monitor.detect import clones as dc
 from monitor.detect import incidents
@@ -111,16 +111,19 @@ def fold_copy(store: Any, match: dc.CloneMatch, namespace: str) -> None:
     store.set_meta(FOLDED_KEY, json.dumps(folded))
 
 
-def record(rt: "Runtime", result: LookupResult, now: datetime) -> list[Finding]:
+def record(rt: "Runtime", result: LookupResult, now: datetime,
+           content: Mapping[str, Any] | None = None) -> list[Finding]:
     """Record a judged namespace as a `lookalike` finding when it exists and is risky enough, with
-    the copies the clone watch found in it folded in (one incident, one alert); returns the
-    finding if it is new (one per namespace and risk level)."""
+    the copies the clone watch found in it folded in (one incident, one alert) and, when given,
+    what inspecting a copy's content found (`content`: copy repo -> ContentReport); returns the
+    finding if it is new (one per namespace and risk level, and per copy whose content fired)."""
     if not (result.exists and result.verdict and result.imitates):
         return []
     verdict = incidents.fold_copies_into_lookalike(result.verdict, folded_copies(rt.store, result.name))
     if not lr.worth_alerting(verdict):
         return []
     f = lr.finding(result.facts, result.imitates[0], verdict, rt.settings.hub.endpoint)
+    f = dc.lookalike_with_content(f, content or {})
     return rt.store.record(f"namespace:{result.name.lower()}", None, [f], list(rt.sinks), now)
 
 
