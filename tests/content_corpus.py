@@ -496,7 +496,7 @@ EXPECTED_IMPORT: dict[str, str] = dict([
     ("operator_attrgetter.pkl", "operator.attrgetter"), ("nullifai.bin", "posix.system"),
     ("dunder_chain.pkl", "collections.OrderedDict.__init__.__globals__"),
     ("memo_across.pkl", "os.system"),
-    ("memmap_write.pkl", "numpy.memmap"), ("memmap_reconstructor.pkl", "numpy.memmap"),
+    ("memmap_write.pkl", "numpy.memmap"), ("unsuffixed_member.npz", "posix.system"), ("memmap_reconstructor.pkl", "numpy.memmap"),
 ])
 
 
@@ -624,6 +624,11 @@ def evil_cases() -> list[Case]:
                                             u("uint8"), u("r+")) + call(glob("builtins", "slice"), b"K\x00", b"K\x04")
         + MARK + b"K\x68K\x61K\x63K\x6b" + b"l" + b"s" + STOP, "critical",
         "numpy.memmap called on a path, then SETITEM writes into the mapped file")
+    add("unsuffixed_member.npz",
+        zip_archive([("clean.npy", npy(np.arange(3))),
+                     ("weights", npy(np.array([_Reduce(os.system, "id"), 1], dtype=object)))]),
+        "critical", "an npz member named without .npy: np.load(f, allow_pickle=True)['weights'] still "
+                    "reads it as an array by its magic bytes")
     add("memmap_reconstructor.pkl", proto(2) + call(glob("copyreg", "_reconstructor"),
                                                     glob("numpy", "memmap"), glob("numpy", "memmap"),
                                                     u("/home/u/.bashrc")) + STOP, "critical",
