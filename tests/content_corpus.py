@@ -365,6 +365,22 @@ def training_args_bin() -> bytes:
     return torch_zip(TrainingArguments(), stem="training_args", spec=_TRAINER_SPEC)
 
 
+class BatchSamplers(str, enum.Enum):
+    NO_DUPLICATES = "no_duplicates"
+
+
+@dataclasses.dataclass
+class SentenceTransformerTrainingArguments(TrainingArguments):
+    batch_sampler: BatchSamplers = BatchSamplers.NO_DUPLICATES
+
+
+def sentence_transformers_training_args_bin() -> bytes:
+    spec = {**_TRAINER_SPEC, "sentence_transformers.training_args": {
+        "SentenceTransformerTrainingArguments": SentenceTransformerTrainingArguments,
+        "BatchSamplers": BatchSamplers}}
+    return torch_zip(SentenceTransformerTrainingArguments(), stem="training_args", spec=spec)
+
+
 def rng_state_pth() -> bytes:
     rng = np.random.RandomState(0)
     cpu = _Tensor(_Storage("Byte", "0", bytes(range(256)) * 20, 5120), (5120,))
@@ -650,6 +666,8 @@ def benign_cases() -> list[Case]:
         "legacy PyTorch layout (5 pickles then raw storages)")
     add("tar_layout.pt", torch_tar(state_dict(("Float",))), "medium", "oldest tar layout")
     add("training_args.bin", training_args_bin(), "medium", "Trainer training_args.bin")
+    add("st/training_args.bin", sentence_transformers_training_args_bin(), "medium",
+        "sentence-transformers' training_args.bin (its Trainer arguments subclass and enum)")
     add("rng_state.pth", rng_state_pth(), "medium", "Trainer rng_state.pth")
     add("fairseq.pt", torch_zip({"args": argparse.Namespace(arch="transformer", lr=[0.1]),
                                  "model": state_dict(("Float",))}), "medium",

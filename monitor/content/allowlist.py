@@ -112,6 +112,13 @@ _TRANSFORMERS = [
     "trl.trainer.reward_config.RewardConfig", "trl.trainer.ppo_config.PPOConfig",
     "peft.utils.peft_types.PeftType", "peft.utils.peft_types.TaskType",
     "peft.tuners.lora.config.LoraConfig",
+    # sentence-transformers >= 3 trains with Trainer and writes training_args.bin too
+    *(f"sentence_transformers.{m}.{c}" for m in ("training_args", "base.training_args")
+      for c in ("BatchSamplers", "MultiDatasetBatchSamplers")),
+    "sentence_transformers.training_args.SentenceTransformerTrainingArguments",
+    "sentence_transformers.base.training_args.BaseTrainingArguments",
+    "sentence_transformers.cross_encoder.training_args.CrossEncoderTrainingArguments",
+    "sentence_transformers.sparse_encoder.training_args.SparseEncoderTrainingArguments",
 ]
 # joblib writes arrays through its wrapper; sklearn estimators are listed class by class.
 _SKLEARN_CLASSES = {
