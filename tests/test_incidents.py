@@ -165,4 +165,27 @@ def test_a_folded_copy_with_a_dangerous_pickle_raises_the_lookalike_naming_the_i
                for p in c["pickles"]), last["evidence"]
     texts = [m["text"] for m in alerts_about(slack, "EleuterAI")]
     assert sum("posix.system" in t for t in texts) == 1, texts
+    # one incident: no alert after the one naming the payload (the next cycles' assessments of the
+    # namespace, which read no content, do not alert again at the same risk)
+    assert "posix.system" in texts[-1] and len(found) == len(texts), texts
     assert hub.cdn.auth_seen == []
+
+
+def test_a_payload_found_by_the_clone_watch_before_the_namespace_is_assessed_alerts_once(env, hub, slack):
+    """The clone watch may fold the copy (and find its payload) before the look-alike discovery
+    records the namespace: the discovery then adds no second alert for the same incident."""
+    from monitor.jobs.clones import scan_clones
+    from monitor.runtime import Runtime
+    from tests.content_corpus import EVIL_PKL
+
+    hub.add_org("EleuterAI", fullname="Eleuter AI", created_at=now_iso(5), followers=1)
+    hub.add_repo("EleuterAI/gpt-j-6B", files={"pytorch_model.bin": EVIL_PKL}, created_at=now_iso(4))
+    rt = Runtime.build(env.settings())
+    try:
+        scan_clones(rt)
+    finally:
+        rt.close()
+    for _ in range(2):
+        env.once()
+    texts = [m["text"] for m in alerts_about(slack, "EleuterAI")]
+    assert len(texts) == 1 and "posix.system" in texts[0], texts

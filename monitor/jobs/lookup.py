@@ -5,6 +5,7 @@ Shared by `hubwatch lookup`, the scan_lookalikes job and (later) the HTTP/Slack 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass
@@ -123,7 +124,12 @@ def record(rt: "Runtime", result: LookupResult, now: datetime,
     if not lr.worth_alerting(verdict):
         return []
     f = lr.finding(result.facts, result.imitates[0], verdict, rt.settings.hub.endpoint)
-    f = dc.lookalike_with_content(f, content or {})
+    judged = dc.lookalike_with_content(f, content or {})
+    if judged.fingerprint != f.fingerprint and not rt.store.has_finding(f.fingerprint):
+        # the namespace's alert at this risk is yet to be sent: it is this one, naming the payload
+        # (a later assessment without content then finds it recorded: one incident, one alert)
+        judged = dataclasses.replace(judged, fingerprint=f.fingerprint)
+    f = judged
     return rt.store.record(f"namespace:{result.name.lower()}", None, [f], list(rt.sinks), now)
 
 
