@@ -96,10 +96,13 @@ def test_an_unmoved_anchor_and_a_track_only_pin_baseline_silently(env, hub, slac
     hub.add_repo("org/other", files=FILES)
     hub.commit("org/other", POISON)  # no anchor: nothing to compare with, the head is the baseline
     assert env.run("once").code == 0
-    assert env.findings() == [] and slack.messages == []
+    # no move is judged; only the baseline audit of its content (issue 14) speaks, of the payload
+    (audit,) = env.findings()
+    assert (audit["kind"], audit["subject"], audit["severity"]) == ("content_flagged", "org/other", "critical")
+    assert len(slack.messages) == 1 and "os.system" in slack.messages[0]["text"]
     hub.commit(REPO, {"README.md": "v2"})
     assert env.run("once").code == 0
-    assert [f["kind"] for f in env.findings()] == ["ref_moved"]
+    assert [f["kind"] for f in env.findings()] == ["content_flagged", "ref_moved"]
 
 
 def test_status_and_findings_show_the_anchored_move(env, hub, slack, tmp_path):
