@@ -365,6 +365,22 @@ def training_args_bin() -> bytes:
     return torch_zip(TrainingArguments(), stem="training_args", spec=_TRAINER_SPEC)
 
 
+class BatchSamplers(str, enum.Enum):
+    NO_DUPLICATES = "no_duplicates"
+
+
+@dataclasses.dataclass
+class SentenceTransformerTrainingArguments(TrainingArguments):
+    batch_sampler: BatchSamplers = BatchSamplers.NO_DUPLICATES
+
+
+def sentence_transformers_training_args_bin() -> bytes:
+    spec = {**_TRAINER_SPEC, "sentence_transformers.training_args": {
+        "SentenceTransformerTrainingArguments": SentenceTransformerTrainingArguments,
+        "BatchSamplers": BatchSamplers}}
+    return torch_zip(SentenceTransformerTrainingArguments(), stem="training_args", spec=spec)
+
+
 def rng_state_pth() -> bytes:
     rng = np.random.RandomState(0)
     cpu = _Tensor(_Storage("Byte", "0", bytes(range(256)) * 20, 5120), (5120,))
@@ -496,6 +512,7 @@ EXPECTED_IMPORT: dict[str, str] = dict([
     ("operator_attrgetter.pkl", "operator.attrgetter"), ("nullifai.bin", "posix.system"),
     ("dunder_chain.pkl", "collections.OrderedDict.__init__.__globals__"),
     ("memo_across.pkl", "os.system"),
+    ("memmap_write.pkl", "numpy.memmap"), ("unsuffixed_member.npz", "posix.system"), ("memmap_reconstructor.pkl", "numpy.memmap"),
 ])
 
 
@@ -617,6 +634,21 @@ def evil_cases() -> list[Case]:
         "the oldest PyTorch tar layout with a payload in its pickle")
     add("pop_lost_call.pkl", proto(2) + SYSTEM + POP + pickle.dumps(1, 2)[2:], "critical",
         "a call whose result is POPped before a clean value is returned")
+    # only allowlisted names, yet a file write: numpy.memmap(path, 'uint8', 'r+') maps a file
+    # read-write and SETITEM (PyObject_SetItem on a non-dict) writes bytes into it
+    add("memmap_write.pkl", proto(2) + call(glob("numpy", "memmap"), u("/home/u/.bashrc"),
+                                            u("uint8"), u("r+")) + call(glob("builtins", "slice"), b"K\x00", b"K\x04")
+        + MARK + b"K\x68K\x61K\x63K\x6b" + b"l" + b"s" + STOP, "critical",
+        "numpy.memmap called on a path, then SETITEM writes into the mapped file")
+    add("unsuffixed_member.npz",
+        zip_archive([("clean.npy", npy(np.arange(3))),
+                     ("weights", npy(np.array([_Reduce(os.system, "id"), 1], dtype=object)))]),
+        "critical", "an npz member named without .npy: np.load(f, allow_pickle=True)['weights'] still "
+                    "reads it as an array by its magic bytes")
+    add("memmap_reconstructor.pkl", proto(2) + call(glob("copyreg", "_reconstructor"),
+                                                    glob("numpy", "memmap"), glob("numpy", "memmap"),
+                                                    u("/home/u/.bashrc")) + STOP, "critical",
+        "copyreg._reconstructor(memmap, memmap, path) calls memmap.__new__(memmap, path)")
     return c
 
 
@@ -634,6 +666,8 @@ def benign_cases() -> list[Case]:
         "legacy PyTorch layout (5 pickles then raw storages)")
     add("tar_layout.pt", torch_tar(state_dict(("Float",))), "medium", "oldest tar layout")
     add("training_args.bin", training_args_bin(), "medium", "Trainer training_args.bin")
+    add("st/training_args.bin", sentence_transformers_training_args_bin(), "medium",
+        "sentence-transformers' training_args.bin (its Trainer arguments subclass and enum)")
     add("rng_state.pth", rng_state_pth(), "medium", "Trainer rng_state.pth")
     add("fairseq.pt", torch_zip({"args": argparse.Namespace(arch="transformer", lr=[0.1]),
                                  "model": state_dict(("Float",))}), "medium",
@@ -654,6 +688,10 @@ def benign_cases() -> list[Case]:
         "a plain pickle of builtins")
     add("proto0.pkl", pickle.dumps([1, "x", (2.5, None)], protocol=0), "medium",
         "protocol-0 pickle")
+    add("numpy_objects.pkl", pickle.dumps({"mm": np.arange(3, dtype=np.uint8).view(np.memmap),
+                                           "rng": np.random.default_rng(0),
+                                           "ma": np.ma.masked_array([1, 2], [0, 1])}, protocol=4),
+        "medium", "a pickled memmap (its class handed to _reconstruct), a Generator, a masked array")
     header = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     header += b" " * (-len(header) % 8)
     add("model.safetensors", struct.pack("<Q", len(header)) + header + b"\0\0\0\0", "none",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import conftest
-from tests.content_corpus import all_cases
+from tests.content_corpus import EXPECTED_IMPORT, all_cases
 from tests.gguf_writer import gguf_bytes, llama_like
 from tests.pins_env import PinsEnv
 
@@ -107,6 +107,9 @@ def test_pickle_case_through_once(batch, repo):
         assert rules & {("pickle_imports", "critical"), ("pickle_imports", "high"), ("not_inspected", "high")}, note
         if expected == "critical":
             assert audit[0]["severity"] == "critical" and ("pickle_imports", "critical") in rules, note
+            named = EXPECTED_IMPORT[path]  # the alert names the import and the file, both times
+            assert named in audit[0]["summary"] and path in audit[0]["summary"], (note, audit[0]["summary"])
+            assert named in move["summary"], (note, move["summary"])
     else:
         assert audit == [], (note, audit and audit[0]["summary"])
         assert move["severity"] not in HIGH, (note, move["summary"])

@@ -75,7 +75,8 @@ def test_not_yet_scanned_by_the_hub_is_said_and_never_waited_for(env, hub):
     env.once()
     f = by_kind(env)["content_flagged"]
     assert f["severity"] == "critical"
-    assert "model.safetensors imports posix.system (the Hub has not scanned it)" in f["summary"]
+    assert ("model.safetensors imports posix.system (the Hub's scan did not flag it: the Hub has not "
+            "scanned it)") in f["summary"]
 
 
 def test_clean_baseline_says_clean_and_raises_nothing(env, hub):

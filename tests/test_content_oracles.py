@@ -30,6 +30,9 @@ ORACLE_FALSE_POSITIVES = {
     "model.joblib": "fickling rates joblib.numpy_pickle.NumpyArrayWrapper overtly malicious on "
                     "sight; we follow joblib's inline array bytes and inspect the nested pickle an "
                     "object dtype would load (evil.joblib and the wrapper tests prove it)",
+    "numpy_objects.pkl": "fickling rates what numpy 2 writes for np.random.default_rng() "
+                         "(numpy.random._pickle constructors, Cython's "
+                         "__pyx_unpickle_SeedSequence) overtly malicious",
 }
 
 

@@ -127,3 +127,14 @@ def test_content_reads_spend_their_own_budget_not_the_api_one(hub, session, monk
     assert not e.value.permanent and "budget" in str(e.value)
     assert hub_session.BUDGET.snapshot().used == api_used, "content reads never spend the API budget"
     assert session.transient == 1
+
+
+def test_the_issues_caps_are_the_defaults():
+    """Issue 14's numbers: 200 files and 512 MB per check, 16 MB per file (a GGUF header's cap too)."""
+    from monitor.content.reader import ContentCaps
+    from monitor.jobs.content_check import ContentChecker
+
+    assert ContentChecker(None).limits == ContentLimits()
+    assert (ContentLimits().files, ContentLimits().check_bytes, ContentLimits().file_bytes) == (
+        200, 512 * 1024 * 1024, 16 * 1024 * 1024)
+    assert ContentCaps().header_bytes == 16 * 1024 * 1024 and ContentCaps().pickle_bytes == 1_000_000

@@ -4,6 +4,7 @@ hubwatch, round 2"): real CLI, real huggingface_hub session, Hub emulator, Slack
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 import requests
@@ -11,8 +12,10 @@ import requests
 from tests.pins_env import PinsEnv
 
 REPO = "deepset/roberta-base-squad2"
-# pytorch_model.bin is an empty dict: a clean pickle (the baseline audit inspects it)
-FILES = {"config.json": '{"model_type": "roberta"}', "pytorch_model.bin": b"\x80\x02}q\x00.", "README.md": "# squad2"}
+# a real (clean) pickle: the bytes b"pickle" do not parse as one, which the baseline audit of issue 14
+# reports as not inspected (high); these tests are about the Hub's answers, not the content
+FILES = {"config.json": '{"model_type": "roberta"}', "pytorch_model.bin": pickle.dumps({"w": [1.0]}, protocol=2),
+         "README.md": "# squad2"}
 DISABLED = "Access to this resource is disabled."
 
 

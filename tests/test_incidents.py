@@ -142,3 +142,50 @@ def test_incident_keys_fold_rises_and_old_clone_findings():
     assert keys[0] == keys[1] == keys[2] == "namespace:eleuterai"
     assert len(set(keys)) == 4
     assert incidents.incidents(found)["namespace:eleuterai"].severity == "critical"
+
+
+# --- issue 14 point 4 with the fold: a copy in an impostor namespace is judged by its content too --
+@pytest.mark.parametrize("copy", ["gpt-j-6B", "gpt-j-6b-GGUF"])
+def test_a_folded_copy_with_a_dangerous_pickle_raises_the_lookalike_naming_the_import(env, hub, slack, copy):
+    """The copy is folded into the namespace's `lookalike` finding (one incident), and its content is
+    still inspected: a critical pickle raises the lookalike to critical (a derivative alone is high)
+    and the alert names the import and the file."""
+    from tests.content_corpus import EVIL_PKL
+
+    hub.add_org("EleuterAI", fullname="Eleuter AI", created_at=now_iso(5), followers=1)
+    hub.add_repo(f"EleuterAI/{copy}", files={"pytorch_model.bin": EVIL_PKL}, created_at=now_iso(4))
+    for _ in range(3):
+        env.once()
+    found = env.findings()
+    assert {f["kind"] for f in found} == {"lookalike"}, found
+    last = found[-1]
+    assert last["severity"] == "critical" and copy in last["evidence"]["copied_repos"]
+    assert "posix.system" in last["summary"] and "pytorch_model.bin" in last["summary"], last["summary"]
+    assert any(p["dangerous"] == ["posix.system"] for c in last["evidence"]["content"].values()
+               for p in c["pickles"]), last["evidence"]
+    texts = [m["text"] for m in alerts_about(slack, "EleuterAI")]
+    assert sum("posix.system" in t for t in texts) == 1, texts
+    # one incident: no alert after the one naming the payload (the next cycles' assessments of the
+    # namespace, which read no content, do not alert again at the same risk)
+    assert "posix.system" in texts[-1] and len(found) == len(texts), texts
+    assert hub.cdn.auth_seen == []
+
+
+def test_a_payload_found_by_the_clone_watch_before_the_namespace_is_assessed_alerts_once(env, hub, slack):
+    """The clone watch may fold the copy (and find its payload) before the look-alike discovery
+    records the namespace: the discovery then adds no second alert for the same incident."""
+    from monitor.jobs.clones import scan_clones
+    from monitor.runtime import Runtime
+    from tests.content_corpus import EVIL_PKL
+
+    hub.add_org("EleuterAI", fullname="Eleuter AI", created_at=now_iso(5), followers=1)
+    hub.add_repo("EleuterAI/gpt-j-6B", files={"pytorch_model.bin": EVIL_PKL}, created_at=now_iso(4))
+    rt = Runtime.build(env.settings())
+    try:
+        scan_clones(rt)
+    finally:
+        rt.close()
+    for _ in range(2):
+        env.once()
+    texts = [m["text"] for m in alerts_about(slack, "EleuterAI")]
+    assert len(texts) == 1 and "posix.system" in texts[0], texts

@@ -61,11 +61,13 @@ _NUMPY = [
 ] + [
     "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",
     "numpy.ndarray", "numpy.dtype", "numpy.memmap", "numpy.ma.core._mareconstruct",
-    "numpy.ma.core.MaskedArray",
+    "numpy.ma.core.MaskedArray", "numpy.ma.MaskedArray",
     "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__bit_generator_ctor",
     "numpy.random._pickle.__generator_ctor", "numpy.random.mtrand.RandomState",
     "numpy.random._mt19937.MT19937", "numpy.random._pcg64.PCG64",
     "numpy.random._generator.Generator", "numpy.random.bit_generator.SeedSequence",
+    # numpy >= 2 pickles a SeedSequence (default_rng) through Cython's generated unpickler
+    "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
 ] + [f"numpy.dtypes.{t}DType" for t in (
     "Float16", "Float32", "Float64", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16",
     "UInt32", "UInt64", "Bool", "Complex64", "Complex128", "Object", "Str", "Bytes", "Void")]
@@ -110,6 +112,13 @@ _TRANSFORMERS = [
     "trl.trainer.reward_config.RewardConfig", "trl.trainer.ppo_config.PPOConfig",
     "peft.utils.peft_types.PeftType", "peft.utils.peft_types.TaskType",
     "peft.tuners.lora.config.LoraConfig",
+    # sentence-transformers >= 3 trains with Trainer and writes training_args.bin too
+    *(f"sentence_transformers.{m}.{c}" for m in ("training_args", "base.training_args")
+      for c in ("BatchSamplers", "MultiDatasetBatchSamplers")),
+    "sentence_transformers.training_args.SentenceTransformerTrainingArguments",
+    "sentence_transformers.base.training_args.BaseTrainingArguments",
+    "sentence_transformers.cross_encoder.training_args.CrossEncoderTrainingArguments",
+    "sentence_transformers.sparse_encoder.training_args.SparseEncoderTrainingArguments",
 ]
 # joblib writes arrays through its wrapper; sklearn estimators are listed class by class.
 _SKLEARN_CLASSES = {
@@ -204,6 +213,13 @@ JOBLIB_WRAPPERS: frozenset[str] = frozenset([
     "joblib.numpy_pickle.NumpyArrayWrapper",
     "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
 ])
+
+# Allowed as a class handed to an array rebuilder (how a pickled memmap names its type), but
+# calling them opens a file read-write (numpy.memmap("~/.bashrc", mode="r+") and SETITEM writes
+# into it): critical when a stream calls one or hands one to any other callable.
+CALL_DANGEROUS: frozenset[str] = frozenset(["numpy.memmap"])
+CLASS_TAKERS: frozenset[str] = frozenset(
+    ["numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct"])
 
 # copyreg's extension registry is empty in CPython; a code we cannot resolve is judged unknown.
 EXTENSION_CODES: dict[int, str] = {}

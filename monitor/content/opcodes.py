@@ -146,6 +146,13 @@ class Walker:
         return Global(name)
 
     def _called(self, func: object, args: object) -> Call:
+        if isinstance(func, Global) and func.name in allowlist.CALL_DANGEROUS:
+            self.f.forced.setdefault(func.name, None)
+        if isinstance(args, tuple) and not (
+                isinstance(func, Global) and func.name in allowlist.CLASS_TAKERS):
+            for arg in args:   # copyreg._reconstructor(cls, base, ...) calls base.__new__
+                if isinstance(arg, Global) and arg.name in allowlist.CALL_DANGEROUS:
+                    self.f.forced.setdefault(arg.name, None)
         if isinstance(func, Global) and allowlist.judge(func.name) == "nested":
             if (isinstance(args, tuple) and len(args) == 1
                     and isinstance(args[0], (bytes, bytearray))):

@@ -253,7 +253,11 @@ class _Inspection:
                 self.reason("Keras archive: not inspected (Lambda layers can carry code)")
         elif arrays and not pickles:
             self.container = "npz"
-        targets = pickles + arrays
+        # numpy.load reads any member whose bytes start with the npy magic as an array, whatever
+        # its name (np.load(f, allow_pickle=True)["weights"]): sniffed unless a torch archive
+        others = [] if pickles or self.container == "keras" else [
+            m for m in members if not m.name.lower().endswith(".npy") and not m.name.endswith("/")]
+        targets = pickles + arrays + others
         if len(targets) > self.caps.members:
             self.reason(f"{len(targets) - self.caps.members} of {len(targets)} pickle/npy "
                         f"members over the cap of {self.caps.members}")
@@ -267,6 +271,10 @@ class _Inspection:
                                        truncated=more)
                 else:
                     data, _ = zip_member_bytes(self.reader, m, _HEAD)
+                    if not m.name.lower().endswith(".npy"):
+                        if not data.startswith(b"\x93NUMPY"):
+                            continue   # numpy hands these back as bytes
+                        self.container = "npz"
                     need = _npy_header_end(data)
                     if need > len(data):
                         data, _ = zip_member_bytes(self.reader, m, min(need, cap))

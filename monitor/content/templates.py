@@ -657,6 +657,10 @@ class _Analysis:
                     self._check_attribute_args(node)
                 if isinstance(node, nodes.Test) and node.name in COMPARE_TESTS and node.args:
                     self._compare(node.node, node.args[0])
+                if isinstance(node, nodes.Filter) and node.name in ("selectattr", "rejectattr") \
+                        and len(node.args) >= 3 and self._tests_content_attribute(node):
+                    for literal in self.strings(node.args[2]):   # |selectattr('content', 'eq', 'x')
+                        self._literal(literal)
             elif isinstance(node, nodes.Compare):
                 left = node.expr
                 for op in node.ops:
@@ -716,6 +720,12 @@ class _Analysis:
                 out.append(node)
             stack.extend(reversed(list(node.iter_child_nodes())))
         return out
+
+    def _tests_content_attribute(self, node: nodes.Filter) -> bool:
+        """|selectattr/|rejectattr comparing each item's `content` (or `text`) attribute."""
+        attrs, tests = self.fold(node.args[0]), self.fold(node.args[1])
+        return (any(isinstance(a, str) and a.split(".")[-1] in ("content", "text") for a in attrs)
+                and any(isinstance(t, str) and t in COMPARE_TESTS for t in tests))
 
     def _compare(self, a: nodes.Node, b: nodes.Node) -> None:
         for content, other in ((a, b), (b, a)):

@@ -207,11 +207,42 @@ def with_content(f: Finding, report) -> Finding:
     not read) is evidence only. The fingerprint stays: one alert per copy."""
     from monitor.detect import content as dcontent
 
-    fired = [h for h in dcontent.hits(report, dcontent.SCAN_UNKNOWN)
-             if h.rule in CONTENT_RULES or (h.rule == "pickle_imports" and h.severity == "critical")]
+    fired = _fired(report)
     evidence = {**f.evidence, "content": dcontent.evidence(report, dcontent.SCAN_UNKNOWN)}
     if not fired:
         return Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint)
     severity = max_severity(f.severity, *(h.severity for h in fired))
     summary = f.summary + "; " + "; ".join(h.detail for h in fired[:2])
     return Finding(f.kind, severity, f.subject, summary, evidence, f.links, f.fingerprint)
+
+
+def _fired(report) -> list:
+    from monitor.detect import content as dcontent
+
+    return [h for h in dcontent.hits(report, dcontent.SCAN_UNKNOWN)
+            if h.rule in CONTENT_RULES or (h.rule == "pickle_imports" and h.severity == "critical")]
+
+
+def lookalike_with_content(f: Finding, reports: Mapping[str, object]) -> Finding:
+    """A namespace's `lookalike` finding with the content of the copies folded into it (issue 17's
+    one incident; `reports`: copy repo -> detect/content.ContentReport). What fires (see
+    `with_content`) raises it and is named in its summary, and — new knowledge about the same
+    incident — makes it a new alert once per copy whose content fired, even when the namespace was
+    already critical; anything else is evidence only."""
+    from monitor.detect import content as dcontent
+
+    if not reports:
+        return f
+    evidence = {**f.evidence, "content": {
+        **dict(f.evidence.get("content") or {}),
+        **{copy: dcontent.evidence(r, dcontent.SCAN_UNKNOWN) for copy, r in reports.items()}}}
+    fired = {copy: hits for copy, r in sorted(reports.items()) if (hits := _fired(r))}
+    if not fired:
+        return Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint)
+    every = [h for hits in fired.values() for h in hits]
+    severity = max_severity(f.severity, *(h.severity for h in every))
+    summary = f.summary + "; " + "; ".join(f"{copy}: {h.detail}" for copy, hits in fired.items()
+                                             for h in hits[:2])
+    key = [f.subject.lower(), severity, "content", *(c.lower() for c in fired)]
+    return Finding(f.kind, severity, f.subject, summary, evidence, f.links,
+                   fingerprint(f.kind, f.subject, key))

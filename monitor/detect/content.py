@@ -23,7 +23,7 @@ SHOWN = 5  # names listed in one rule's detail
 DIFF_CHARS = 4000  # a template diff kept in evidence
 DIFFS_KEPT = 5
 HUB_MISSED = "the Hub's scan did not flag it"
-HUB_NOT_SCANNED = "the Hub has not scanned it"
+HUB_NOT_SCANNED = HUB_MISSED + ": the Hub has not scanned it"  # the words in both cases
 SCAN_UNKNOWN: Mapping[str, str] = {"<scan not asked>": ""}  # the Hub's scan was not read (copies): no note
 
 

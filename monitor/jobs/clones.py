@@ -133,15 +133,19 @@ class _Scan:
             self.facts[key] = facts_from(self.hub.overview(name), name)
         return self.facts[key]
 
-    def content(self, m: dc.CloneMatch, stub: RepoStub, f: Finding) -> Finding:
-        """The copy's pickles judged, its templates compared with the original's (issue 14)."""
+    def report(self, m: dc.CloneMatch, stub: RepoStub):
+        """The copy's pickles judged, its templates compared with the original's (issue 14); None
+        when it could not be read (unknown, not safe: the finding keeps its namespace-based severity)."""
         try:
-            report = self.checker.copy(RepoId(m.type, m.foreign), "main", stub.files, {},
-                                       RepoId(m.type, m.original), "main", None)
-        except HubError as e:  # unknown, not safe: the finding keeps its namespace-based severity
+            return self.checker.copy(RepoId(m.type, m.foreign), "main", stub.files, {},
+                                     RepoId(m.type, m.original), "main", None)
+        except HubError as e:
             log.info("content of %s not inspected: %s", m.foreign, e)
-            return f
-        return dc.with_content(f, report)
+            return None
+
+    def content(self, m: dc.CloneMatch, stub: RepoStub, f: Finding) -> Finding:
+        report = self.report(m, stub)
+        return f if report is None else dc.with_content(f, report)
 
     def judge(self, index: dc.CloneIndex, hits: list[RepoStub]) -> tuple[list[Finding], int, bool]:
         """(new findings, matching hits, whether every hit could be judged within the budget)."""
@@ -158,7 +162,7 @@ class _Scan:
                     continue  # already part of its namespace's lookalike finding
                 if not self.afford(FOLD_COST):
                     return found, matched, False
-                found += self.fold(owner, m)
+                found += self.fold(owner, m, stub)
                 continue
             if self.rt.store.has_finding(dc.clone_fingerprint(m)):
                 continue  # one alert per foreign repo: known copies cost nothing more
@@ -176,9 +180,11 @@ class _Scan:
         return found, matched, True
 
 
-    def fold(self, owner: str, m: dc.CloneMatch) -> list[Finding]:
+    def fold(self, owner: str, m: dc.CloneMatch, stub: RepoStub) -> list[Finding]:
         """The copy joins its namespace's `lookalike` finding: the namespace is assessed with the copy
-        folded in; a risk that rises re-alerts once, naming the copy; an unchanged one alerts nothing."""
+        folded in; a risk that rises re-alerts once, naming the copy; an unchanged one alerts nothing.
+        The copy's content is inspected as a `repo_clone`'s is: a payload raises the finding (and
+        alerts once, naming the import or the template rule, even when it was critical already)."""
         self.spent += FOLD_COST
         try:
             result = lookup(owner, self.hub, self.screener, self.targets, self.now)
@@ -188,9 +194,10 @@ class _Scan:
             return []
         if not result.exists:
             return []
+        report = self.report(m, stub)
         fold_copy(self.rt.store, m, owner)  # `record` folds every copy the namespace holds
         self.folded[m.subject.lower()] = {"namespace": owner.lower()}
-        return record(self.rt, result, self.now)
+        return record(self.rt, result, self.now, {m.foreign: report} if report is not None else None)
 
 
 def _interleave(lists: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:

@@ -5,11 +5,12 @@ Shared by `hubwatch lookup`, the scan_lookalikes job and (later) the HTTP/Slack 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from monitor.detect import clones as dc
 from monitor.detect import incidents
@@ -111,16 +112,24 @@ def fold_copy(store: Any, match: dc.CloneMatch, namespace: str) -> None:
     store.set_meta(FOLDED_KEY, json.dumps(folded))
 
 
-def record(rt: "Runtime", result: LookupResult, now: datetime) -> list[Finding]:
+def record(rt: "Runtime", result: LookupResult, now: datetime,
+           content: Mapping[str, Any] | None = None) -> list[Finding]:
     """Record a judged namespace as a `lookalike` finding when it exists and is risky enough, with
-    the copies the clone watch found in it folded in (one incident, one alert); returns the
-    finding if it is new (one per namespace and risk level)."""
+    the copies the clone watch found in it folded in (one incident, one alert) and, when given,
+    what inspecting a copy's content found (`content`: copy repo -> ContentReport); returns the
+    finding if it is new (one per namespace and risk level, and per copy whose content fired)."""
     if not (result.exists and result.verdict and result.imitates):
         return []
     verdict = incidents.fold_copies_into_lookalike(result.verdict, folded_copies(rt.store, result.name))
     if not lr.worth_alerting(verdict):
         return []
     f = lr.finding(result.facts, result.imitates[0], verdict, rt.settings.hub.endpoint)
+    judged = dc.lookalike_with_content(f, content or {})
+    if judged.fingerprint != f.fingerprint and not rt.store.has_finding(f.fingerprint):
+        # the namespace's alert at this risk is yet to be sent: it is this one, naming the payload
+        # (a later assessment without content then finds it recorded: one incident, one alert)
+        judged = dataclasses.replace(judged, fingerprint=f.fingerprint)
+    f = judged
     return rt.store.record(f"namespace:{result.name.lower()}", None, [f], list(rt.sinks), now)
 
 
