@@ -335,3 +335,30 @@ def test_a_listing_that_lags_behind_a_push_never_loses_the_move(env, hub):
         assert not any("disagrees" in fb.reason for fb in first.fallbacks)
     finally:
         rt.close()
+
+
+def test_under_a_short_quota_a_listed_move_goes_before_the_sweeps(env, hub):
+    """A cycle whose window covers only a few reads spends them on the move the listing shows,
+    not on sweep reads of repos where nothing moved (those wait, at most until they are stale)."""
+    repos = [f"org/m{i}" for i in range(20)]
+    rt, clock = build(env, repos)
+    try:
+        scan_pins(rt, complete=True)
+        clock.advance(600)
+        scan_pins(rt)
+        hub.commit("org/m19", {"README.md": "pushed"})  # the last in every order but this one
+        clock.advance(600)
+        hub.rate_limit(7)  # a fresh window (6 planned): the listing, the move's 3 reads, not all 5 sweep reads
+        rt.client.budget.reset()
+        hub.clear_log()
+        report = scan_pins(rt)
+        assert report.deferred > 0, "the sweeps did not all fit"
+        assert moves(rt) == {"org/m19"}, "the move was read in this cycle"
+        assert hub.count(r"/m19/refs$") == 1
+        for _ in range(3):  # the deferred sweeps are not starved: they go first once stale
+            clock.advance(600)
+            hub.rate_limit(1000)
+            rt.client.budget.reset()
+            assert scan_pins(rt).deferred == 0
+    finally:
+        rt.close()
