@@ -153,7 +153,7 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
 
         def waits(s: Step) -> bool:
             at = parse_iso(states[s.watch.key].last_ok)
-            return s.sweep and at is not None and at > stale_before
+            return s.sweep and s.watch.key not in ahead and at is not None and at > stale_before
 
         plan_steps = sorted(steps, key=lambda s: (waits(s), order[s.watch.key]))
         pages, fallbacks = plan.pages, list(plan.fallbacks)
