@@ -114,26 +114,6 @@ def test_failures_say_whether_a_retry_may_help_and_never_show_the_signed_url(hub
     assert hub.cdn.url in text and "Signature" not in text and "?***" in text
 
 
-def test_content_reads_spend_the_resolvers_bucket_not_the_api_one(hub, session):
-    """Issue 17 (rate-limit buckets) x issue 14: content reads draw on the process's one budget in
-    its `resolvers` bucket (where the Hub meters downloads, and what `status` and /metrics show),
-    never on the api bucket that pin refs need."""
-    from monitor.hub import session as hub_session
-
-    budget = hub_session.BUDGET
-    hub.rate_limit(3, window=300, bucket="resolvers")  # the Hub says 3 a window: we plan for 95%, 2
-    api_used = budget.snapshot("api").used
-    r = session.open(REPO, "main", "pytorch_model.bin")
-    r.read(0, 10)  # the resolve (its answer tells the bucket's quota) and one range at the CDN
-    assert budget.snapshot("resolvers").used == 2 and budget.snapshot("resolvers").quota == 3
-    with pytest.raises(ContentReadError) as e:
-        session.open(REPO, "main", "config.json").read(0, 10)
-    assert not e.value.permanent and "budget" in str(e.value)
-    assert budget.snapshot("api").used == api_used, "content reads never spend the API budget"
-    assert budget.room(Priority.PINS, "api") > 0
-    assert session.transient == 1
-
-
 def test_content_reads_of_a_hub_event_draw_on_the_events_row(hub):
     """A webhook's check (client.for_events()) reads content at the lowest row too: a flood of
     events cannot spend the downloads the scheduled pin scan's content inspection needs."""
@@ -157,3 +137,23 @@ def test_a_429_on_a_download_pauses_downloads_only(hub, session):
     with pytest.raises(ContentReadError) as e:
         session.open(REPO, "main", "pytorch_model.bin").read(0, 5)
     assert "paused" in str(e.value) and len(hub.requests) == sent, "a paused bucket sends nothing"
+
+
+def test_content_reads_spend_the_resolvers_bucket_not_the_api_one(hub, session):
+    """Issue 17 (rate-limit buckets) x issue 14: content reads draw on the process's one budget in
+    its `resolvers` bucket (where the Hub meters downloads, and what `status` and /metrics show),
+    never on the api bucket that pin refs need."""
+    from monitor.hub import session as hub_session
+
+    budget = hub_session.BUDGET
+    hub.rate_limit(3, window=300, bucket="resolvers")  # the Hub says 3 a window: we plan for 95%, 2
+    api_used = budget.snapshot("api").used
+    r = session.open(REPO, "main", "pytorch_model.bin")
+    r.read(0, 10)  # the resolve (its answer tells the bucket's quota) and one range at the CDN
+    assert budget.snapshot("resolvers").used == 2 and budget.snapshot("resolvers").quota == 3
+    assert budget.room(Priority.PINS, "api") > 0
+    with pytest.raises(ContentReadError) as e:
+        session.open(REPO, "main", "config.json").read(0, 10)
+    assert not e.value.permanent and "budget" in str(e.value)
+    assert budget.snapshot("api").used == api_used, "content reads never spend the API budget"
+    assert session.transient == 1
