@@ -267,3 +267,42 @@ def test_a_recreated_repo_is_audited_again_within_its_one_alert(env, hub):
     assert [(f["kind"], f["severity"]) for f in env.findings()] == [("repo_recreated", "critical")]
     st = status(env)
     assert st["content"] == "flagged" and "posix.system" in st["content_reason"]
+
+
+def test_a_move_found_through_the_listing_is_content_inspected_on_the_resolvers_bucket(env, hub):
+    """Heads in bulk (issue 16) x content (issue 14): in a steady cycle the namespace listing shows
+    the move, the refs read confirms it, and the new pickle is inspected like any other move; the
+    downloads draw on the `resolvers` bucket, the api bucket holds only the listing and refs."""
+    from monitor.hub import session as hub_session
+    from monitor.hub.budget import Priority
+    from monitor.jobs.pins import scan_pins
+    from monitor.runtime import Runtime
+    from tests.pins_env import Clock
+
+    others = [f"acme/other{i}" for i in range(3)]
+    hub.add_repo(REPO, files={"config.json": "{}", "pytorch_model.bin": BENIGN})
+    for r in others:
+        hub.add_repo(r, files={"config.json": "{}"})
+    env.pins = [{"repo": r, "track": "main"} for r in [REPO, *others]]
+    clock = Clock()
+    rt = Runtime.build(env.settings(), clock=clock)
+    try:
+        scan_pins(rt, complete=True)  # baseline
+        clock.advance(600)
+        scan_pins(rt)  # a steady cycle: the listing is trusted from now on
+        hub.commit(REPO, {"pytorch_model.bin": EVIL})
+        clock.advance(600)
+        hub.clear_log()
+        hub_session.BUDGET.reset()
+        report = scan_pins(rt)
+        assert report.listing_pages == 1 and report.listed >= 1, "the move came through the listing"
+        worst = [s.finding for s in rt.store.findings() if s.finding.severity == "critical"]
+        assert worst and "posix.system" in worst[0].summary, [s.finding for s in rt.store.findings()]
+        downloads = hub.count(r"/resolve/")
+        assert downloads >= 1
+        buckets = hub_session.BUDGET._buckets
+        assert buckets["resolvers"].rows[Priority.PINS] == downloads + hub.cdn.requests
+        api = len([q for q in hub.requests if q.path.startswith("/api/")])
+        assert buckets["api"].rows[Priority.PINS] == api, "the api bucket admitted the listing and refs only"
+    finally:
+        rt.close()

@@ -16,6 +16,7 @@ from monitor import logs
 from monitor.config import HubSettings, Secret
 from monitor.content.reader import ContentReadError
 from monitor.hub import files
+from monitor.hub.budget import Priority
 from monitor.hub.client import HubClient
 from monitor.hub.files import ContentLimits, ContentSession
 from monitor.hub.models import RepoId
@@ -28,7 +29,6 @@ BIG = bytes(range(256)) * 4096  # 1 MiB, LFS by its extension
 
 @pytest.fixture
 def session(hub):
-    files.RESOLVERS.reset()
     hub.add_token(TOKEN, user="reader")
     hub.add_repo("acme/m", files={"pytorch_model.bin": BIG, "config.json": '{"a": 1}',
                                   "huge.bin": Virtual([(10, b"0123456789"), (5 * 10**9, None), (4, b"TAIL")])})
@@ -114,18 +114,48 @@ def test_failures_say_whether_a_retry_may_help_and_never_show_the_signed_url(hub
     assert hub.cdn.url in text and "Signature" not in text and "?***" in text
 
 
-def test_content_reads_spend_their_own_budget_not_the_api_one(hub, session, monkeypatch):
+def test_content_reads_of_a_hub_event_draw_on_the_events_row(hub):
+    """A webhook's check (client.for_events()) reads content at the lowest row too: a flood of
+    events cannot spend the downloads the scheduled pin scan's content inspection needs."""
     from monitor.hub import session as hub_session
-    from monitor.hub.budget import Budget
 
-    monkeypatch.setattr(files, "RESOLVERS", Budget(3))  # plans for 95%: 2 requests
-    api_used = hub_session.BUDGET.snapshot().used
+    hub.add_repo("acme/m", files={"config.json": '{"a": 1}'})
+    client = HubClient(HubSettings(endpoint=hub.url, retries=0)).for_events()
+    ContentSession.for_client(client).open(REPO, "main", "config.json").read(0, 5)
+    b = hub_session.BUDGET._buckets["resolvers"]
+    assert b.rows == {Priority.EVENTS: 1}, b.rows
+
+
+def test_a_429_on_a_download_pauses_downloads_only(hub, session):
+    from monitor.hub import session as hub_session
+
+    hub.spend_window(120, identity="reader", bucket="resolvers")
+    with pytest.raises(ContentReadError):
+        session.open(REPO, "main", "config.json").read(0, 5)
+    assert hub_session.STATS.paused_for("resolvers") > 0 and hub_session.STATS.paused_for("api") == 0
+    sent = len(hub.requests)
+    with pytest.raises(ContentReadError) as e:
+        session.open(REPO, "main", "pytorch_model.bin").read(0, 5)
+    assert "paused" in str(e.value) and len(hub.requests) == sent, "a paused bucket sends nothing"
+
+
+def test_content_reads_spend_the_resolvers_bucket_not_the_api_one(hub, session):
+    """Issue 17 (rate-limit buckets) x issue 14: content reads draw on the process's one budget in
+    its `resolvers` bucket (where the Hub meters downloads, and what `status` and /metrics show),
+    never on the api bucket that pin refs need."""
+    from monitor.hub import session as hub_session
+
+    budget = hub_session.BUDGET
+    hub.rate_limit(3, window=300, bucket="resolvers")  # the Hub says 3 a window: we plan for 95%, 2
+    api_used = budget.snapshot("api").used
     r = session.open(REPO, "main", "pytorch_model.bin")
-    r.read(0, 10)  # the resolve and one range
+    r.read(0, 10)  # the resolve (its answer tells the bucket's quota) and one range at the CDN
+    assert budget.snapshot("resolvers").used == 2 and budget.snapshot("resolvers").quota == 3
+    assert budget.room(Priority.PINS, "api") > 0
     with pytest.raises(ContentReadError) as e:
         session.open(REPO, "main", "config.json").read(0, 10)
     assert not e.value.permanent and "budget" in str(e.value)
-    assert hub_session.BUDGET.snapshot().used == api_used, "content reads never spend the API budget"
+    assert budget.snapshot("api").used == api_used, "content reads never spend the API budget"
     assert session.transient == 1
 
 

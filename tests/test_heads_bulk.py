@@ -296,3 +296,69 @@ def test_metrics_stale_pins_and_quota_per_bucket(env, hub):
         assert value('hubwatch_hub_quota_remaining{bucket="pages"}') == 100
     finally:
         rt.close()
+
+
+def test_a_listing_that_lags_behind_a_push_never_loses_the_move(env, hub):
+    """How long a push takes to show in a listing was never measured (docs/heads-in-bulk.md), so
+    the least convenient answer: the listing still shows the old head after the push. The move is
+    not lost — found by the cycle whose listing (or refs read) shows it — and alerted once."""
+    from dataclasses import replace
+
+    repos = [f"org/m{i}" for i in range(30)]
+    for repo in repos:
+        hub.add_repo(repo, files=FILES)
+    env.pins = [{"repo": r, "track": "main"} for r in repos]
+    settings = env.settings()
+    week = 7 * 86400.0  # sweeps of one repo a cycle, oldest first: they reach m29 in days
+    settings = replace(settings, pins=replace(settings.pins, refs_every=week, scan_every=week, metadata_every=week))
+    clock = Clock()
+    rt = Runtime.build(settings, clock=clock)
+    try:
+        scan_pins(rt, complete=True)
+        clock.advance(600)
+        scan_pins(rt)
+        stale = __import__("requests").get(f"{hub.url}/api/models", params=[
+            ("author", "org"), ("limit", "1000"), *(("expand", k) for k in ("sha", "lastModified", "createdAt",
+                                                                            "private", "gated", "disabled"))]).text
+        hub.commit("org/m29", {"README.md": "pushed"})
+        hub.respond(LISTING, 200, stale, times=1)  # the listing lags one cycle behind the push
+        clock.advance(600)
+        hub.clear_log()
+        first = scan_pins(rt)
+        assert first.ok == 30 and first.listing_pages == 1
+        assert hub.count(r"/m29/refs$") == 0 and moves(rt) == set(), "the stale listing vouched for m29"
+        clock.advance(600)
+        hub.clear_log()
+        scan_pins(rt)
+        assert hub.count(r"/m29/refs$") == 1 and moves(rt) == {"org/m29"}, "found by the cycle whose listing shows it"
+        assert len([s for s in rt.store.findings() if s.finding.kind == "ref_moved"]) == 1
+        assert not any("disagrees" in fb.reason for fb in first.fallbacks)
+    finally:
+        rt.close()
+
+
+def test_under_a_short_quota_a_listed_move_goes_before_the_sweeps(env, hub):
+    """A cycle whose window covers only a few reads spends them on the move the listing shows,
+    not on sweep reads of repos where nothing moved (those wait, at most until they are stale)."""
+    repos = [f"org/m{i}" for i in range(20)]
+    rt, clock = build(env, repos)
+    try:
+        scan_pins(rt, complete=True)
+        clock.advance(600)
+        scan_pins(rt)
+        hub.commit("org/m19", {"README.md": "pushed"})  # the last in every order but this one
+        clock.advance(600)
+        hub.rate_limit(7)  # a fresh window (6 planned): the listing, the move's 3 reads, not all 5 sweep reads
+        rt.client.budget.reset()
+        hub.clear_log()
+        report = scan_pins(rt)
+        assert report.deferred > 0, "the sweeps did not all fit"
+        assert moves(rt) == {"org/m19"}, "the move was read in this cycle"
+        assert hub.count(r"/m19/refs$") == 1
+        for _ in range(3):  # the deferred sweeps are not starved: they go first once stale
+            clock.advance(600)
+            hub.rate_limit(1000)
+            rt.client.budget.reset()
+            assert scan_pins(rt).deferred == 0
+    finally:
+        rt.close()

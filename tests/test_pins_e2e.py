@@ -382,6 +382,24 @@ def test_fail_on_exit_code(env, hub, slack):
     assert env.run("once", "--fail-on", "high").code == 0
 
 
+@pytest.mark.parametrize("kind", ["reset", "status"])
+def test_fail_on_wins_over_pins_left_unknown(env, hub, slack, kind):
+    """Exit precedence 78 > 1 > 75: a new finding at --fail-on exits 1 even when other pins stay
+    unknown (the Hub dropping or failing their requests); the unknown line is still said."""
+    other = "EleutherAI/pythia-70m"
+    hub.add_repo(REPO, files=FILES, author="EleutherAI")
+    hub.add_repo(other, files=FILES, author="EleutherAI")
+    env.pins = [{"repo": REPO, "track": "main"}, {"repo": other, "track": "main"}]
+    assert env.run("once").code == 0
+    hub.commit(REPO, {"evil.py": "x"})
+    hub.fail(r"pythia-70m", kind=kind, status=503, times=None)
+    r = env.run("once", "--fail-on", "high")
+    assert r.code == 1, r.err
+    assert "1 pins unknown after a retry" in r.err and "checked 2 pins: 1 changed, 1 unknown" in r.err, r.err
+    hub.clear_faults()
+    assert env.run("once", "--fail-on", "high").code == 0, "the finding was told; the other pin answers again"
+
+
 @pytest.mark.parametrize("pin, key", [
     ({"repo": REPO, "revision": "123"}, "pin[0].revision"),
     ({"repo": "bad repo", "track": "main"}, "pin[0].repo"),

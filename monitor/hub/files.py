@@ -6,8 +6,11 @@ range of that file. The token goes only to the Hub's own origin — never to the
 the redirect says — and a signed URL is never logged or put in an error. Every answer is read
 under byte caps (per file, per check): a CDN that ignores `Range` and sends the whole 5 GB is
 cut off at the cap like anything else. Content reads are metered apart from the API calls of a
-check (the Hub counts file downloads in its `resolvers` bucket): `_admit` is the one place a
-content request asks the budget.
+check: they draw on the process's one budget (hub/budget.py) in its `resolvers` bucket, where
+the Hub counts file downloads, at the row of the client that opened the session (a Hub event's
+check: EVENTS). `_admit` is the one place a content request asks the budget; every content
+request counts (the CDN's ranges too: more cautious than the Hub, never less), and the Hub's
+`RateLimit` answer on a resolve is taken as its word for that bucket.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from monitor.content.reader import ContentReadError
-from monitor.hub.budget import Budget
+from monitor.hub.budget import Budget, Priority
 from monitor.hub.models import RepoId
 
 MAX_FILES = 200  # files opened per check
@@ -28,9 +31,7 @@ FILE_BYTES = 16 * 1024 * 1024  # bytes fetched per file (a GGUF header's cap; pi
 READ_AHEAD = 64 * 1024  # a range request asks at least this much: headers are read in small pieces
 WINDOWS = 4  # ranges kept: an archive's directory, then its members, then back
 MAX_HOPS = 5
-# The Hub's "resolvers" bucket (file downloads), per 5 minutes; planned against like the API quota.
-RESOLVERS_QUOTA = 3000
-RESOLVERS = Budget(RESOLVERS_QUOTA)
+CONTENT_BUCKET = "resolvers"  # the Hub's bucket for file downloads (shared/HUB_API.md)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _PERMANENT = {400, 401, 403, 404, 410, 416}
 
@@ -42,11 +43,18 @@ class ContentMissing(ContentReadError):
         super().__init__(message, permanent=True)
 
 
-def _admit() -> None:
-    """One content request (a resolve or a CDN range) may go out: the one budget call of content
-    reads, so it can be pointed at whichever bucket the Hub meters downloads in."""
-    if not RESOLVERS.allow():
+def _admit(budget: Budget, priority: Priority) -> None:
+    """One content request (a resolve or a CDN range) may go out: admitted in the `resolvers`
+    bucket at the session's row, unless a 429 paused that bucket, and counted as sent (the API
+    session's hook never sees these requests)."""
+    from monitor.hub.session import STATS
+
+    paused = STATS.paused_for(CONTENT_BUCKET)
+    if paused > 0:
+        raise ContentReadError(f"Hub rate limit on downloads: paused for {paused:.0f}s", permanent=False)
+    if not budget.admit(priority, CONTENT_BUCKET):
         raise ContentReadError("download budget spent for this window", permanent=False)
+    budget.count(CONTENT_BUCKET)
 
 
 @dataclass
@@ -92,10 +100,19 @@ class ContentSession:
     resolves: int = 0
     transient: int = 0  # reads that failed in a way a later try may fix (5xx, 429, network)
     refused: int = 0  # reads the Hub refused us (gated without access, disabled): says nothing of the content
+    budget: Budget | None = None  # the process's (hub/session.BUDGET) unless given
+    priority: Priority = Priority.PINS  # the budget row the reads draw on (the opening client's)
+
+    def __post_init__(self) -> None:
+        if self.budget is None:
+            from monitor.hub.session import BUDGET
+
+            self.budget = BUDGET
 
     @classmethod
     def for_client(cls, client: Any, limits: ContentLimits | None = None) -> "ContentSession":
-        return cls(client.endpoint, client.token_headers(), client.timeout, limits or ContentLimits())
+        return cls(client.endpoint, client.token_headers(), client.timeout, limits or ContentLimits(),
+                   budget=client.budget, priority=client.priority)
 
     def files_left(self) -> int:
         return max(0, self.limits.files - self.files)
@@ -187,14 +204,19 @@ class HubFileReader:
     def _send(self, url: str, headers: dict[str, str]):
         import httpx2
 
-        _admit()
+        _admit(self._s.budget, self._s.priority)
         self.requests += 1
         self._s.requests += 1
         try:
             request = _http(self._s.timeout).build_request("GET", url, headers=headers)
-            return _http(self._s.timeout).send(request, stream=True)
+            r = _http(self._s.timeout).send(request, stream=True)
         except (httpx2.TransportError, OSError) as e:
             raise ContentReadError(f"{self.path}: download failed ({type(e).__name__})", permanent=False) from None
+        if _origin(url) == _origin(self._s.endpoint):  # the Hub's answer: its status and RateLimit count
+            from monitor.hub.session import note_answer
+
+            note_answer(r)
+        return r
 
     def _headers_for(self, url: str, extra: dict[str, str]) -> dict[str, str]:
         headers = {"Accept-Encoding": "identity", **extra}

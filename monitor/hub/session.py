@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from monitor.hub.budget import BUCKETS, Budget, bucket_of
 
@@ -140,7 +141,7 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
         if _prepared is not None:
             return
         import httpx2
-        from huggingface_hub.utils import parse_ratelimit_headers, set_client_factory
+        from huggingface_hub.utils import set_client_factory
         from huggingface_hub.utils._http import hf_request_event_hook
 
         def on_request(request: "httpx2.Request") -> None:
@@ -149,17 +150,7 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
             _thread.requests = getattr(_thread, "requests", 0) + 1
 
         def on_response(response: "httpx2.Response") -> None:
-            info = parse_ratelimit_headers(response.headers)
-            snap = None
-            if info is not None and info.resource_type in BUCKETS:
-                snap = RateLimitSnapshot(info.remaining, float(info.reset_in_seconds), info.limit,
-                                         time.monotonic(), info.resource_type)
-            STATS.on_response(response.status_code, snap, _retry_after(response.headers.get("Retry-After")),
-                              bucket_of(str(response.request.url)))
-            # Each bucket is metered on its own: the answer's RateLimit names which one it speaks of.
-            if snap is not None:
-                quota, window = bucket_policy(response.headers.get("RateLimit-Policy"), snap.bucket)
-                BUDGET.observe(snap.bucket, info.remaining, float(info.reset_in_seconds), quota, window)
+            note_answer(response)
 
         def factory() -> "httpx2.Client":
             return httpx2.Client(
@@ -180,6 +171,24 @@ def prepare(endpoint: str, pool_size: int = 32) -> None:
 
 _POLICY_QUOTA = re.compile(r"(?:^|;)\s*q\s*=\s*(\d+)\s*(?:;|$)")
 _POLICY_WINDOW = re.compile(r"(?:^|;)\s*w\s*=\s*(\d+)\s*(?:;|$)")
+
+
+def note_answer(response: Any) -> None:
+    """One answer of the Hub (API call or file read): its status and RateLimit headers, for the
+    process's STATS (reachability, a 429's pause of its bucket) and BUDGET (per bucket)."""
+    from huggingface_hub.utils import parse_ratelimit_headers
+
+    info = parse_ratelimit_headers(response.headers)
+    snap = None
+    if info is not None and info.resource_type in BUCKETS:
+        snap = RateLimitSnapshot(info.remaining, float(info.reset_in_seconds), info.limit,
+                                 time.monotonic(), info.resource_type)
+    STATS.on_response(response.status_code, snap, _retry_after(response.headers.get("Retry-After")),
+                      bucket_of(str(response.request.url)))
+    # Each bucket is metered on its own: the answer's RateLimit names which one it speaks of.
+    if snap is not None:
+        quota, window = bucket_policy(response.headers.get("RateLimit-Policy"), snap.bucket)
+        BUDGET.observe(snap.bucket, info.remaining, float(info.reset_in_seconds), quota, window)
 
 
 def bucket_policy(policy: str | None, bucket: str = "api") -> tuple[int | None, int | None]:

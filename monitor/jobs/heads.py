@@ -51,6 +51,7 @@ class Step:
     watch: RepoWatch
     action: str  # listed (no request) | refs | scan | check (the per-repo check)
     head: ListedHead | None = None
+    sweep: bool = False  # a refs or scan sweep's read: nothing was seen moving (scan_pins orders these last)
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,8 @@ def plan_cycle(client: HubClient, store: Store, settings: PinsSettings, watches:
     n = len(candidates)
     scans, rest = _oldest(candidates, states, "metadata_at", settings.scan_every, settings.every, now, n)
     sweep, rest = _oldest(rest, states, "refs_at", settings.refs_every, settings.every, now, n)
-    steps += [Step(s.watch, SCAN, s.head) for s in scans] + [Step(s.watch, REFS, s.head) for s in sweep] + rest
+    steps += [Step(s.watch, SCAN, s.head, sweep=True) for s in scans] + \
+        [Step(s.watch, REFS, s.head, sweep=True) for s in sweep] + rest
     return HeadsPlan(tuple(steps), tuple(fallbacks), pages, bulk)
 
 

@@ -10,13 +10,14 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Mapping, Sequence
 
 from monitor.detect.findings import Finding
 from monitor.detect.state import RepoState
 from monitor.detect.token import token_origin
 from monitor.detect.content import ContentState
-from monitor.detect.times import iso
+from monitor.detect.times import iso, parse_iso
 from monitor.hub.budget import Priority
 from monitor.hub.client import EventShareSpent, HubClient
 from monitor.jobs import quota
@@ -145,7 +146,16 @@ def scan_pins(rt: Runtime, *, complete: bool = False, only: set[str] | None = No
         # a repo a Hub event reported (its check deferred) gets its refs read now, whatever the listing shows
         steps = [Step(s.watch, CHECK) if s.watch.key in ahead and s.action in (LISTED, SCAN) else s
                  for s in plan.steps]
-        plan_steps = sorted(steps, key=lambda s: order[s.watch.key])
+        # Oldest last_ok first, except that a sweep's read (nothing seen moving) waits behind the
+        # reads something asked for (a listed move, a tag pin) unless its repo is already stale:
+        # under a short quota a move is found in this cycle, and no sweep waits past two cycles.
+        stale_before = rt.clock() - timedelta(seconds=2 * rt.settings.pins.every)
+
+        def waits(s: Step) -> bool:
+            at = parse_iso(states[s.watch.key].last_ok)
+            return s.sweep and s.watch.key not in ahead and at is not None and at > stale_before
+
+        plan_steps = sorted(steps, key=lambda s: (waits(s), order[s.watch.key]))
         pages, fallbacks = plan.pages, list(plan.fallbacks)
     last_ok: dict[str, str | None] = {w.key: states[w.key].last_ok for w in watches}
     del states
