@@ -324,6 +324,7 @@ def test_hub_failures_never_kill_the_daemon_nor_become_findings(env, hub, slack)
     # every Hub call fails, in the ways a Hub outage looks: 5xx, garbage, resets
     hub.fail(r"/api/models/org/alpha", status=500, times=None)
     hub.fail(r"/api/models/org/beta", kind="garbled", times=None)
+    hub.fail(r"/api/models\?author=", status=502, times=None)  # the namespace listing too: read per repo
     d.wait_scans(2)
     hub.clear_faults()
     hub.fail(r"/api/models/org/alpha", status=503, times=None)
