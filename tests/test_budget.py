@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from monitor.hub.budget import Budget
+from monitor.hub.budget import Budget, Priority
 from monitor.jobs.lookalikes import scan_lookalikes
 from monitor.jobs.pins import scan_pins
 from monitor.runtime import Runtime
@@ -23,17 +23,17 @@ def test_window_priorities_and_roll():
     t = FakeTime()
     b = Budget(100, clock=t)
     for _ in range(70):
-        assert b.allow(low_priority=True)
+        assert b.admit(Priority.LOOKALIKES)
         b.count()
-    assert not b.allow(low_priority=True), "probing stops at 70% of the window"
+    assert not b.admit(Priority.LOOKALIKES), "probing stops at 70% of the window"
     for _ in range(25):
-        assert b.allow()
+        assert b.admit(Priority.PINS)
         b.count()
-    assert not b.allow(), "nothing past 95%"
+    assert not b.admit(Priority.PINS), "nothing past 95%"
     assert b.snapshot().used == 95, "an admitted call and its request count once"
     assert 0 < b.resets_in() <= 300
     t.t += 300
-    assert b.allow(low_priority=True) and b.snapshot().used == 1  # a fresh window, this call in it
+    assert b.admit(Priority.LOOKALIKES) and b.snapshot().used == 1  # a fresh window, this call in it
 
 
 def test_concurrent_admissions_never_overshoot():
@@ -46,7 +46,7 @@ def test_concurrent_admissions_never_overshoot():
     def worker():
         barrier.wait()
         for _ in range(20):
-            if b.allow(low_priority=True):
+            if b.admit(Priority.LOOKALIKES):
                 admitted.append(1)
                 b.count()
 
@@ -60,7 +60,7 @@ def test_concurrent_admissions_never_overshoot():
 
 def test_retries_count_against_the_window():
     b = Budget(100, clock=FakeTime())
-    assert b.allow()
+    assert b.admit(Priority.PINS)
     b.count()
     b.count()  # a retry of the same call
     assert b.snapshot().used == 2
@@ -69,10 +69,10 @@ def test_retries_count_against_the_window():
 def test_hub_header_wins_when_it_says_less_remains():
     t = FakeTime()
     b = Budget(1000, clock=t)
-    b.observe(remaining=3, reset_in=60)
-    assert not b.allow() and not b.allow(low_priority=True)
+    b.observe("api", remaining=3, reset_in=60)
+    assert not b.admit(Priority.PINS) and not b.admit(Priority.LOOKALIKES)
     t.t += 61
-    assert b.allow()
+    assert b.admit(Priority.PINS)
 
 
 def test_probing_yields_to_pin_checks_and_the_hub_quota_is_never_hit(hub, slack, tmp_path):
@@ -103,14 +103,14 @@ def test_probing_yields_to_pin_checks_and_the_hub_quota_is_never_hit(hub, slack,
 def test_on_demand_lookups_have_their_own_share_and_leave_pins_their_reserve():
     t = FakeTime()
     b = Budget(1000, clock=t)
-    admitted = sum(b.allow(on_demand=True) for _ in range(400))
+    admitted = sum(b.admit(Priority.EVENTS) for _ in range(400))
     assert admitted == 100, "on-demand lookups: 10% of the window"
     for _ in range(600):
-        assert b.allow(low_priority=True)
-    assert not b.allow(on_demand=True), "nor past 70% of the window, even within their share"
-    assert sum(b.allow() for _ in range(400)) == 250, "pin checks keep everything up to 95%"
+        assert b.admit(Priority.LOOKALIKES)
+    assert not b.admit(Priority.EVENTS), "nor past 70% of the window, even within their share"
+    assert sum(b.admit(Priority.PINS) for _ in range(400)) == 250, "pin checks keep everything up to 95%"
     t.t += 300
-    assert b.allow(on_demand=True), "a new window, a new share"
+    assert b.admit(Priority.EVENTS), "a new window, a new share"
 
 
 def test_quota_before_the_first_answer_is_the_hubs_default_then_what_it_advertises():
@@ -118,9 +118,9 @@ def test_quota_before_the_first_answer_is_the_hubs_default_then_what_it_advertis
     anonymous, token, capped = Budget(clock=t, token=False), Budget(clock=t), Budget(300, clock=t)
     assert (anonymous.quota, token.quota, capped.quota) == (500, 1000, 300)
     for b in (anonymous, token, capped):
-        b.observe(remaining=2400, reset_in=200, quota=2500)  # a PRO token
+        b.observe("api", remaining=2400, reset_in=200, quota=2500)  # a PRO token
     assert (anonymous.quota, token.quota, capped.quota) == (2500, 2500, 300), "configured: the lower of the two"
-    capped.observe(remaining=90, reset_in=200, quota=100)
+    capped.observe("api", remaining=90, reset_in=200, quota=100)
     assert capped.quota == 100 and capped.snapshot().quota == 100
 
 
@@ -274,3 +274,4 @@ def test_an_event_triggered_scan_draws_on_the_events_row_and_defers_when_it_is_s
         assert pins.ok == 20, "the scheduled scan still checks every pin"
     finally:
         rt.close()
+

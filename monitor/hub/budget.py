@@ -218,16 +218,10 @@ class Budget:
             if b.hub_remaining is not None:
                 b.hub_remaining = max(0, b.hub_remaining - 1)
 
-    def observe(self, *args, **kw) -> None:
-        """The Hub's RateLimit headers of one answer: `observe(bucket, remaining, reset_in, quota,
-        window)`; the bucket may be left out (`observe(remaining, reset_in, quota)`: api)."""
-        if args and isinstance(args[0], str):
-            self._observe(*args, **kw)
-        else:
-            self._observe("api", *args, **kw)
-
-    def _observe(self, bucket: str, remaining: int, reset_in: float, quota: int | None = None,
-                 window: float | None = None) -> None:
+    def observe(self, bucket: str, remaining: int, reset_in: float, quota: int | None = None,
+                window: float | None = None) -> None:
+        """The Hub's RateLimit headers of one answer in `bucket`: requests left, seconds to the
+        reset, and the quota and window its policy advertises."""
         with self._lock:
             now = self.clock()
             b = self._bucket(bucket)
@@ -306,10 +300,6 @@ class Budget:
             if b.hub_remaining is not None:
                 left = min(left, b.hub_remaining - math.ceil(quota - ceiling))
             return max(0, left)
-
-    def allow(self, low_priority: bool = False, on_demand: bool = False) -> bool:
-        """The former two-level API: pins, low priority (look-alike probing), on demand (EVENTS)."""
-        return self.admit(Priority.EVENTS if on_demand else Priority.LOOKALIKES if low_priority else Priority.PINS)
 
     def resets_in(self, bucket: str = "api") -> float:
         with self._lock:
