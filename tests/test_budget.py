@@ -275,3 +275,24 @@ def test_an_event_triggered_scan_draws_on_the_events_row_and_defers_when_it_is_s
     finally:
         rt.close()
 
+
+def test_an_event_checks_content_reads_draw_on_the_events_row(hub, tmp_path):
+    """A Hub event's check (client.for_events()) inspects a move's pickles at the lowest row of
+    the resolvers bucket, not at the pins': a flood of events cannot spend the downloads the
+    scheduled scan's content inspection needs."""
+    from monitor.hub import session
+
+    env = PinsEnv(tmp_path, hub, None)
+    hub.add_repo("org/m", files={"config.json": "{}"})
+    env.pins = [{"repo": "org/m", "track": "main"}]
+    rt = Runtime.build(env.settings())
+    try:
+        assert scan_pins(rt, complete=True).ok == 1  # the baseline
+        hub.commit("org/m", {"pytorch_model.bin": b"\x80\x02}q\x00."})  # a move adding a (clean) pickle
+        session.BUDGET.reset()
+        report = scan_pins(rt, only={"model:org/m"}, client=rt.client.for_events())
+        assert report.ok == 1 and report.new_findings, "the move was checked and reported"
+        rows = session.BUDGET._buckets["resolvers"].rows
+        assert rows.get(Priority.EVENTS, 0) >= 1 and Priority.PINS not in rows, rows
+    finally:
+        rt.close()

@@ -88,9 +88,10 @@ def _observation(before: RepoState, result: CheckResult) -> str | None:
                        "findings": [f.fingerprint for f in result.findings]}, sort_keys=True)
 
 
-def pin_content(rt: Runtime):
-    """The per-check content inspection factory the checker calls with a repo key."""
-    checker = ContentChecker(rt.client)
+def pin_content(rt: Runtime, client: HubClient):
+    """The per-check content inspection factory the checker calls with a repo key. Its reads draw
+    on `client`'s row of the budget, the scan's own (a Hub event's check: EVENTS)."""
+    checker = ContentChecker(client)
     base = rt.settings.hub.endpoint
 
     def make(key: str) -> PinContent:
@@ -102,7 +103,7 @@ def pin_content(rt: Runtime):
 def _checkers(rt: Runtime, base: HubClient) -> dict[str, PinChecker]:
     """One checker per planned action: the per-repo check as configured; refs alone (metadata
     not due: the listing already showed identity and flags); the metadata (scan) read now."""
-    pins, endpoint, content = rt.settings.pins, rt.settings.hub.endpoint, pin_content(rt)
+    pins, endpoint, content = rt.settings.pins, rt.settings.hub.endpoint, pin_content(rt, base)
     return {CHECK: PinChecker(base, pins, endpoint, content=content),
             REFS: PinChecker(base, replace(pins, metadata_every=float("inf")), endpoint, content=content),
             SCAN: PinChecker(base, replace(pins, metadata_every=0.0), endpoint, content=content)}
