@@ -42,5 +42,5 @@ def check(refs: Sequence[Reference], screener: "Screener | None", client: "HubCl
     states = hub_state.look_up(client, ((r.type, r.repo) for r in refs if r.type != "kernel"), workers) if client else {}
     ordered = sorted(refs, key=lambda r: (r.file, r.cell or 0, r.line or 0, r.repo))
     return [Checked(r, imitated.get(r.namespace) if r.namespace else None,
-                    states.get(hub_state.key(r.type, r.repo)) if client and r.type != "kernel" else None)
+                    states.get(hub_state.key(r.type, r.repo)) if client else None)
             for r in ordered]

@@ -5,7 +5,7 @@ the repo type (fixed, or read from `repo_type=`) and, where it matters, which mo
 must come from (`evaluate.load`, not any `load`). Adding a loader is one row here and one test.
 
     name        the called name: `X.from_pretrained(...)` -> "from_pretrained", `SentenceTransformer(...)`
-    type        model | dataset | space | kernel (the default when `type_kw` is absent)
+    type        model | dataset | space | kernel (the default when `repo_type=` is absent)
     pos, kws    the repo argument: its position and keyword names (every keyword present is a reference)
     method      only `X.name(...)` counts (a bare `from_pretrained()` is someone else's)
     modules     the call must come from one of these modules (through its import, or `module.name(...)`)
@@ -32,7 +32,6 @@ class Loader:
     pos: int | None
     kws: tuple[str, ...]
     revision_kw: tuple[str, ...] = ("revision",)
-    type_kw: str | None = None
     method: bool = False
     modules: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()
@@ -59,9 +58,9 @@ LOADERS: tuple[Loader, ...] = (
     Loader("load_ip_adapter", "model", 0, _LORA, method=True),
     Loader("load_textual_inversion", "model", 0, _LORA, method=True),
     # huggingface_hub
-    Loader("hf_hub_download", "model", 0, ("repo_id",), type_kw="repo_type"),
-    Loader("snapshot_download", "model", 0, ("repo_id",), type_kw="repo_type"),
-    Loader("hf_hub_url", "model", 0, ("repo_id",), type_kw="repo_type"),
+    Loader("hf_hub_download", "model", 0, ("repo_id",)),
+    Loader("snapshot_download", "model", 0, ("repo_id",)),
+    Loader("hf_hub_url", "model", 0, ("repo_id",)),
     # datasets / evaluate
     Loader("load_dataset", "dataset", 0, ("path",), subset=(1, "name")),
     Loader("load_dataset_builder", "dataset", 0, ("path",), subset=(1, "name")),

@@ -161,14 +161,19 @@ def _boundary(lines: list[str], at: int) -> int:
 
 
 def parse_tree(source: bytes | str, file: str, where: str = "") -> ast.Module | Problem:
+    return _parse(source, file, where)[0]
+
+
+def _parse(source: bytes | str, file: str, where: str) -> tuple[ast.Module | Problem, int | None]:
+    """(the tree or the Problem, the line of a syntax error)."""
     try:
         with warnings.catch_warnings():  # "invalid escape sequence" in someone's code is not our news
             warnings.simplefilter("ignore")
-            return ast.parse(source, filename=file)
+            return ast.parse(source, filename=file), None
     except SyntaxError as e:
-        return Problem(file, f"{where}not valid Python (line {e.lineno}: {e.msg})")
+        return Problem(file, f"{where}not valid Python (line {e.lineno}: {e.msg})"), e.lineno
     except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, absurd nesting
-        return Problem(file, f"{where}not parsed ({type(e).__name__}: {str(e)[:80]})")
+        return Problem(file, f"{where}not parsed ({type(e).__name__}: {str(e)[:80]})"), None
 
 
 MAX_PREFIX_TRIES = 8
@@ -179,17 +184,9 @@ def parse_readable(source: bytes | str, file: str, where: str = "") -> tuple[ast
     statements before the error when there are some (`Trainer(model=model, ...)` pseudo-code in
     the middle of a docs notebook cell must not hide the real loads above it): what could be read
     is reported, and the rest is still an uninspected entry."""
-    tree = parse_tree(source, file, where)
+    tree, bad = _parse(source, file, where)  # bad: the syntax error's line (None: nothing partial to read)
     if not isinstance(tree, Problem):
         return tree, None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(source, filename=file)
-    except SyntaxError as e:
-        bad = e.lineno
-    except Exception:  # noqa: BLE001 - NUL bytes, nesting: nothing partial to read
-        return None, tree
     text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
     lines = _NEWLINE.split(text)
     if not bad or bad < 2:

@@ -162,7 +162,7 @@ def _files(path: str, problems: list[Problem]) -> Iterator[tuple[str, bool]]:
                         yield entry.path, False
                 elif entry.is_file(follow_symlinks=False):
                     yield entry.path, False
-                elif suffix_of(entry.name) in READERS or not entry.is_dir(follow_symlinks=False):
+                else:  # FIFO, socket, device (directories were taken above)
                     problems.append(Problem(entry.path, "not a regular file: skipped", skipped=True))
             except (OSError, ValueError):
                 continue
