@@ -116,7 +116,7 @@ class Store:
     def touch_states(self, keys: Sequence[str], at: str, now: datetime) -> None:
         """Many repos answered with nothing changed (heads in bulk): `checked_at` and `last_ok`
         set to `at`, in one transaction."""
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             _repos.touch_states(self.db, list(keys), at, now)
 
     def findings(self, kind: str | None = None,
@@ -229,11 +229,11 @@ class Store:
 
     def mark_sink_dead(self, sink: str, identity: str, answer: str, now: datetime) -> bool:
         """True when the sink was not already dead for this receiver (log it once)."""
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             return _dead.mark(self.db, sink, identity, answer, now)
 
     def clear_sink_dead(self, sink: str | None = None) -> int:
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             return _dead.clear(self.db, sink)
 
     def outbox_by_sink(self) -> dict[tuple[str, str], int]:
@@ -243,13 +243,13 @@ class Store:
     def redeliver(self, fingerprints: Sequence[str] | None = None) -> int:
         """Re-queue dead letters (of these findings, or all) and forget every dead-sink mark: the
         operator says the cause is fixed."""
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             n = _dead.requeue(self.db, fingerprints, _outbox._back_to_pending())
             _dead.clear(self.db)
             return n
 
     def prune_sent(self, before: datetime) -> int:
-        with self._lock, self.db.atomic():
+        with self._lock, write(self.db):
             return _dead.prune_sent(self.db, before)
 
     # --- job bookkeeping ------------------------------------------------------------------------
