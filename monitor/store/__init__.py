@@ -244,7 +244,7 @@ class Store:
         """Re-queue dead letters (of these findings, or all) and forget every dead-sink mark: the
         operator says the cause is fixed."""
         with self._lock, write(self.db):
-            n = _dead.requeue(self.db, fingerprints, _outbox._back_to_pending())
+            n = _outbox.requeue_dead(self.db, fingerprints=fingerprints)
             _dead.clear(self.db)
             return n
 

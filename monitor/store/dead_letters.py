@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
 
 from sqlite_utils import Database
 
@@ -63,19 +62,6 @@ def clear(db: Database, sink: str | None = None) -> int:
 def counts_by_sink(db: Database) -> dict[tuple[str, str], int]:
     """(sink, state) -> rows."""
     return {(r[0], r[1]): r[2] for r in db.execute("SELECT sink, state, count(*) FROM outbox GROUP BY sink, state")}
-
-
-def requeue(db: Database, fingerprints: Sequence[str] | None, back_to_pending: str) -> int:
-    """Dead rows of these findings (None: every dead row, reports included) become due at once."""
-    sql = f"""UPDATE outbox SET {back_to_pending}, attempts = 0, next_attempt_at = created_at,
-                 dead_at = NULL, claim_token = NULL, claimed_until = NULL WHERE state = 'dead'"""
-    params: list[Any] = []
-    if fingerprints is not None:
-        if not fingerprints:
-            return 0
-        sql += f" AND finding_id IN (SELECT id FROM findings WHERE fingerprint IN ({','.join('?' * len(fingerprints))}))"
-        params += list(fingerprints)
-    return db.execute(sql, params).rowcount
 
 
 def prune_sent(db: Database, before: datetime) -> int:

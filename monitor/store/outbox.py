@@ -23,7 +23,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlite_utils import Database
 
@@ -234,8 +234,9 @@ def dead_letters(db: Database) -> list[OutboxItem]:
     return [_item(r) for r in db.query(f"{_SELECT} WHERE o.state = 'dead' ORDER BY o.id")]
 
 
-def requeue_dead(db: Database, sink: str | None = None) -> int:
-    """Operator action: give dead rows a fresh start.
+def requeue_dead(db: Database, sink: str | None = None, fingerprints: Sequence[str] | None = None) -> int:
+    """Operator action: give dead rows a fresh start (those of `sink`, and of the findings with
+    these `fingerprints`; None: every one, reports included).
 
     Attempts are reset so the retry policy gets its full budget again (otherwise one transient
     failure would dead-letter the row straight away); ``last_error`` is kept for the record. The
@@ -249,6 +250,11 @@ def requeue_dead(db: Database, sink: str | None = None) -> int:
     if sink is not None:
         sql += " AND sink = ?"
         params.append(sink)
+    if fingerprints is not None:
+        if not fingerprints:
+            return 0
+        sql += f" AND finding_id IN (SELECT id FROM findings WHERE fingerprint IN ({','.join('?' * len(fingerprints))}))"
+        params += list(fingerprints)
     return db.execute(sql, params).rowcount
 
 
