@@ -81,10 +81,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in config_warnings(settings):  # no ExecStartPre=check-config: the journal shows them here
         life.warning(line)
     from monitor.daemon import Daemon
-    from monitor.secrets_check import secret_file_warnings
-
-    for warning in secret_file_warnings(settings.secret_files):
-        life.warning(warning)
 
     return Daemon(settings, config_mod.config_path(args.config), args).run()
 
@@ -102,11 +98,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """
     settings = _settings(args)
     from monitor.config_warnings import warnings as config_warnings
-    from monitor.secrets_check import secret_file_warnings
 
     print(f"{settings.path}: ok — {len(settings.pin)} pin(s), sinks: {', '.join(settings.sink_names())}, "
           f"state: {settings.state_path}, token: {'set' if settings.hub.token else 'none'}")
-    for line in [*config_warnings(settings), *secret_file_warnings(settings.secret_files)]:
+    for line in config_warnings(settings):
         print(f"hubwatch: warning: {line}", file=sys.stderr)
     return EXIT_OK
 

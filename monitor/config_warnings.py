@@ -1,6 +1,6 @@
 """`hubwatch check-config` warnings: valid settings that are likely a surprise. One line each,
-naming the file and the key; never an error (exit stays 0). Secret-file permission warnings live
-in their own module."""
+naming the file and the key; never an error (exit stays 0). Secret-file permission warnings come
+from secrets_check and end the list."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import tomllib
 from typing import Mapping
 
 from monitor.config import Settings
+from monitor.secrets_check import secret_file_warnings
 
 # Secrets a config may hold inline (the others can only come from files).
 INLINE_SECRETS = (("slack", "webhook_url"), ("webhook", "url"))
@@ -25,13 +26,12 @@ def warnings(settings: Settings, env: Mapping[str, str] | None = None) -> list[s
     out += [f"{where}: {section}.{key}: a secret written inline in a config readable by group/others "
             f"(mode {mode:04o}): use {key}_file (a systemd credential) or chmod 600 the config"
             for section, key, mode in _inline_secrets(settings)]
-    sinks = settings.slack_webhook_url is not None or settings.webhook_url is not None
-    if not sinks and (env.get("INVOCATION_ID") or env.get("JOURNAL_STREAM")):
+    if settings.sink_names() == ("stdout",) and (env.get("INVOCATION_ID") or env.get("JOURNAL_STREAM")):
         out.append(f"{where}: slack.webhook_url: no [slack] or [webhook] sink: under systemd, alerts go to "
                    "stdout (the journal) only, where nobody is paged")
     out += [f"{where}: {key}: a bare number is read as seconds; write it with its unit (e.g. \"30s\", \"10m\")"
             for key in settings.bare_durations]
-    return out
+    return out + secret_file_warnings(settings.secret_files, env)
 
 
 def _loopback(host: str) -> bool:
