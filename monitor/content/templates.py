@@ -33,7 +33,7 @@ import posixpath
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
@@ -824,16 +824,15 @@ def _lines(text: str) -> list[str]:
     return out
 
 
-def _diff(old: Mapping[str, str], new: Mapping[str, str]) -> str:
-    out: list[str] = []
-    for name in sorted(set(old) | set(new)):
-        a, b = old.get(name), new.get(name)
-        if a == b:
-            continue
-        lines = difflib.unified_diff(_lines(a or ""), _lines(b or ""),
+def _name_diff(name: str, a: str | None, b: str | None) -> list[str]:
+    """The unified diff of one template (one line of context), computed once per changed name."""
+    return list(difflib.unified_diff(_lines(a or ""), _lines(b or ""),
                                      f"a/{name}" if a is not None else "/dev/null",
-                                     f"b/{name}" if b is not None else "/dev/null", n=1, lineterm="")
-        out.extend(visible(line, MAX_DIFF_LINE) for line in lines)
+                                     f"b/{name}" if b is not None else "/dev/null", n=1, lineterm=""))
+
+
+def _diff(per_name: Sequence[list[str]]) -> str:
+    out = [visible(line, MAX_DIFF_LINE) for lines in per_name for line in lines]
     text, kept = "", 0
     for line in out:
         if len(text) + len(line) + 1 > MAX_DIFF_CHARS:
@@ -843,13 +842,13 @@ def _diff(old: Mapping[str, str], new: Mapping[str, str]) -> str:
     return text
 
 
-def _change_detail(a: str | None, b: str | None) -> str:
+def _change_detail(a: str | None, b: str | None, lines: Sequence[str]) -> str:
     if a is None:
         return f"template added ({len(b or ''):,} characters)"
     if b is None:
         return "template removed"
     plus = minus = 0
-    for line in difflib.unified_diff(_lines(a), _lines(b), n=0, lineterm=""):
+    for line in lines:  # context lines do not count: the same +/- lines whatever the context size
         if line.startswith("+") and not line.startswith("+++"):
             plus += 1
         elif line.startswith("-") and not line.startswith("---"):
@@ -884,10 +883,13 @@ def compare_templates(old: Mapping[str, str] | None, new: Mapping[str, str]) -> 
     if old is not None:
         if dict(old) == dict(new):
             return TemplateVerdict(hits=(), diff="", not_inspected=None)
+        per_name = []
         for name in sorted(set(old) | set(new)):
             if old.get(name) != new.get(name):
-                hits.append(TemplateHit(CHANGED, "medium", name, _change_detail(old.get(name), new.get(name))))
-        diff = _diff(old, new)
+                lines = _name_diff(name, old.get(name), new.get(name))
+                per_name.append(lines)
+                hits.append(TemplateHit(CHANGED, "medium", name, _change_detail(old.get(name), new.get(name), lines)))
+        diff = _diff(per_name)
         changed = {name: text for name, text in new.items() if old.get(name) != text}
         old_facts = _merge(_analyse_all(old)[0].values())
     else:

@@ -208,8 +208,8 @@ class HubFileReader:
         self.requests += 1
         self._s.requests += 1
         try:
-            request = _http(self._s.timeout).build_request("GET", url, headers=headers)
-            r = _http(self._s.timeout).send(request, stream=True)
+            http = _http(self._s.timeout)
+            r = http.send(http.build_request("GET", url, headers=headers), stream=True)
         except (httpx2.TransportError, OSError) as e:
             raise ContentReadError(f"{self.path}: download failed ({type(e).__name__})", permanent=False) from None
         if _origin(url) == _origin(self._s.endpoint):  # the Hub's answer: its status and RateLimit count

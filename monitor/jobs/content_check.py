@@ -30,10 +30,6 @@ REFUSED = "the Hub refused the downloads (gated without access, or disabled): co
 GGUF_EXT = ".gguf"
 
 
-def _name(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
-
-
 def _lower(path: str) -> str:
     return path.lower()
 
