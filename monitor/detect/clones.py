@@ -11,7 +11,7 @@ legitimate ones, so it is low, or medium when its namespace is new and unverifie
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
@@ -210,10 +210,9 @@ def with_content(f: Finding, report) -> Finding:
     fired = _fired(report)
     evidence = {**f.evidence, "content": dcontent.evidence(report, dcontent.SCAN_UNKNOWN)}
     if not fired:
-        return Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint)
-    severity = max_severity(f.severity, *(h.severity for h in fired))
-    summary = f.summary + "; " + "; ".join(h.detail for h in fired[:2])
-    return Finding(f.kind, severity, f.subject, summary, evidence, f.links, f.fingerprint)
+        return replace(f, evidence=evidence)
+    return replace(f, severity=max_severity(f.severity, *(h.severity for h in fired)), evidence=evidence,
+                   summary=f.summary + "; " + "; ".join(h.detail for h in fired[:2]))
 
 
 def _fired(report) -> list:
@@ -238,11 +237,11 @@ def lookalike_with_content(f: Finding, reports: Mapping[str, object]) -> Finding
         **{copy: dcontent.evidence(r, dcontent.SCAN_UNKNOWN) for copy, r in reports.items()}}}
     fired = {copy: hits for copy, r in sorted(reports.items()) if (hits := _fired(r))}
     if not fired:
-        return Finding(f.kind, f.severity, f.subject, f.summary, evidence, f.links, f.fingerprint)
+        return replace(f, evidence=evidence)
     every = [h for hits in fired.values() for h in hits]
     severity = max_severity(f.severity, *(h.severity for h in every))
     summary = f.summary + "; " + "; ".join(f"{copy}: {h.detail}" for copy, hits in fired.items()
                                              for h in hits[:2])
     key = [f.subject.lower(), severity, "content", *(c.lower() for c in fired)]
-    return Finding(f.kind, severity, f.subject, summary, evidence, f.links,
-                   fingerprint(f.kind, f.subject, key))
+    return replace(f, severity=severity, summary=summary, evidence=evidence,
+                   fingerprint=fingerprint(f.kind, f.subject, key))
