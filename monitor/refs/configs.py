@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from collections import defaultdict, deque
 from dataclasses import replace
 from functools import lru_cache
@@ -33,7 +32,7 @@ from typing import Any, Iterator
 import yaml
 
 from monitor.refs import legacy
-from monitor.refs.model import Parsed, Problem, Reference, Unresolved, is_hub_id
+from monitor.refs.model import NotRegular, Parsed, Problem, Reference, Unresolved, is_hub_id, read_regular
 from monitor.refs.python import _FILE_SUFFIXES, PACKAGED_BUILDERS, ignores
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -225,15 +224,11 @@ def _include_keys(path: str) -> dict[str, str] | None:
     """The top-level string keys of an included YAML file (read once per scan process: a template
     serves dozens of tasks); None when it is not a readable regular file of at most 2 MB."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-        with open(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            raw = fh.read(2_000_001)
+        raw = read_regular(path, 2_000_000)
         if len(raw) > 2_000_000:
             return None
         doc = yaml.compose(raw, Loader=_LOADER)
-    except (OSError, yaml.YAMLError, RecursionError, ValueError):
+    except (NotRegular, OSError, yaml.YAMLError, RecursionError, ValueError):
         return None
     if not isinstance(doc, yaml.MappingNode):
         return None

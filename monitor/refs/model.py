@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 
 SHA = re.compile(r"^[0-9a-fA-F]{40}\Z")
@@ -77,3 +79,18 @@ class Parsed:
     references: tuple[Reference, ...] = ()
     unresolved: tuple[Unresolved, ...] = ()
     problems: tuple[Problem, ...] = ()
+
+
+class NotRegular(Exception):
+    """A path that is not a regular file (a FIFO, a socket, a device): never read."""
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of a regular file (more than `limit` says it is too big). Opened
+    non-blocking, so a FIFO swapped in after the walk never blocks the open; fstat then refuses it
+    (NotRegular). OSError as open and read raise it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(path)
+        return fh.read(limit + 1)

@@ -13,12 +13,11 @@ to a few seconds. What cannot be read or parsed becomes a Problem and the walk g
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from monitor.refs import configs, notebook, python
-from monitor.refs.model import Parsed, Problem, Reference, Unresolved
+from monitor.refs.model import NotRegular, Parsed, Problem, Reference, Unresolved, read_regular
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
                        "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"})
@@ -98,12 +97,9 @@ def suffix_of(file: str) -> str:
 def read(file: str, suffix: str) -> Parsed:
     limit, triggers, parser = READERS[suffix]
     try:
-        # O_NONBLOCK: a FIFO swapped in after the walk must not block the open; fstat then refuses it
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-        with open(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return Parsed(problems=(Problem(file, "not a regular file: skipped", skipped=True),))
-            raw = fh.read(limit + 1)
+        raw = read_regular(file, limit)
+    except NotRegular:
+        return Parsed(problems=(Problem(file, "not a regular file: skipped", skipped=True),))
     except OSError as e:
         return Parsed(problems=(Problem(file, f"cannot read: {e.strerror or e}"),))
     if len(raw) > limit:
