@@ -281,7 +281,7 @@ class Scanner:
         self.imported: dict[str, str] = {}  # name -> what it was imported as ("" = conflicting imports)
         self._aliases: dict[bytes, None] = {}
         self.env = Env()
-        self.refs: list[tuple[Reference, int]] = []      # (reference, the line of its call) before filtering
+        self.refs: list[Reference] = []      # before filtering out what the code saves to
         self.unresolved: list[Unresolved] = []
         self.saved: set[str] = set()                     # names the code saves to
         self.saved_exprs: set[str] = set()               # expressions it saves to (`args.output_dir`)
@@ -312,7 +312,7 @@ class Scanner:
             node, ctx, parent = self._functions.pop(0)
             self._function(node, ctx, parent)
         refs = []
-        for ref, _ in self.refs:
+        for ref in self.refs:
             if ref.repo in self.saved:
                 continue  # the code saves to this name: a local directory
             refs.append(ref)
@@ -628,22 +628,24 @@ class Scanner:
                                 revision_expr=revision_expr, source=value.source, ambiguous=ambiguous,
                                 candidates=len(value.values), subset=subset, remote_code=remote), ctx, call)
 
+    @staticmethod
+    def _waived(ctx: _Ctx, line: int, call: ast.AST | None) -> tuple[str, ...]:
+        """Conditions an inline `# hubwatch: ignore[...]` waives, on the line or the call's first or last."""
+        lines = {line, getattr(call, "lineno", line), getattr(call, "end_lineno", line)}
+        return tuple(sorted(frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))))
+
     def _add(self, ref: Reference, ctx: _Ctx, call: ast.AST | None) -> None:
-        if ctx.ignored:
-            lines = {ref.line, getattr(call, "lineno", ref.line), getattr(call, "end_lineno", ref.line)}
-            waived = frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))
-            if waived:
-                ref = replace(ref, suppressed=tuple(sorted(waived)))
+        waived = self._waived(ctx, ref.line, call) if ctx.ignored else ()
+        if waived:
+            ref = replace(ref, suppressed=waived)
         if ctx.file_line is not None:
             ref = replace(ref, file_line=_file_line(ctx, ref.line))
-        self.refs.append((ref, getattr(call, "lineno", ref.line)))
+        self.refs.append(ref)
 
     def _unresolved(self, line: int, name: str, why: str, ctx: _Ctx, call: ast.AST, expr: str | None = None,
                     remote: bool = False) -> None:
-        lines = {line, getattr(call, "lineno", line), getattr(call, "end_lineno", line)}
-        waived = frozenset().union(*(ctx.ignored.get(n, frozenset()) for n in lines))
         self.unresolved.append(Unresolved(self.file, line, name, why, ctx.cell, _file_line(ctx, line),
-                                          tuple(sorted(waived)), remote))
+                                          self._waived(ctx, line, call), remote))
         self._unresolved_exprs.append(expr)
 
     def _revision(self, call: ast.Call, row: loaders.Loader, env: Env) -> tuple[str | None, str | None]:
