@@ -188,7 +188,7 @@ class _Inspection:
     def _streams_from(self, src: _Source, start: int, label: str, *, legacy_ok: bool = False,
                       truncated: bool = False, count_max: int = _MAX_STREAMS) -> None:
         """Pickles back to back from `start` to the end of the region (or 5 for legacy)."""
-        pos, budget, count, legacy = start, self.caps.pickle_bytes, 0, False
+        pos, budget, count = start, self.caps.pickle_bytes, 0
         memo: dict[int, object] = {}   # shared: a reader may load() them with one Unpickler
         while True:
             walker = Walker(src.fetch, src.size, budget, self.f, window=src.window, memo=memo)
@@ -208,7 +208,7 @@ class _Inspection:
             budget -= walker.parsed
             count += 1
             if count == 1 and legacy_ok and value == LEGACY_MAGIC and type(value) is int:
-                legacy, count_max = True, 5
+                count_max = 5
                 self.container = "legacy"
             pos = end
             if count >= count_max:   # legacy: raw storages follow; npy: numpy reads one pickle
